@@ -1,0 +1,397 @@
+"""C flush conditions, parsed by pycparser and translated into a ``Formula``.
+
+A flush condition is C over two 64-bit SPTE values, ``old_spte`` and ``new_spte``.
+Values are typed as either a truth value (a ``Formula``) or a 64-bit word whose bits
+are each a ``Formula`` or unknown (``None``). The SPTE words know exactly the bits
+the model has, at the positions of the chosen layout (domain.md section 2); every
+other bit (pfn, permissions the model does not track) is unknown, and a rule whose
+truth depends on an unknown bit is rejected, never guessed. Masks are words too, and
+may be symbolic: ``shadow_accessed_mask`` is zero when A/D bits are disabled.
+
+Kernel helpers (``is_dirty_spte`` and friends) are expanded into their meaning in
+the model, as the kernel defines them, e.g. ``is_dirty_spte(s)`` is ``s.D`` with A/D
+bits and ``s.W`` without.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from checker import formula as F
+from checker.errors import InputError
+from checker.formula import Formula
+from checker.model import BIT_POSITIONS, Layout
+
+SPTE_NAMES = ("old_spte", "new_spte")
+WIDTH = 64
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an expression's text starts: file (or ``--expr``), line and column."""
+
+    source: str
+    line: int = 1
+    column: int = 1
+
+    def at(self, line: int, column: int) -> str:
+        """The position of (line, column) of the expression, in the source."""
+        if line <= 1:
+            return f"{self.source}:{self.line}:{self.column + max(column, 1) - 1}"
+        return f"{self.source}:{self.line + line - 1}:{column}"
+
+
+class CExprError(InputError):
+    """The expression is not C we understand. The message names the position."""
+
+
+@dataclass(frozen=True)
+class Word:
+    """A 64-bit value: bit i is a Formula, or None where the model does not know it."""
+
+    bits: tuple[Formula | None, ...]
+
+    @staticmethod
+    def const(value: int) -> Word:
+        return Word(tuple(F.Const(bool(value >> i & 1)) for i in range(WIDTH)))
+
+    @staticmethod
+    def single(position: int, value: Formula) -> Word:
+        return Word(tuple(value if i == position else F.FALSE for i in range(WIDTH)))
+
+
+Value = Formula | Word
+
+
+# --- the vocabulary -----------------------------------------------------------------
+
+
+def _spte_word(which: F.Which, layout: Layout) -> Word:
+    at = {pos: F.Bit(which, field) for field, pos in BIT_POSITIONS[layout].items()}
+    return Word(tuple(at.get(i) for i in range(WIDTH)))
+
+
+def _mask(field: str, value: Formula = F.TRUE) -> Callable[[Layout], Word]:
+    return lambda layout: Word.single(BIT_POSITIONS[layout][field], value)
+
+
+AD = F.AdEnabled()
+
+#: mask names: the bit(s) they cover in the model
+MASKS: dict[str, Callable[[Layout], Word]] = {
+    "PT_WRITABLE_MASK": _mask("writable"),
+    "shadow_mmu_writable_mask": _mask("mmu_writable"),
+    "SPTE_MMU_WRITEABLE": _mask("mmu_writable"),
+    "SPTE_MMU_WRITABLE": _mask("mmu_writable"),
+    "shadow_host_writable_mask": _mask("host_writable"),
+    "SPTE_HOST_WRITEABLE": _mask("host_writable"),
+    "SPTE_HOST_WRITABLE": _mask("host_writable"),
+    "SPTE_MMU_PRESENT_MASK": _mask("present"),
+    # zero when the MMU does not use hardware A/D bits
+    "shadow_accessed_mask": _mask("accessed", AD),
+    "shadow_dirty_mask": _mask("dirty", AD),
+    "PT_ACCESSED_MASK": _mask("accessed"),
+    "PT_DIRTY_MASK": _mask("dirty"),
+}
+
+
+def _bit(which: F.Which, field: str) -> Formula:
+    return F.Bit(which, field)
+
+
+#: one-SPTE predicates, as the kernel defines them, in model terms
+PREDICATES: dict[str, Callable[[F.Which], Formula]] = {
+    "is_writable_pte": lambda s: _bit(s, "writable"),
+    "is_mmu_writable_spte": lambda s: _bit(s, "mmu_writable"),
+    "is_shadow_present_pte": lambda s: _bit(s, "present"),
+    "is_accessed_spte": lambda s: F.or_(
+        F.and_(AD, _bit(s, "accessed")), F.and_(F.not_(AD), F.not_(_bit(s, "access_tracked")))
+    ),
+    "is_dirty_spte": lambda s: F.or_(
+        F.and_(AD, _bit(s, "dirty")), F.and_(F.not_(AD), _bit(s, "writable"))
+    ),
+    "is_access_track_spte": lambda s: F.and_(F.not_(AD), _bit(s, "access_tracked")),
+    "spte_ad_enabled": lambda s: AD,
+    # older names: both host- and MMU-writable
+    "spte_can_locklessly_be_made_writable": lambda s: F.and_(
+        _bit(s, "host_writable"), _bit(s, "mmu_writable")
+    ),
+    "spte_is_locklessly_modifiable": lambda s: F.and_(
+        _bit(s, "host_writable"), _bit(s, "mmu_writable")
+    ),
+}
+
+#: calls that are the identity on their argument
+TRANSPARENT = ("likely", "unlikely", "READ_ONCE")
+#: two-SPTE helpers of v3.x/v4.x: (old, new, mask)
+BIT_HELPERS = ("spte_is_bit_cleared", "spte_is_bit_changed")
+CONSTANT_MAKERS = ("BIT_ULL", "BIT")
+BOOLEANS = {"true": F.TRUE, "false": F.FALSE}
+
+KNOWN_NAMES: tuple[str, ...] = tuple(
+    sorted(
+        {*SPTE_NAMES, *MASKS, *PREDICATES, *TRANSPARENT, *BIT_HELPERS, *CONSTANT_MAKERS, *BOOLEANS}
+    )
+)
+
+
+# --- parsing ------------------------------------------------------------------------
+
+_PRELUDE = (
+    "typedef unsigned long long u64; typedef _Bool bool; "
+    "int __checker_rule(u64 old_spte, u64 new_spte) { return (\n"
+)
+_PRELUDE_LINES = _PRELUDE.count("\n")
+_EPILOGUE = "\n); }\n"
+
+_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
+
+
+def strip_comments(text: str) -> str:
+    """Blank out C comments, keeping every other character (and newline) in place."""
+    return _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+
+
+def parse(text: str, origin: Origin, layout: Layout = "x86") -> Formula:
+    """Translate the C expression ``text`` to a Formula over ``old_spte``/``new_spte``."""
+    from pycparser import c_parser
+    from pycparser.c_parser import ParseError
+
+    body = strip_comments(text)
+    if not body.strip():
+        raise CExprError(f"{origin.at(1, 1)}: the flush condition is empty")
+    source = _PRELUDE + body + _EPILOGUE
+    try:
+        ast = c_parser.CParser().parse(source, filename="<rule>")
+    except ParseError as exc:
+        raise CExprError(_parse_error(str(exc), origin)) from None
+    function = ast.ext[-1]
+    expression = function.body.block_items[0].expr
+    return _Translator(origin, layout).truth(expression)
+
+
+def _parse_error(message: str, origin: Origin) -> str:
+    # pycparser: "<rule>:LINE:COL: before: TOKEN"
+    m = re.match(r"<rule>:(\d+):(\d+): (.*)", message)
+    if not m:
+        return f"{origin.at(1, 1)}: not a C expression ({message})"
+    line = int(m.group(1)) - _PRELUDE_LINES
+    if line > 0 and m.group(3).startswith("before: ;") or line < 1:
+        return f"{origin.at(max(line - 1, 1), 1)}: the C expression is incomplete"
+    detail = m.group(3).replace("before:", "syntax error before")
+    return f"{origin.at(line, int(m.group(2)))}: {detail}"
+
+
+class _Translator:
+    def __init__(self, origin: Origin, layout: Layout) -> None:
+        self.origin = origin
+        self.layout = layout
+
+    # -- errors
+    def _where(self, node: object) -> str:
+        coord = getattr(node, "coord", None)
+        if coord is None or coord.line is None:
+            return self.origin.at(1, 1)
+        return self.origin.at(coord.line - _PRELUDE_LINES, coord.column or 1)
+
+    def fail(self, node: object, message: str) -> CExprError:
+        return CExprError(f"{self._where(node)}: {message}")
+
+    def unknown(self, node: object, name: str) -> CExprError:
+        guess = difflib.get_close_matches(name, KNOWN_NAMES, n=1, cutoff=0.6)
+        hint = f"; did you mean '{guess[0]}'?" if guess else ""
+        return self.fail(node, f"unknown identifier '{name}'{hint}")
+
+    # -- conversions
+    def truth(self, node: object) -> Formula:
+        """The C truth value of ``node`` (non-zero)."""
+        value = self.value(node)
+        if isinstance(value, Word):
+            return self._nonzero(node, value)
+        return value
+
+    def word(self, node: object) -> Word:
+        value = self.value(node)
+        if isinstance(value, Word):
+            return value
+        # a truth value used as an integer is 0 or 1
+        return Word((value,) + (F.FALSE,) * (WIDTH - 1))
+
+    def _nonzero(self, node: object, value: Word) -> Formula:
+        unknown = [i for i, b in enumerate(value.bits) if b is None]
+        if unknown:
+            raise self.fail(
+                node,
+                "the condition depends on SPTE bits the model does not have "
+                f"(bit {_ranges(unknown)}); mask it with a known mask "
+                f"(modelled {self.layout} bits: {_modelled(self.layout)})",
+            )
+        return F.or_(*cast(tuple[Formula, ...], value.bits))
+
+    # -- the translation proper
+    def value(self, node: object) -> Value:
+        from pycparser import c_ast
+
+        match node:
+            case c_ast.BinaryOp(op="&&"):
+                return F.and_(self.truth(node.left), self.truth(node.right))
+            case c_ast.BinaryOp(op="||"):
+                return F.or_(self.truth(node.left), self.truth(node.right))
+            case c_ast.BinaryOp(op="&" | "|" | "^"):
+                return self._bitwise(node.op, self.word(node.left), self.word(node.right))
+            case c_ast.BinaryOp(op="==" | "!="):
+                equal = self._equal(node, self.word(node.left), self.word(node.right))
+                return equal if node.op == "==" else F.not_(equal)
+            case c_ast.BinaryOp(op="<<"):
+                return Word.const(self._integer(node.left) << self._integer(node.right))
+            case c_ast.UnaryOp(op="!"):
+                return F.not_(self.truth(node.expr))
+            case c_ast.UnaryOp(op="~"):
+                w = self.word(node.expr)
+                return Word(tuple(None if b is None else F.not_(b) for b in w.bits))
+            case c_ast.TernaryOp():
+                cond = self.truth(node.cond)
+                a, b = self.word(node.iftrue), self.word(node.iffalse)
+                return Word(
+                    tuple(
+                        None if x is None or y is None
+                        else F.or_(F.and_(cond, x), F.and_(F.not_(cond), y))
+                        for x, y in zip(a.bits, b.bits, strict=True)
+                    )
+                )
+            case c_ast.Cast():
+                return self.value(node.expr)
+            case c_ast.Constant(type="int"):
+                return Word.const(self._integer(node))
+            case c_ast.ID(name=name):
+                return self._identifier(node, name)
+            case c_ast.FuncCall():
+                return self._call(node)
+        what = type(node).__name__
+        if isinstance(node, (c_ast.BinaryOp, c_ast.UnaryOp)):
+            what = f"operator '{node.op}'"
+        raise self.fail(node, f"unsupported construct in a flush condition: {what}")
+
+    def _identifier(self, node: object, name: str) -> Value:
+        if name in SPTE_NAMES:
+            return _spte_word(cast(F.Which, name.removesuffix("_spte")), self.layout)
+        if name in MASKS:
+            return MASKS[name](self.layout)
+        if name in BOOLEANS:
+            return BOOLEANS[name]
+        if name in PREDICATES or name in BIT_HELPERS or name in CONSTANT_MAKERS:
+            raise self.fail(node, f"'{name}' is a function: call it")
+        raise self.unknown(node, name)
+
+    def _call(self, node: object) -> Value:
+        from pycparser import c_ast
+
+        call = cast(c_ast.FuncCall, node)
+        if not isinstance(call.name, c_ast.ID):
+            raise self.fail(node, "only calls of named helpers are understood")
+        name = call.name.name
+        args = list(call.args.exprs) if call.args is not None else []
+
+        def arity(n: int) -> None:
+            if len(args) != n:
+                raise self.fail(node, f"'{name}' takes {n} argument(s), got {len(args)}")
+
+        if name in PREDICATES:
+            arity(1)
+            return PREDICATES[name](self._spte_argument(name, args[0]))
+        if name in TRANSPARENT:
+            arity(1)
+            return self.value(args[0])
+        if name in CONSTANT_MAKERS:
+            arity(1)
+            n = self._integer(args[0])
+            if not 0 <= n < WIDTH:
+                raise self.fail(args[0], f"{name}({n}) is outside a 64-bit SPTE")
+            return Word.const(1 << n)
+        if name in BIT_HELPERS:
+            arity(3)
+            old, new, mask = (self.word(a) for a in args)
+            if name == "spte_is_bit_cleared":
+                return F.and_(
+                    self._nonzero(node, self._bitwise("&", old, mask)),
+                    F.not_(self._nonzero(node, self._bitwise("&", new, mask))),
+                )
+            changed = self._bitwise("&", self._bitwise("^", old, new), mask)
+            return self._nonzero(node, changed)
+        if name in SPTE_NAMES or name in MASKS or name in BOOLEANS:
+            raise self.fail(node, f"'{name}' is not a function")
+        raise self.unknown(call.name, name)
+
+    def _spte_argument(self, helper: str, node: object) -> F.Which:
+        from pycparser import c_ast
+
+        while isinstance(node, c_ast.Cast):
+            node = node.expr
+        if isinstance(node, c_ast.ID) and node.name in SPTE_NAMES:
+            return cast(F.Which, node.name.removesuffix("_spte"))
+        if isinstance(node, c_ast.ID):
+            raise self.unknown(node, node.name)
+        raise self.fail(node, f"'{helper}' takes old_spte or new_spte")
+
+    def _integer(self, node: object) -> int:
+        from pycparser import c_ast
+
+        if isinstance(node, c_ast.Constant) and node.type == "int":
+            digits = node.value.rstrip("uUlL")
+            try:
+                return int(digits, 0) if not re.fullmatch(r"0[0-7]+", digits) else int(digits, 8)
+            except ValueError:
+                raise self.fail(node, f"not an integer constant: {node.value}") from None
+        value = self.value(node)
+        if isinstance(value, Word) and all(isinstance(b, F.Const) for b in value.bits):
+            return sum(1 << i for i, b in enumerate(value.bits) if b == F.TRUE)
+        raise self.fail(node, "expected an integer constant")
+
+    @staticmethod
+    def _bitwise(op: str, a: Word, b: Word) -> Word:
+        def one(x: Formula | None, y: Formula | None) -> Formula | None:
+            if op == "&":
+                if x == F.FALSE or y == F.FALSE:
+                    return F.FALSE
+                return None if x is None or y is None else F.and_(x, y)
+            if op == "|":
+                if x == F.TRUE or y == F.TRUE:
+                    return F.TRUE
+                return None if x is None or y is None else F.or_(x, y)
+            return None if x is None or y is None else F.not_(F.iff(x, y))
+
+        return Word(tuple(one(x, y) for x, y in zip(a.bits, b.bits, strict=True)))
+
+    def _equal(self, node: object, a: Word, b: Word) -> Formula:
+        pairs = list(zip(a.bits, b.bits, strict=True))
+        unknown = [i for i, (x, y) in enumerate(pairs) if x is None or y is None]
+        if unknown:
+            raise self.fail(
+                node,
+                "the comparison depends on SPTE bits the model does not have "
+                f"(bit {_ranges(unknown)}); mask both sides with known masks",
+            )
+        return F.and_(*(F.iff(cast(Formula, x), cast(Formula, y)) for x, y in pairs))
+
+
+def _modelled(layout: Layout) -> str:
+    abbreviation = F.FIELD_ABBREVIATIONS
+    positions = sorted((pos, field) for field, pos in BIT_POSITIONS[layout].items())
+    return ", ".join(f"{pos} {abbreviation[field]}" for pos, field in positions)
+
+
+def _ranges(bits: list[int]) -> str:
+    spans: list[str] = []
+    start = prev = bits[0]
+    for b in [*bits[1:], None]:
+        if b is not None and b == prev + 1:
+            prev = b
+            continue
+        spans.append(str(start) if start == prev else f"{start}-{prev}")
+        if b is not None:
+            start = prev = b
+    return ", ".join(spans)

@@ -1,0 +1,158 @@
+"""A flush rule's meaning: a Boolean formula over the old and new SPTE.
+
+This is what a C expression (``checker.cexpr``) translates to, and what both
+semantics evaluate: :func:`evaluate` works in any ``Logic``, so the same formula
+decides a concrete step and builds the SMT transition relation.
+
+Atoms are the model's SPTE fields of the old or new SPTE (:class:`Bit`) and the
+gfn's A/D configuration (:class:`AdEnabled`). Kernel helpers such as
+``is_dirty_spte`` are not atoms: the translator expands them into these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from checker.logic import Logic
+from checker.model import SPTE_FIELDS, Spte
+
+B = TypeVar("B")
+
+Which = Literal["old", "new"]
+
+
+@dataclass(frozen=True, order=True)
+class Const:
+    value: bool
+
+
+@dataclass(frozen=True, order=True)
+class Bit:
+    """Field ``field`` of the old or new SPTE."""
+
+    spte: Which
+    field: str
+
+    def __post_init__(self) -> None:
+        if self.field not in SPTE_FIELDS:
+            raise ValueError(f"unknown SPTE field {self.field!r}")
+
+
+@dataclass(frozen=True, order=True)
+class AdEnabled:
+    """``spte_ad_enabled()``: the MMU uses hardware Accessed/Dirty bits."""
+
+
+@dataclass(frozen=True)
+class Not:
+    arg: Formula
+
+
+@dataclass(frozen=True)
+class And:
+    args: tuple[Formula, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    args: tuple[Formula, ...]
+
+
+Formula = Const | Bit | AdEnabled | Not | And | Or
+
+TRUE = Const(True)
+FALSE = Const(False)
+
+
+def not_(f: Formula) -> Formula:
+    if isinstance(f, Const):
+        return Const(not f.value)
+    if isinstance(f, Not):
+        return f.arg
+    return Not(f)
+
+
+def and_(*fs: Formula) -> Formula:
+    args: list[Formula] = []
+    for f in fs:
+        if f == FALSE:
+            return FALSE
+        if f == TRUE:
+            continue
+        args.extend(f.args if isinstance(f, And) else (f,))
+    if not args:
+        return TRUE
+    return args[0] if len(args) == 1 else And(tuple(args))
+
+
+def or_(*fs: Formula) -> Formula:
+    args: list[Formula] = []
+    for f in fs:
+        if f == TRUE:
+            return TRUE
+        if f == FALSE:
+            continue
+        args.extend(f.args if isinstance(f, Or) else (f,))
+    if not args:
+        return FALSE
+    return args[0] if len(args) == 1 else Or(tuple(args))
+
+
+def iff(a: Formula, b: Formula) -> Formula:
+    return or_(and_(a, b), and_(not_(a), not_(b)))
+
+
+def evaluate(f: Formula, logic: Logic[B], old: Spte[B], new: Spte[B], ad_enabled: B) -> B:
+    """``f`` on (old, new) in ``logic``."""
+    match f:
+        case Const(value):
+            return logic.const(value)
+        case Bit(spte, field):
+            value: B = getattr(old if spte == "old" else new, field)
+            return value
+        case AdEnabled():
+            return ad_enabled
+        case Not(arg):
+            return logic.not_(evaluate(arg, logic, old, new, ad_enabled))
+        case And(args):
+            return logic.and_(*(evaluate(a, logic, old, new, ad_enabled) for a in args))
+        case Or(args):
+            return logic.or_(*(evaluate(a, logic, old, new, ad_enabled) for a in args))
+    raise TypeError(f"not a formula: {f!r}")
+
+
+#: short names of the SPTE fields, as in the domain brief
+FIELD_ABBREVIATIONS: dict[str, str] = {
+    "present": "P",
+    "writable": "W",
+    "mmu_writable": "MW",
+    "host_writable": "HW",
+    "accessed": "A",
+    "dirty": "D",
+    "access_tracked": "AT",
+}
+
+
+def render(f: Formula) -> str:
+    """``f`` in model terms, e.g. ``MW(old) && !MW(new)``."""
+
+    def go(f: Formula, parent: str) -> str:
+        match f:
+            case Const(value):
+                return "true" if value else "false"
+            case Bit(spte, field):
+                return f"{FIELD_ABBREVIATIONS[field]}({spte})"
+            case AdEnabled():
+                return "AD"
+            case Not(arg):
+                return "!" + go(arg, "!")
+            case And(args):
+                text = " && ".join(go(a, "&&") for a in args)
+                return f"({text})" if parent in ("!",) else text
+            case Or(args):
+                text = " || ".join(go(a, "||") for a in args)
+                return f"({text})" if parent in ("!", "&&") else text
+        raise TypeError(f"not a formula: {f!r}")
+
+    return go(f, "")

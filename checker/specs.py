@@ -1,0 +1,181 @@
+"""Rules as data: ``specs/rules/<name>.toml``, one file per rule.
+
+A rule file holds the rule's name (its file name), its flush condition as C text
+(the single place a rule is written), where it comes from, and its expected
+verdict for every property::
+
+    name = "new"
+    expression = "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)"
+    summary = "..."
+
+    [origin]
+    kernels = "v6.13+"
+    commit = "081976992f43"
+    function = "leaf_spte_change_needs_tlb_flush()"
+    file = "arch/x86/kvm/mmu/spte.h"
+
+    [expect]
+    stale_w = "holds"
+    ...
+
+Loading validates every file and names the file and field of any problem.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from checker import cexpr
+from checker import formula as F
+from checker.errors import InputError
+from checker.logic import Logic
+from checker.model import PROPERTY_BY_NAME, Spte
+
+B = TypeVar("B")
+
+RULES_DIRECTORY = "rules"
+VERDICTS = ("holds", "violated")
+ORIGIN_KEYS = ("kernels", "commit", "function", "file", "note")
+_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+
+
+class SpecError(InputError):
+    """A malformed rule file."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A flush rule: ``mmu_spte_update`` flushes iff ``formula(old, new)``."""
+
+    name: str
+    expression: str
+    formula: F.Formula
+    summary: str = ""
+    origin: dict[str, str] = field(default_factory=dict)
+    expected: dict[str, str] = field(default_factory=dict)
+    #: the spec file and the line of its expression (None for ad-hoc rules)
+    path: Path | None = None
+    line: int = 1
+
+    def decide(self, logic: Logic[B], old: Spte[B], new: Spte[B], ad_enabled: B) -> B:
+        return F.evaluate(self.formula, logic, old, new, ad_enabled)
+
+
+def rules_directory(specs: Path) -> Path:
+    return specs / RULES_DIRECTORY
+
+
+def load_rules(specs: Path) -> dict[str, Rule]:
+    """Every rule under ``specs/rules``, by name."""
+    directory = rules_directory(specs)
+    if not directory.is_dir():
+        raise SpecError(
+            f"{directory}: no such directory; run from the project root or pass --specs DIR"
+        )
+    rules = {}
+    for path in sorted(directory.glob("*.toml")):
+        rule = load_rule(path)
+        rules[rule.name] = rule
+    if not rules:
+        raise SpecError(f"{directory}: no rule files (*.toml)")
+    return rules
+
+
+def load_rule(path: Path) -> Rule:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: invalid TOML: {exc}") from None
+
+    def fail(key: str, problem: str) -> SpecError:
+        return SpecError(f"{path}: field '{key}': {problem}")
+
+    unknown = sorted(set(data) - {"name", "expression", "summary", "origin", "expect"})
+    if unknown:
+        raise fail(unknown[0], "unknown field (fields: name, expression, summary, origin, expect)")
+    name = _string(data, "name", fail)
+    if not _NAME.fullmatch(name):
+        raise fail("name", f"{name!r} is not a rule name (lowercase letters, digits, '-', '_')")
+    if name != path.stem:
+        raise fail("name", f"{name!r} differs from the file name; rename one to match")
+    expression = _string(data, "expression", fail)
+    summary = _string(data, "summary", fail, required=False)
+    origin = _table(data, "origin", fail, required=False)
+    for key, value in origin.items():
+        if key not in ORIGIN_KEYS:
+            raise fail(f"origin.{key}", f"unknown field (fields: {', '.join(ORIGIN_KEYS)})")
+        if not isinstance(value, str):
+            raise fail(f"origin.{key}", "must be a string")
+    expect = _table(data, "expect", fail, required=True)
+    for key, value in expect.items():
+        if key not in PROPERTY_BY_NAME:
+            raise fail(f"expect.{key}", f"unknown property (properties: {', '.join(PROPERTY_BY_NAME)})")
+        if value not in VERDICTS:
+            raise fail(f"expect.{key}", f"expected 'holds' or 'violated', got {value!r}")
+    missing = [p for p in PROPERTY_BY_NAME if p not in expect]
+    if missing:
+        raise fail(f"expect.{missing[0]}", "missing: every property needs an expected verdict")
+
+    line, column = _expression_position(text)
+    formula = cexpr.parse(expression, cexpr.Origin(str(path), line, column))
+    return Rule(
+        name=name,
+        expression=expression,
+        formula=formula,
+        summary=summary,
+        origin=dict(origin),
+        expected={p: expect[p] for p in PROPERTY_BY_NAME},
+        path=path,
+        line=line,
+    )
+
+
+def _string(data: dict[str, Any], key: str, fail: Any, required: bool = True) -> str:
+    if key not in data:
+        if required:
+            raise fail(key, "missing")
+        return ""
+    value = data[key]
+    if not isinstance(value, str):
+        raise fail(key, "must be a string")
+    if required and not value.strip():
+        raise fail(key, "is empty")
+    return value
+
+
+def _table(data: dict[str, Any], key: str, fail: Any, required: bool) -> dict[str, Any]:
+    if key not in data:
+        if required:
+            raise fail(key, "missing")
+        return {}
+    value = data[key]
+    if not isinstance(value, dict):
+        raise fail(key, "must be a table")
+    return value
+
+
+def _expression_position(text: str) -> tuple[int, int]:
+    """Line and column where the expression's text starts in the TOML source."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        m = re.match(r"\s*expression\s*=\s*('''|\"\"\"|'|\")", line)
+        if m:
+            column = m.end() + 1
+            if len(m.group(1)) == 3 and not line[m.end():].strip():
+                # a multi-line string starting with a newline: TOML drops that newline
+                return number + 1, 1
+            return number, column
+    return 1, 1
+
+
+def adhoc_rule(expression: str, name: str = "expr") -> Rule:
+    """A rule given on the command line (``--expr``); no expectations."""
+    formula = cexpr.parse(expression, cexpr.Origin("--expr"))
+    return Rule(name=name, expression=expression, formula=formula)
