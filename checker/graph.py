@@ -1,0 +1,151 @@
+"""Counterexample traces as networkx graphs, and their files.
+
+A trace of k steps is a ``DiGraph`` on nodes ``0..k`` (steps, not states: a trace
+may revisit a state). Every attribute is a scalar so that GraphML can hold it:
+
+* node: ``step``, every gfn/SPTE field, ``tlb_vcpu<i>`` (``none``/``ro``/``rw``),
+  ``spte`` (hex, x86 layout), ``violation`` (the property fails here);
+* edge ``(i-1, i)``: ``operation``, ``vcpu`` (absent for host-side operations),
+  the operation's parameters, ``kernel_function``, ``kernel_path``,
+  ``flush_policy``, the rule's decision (``rule_consulted``, ``rule_flush``,
+  ``old_spte``, ``new_spte``), ``tlb_flush`` (every TLB was flushed) and
+  ``violation``;
+* graph: ``schema``, rule, expression, property, vCPUs, depth, versions and the
+  command that reproduces the trace.
+
+Files are node-link JSON (``edges="edges"``, sorted keys) and GraphML, written
+atomically, byte-identical for the same trace and versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from checker import semantics
+from checker.model import GFN_FIELDS, SPTE_FIELDS, Kind
+from checker.trace import Trace, spte_hex
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+SCHEMA = "checker.counterexample/1"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a trace comes from; recorded in its files."""
+
+    expression: str
+    command: str
+    checker_version: str
+    z3_version: str
+
+
+def state_attributes(state: semantics.State) -> dict[str, Any]:
+    attrs: dict[str, Any] = {f: getattr(state.gfn.spte, f) for f in SPTE_FIELDS}
+    attrs.update({f: getattr(state.gfn, f) for f in GFN_FIELDS})
+    attrs.update({f"tlb_vcpu{v}": t.label for v, t in enumerate(state.tlbs)})
+    attrs["spte"] = spte_hex(state)
+    return attrs
+
+
+def step_attributes(step: semantics.Step) -> dict[str, Any]:
+    op = step.action.operation
+    out = step.outcome
+    attrs: dict[str, Any] = {
+        "operation": op.name,
+        "title": op.title,
+        "kernel_function": op.function,
+        "kernel_path": op.path,
+        "flush_policy": op.flush.value,
+        "rule_consulted": out.rule_consulted,
+        "rule_flush": out.rule_flush if out.rule_consulted else False,
+        "old_spte": spte_hex(step.before),
+        "new_spte": spte_hex(step.after),
+        "tlb_flush": out.flush,
+    }
+    if step.action.vcpu is not None:
+        attrs["vcpu"] = step.action.vcpu
+    attrs.update({f"param_{name}": value for name, value in step.action.params})
+    return attrs
+
+
+def trace_graph(trace: Trace, provenance: Provenance) -> nx.DiGraph:
+    import networkx as nx
+
+    g = nx.DiGraph()
+    g.graph.update(
+        schema=SCHEMA,
+        rule=trace.rule_name,
+        expression=provenance.expression,
+        property=trace.prop.name,
+        property_title=trace.prop.title,
+        property_statement=trace.prop.statement,
+        vcpus=trace.vcpus,
+        depth=trace.depth,
+        checker_version=provenance.checker_version,
+        z3_version=provenance.z3_version,
+        command=provenance.command,
+    )
+    last = trace.depth
+    state_property = trace.prop.kind is Kind.STATE
+    for i, state in enumerate(trace.states):
+        g.add_node(i, step=i, **state_attributes(state), violation=state_property and i == last)
+    for i, step in enumerate(trace.steps, start=1):
+        g.add_edge(i - 1, i, **step_attributes(step), violation=not state_property and i == last)
+    return g
+
+
+def node_link_json(g: nx.DiGraph) -> str:
+    import networkx as nx
+
+    data = nx.node_link_data(g, edges="edges")
+    return json.dumps(data, sort_keys=True, indent=2) + "\n"
+
+
+def graphml_text(g: nx.DiGraph) -> str:
+    import networkx as nx
+
+    return "\n".join(nx.generate_graphml(g)) + "\n"
+
+
+def counterexample_stem(trace: Trace) -> str:
+    return f"{trace.prop.name}-{trace.vcpus}vcpus"
+
+
+def write_counterexample(g: nx.DiGraph, directory: Path, stem: str) -> list[Path]:
+    """Write ``stem.json`` and ``stem.graphml`` under ``directory``, each atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix, text in ((".json", node_link_json(g)), (".graphml", graphml_text(g))):
+        path = directory / f"{stem}{suffix}"
+        write_atomically(path, text)
+        written.append(path)
+    return written
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``:
+    a reader sees the old file or the new one, never half of one."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        # mkstemp creates 0600; give the file the mode a plain open() would
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
