@@ -53,7 +53,7 @@ def shortest_counterexample(
     enc: Encoding, prop: Property, max_depth: int, budget: Budget
 ) -> BmcResult:
     """The canonical shortest trace violating ``prop``, searching up to ``max_depth`` steps."""
-    solver = new_solver(budget)
+    solver = new_solver(budget, enc.context)
     states: list[SymState] = [enc.state(0)]
     actions: list[SymAction] = []
     solver.add(enc.init(states[0]))
@@ -69,7 +69,7 @@ def shortest_counterexample(
             bad = enc.bad_step(prop, step)
         else:
             continue
-        goal = z3.Bool(f"bad@{depth}")
+        goal = z3.Bool(f"bad@{depth}", ctx=enc.context)
         solver.add(z3.Implies(goal, bad))
         answer = check(solver, goal)
         if answer is Answer.UNKNOWN:
@@ -109,7 +109,7 @@ def _least_model(
     fixed = [goal]
     names = count()
     for bit in _choice_bits(enc, initial, actions):
-        zero = z3.Bool(f"choose@{next(names)}")
+        zero = z3.Bool(f"choose@{next(names)}", ctx=enc.context)
         solver.add(z3.Implies(zero, z3.Not(bit)))
         answer = check(solver, *fixed, zero)
         if answer is Answer.UNKNOWN:
@@ -117,7 +117,7 @@ def _least_model(
         if answer is Answer.SAT:
             fixed.append(zero)
         else:
-            one = z3.Bool(f"choose@{next(names)}")
+            one = z3.Bool(f"choose@{next(names)}", ctx=enc.context)
             solver.add(z3.Implies(one, bit))
             fixed.append(one)
     if check(solver, *fixed) is not Answer.SAT:

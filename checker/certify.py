@@ -23,7 +23,7 @@ import z3
 from checker import semantics
 from checker.bmc import SmtTrace
 from checker.encode import Encoding
-from checker.errors import InternalError
+from checker.errors import CheckerError, InternalError
 from checker.invariant import Invariant
 from checker.model import FlushRule, Kind, Property
 from checker.smt import Answer, Budget, check, new_solver
@@ -59,21 +59,31 @@ def certify(enc: Encoding, prop: Property, invariant: Invariant, budget: Budget)
         "consecution": z3.And(now, step.formula, z3.Not(after)),
         "safety": z3.And(now, bad),
     }
-    solver = new_solver(budget)
+    solver = new_solver(budget, enc.context)
     answers: dict[str, Answer] = {}
     for name, query in queries.items():
-        lit = z3.Bool(f"certify_{name}")
+        lit = z3.Bool(f"certify_{name}", ctx=enc.context)
         solver.add(z3.Implies(lit, query))
         answers[name] = check(solver, lit)
         solver.add(z3.Not(lit))
     return Certificate(enc.vcpus, **answers)
 
 
-def replay(rule: FlushRule, rule_name: str, prop: Property, smt: SmtTrace) -> Trace:
-    """Replay ``smt`` through the step function; a ``Trace`` if it checks out."""
+def replay(
+    rule: FlushRule,
+    rule_name: str,
+    prop: Property,
+    smt: SmtTrace,
+    error: type[CheckerError] = InternalError,
+) -> Trace:
+    """Replay ``smt`` through the step function; a ``Trace`` if it checks out.
 
-    def fail(message: str) -> InternalError:
-        return InternalError(f"counterexample for {prop.name} failed to replay: {message}")
+    A mismatch raises ``error``: an internal error for a trace the solver just gave,
+    an input error for a trace read from a file.
+    """
+
+    def fail(message: str) -> CheckerError:
+        return error(f"counterexample for {prop.name} failed to replay: {message}")
 
     start = smt.states[0]
     if start not in semantics.initial_states(start.vcpus):

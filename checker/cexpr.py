@@ -19,7 +19,7 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from checker import formula as F
 from checker.errors import InputError
@@ -158,7 +158,6 @@ def strip_comments(text: str) -> str:
 
 def parse(text: str, origin: Origin, layout: Layout = "x86") -> Formula:
     """Translate the C expression ``text`` to a Formula over ``old_spte``/``new_spte``."""
-    from pycparser import c_parser
     from pycparser.c_parser import ParseError
 
     body = strip_comments(text)
@@ -166,24 +165,62 @@ def parse(text: str, origin: Origin, layout: Layout = "x86") -> Formula:
         raise CExprError(f"{origin.at(1, 1)}: the flush condition is empty")
     source = _PRELUDE + body + _EPILOGUE
     try:
-        ast = c_parser.CParser().parse(source, filename="<rule>")
+        ast = _parser().parse(source, filename="<rule>")
     except ParseError as exc:
-        raise CExprError(_parse_error(str(exc), origin)) from None
+        raise CExprError(_parse_error(str(exc), origin, body)) from None
     function = ast.ext[-1]
     expression = function.body.block_items[0].expr
     return _Translator(origin, layout).truth(expression)
 
 
-def _parse_error(message: str, origin: Origin) -> str:
-    # pycparser: "<rule>:LINE:COL: before: TOKEN"
-    m = re.match(r"<rule>:(\d+):(\d+): (.*)", message)
+def _parser() -> Any:
+    """pycparser's parser, made to say where an invalid expression starts.
+
+    pycparser 3 reports "Invalid expression" without a position; the token it was
+    looking at is the position. This uses two private methods, so it falls back
+    to the plain message if they ever change.
+    """
+    from pycparser import c_parser
+
+    class Parser(c_parser.CParser):  # type: ignore[misc]
+        def _parse_error(self, msg: str, coord: Any) -> Any:
+            if isinstance(coord, str):
+                try:
+                    token = self._peek()
+                    if token is not None:
+                        coord = self._tok_coord(token)
+                except Exception:  # the private API moved: keep pycparser's message
+                    pass
+            return super()._parse_error(msg, coord)
+
+    return Parser()
+
+
+def _parse_error(message: str, origin: Origin, body: str) -> str:
+    # "<rule>:LINE:COL: message" or "<rule>: message"
+    m = re.match(r"<rule>(?::(\d+)(?::(\d+))?)?: (.*)", message, re.DOTALL)
     if not m:
         return f"{origin.at(1, 1)}: not a C expression ({message})"
+    detail = m.group(3).strip()
+    if m.group(1) is None:
+        return f"{origin.at(1, 1)}: not a C expression ({detail})"
     line = int(m.group(1)) - _PRELUDE_LINES
-    if line > 0 and m.group(3).startswith("before: ;") or line < 1:
-        return f"{origin.at(max(line - 1, 1), 1)}: the C expression is incomplete"
-    detail = m.group(3).replace("before:", "syntax error before")
-    return f"{origin.at(line, int(m.group(2)))}: {detail}"
+    column = int(m.group(2) or 1)
+    lines = body.splitlines() or [""]
+    if line > len(lines) or line < 1:
+        # the parser ran into our epilogue: the expression itself did not end well
+        opened, closed = body.count("("), body.count(")")
+        problem = (
+            "unbalanced ')'" if closed > opened
+            else "missing ')'" if opened > closed
+            else "the C expression is incomplete"
+        )
+        return f"{origin.at(len(lines), len(lines[-1]) + 1)}: {problem}"
+    if detail.startswith("before: "):
+        detail = f"syntax error before '{detail.removeprefix('before: ')}'"
+    elif detail == "Invalid expression":
+        detail = "syntax error: expected an expression"
+    return f"{origin.at(line, column)}: {detail}"
 
 
 class _Translator:
@@ -202,7 +239,9 @@ class _Translator:
         return CExprError(f"{self._where(node)}: {message}")
 
     def unknown(self, node: object, name: str) -> CExprError:
-        guess = difflib.get_close_matches(name, KNOWN_NAMES, n=1, cutoff=0.6)
+        guess = difflib.get_close_matches(name, KNOWN_NAMES, n=1, cutoff=0.6) or [
+            known for known in KNOWN_NAMES if known.startswith(name)
+        ][:1]
         hint = f"; did you mean '{guess[0]}'?" if guess else ""
         return self.fail(node, f"unknown identifier '{name}'{hint}")
 
@@ -265,7 +304,7 @@ class _Translator:
                 )
             case c_ast.Cast():
                 return self.value(node.expr)
-            case c_ast.Constant(type="int"):
+            case c_ast.Constant() if _is_integer(node):
                 return Word.const(self._integer(node))
             case c_ast.ID(name=name):
                 return self._identifier(node, name)
@@ -340,7 +379,7 @@ class _Translator:
     def _integer(self, node: object) -> int:
         from pycparser import c_ast
 
-        if isinstance(node, c_ast.Constant) and node.type == "int":
+        if isinstance(node, c_ast.Constant) and _is_integer(node):
             digits = node.value.rstrip("uUlL")
             try:
                 return int(digits, 0) if not re.fullmatch(r"0[0-7]+", digits) else int(digits, 8)
@@ -376,6 +415,11 @@ class _Translator:
                 f"(bit {_ranges(unknown)}); mask both sides with known masks",
             )
         return F.and_(*(F.iff(cast(Formula, x), cast(Formula, y)) for x, y in pairs))
+
+
+def _is_integer(node: Any) -> bool:
+    """pycparser types integer literals by suffix: 'int', 'unsigned long long int', ..."""
+    return str(node.type).endswith("int")
 
 
 def _modelled(layout: Layout) -> str:

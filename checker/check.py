@@ -20,6 +20,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+import z3
+
 from checker import bmc, spacer
 from checker.certify import Certificate, certify, replay
 from checker.encode import Encoding
@@ -89,7 +91,10 @@ def check_property(
     # search with few vCPUs first and lift; if the lifted invariant is not inductive
     # at n, search again with n
     for searched in dict.fromkeys((min(n, LIFT_FROM), n)):
-        found = spacer.prove(encoding(searched), prop, options.budget)
+        # Spacer's search depends on the order z3 terms were created in, so it
+        # gets a context of its own, built the same way every time: the same
+        # invariant whatever ran before in this process
+        found = spacer.prove(Encoding(rule, searched, z3.Context()), prop, options.budget)
         if found.answer is not Answer.UNSAT:
             break
         assert found.invariant is not None

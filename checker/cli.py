@@ -38,7 +38,71 @@ MAX_VCPUS = 256
 MAX_DEPTH = 1000
 
 
+class CheckerGroup(click.Group):
+    """A click group whose ``main`` owns the exit codes.
+
+    click's own defaults collide with ours (a ``ClickException`` or any uncaught
+    exception exits 1, which means "violation" here), so errors are mapped here:
+    usage errors 2, ``CheckerError`` its ``exit_code``, anything else 4, each as one
+    line on stderr. Commands return their exit code.
+    """
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> int:
+        argv = list(sys.argv[1:] if args is None else args)
+        # always "checker": messages name the command the user types
+        code = _run(self, argv, "checker", complete_var, extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _run(
+    group: click.Group,
+    argv: list[str],
+    prog_name: str,
+    complete_var: str | None,
+    extra: dict[str, Any],
+) -> int:
+    debug = "--debug" in argv
+    try:
+        code = click.Group.main(
+            group, argv, prog_name, complete_var, standalone_mode=False, **extra
+        )
+    except click.exceptions.Exit as exc:  # --help, shell completion
+        return exc.exit_code
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"checker: error: {exc.format_message()}{hint}", err=True)
+        return 2
+    except click.Abort:
+        click.echo("checker: aborted", err=True)
+        return 130
+    except CheckerError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"checker: error: {exc}", err=True)
+        return exc.exit_code
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(
+            f"checker: internal error: {type(exc).__name__}: {exc} "
+            "(run with --debug for the traceback)",
+            err=True,
+        )
+        return 4
+    return code if isinstance(code, int) else 0
+
+
 @click.group(
+    cls=CheckerGroup,
     epilog=EXIT_CODES,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
@@ -306,31 +370,5 @@ def _print_details(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code instead of raising SystemExit."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
-    try:
-        code = cli.main(args=args, prog_name="checker", standalone_mode=False)
-    except click.exceptions.Exit as exc:  # --help, --version
-        return exc.exit_code
-    except click.UsageError as exc:
-        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        click.echo(f"checker: error: {exc.format_message()}{hint}", err=True)
-        return 2
-    except click.Abort:
-        click.echo("checker: aborted", err=True)
-        return 130
-    except CheckerError as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"checker: error: {exc}", err=True)
-        return exc.exit_code
-    except Exception as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(
-            f"checker: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-            err=True,
-        )
-        return 4
-    return code if isinstance(code, int) else 0
+    """The ``checker`` console script: run the CLI, return its exit code."""
+    return cli.main(args=argv, prog_name="checker", standalone_mode=False)

@@ -57,7 +57,7 @@ from checker.model import (
     initial_gfn,
 )
 from checker.semantics import Action, State
-from checker.smt import Symbolic, symbolic
+from checker.smt import Symbolic
 
 
 def _bits(count: int) -> int:
@@ -105,9 +105,9 @@ class SymStep:
     local: tuple[z3.ExprRef, ...]
 
 
-def state_vars(vcpus: int, tag: str) -> SymState:
+def state_vars(vcpus: int, tag: str, context: z3.Context | None = None) -> SymState:
     def b(name: str) -> z3.BoolRef:
-        return z3.Bool(f"{name}@{tag}")
+        return z3.Bool(f"{name}@{tag}", ctx=context)
 
     spte = Spte(**{f: b(f) for f in SPTE_FIELDS})
     gfn = Gfn(spte=spte, **{f: b(f) for f in GFN_FIELDS})
@@ -119,14 +119,16 @@ class Encoding:
     """The transition system for ``rule`` with ``vcpus`` vCPUs.
 
     States, actions and transitions are built once per index and cached: every
-    engine of a run unrolls the same terms.
+    engine of a run unrolls the same terms. All terms live in ``context`` (z3's
+    main context unless given).
     """
 
-    def __init__(self, rule: FlushRule, vcpus: int) -> None:
+    def __init__(self, rule: FlushRule, vcpus: int, context: z3.Context | None = None) -> None:
         self.rule = rule
         self.vcpus = vcpus
         self.vcpu_bits = _bits(vcpus)
-        self.logic: Symbolic = symbolic()
+        self.context = context if context is not None else z3.main_ctx()
+        self.logic = Symbolic(self.context)
         self._states: dict[int, SymState] = {}
         self._actions: dict[int, SymAction] = {}
         self._transitions: dict[int, SymStep] = {}
@@ -134,15 +136,15 @@ class Encoding:
     # -- vocabulary
     def state(self, k: int) -> SymState:
         if k not in self._states:
-            self._states[k] = state_vars(self.vcpus, str(k))
+            self._states[k] = state_vars(self.vcpus, str(k), self.context)
         return self._states[k]
 
     def action(self, k: int) -> SymAction:
         if k not in self._actions:
             self._actions[k] = SymAction(
-                op=z3.BitVec(f"op@{k}", OP_BITS),
-                vcpu=z3.BitVec(f"vcpu@{k}", self.vcpu_bits),
-                params={p: z3.Bool(f"param_{p}@{k}") for p in PARAMS},
+                op=z3.BitVec(f"op@{k}", OP_BITS, ctx=self.context),
+                vcpu=z3.BitVec(f"vcpu@{k}", self.vcpu_bits, ctx=self.context),
+                params={p: z3.Bool(f"param_{p}@{k}", ctx=self.context) for p in PARAMS},
             )
         return self._actions[k]
 
@@ -165,8 +167,11 @@ class Encoding:
     def _step(self, s: SymState, a: SymAction, t: SymState, tag: int) -> SymStep:
         L = self.logic
         n = self.vcpus
-        flush = z3.Bool(f"flush@{tag}")
-        actor_new = TlbEntry(z3.Bool(f"actor_cached@{tag}"), z3.Bool(f"actor_writable@{tag}"))
+        ctx = self.context
+        flush = z3.Bool(f"flush@{tag}", ctx=ctx)
+        actor_new = TlbEntry(
+            z3.Bool(f"actor_cached@{tag}", ctx=ctx), z3.Bool(f"actor_writable@{tag}", ctx=ctx)
+        )
         is_actor = [a.vcpu == v for v in range(n)]
         actor_old = TlbEntry(
             cached=self._mux(is_actor, [x.cached for x in s.tlbs]),

@@ -27,7 +27,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checker import semantics
-from checker.model import GFN_FIELDS, SPTE_FIELDS, Kind
+from checker.errors import InputError
+from checker.model import (
+    GFN_FIELDS,
+    OPERATION_BY_NAME,
+    PROPERTY_BY_NAME,
+    SPTE_FIELDS,
+    Gfn,
+    Kind,
+    Property,
+    Spte,
+    Tlb,
+)
 from checker.trace import Trace, spte_hex
 
 if TYPE_CHECKING:
@@ -149,3 +160,109 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+class CounterexampleError(InputError):
+    """A file that is not a counterexample this checker can read."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A counterexample file, parsed and validated, not yet replayed."""
+
+    path: Path
+    graph: nx.DiGraph
+    rule_name: str
+    expression: str
+    prop: Property
+    vcpus: int
+    actions: tuple[semantics.Action, ...]
+    #: the states the file records, the initial one first
+    states: tuple[semantics.State, ...]
+
+
+_TLB_LABELS = {t.label: t for t in Tlb}
+
+
+def read_counterexample(path: Path) -> Loaded:
+    """Parse a counterexample written by :func:`write_counterexample` (JSON or GraphML)."""
+    import networkx as nx
+
+    def bad(problem: str) -> CounterexampleError:
+        return CounterexampleError(
+            f"{path}: {problem}; regenerate it with the command in its metadata"
+        )
+
+    try:
+        if path.suffix == ".graphml":
+            g = _from_graphml(nx.read_graphml(path))
+        else:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise bad("not a counterexample (expected a JSON object)")
+            g = nx.node_link_graph(data, edges="edges")
+    except CounterexampleError:
+        raise
+    except OSError as exc:
+        raise CounterexampleError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except Exception as exc:  # any parse failure of either format
+        raise bad(f"not a counterexample file ({type(exc).__name__}: {exc})") from None
+
+    meta = g.graph
+    if meta.get("schema") != SCHEMA:
+        raise bad(f"unknown format {meta.get('schema')!r} (this checker reads {SCHEMA})")
+    try:
+        prop = PROPERTY_BY_NAME[meta["property"]]
+        vcpus = int(meta["vcpus"])
+        depth = int(meta["depth"])
+        rule_name, expression = str(meta["rule"]), str(meta["expression"])
+        if sorted(g.nodes) != list(range(depth + 1)):
+            raise bad(f"nodes are not the steps 0..{depth}")
+        states = tuple(_state(g.nodes[i], vcpus) for i in range(depth + 1))
+        actions = tuple(_action(g, i, vcpus) for i in range(1, depth + 1))
+    except CounterexampleError:
+        raise
+    except (KeyError, ValueError, TypeError) as exc:
+        raise bad(f"malformed ({type(exc).__name__}: {exc})") from None
+    return Loaded(path, g, rule_name, expression, prop, vcpus, actions, states)
+
+
+def _state(attrs: dict[str, Any], vcpus: int) -> semantics.State:
+    spte = Spte(**{f: _bool(attrs[f]) for f in SPTE_FIELDS})
+    gfn = Gfn(spte=spte, **{f: _bool(attrs[f]) for f in GFN_FIELDS})
+    return semantics.State(gfn, tuple(_TLB_LABELS[attrs[f"tlb_vcpu{v}"]] for v in range(vcpus)))
+
+
+def _action(g: nx.DiGraph, i: int, vcpus: int) -> semantics.Action:
+    if not g.has_edge(i - 1, i):
+        raise ValueError(f"no edge from step {i - 1} to step {i}")
+    attrs = g.edges[i - 1, i]
+    op = OPERATION_BY_NAME[attrs["operation"]]
+    vcpu = int(attrs["vcpu"]) if op.by_vcpu else None
+    if vcpu is not None and not 0 <= vcpu < vcpus:
+        raise ValueError(f"step {i}: vcpu {vcpu} out of range")
+    params = tuple((p, _bool(attrs[f"param_{p}"])) for p in op.params)
+    return semantics.Action(op.name, vcpu, params)
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in ("True", "true", "1", 1):
+        return True
+    if value in ("False", "false", "0", 0):
+        return False
+    raise ValueError(f"not a Boolean: {value!r}")
+
+
+def _from_graphml(g: nx.DiGraph) -> nx.DiGraph:
+    """GraphML names nodes by strings; give them back their step numbers."""
+    import networkx as nx
+
+    renamed = nx.relabel_nodes(g, {n: int(n) for n in g.nodes})
+    for key in ("node_default", "edge_default"):
+        renamed.graph.pop(key, None)
+    return renamed

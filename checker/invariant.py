@@ -127,7 +127,7 @@ class Invariant:
         for lemma in self.lemmas:
             for image in itertools.permutations(vcpus, lemma.slots):
                 clauses.append(z3.Or(*(_literal(lit, state, image) for lit in lemma.literals)))
-        return z3.And(*clauses) if clauses else z3.BoolVal(True)
+        return z3.And(*clauses) if clauses else z3.BoolVal(True, ctx=state.gfn.ad_enabled.ctx)
 
 
 def _quantify(slots: int, text: str) -> str:

@@ -563,10 +563,15 @@ def _tracked_write(L: Logic[B], op: Operation, g: Gfn[B], out: Outcome[B]) -> B:
 
 
 def _lost_write(L: Logic[B], op: Operation, g: Gfn[B], out: Outcome[B]) -> B:
-    """A guest write that does not fault while logging, with nothing to record it:
-    the dirty bit is clear and no harvest that reaped it is waiting for its flush."""
-    unrecorded = L.not_(L.or_(g.dirty_bit, g.harvest_flush_pending, g.enable_flush_pending))
-    return L.and_(L.const(op.name == "guest_write"), g.dirty_logging, unrecorded)
+    """A guest write that does not fault while logging is on, with nothing to record
+    it: the dirty bit is clear and no harvest that reaped it is waiting for its flush.
+
+    Logging is on once enabling it has flushed: until the enable ioctl returns,
+    userspace has not started tracking and must treat every page as dirty anyway.
+    """
+    logging_on = L.and_(g.dirty_logging, L.not_(g.enable_flush_pending))
+    unrecorded = L.not_(L.or_(g.dirty_bit, g.harvest_flush_pending))
+    return L.and_(L.const(op.name == "guest_write"), logging_on, unrecorded)
 
 
 def _bad_encoding(L: Logic[B], g: Gfn[B], tlbs: Sequence[TlbEntry[B]]) -> B:
@@ -607,8 +612,9 @@ PROPERTIES: tuple[Property, ...] = (
     Property(
         "dirty_log",
         "dirty logging, no lost write",
-        "while dirty logging is on, a write that does not fault happens only if the gfn's "
-        "dirty bit is set or a harvest (or enable) that write-protected it has not flushed yet",
+        "once dirty logging is on (enabled and flushed), a write that does not fault "
+        "happens only if the gfn's dirty bit is set or a harvest that reaped it has not "
+        "flushed yet",
         Kind.STEP,
         True,
         bad_step=_lost_write,

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from functools import cache
-
 import z3
 
 SEED = 0
@@ -39,9 +37,9 @@ class Budget:
     rlimit: int = DEFAULT_RLIMIT
 
 
-def new_solver(budget: Budget) -> z3.Solver:
+def new_solver(budget: Budget, context: z3.Context | None = None) -> z3.Solver:
     """A fresh QF_FD solver with pinned seeds and the run's rlimit."""
-    solver = z3.SolverFor("QF_FD")
+    solver = z3.SolverFor("QF_FD", ctx=context)
     solver.set("random_seed", SEED)
     solver.set("rlimit", budget.rlimit)
     return solver
@@ -70,9 +68,9 @@ class Symbolic:
     ``is_true`` costs a foreign call per node, and the model builds thousands.
     """
 
-    def __init__(self) -> None:
-        self.true = z3.BoolVal(True)
-        self.false = z3.BoolVal(False)
+    def __init__(self, context: z3.Context | None = None) -> None:
+        self.true = z3.BoolVal(True, ctx=context)
+        self.false = z3.BoolVal(False, ctx=context)
 
     def const(self, value: bool) -> z3.BoolRef:
         return self.true if value else self.false
@@ -134,7 +132,3 @@ class Symbolic:
             return self.not_(a)
         return a == b
 
-
-@cache
-def symbolic() -> Symbolic:
-    return Symbolic()

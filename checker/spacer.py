@@ -42,12 +42,13 @@ def prove(enc: Encoding, prop: Property, budget: Budget) -> SpacerResult:
     s, t = step.before, step.after
     xs, ys = s.variables(), t.variables()
 
-    fp = z3.Fixedpoint()
+    fp = z3.Fixedpoint(ctx=enc.context)
     fp.set(engine="spacer")
     fp.set("spacer.random_seed", SEED)
     fp.set("rlimit", budget.rlimit)
-    inv = z3.Function("Inv", *(x.sort() for x in xs), z3.BoolSort())
-    err = z3.Function("Err", z3.BoolSort())
+    boolean = z3.BoolSort(ctx=enc.context)
+    inv = z3.Function("Inv", *(x.sort() for x in xs), boolean)
+    err = z3.Function("Err", boolean)
     fp.register_relation(inv, err)
     fp.declare_var(*xs, *ys, *step.local)
     fp.rule(inv(*xs), enc.init(s), name="init")
@@ -57,7 +58,11 @@ def prove(enc: Encoding, prop: Property, budget: Budget) -> SpacerResult:
     else:
         fp.rule(err(), [inv(*xs), step.formula, enc.bad_step(prop, step)], name="bad")
 
-    result = fp.query(err())
+    try:
+        result = fp.query(err())
+    except z3.Z3Exception as exc:
+        # Spacer reports an exhausted rlimit by raising, not by answering unknown
+        return SpacerResult(Answer.UNKNOWN, reason=f"spacer: {_message(exc)}")
     if result == z3.unsat:
         # Var(i) in the cover is Inv's i-th argument
         body = z3.substitute_vars(fp.get_cover_delta(-1, inv), *xs)
@@ -69,3 +74,8 @@ def prove(enc: Encoding, prop: Property, budget: Budget) -> SpacerResult:
         names = fp.get_rule_names_along_trace()
         return SpacerResult(Answer.SAT, trace_length=sum(1 for n in names if n == "step"))
     return SpacerResult(Answer.UNKNOWN, reason=f"spacer: {fp.reason_unknown()}")
+
+
+def _message(exc: z3.Z3Exception) -> str:
+    value = exc.value
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
