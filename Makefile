@@ -1,0 +1,40 @@
+# The two commands of the README:
+#   make check   set up .venv, check every shipped rule and print the verdicts
+#   make test    set up .venv, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: check test bench counterexamples lint install clean
+
+check: $(STAMP)
+	@# exit 1 means "some rule violates a property", which old and legacy do by design;
+	@# only usage errors (2), inconclusive verdicts (3) and internal errors (4) fail here
+	@$(BIN)/checker check --all; status=$$?; test $$status -le 1 || exit $$status
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench.py
+
+# regenerate the committed canonical counterexamples
+counterexamples: $(STAMP)
+	@$(BIN)/checker check --all --out counterexamples >/dev/null; test $$? -le 1
+
+lint: $(STAMP)
+	$(BIN)/ruff check checker tests bench
+	$(BIN)/mypy checker
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache

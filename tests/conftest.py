@@ -1,0 +1,29 @@
+"""Shared fixtures: the repository's own specs, and Hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from checker.specs import Rule, load_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+COUNTEREXAMPLES = ROOT / "counterexamples"
+
+# z3 calls vary in latency, so no per-example deadline; CI runs more examples.
+settings.register_profile(
+    "dev", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(scope="session")
+def shipped_rules() -> dict[str, Rule]:
+    return load_rules(SPECS)

@@ -1,0 +1,72 @@
+"""Verdicts of the shipped rules, per property, and the proofs and traces behind them."""
+
+from __future__ import annotations
+
+import pytest
+
+from checker.check import Encodings, Options, Verdict, check_property
+from checker.model import PROPERTIES, PROPERTY_BY_NAME
+from checker.smt import Budget
+from checker.specs import Rule
+
+#: shortest counterexample length per (rule, property); absent means it holds
+SHORTEST = {
+    ("old", "precision"): 2,
+    ("legacy", "stale_w"): 4,
+    ("legacy", "write_tracking"): 5,
+    ("legacy", "precision"): 2,
+}
+
+
+@pytest.mark.parametrize("vcpus", [1, 2, 3])
+@pytest.mark.parametrize("rule_name", ["old", "new", "legacy"])
+def test_verdicts_match_the_specs(shipped_rules: dict[str, Rule], rule_name: str, vcpus: int) -> None:
+    rule = shipped_rules[rule_name]
+    encodings = Encodings(rule)
+    for prop in PROPERTIES:
+        result = check_property(rule, prop, Options(vcpus=vcpus), encodings)
+        assert result.verdict.value == rule.expected[prop.name], prop.name
+        if result.verdict is Verdict.HOLDS:
+            assert result.proof is not None and result.proof.certificate.ok
+            assert result.proof.certificate.vcpus == vcpus
+            assert result.trace is None
+        else:
+            assert result.trace is not None and result.proof is None
+            assert result.trace.depth == SHORTEST[rule_name, prop.name]
+            assert result.trace.vcpus == vcpus
+
+
+def test_legacy_trace_is_the_domain_race(shipped_rules: dict[str, Rule]) -> None:
+    """Stale writable entry survives aging; tracking clears MW without a flush; the
+    vCPU writes through it."""
+    result = check_property(shipped_rules["legacy"], PROPERTY_BY_NAME["write_tracking"], Options())
+    assert result.trace is not None
+    ops = [s.action.op for s in result.trace.steps]
+    assert ops == ["page_fault", "guest_access", "aging", "write_protect", "guest_write"]
+    protect = result.trace.steps[3]
+    assert protect.outcome.rule_consulted and not protect.outcome.rule_flush
+    assert protect.before.gfn.spte.mmu_writable and not protect.after.gfn.spte.mmu_writable
+
+
+def test_old_over_flushes_on_a_refresh_keeping_mw(shipped_rules: dict[str, Rule]) -> None:
+    result = check_property(shipped_rules["old"], PROPERTY_BY_NAME["precision"], Options())
+    assert result.trace is not None
+    last = result.trace.steps[-1]
+    assert last.action.op == "prefetch" and last.outcome.rule_flush
+    assert last.before.gfn.spte.mmu_writable and last.after.gfn.spte.mmu_writable
+
+
+def test_new_stale_w_invariant_reads_like_the_domain(shipped_rules: dict[str, Rule]) -> None:
+    result = check_property(shipped_rules["new"], PROPERTY_BY_NAME["stale_w"], Options(vcpus=8))
+    assert result.proof is not None and result.proof.found_with == 2
+    assert result.proof.invariant.render() == [
+        "writable => mmu_writable",
+        "forall v: tlb_writable[v] => mmu_writable && present",
+    ]
+
+
+def test_an_exhausted_budget_is_inconclusive_never_holds(shipped_rules: dict[str, Rule]) -> None:
+    for prop in PROPERTIES:
+        result = check_property(shipped_rules["new"], prop, Options(budget=Budget(rlimit=1000)))
+        assert result.verdict is Verdict.INCONCLUSIVE, prop.name
+        assert result.reason

@@ -1,0 +1,175 @@
+"""The command line: exit codes, pure-JSON stdout, one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from checker import check as check_module
+from checker.cli import cli
+
+from .conftest import ROOT, SPECS
+
+
+def run(*args: str, out: Path | None = None) -> Result:
+    argv = list(args)
+    if args and args[0] == "check":
+        argv += ["--specs", str(SPECS)]
+        if out is not None:
+            argv += ["--out", str(out)]
+    return CliRunner().invoke(cli, argv)
+
+
+def one_line_error(result: Result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_new_holds_exit_0(tmp_path: Path) -> None:
+    result = run("check", "--rule", "new", out=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("holds") >= 5
+    assert "forall v: tlb_writable[v] => mmu_writable && present" in result.stdout
+    assert not any(tmp_path.iterdir())  # nothing violated, nothing written
+
+
+def test_old_violates_precision_exit_1(tmp_path: Path) -> None:
+    result = run("check", "--rule", "old", out=tmp_path)
+    assert result.exit_code == 1
+    assert "precision       VIOLATED" in result.stdout
+    assert "reproduce: checker check --rule old --vcpus 2" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "old").iterdir()) == [
+        "precision-2vcpus.graphml", "precision-2vcpus.json"]
+
+
+def test_json_stdout_is_pure_and_progress_goes_to_stderr(tmp_path: Path) -> None:
+    result = run("check", "--rule", "legacy", "--json", out=tmp_path)
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    verdicts = {p["property"]: p["verdict"] for p in document["properties"]}
+    assert verdicts == {"stale_w": "violated", "write_tracking": "violated", "dirty_log": "holds",
+                        "encoding": "holds", "precision": "violated"}
+    assert document["exit_code"] == 1 and document["vcpus"] == 2
+    tracking = next(p for p in document["properties"] if p["property"] == "write_tracking")
+    assert tracking["depth"] == 5 and tracking["replayed"]
+    assert [s["operation"] for s in tracking["steps"]][-2:] == ["write_protect", "guest_write"]
+    assert "legacy: write_tracking" in result.stderr
+
+
+def test_json_is_deterministic(tmp_path: Path) -> None:
+    first = run("check", "--rule", "old", "--json", out=tmp_path).stdout
+    assert run("check", "--rule", "old", "--json", out=tmp_path).stdout == first
+
+
+def test_expr_checks_an_adhoc_rule(tmp_path: Path) -> None:
+    result = run("check", "--expr", "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)",
+                 "--json", out=tmp_path)
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["rule"] == "expr"
+
+
+def test_all_checks_every_rule(tmp_path: Path) -> None:
+    result = run("check", "--all", "--json", out=tmp_path)
+    assert result.exit_code == 1
+    assert [r["rule"] for r in json.loads(result.stdout)["rules"]] == ["legacy", "new", "old"]
+
+
+def test_exhausted_budget_is_inconclusive_exit_3(tmp_path: Path) -> None:
+    result = run("check", "--rule", "new", "--rlimit", "1000", out=tmp_path)
+    assert result.exit_code == 3
+    assert "INCONCLUSIVE" in result.stdout and "holds " not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--rule", "nope"), "unknown rule 'nope' (known: legacy, new, old)"),
+        (("--rule", "new", "--vcpus", "0"), "Invalid value for '--vcpus'"),
+        (("--rule", "new", "--vcpus", "100000"), "Invalid value for '--vcpus'"),
+        (("--rule", "new", "--depth", "0"), "Invalid value for '--depth'"),
+        (("--rule", "new", "--expr", "true"), "give exactly one of --rule NAME, --expr C or --all"),
+        ((), "give exactly one of"),
+        (("--expr", "is_writable_pte(old)"), "--expr:1:17: unknown identifier 'old'"),
+        (("--rule", "new", "--bogus"), "No such option '--bogus'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    result = run("check", *args, out=tmp_path)
+    assert result.exit_code == 2, result.output
+    assert message in one_line_error(result)
+    assert result.stdout == ""
+    assert not any(tmp_path.iterdir())
+
+
+def test_unwritable_out_is_exit_2_before_any_work(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run("check", "--rule", "legacy", out=blocker / "sub")
+    assert result.exit_code == 2
+    assert "cannot write there" in one_line_error(result)
+    assert result.stdout == ""
+
+
+def test_malformed_spec_is_exit_2_naming_file_and_field(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    text = (SPECS / "rules" / "new.toml").read_text().replace('precision = "holds"', "precision = 1")
+    (rules / "new.toml").write_text(text)
+    result = CliRunner().invoke(cli, ["check", "--rule", "new", "--specs", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "new.toml: field 'expect.precision'" in one_line_error(result)
+
+
+def test_internal_errors_are_one_line_exit_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the engine broke")
+
+    monkeypatch.setattr(check_module, "check_property", boom)
+    result = run("check", "--rule", "new", out=tmp_path)
+    assert result.exit_code == 4
+    line = one_line_error(result)
+    assert "internal error: RuntimeError: the engine broke" in line and "--debug" in line
+    debug = CliRunner().invoke(cli, ["--debug", "check", "--rule", "new", "--specs", str(SPECS),
+                                     "--out", str(tmp_path)])
+    assert debug.exit_code == 4 and "Traceback" in debug.stderr
+
+
+def test_help_documents_the_exit_codes() -> None:
+    for args in ([], ["check"]):
+        result = CliRunner().invoke(cli, [*args, "--help"])
+        assert result.exit_code == 0
+        for code in ("0  every property holds", "1  a violation", "2  usage or spec error",
+                     "3  inconclusive", "4  internal error"):
+            assert code in result.stdout
+
+
+def test_rules_lists_the_shipped_rules() -> None:
+    result = CliRunner().invoke(cli, ["rules", "--specs", str(SPECS)])
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["legacy", "new", "old"]
+
+
+def test_python_dash_m_and_lazy_imports() -> None:
+    """`python -m checker` works, and --help loads neither z3 nor networkx."""
+    code = (
+        "import sys, runpy; sys.argv = ['checker', '--help']\n"
+        "try:\n    runpy.run_module('checker', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "heavy = [m for m in ('z3', 'networkx', 'pycparser') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Usage: checker" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "checker", "check", "--rule", "new", "--specs",
+                           str(SPECS)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

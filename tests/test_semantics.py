@@ -1,0 +1,153 @@
+"""The step function against the domain brief, one operation at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from checker import semantics
+from checker.model import OPERATIONS, PROPERTY_BY_NAME, Tlb
+from checker.semantics import Action, State
+from checker.specs import Rule
+
+AD_OFF, AD_ON = semantics.initial_states(2)
+
+
+def run(rule: Rule, state: State, *actions: Action) -> State:
+    for action in actions:
+        s = semantics.step(rule, state, action)
+        assert s is not None, f"{action.label} not enabled in {state}"
+        state = s.after
+    return state
+
+
+def fault(vcpu: int = 0, host_writable: bool = True) -> Action:
+    return Action("page_fault", vcpu, (("host_writable", host_writable),))
+
+
+def act(op: str, vcpu: int | None = None) -> Action:
+    return Action(op, vcpu)
+
+
+def test_initial_states_differ_only_in_ad_support() -> None:
+    assert [s.gfn.ad_enabled for s in (AD_OFF, AD_ON)] == [False, True]
+    for s in (AD_OFF, AD_ON):
+        assert not s.gfn.spte.present and s.tlbs == (Tlb.NONE, Tlb.NONE)
+
+
+def test_actions_are_every_instance_in_canonical_order() -> None:
+    per_vcpu = sum(1 << len(op.params) for op in OPERATIONS if op.by_vcpu)
+    host = sum(1 << len(op.params) for op in OPERATIONS if not op.by_vcpu)
+    for n in (1, 3):
+        acts = semantics.actions(n)
+        assert len(acts) == per_vcpu * n + host
+        assert list(acts) == sorted(acts)
+        assert len(set(acts)) == len(acts)
+
+
+def test_fault_maps_writable_iff_host_writable_and_untracked(shipped_rules: dict[str, Rule]) -> None:
+    new = shipped_rules["new"]
+    spte = run(new, AD_ON, fault()).gfn.spte
+    assert (spte.present, spte.writable, spte.mmu_writable, spte.host_writable) == (1, 1, 1, 1)
+    assert spte.accessed and spte.dirty
+    spte = run(new, AD_ON, fault(host_writable=False)).gfn.spte
+    assert (spte.writable, spte.mmu_writable, spte.host_writable) == (0, 0, 0)
+    tracked = run(new, AD_ON, act("write_protect", 0), fault()).gfn.spte
+    assert (tracked.writable, tracked.mmu_writable, tracked.host_writable) == (0, 0, 1)
+
+
+def test_host_writability_cannot_change_while_present(shipped_rules: dict[str, Rule]) -> None:
+    state = run(shipped_rules["new"], AD_ON, fault())
+    assert semantics.step(shipped_rules["new"], state, fault(host_writable=False)) is None
+
+
+def test_walk_caches_the_spte_permission(shipped_rules: dict[str, Rule]) -> None:
+    new = shipped_rules["new"]
+    assert semantics.step(new, AD_ON, act("guest_access", 0)) is None  # nothing mapped
+    assert run(new, AD_ON, fault(), act("guest_access", 1)).tlbs == (Tlb.NONE, Tlb.WRITABLE)
+    read_only = run(new, AD_ON, fault(host_writable=False), act("guest_access", 0))
+    assert read_only.tlbs[0] is Tlb.READ_ONLY
+
+
+def test_aging_without_ad_bits_clears_w_keeps_mw_and_never_flushes(
+    shipped_rules: dict[str, Rule],
+) -> None:
+    new = shipped_rules["new"]
+    state = run(new, AD_OFF, fault(), act("guest_access", 0), act("aging"))
+    spte = state.gfn.spte
+    assert (spte.writable, spte.mmu_writable, spte.access_tracked) == (0, 1, 1)
+    assert state.tlbs[0] is Tlb.WRITABLE  # stale, tolerated: MW is still set
+    with_ad = run(new, AD_ON, fault(), act("aging")).gfn.spte
+    assert (with_ad.writable, with_ad.accessed) == (1, 0)
+
+
+def test_harvest_write_protects_then_flushes_in_a_later_step(
+    shipped_rules: dict[str, Rule],
+) -> None:
+    new = shipped_rules["new"]
+    state = run(new, AD_ON, act("enable_dirty_logging"), act("enable_flush"), fault(),
+                act("guest_access", 0))
+    assert state.gfn.dirty_bit
+    harvested = run(new, state, act("harvest"))
+    assert harvested.gfn.harvest_flush_pending and not harvested.gfn.dirty_bit
+    assert (harvested.gfn.spte.writable, harvested.gfn.spte.mmu_writable) == (0, 1)
+    assert harvested.tlbs[0] is Tlb.WRITABLE
+    flushed = run(new, harvested, act("harvest_flush"))
+    assert flushed.tlbs == (Tlb.NONE, Tlb.NONE) and not flushed.gfn.harvest_flush_pending
+    # nothing reaped, nothing to harvest
+    assert semantics.step(new, flushed, act("harvest")) is None
+
+
+def test_zap_always_flushes(shipped_rules: dict[str, Rule]) -> None:
+    state = run(shipped_rules["legacy"], AD_ON, fault(), act("guest_access", 0), act("zap"))
+    assert not state.gfn.spte.present and state.tlbs == (Tlb.NONE, Tlb.NONE)
+
+
+def test_rule_is_consulted_only_on_a_present_spte_that_changes(
+    shipped_rules: dict[str, Rule],
+) -> None:
+    new = shipped_rules["new"]
+    install = semantics.step(new, AD_ON, fault())
+    assert install is not None and not install.outcome.rule_consulted
+    state = install.after
+    same = semantics.step(new, state, fault())
+    assert same is not None and not same.outcome.rule_consulted
+    protect = semantics.step(new, state, act("write_protect", 0))
+    assert protect is not None and protect.outcome.rule_consulted and protect.outcome.rule_flush
+
+
+@pytest.mark.parametrize(("rule_name", "stale"), [("legacy", True), ("old", False), ("new", False)])
+def test_domain_section_6_race(shipped_rules: dict[str, Rule], rule_name: str, stale: bool) -> None:
+    """Writable entry survives aging, tracking clears MW: only legacy skips the flush."""
+    rule = shipped_rules[rule_name]
+    state = run(rule, AD_OFF, fault(), act("guest_access", 1), act("aging"), act("write_protect", 0))
+    assert (state.tlbs[1] is Tlb.WRITABLE) == stale
+    assert semantics.state_is_bad(PROPERTY_BY_NAME["stale_w"], state) == stale
+    write = semantics.step(rule, state, act("guest_write", 1))
+    assert (write is not None) == stale
+    if write is not None:
+        assert semantics.step_is_bad(PROPERTY_BY_NAME["write_tracking"], write)
+
+
+def test_old_rule_flushes_a_refresh_that_keeps_mw(shipped_rules: dict[str, Rule]) -> None:
+    precision = PROPERTY_BY_NAME["precision"]
+    for name, unnecessary in (("old", True), ("new", False)):
+        state = run(shipped_rules[name], AD_ON, fault())
+        refresh = semantics.step(shipped_rules[name], state, act("prefetch", 0))
+        assert refresh is not None
+        assert refresh.after.gfn.spte.mmu_writable and not refresh.after.gfn.spte.writable
+        assert refresh.outcome.flush == unnecessary
+        assert semantics.step_is_bad(precision, refresh) == unnecessary
+
+
+def test_lost_write_needs_logging_on_and_nothing_recorded(shipped_rules: dict[str, Rule]) -> None:
+    lost = PROPERTY_BY_NAME["dirty_log"]
+    new = shipped_rules["new"]
+    state = run(new, AD_ON, fault(), act("guest_access", 0))
+    logging = dataclasses.replace(state.gfn, dirty_logging=True)
+    write = semantics.step(new, dataclasses.replace(state, gfn=logging), act("guest_write", 0))
+    assert write is not None and semantics.step_is_bad(lost, write)
+    pending = dataclasses.replace(logging, enable_flush_pending=True)
+    write = semantics.step(new, dataclasses.replace(state, gfn=pending), act("guest_write", 0))
+    assert write is not None and not semantics.step_is_bad(lost, write)

@@ -1,0 +1,101 @@
+"""Rule files: the shipped ones load, malformed ones are rejected by file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from checker.model import PROPERTY_BY_NAME
+from checker.errors import InputError
+from checker.specs import SpecError, load_rule, load_rules
+
+from .conftest import SPECS
+
+GOOD = """\
+name = "mine"
+expression = "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)"
+
+[expect]
+stale_w = "holds"
+write_tracking = "holds"
+dirty_log = "holds"
+encoding = "holds"
+precision = "holds"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "mine") -> Path:
+    path = tmp_path / "rules" / f"{name}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_shipped_rules_load_with_every_expectation() -> None:
+    rules = load_rules(SPECS)
+    assert set(rules) == {"old", "new", "legacy"}
+    for rule in rules.values():
+        assert set(rule.expected) == set(PROPERTY_BY_NAME)
+        assert rule.path is not None and rule.path.name == f"{rule.name}.toml"
+        assert rule.path.read_text().splitlines()[rule.line - 1].startswith("expression")
+
+
+def test_a_good_file_loads(tmp_path: Path) -> None:
+    rule = load_rule(write(tmp_path, GOOD))
+    assert rule.name == "mine" and rule.line == 2
+
+
+def test_multiline_expression_positions(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        'expression = "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)"',
+        "expression = '''\nis_mmu_writable_spte(old_spte) &&\n  !is_mmu_writeable_spte(new_spte)'''",
+    )
+    with pytest.raises(InputError, match=r"mine.toml:4:4: unknown identifier 'is_mmu_writeable_spte'"):
+        load_rule(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('name = "mine"', 'name = "other"'),
+         "field 'name': 'other' differs from the file name"),
+        (lambda t: t.replace('name = "mine"\n', ""), "field 'name': missing"),
+        (lambda t: t.replace('name = "mine"', "name = 3"), "field 'name': must be a string"),
+        (lambda t: t.replace('expression = "is_mmu_writable_spte(old_spte) && '
+                             '!is_mmu_writable_spte(new_spte)"', 'expression = "  "'),
+         "field 'expression': is empty"),
+        (lambda t: t.replace('precision = "holds"', 'precision = "maybe"'),
+         "field 'expect.precision': expected 'holds' or 'violated', got 'maybe'"),
+        (lambda t: t.replace('precision = "holds"\n', ""),
+         "field 'expect.precision': missing"),
+        (lambda t: t + 'bogus = "holds"\n', "field 'expect.bogus': unknown property"),
+        (lambda t: "colour = 1\n" + t, "field 'colour': unknown field"),
+        (lambda t: t.replace("[expect]", "[origin]\ncommit = 5\n[expect]"),
+         "field 'origin.commit': must be a string"),
+        (lambda t: t.replace("[expect]", "[origin]\nauthor = 'x'\n[expect]"),
+         "field 'origin.author': unknown field"),
+        (lambda t: t[: t.index("[expect]")] + "expect = 1\n", "field 'expect': must be a table"),
+        (lambda t: t.replace("= \"holds\"", "= holds", 1), "invalid TOML"),
+        (lambda t: t.replace("is_mmu_writable_spte(old_spte)", "is_mmu_writeable_spte(old_spte)"),
+         "mine.toml:2:15: unknown identifier 'is_mmu_writeable_spte'"),
+    ],
+)
+def test_malformed_files_name_file_and_field(tmp_path: Path, edit: object, message: str) -> None:
+    path = write(tmp_path, edit(GOOD))  # type: ignore[operator]
+    with pytest.raises(InputError) as info:
+        load_rule(path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_directory_says_how_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no such directory; run from the project root or pass --specs"):
+        load_rules(tmp_path)
+
+
+def test_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    with pytest.raises(SpecError, match="no rule files"):
+        load_rules(tmp_path)
