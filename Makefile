@@ -25,7 +25,8 @@ counterexamples: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check checker tests bench
-	$(BIN)/mypy checker
+	$(BIN)/ruff format --check checker tests bench
+	$(BIN)/mypy
 
 install: $(STAMP)
 

@@ -35,7 +35,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         for vcpus in (2, 4, 8, 16, 32):
             argv = [*CHECKER, "check", "--rule", "new", "--vcpus", str(vcpus), "--json"]
-            rows.append((f"check --rule new --vcpus {vcpus}", wall(argv, runs=5 if vcpus < 16 else 3)))
+            rows.append(
+                (f"check --rule new --vcpus {vcpus}", wall(argv, runs=5 if vcpus < 16 else 3))
+            )
         legacy = [*CHECKER, "check", "--rule", "legacy", "--json", "--out", out]
         rows.append(("check --rule legacy (counterexamples)", wall(legacy, runs=5, ok=(1,))))
     width = max(len(name) for name, _ in rows)

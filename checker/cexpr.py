@@ -211,8 +211,10 @@ def _parse_error(message: str, origin: Origin, body: str) -> str:
         # the parser ran into our epilogue: the expression itself did not end well
         opened, closed = body.count("("), body.count(")")
         problem = (
-            "unbalanced ')'" if closed > opened
-            else "missing ')'" if opened > closed
+            "unbalanced ')'"
+            if closed > opened
+            else "missing ')'"
+            if opened > closed
             else "the C expression is incomplete"
         )
         return f"{origin.at(len(lines), len(lines[-1]) + 1)}: {problem}"
@@ -239,9 +241,10 @@ class _Translator:
         return CExprError(f"{self._where(node)}: {message}")
 
     def unknown(self, node: object, name: str) -> CExprError:
-        guess = difflib.get_close_matches(name, KNOWN_NAMES, n=1, cutoff=0.6) or [
-            known for known in KNOWN_NAMES if known.startswith(name)
-        ][:1]
+        guess = (
+            difflib.get_close_matches(name, KNOWN_NAMES, n=1, cutoff=0.6)
+            or [known for known in KNOWN_NAMES if known.startswith(name)][:1]
+        )
         hint = f"; did you mean '{guess[0]}'?" if guess else ""
         return self.fail(node, f"unknown identifier '{name}'{hint}")
 
@@ -297,7 +300,8 @@ class _Translator:
                 a, b = self.word(node.iftrue), self.word(node.iffalse)
                 return Word(
                     tuple(
-                        None if x is None or y is None
+                        None
+                        if x is None or y is None
                         else F.or_(F.and_(cond, x), F.and_(F.not_(cond), y))
                         for x, y in zip(a.bits, b.bits, strict=True)
                     )

@@ -18,7 +18,7 @@ Nothing here prints: results are values for the CLI to show.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import z3
 
@@ -49,7 +49,7 @@ class Options:
     vcpus: int = 2
     #: BMC bound: the longest counterexample searched for
     depth: int = DEFAULT_DEPTH
-    budget: Budget = Budget()
+    budget: Budget = field(default_factory=Budget)
 
 
 @dataclass(frozen=True)

@@ -117,20 +117,50 @@ def cli(debug: bool) -> None:
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.option("--rule", "rule_name", metavar="NAME", help="A rule from specs/rules (see 'checker rules').")
-@click.option("--expr", metavar="C", help="An ad-hoc flush condition in C over old_spte and new_spte.")
+@click.option(
+    "--rule", "rule_name", metavar="NAME", help="A rule from specs/rules (see 'checker rules')."
+)
+@click.option(
+    "--expr", metavar="C", help="An ad-hoc flush condition in C over old_spte and new_spte."
+)
 @click.option("--all", "all_rules", is_flag=True, help="Check every rule in specs/rules.")
-@click.option("--vcpus", type=click.IntRange(1, MAX_VCPUS), default=2, show_default=True,
-              help="Number of vCPUs.")
-@click.option("--depth", type=click.IntRange(1, MAX_DEPTH), default=30, show_default=True,
-              help="Longest counterexample searched for (proofs are for all depths).")
-@click.option("--rlimit", type=click.IntRange(1), default=None,
-              help="z3 work budget per solver; running out is inconclusive (exit 3).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout; progress goes to stderr.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("counterexamples"),
-              show_default=True, help="Where counterexample files are written.")
-@click.option("--specs", type=click.Path(path_type=Path), default=Path("specs"), show_default=True,
-              help="The specs directory.")
+@click.option(
+    "--vcpus",
+    type=click.IntRange(1, MAX_VCPUS),
+    default=2,
+    show_default=True,
+    help="Number of vCPUs.",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(1, MAX_DEPTH),
+    default=30,
+    show_default=True,
+    help="Longest counterexample searched for (proofs are for all depths).",
+)
+@click.option(
+    "--rlimit",
+    type=click.IntRange(1),
+    default=None,
+    help="z3 work budget per solver; running out is inconclusive (exit 3).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON on stdout; progress goes to stderr."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("counterexamples"),
+    show_default=True,
+    help="Where counterexample files are written.",
+)
+@click.option(
+    "--specs",
+    type=click.Path(path_type=Path),
+    default=Path("specs"),
+    show_default=True,
+    help="The specs directory.",
+)
 def check(
     rule_name: str | None,
     expr: str | None,
@@ -159,12 +189,17 @@ def check(
     if as_json:
         document: Any = reports[0] if len(reports) == 1 and not all_rules else {"rules": reports}
         click.echo(json.dumps(document, indent=2))
-    return max(report["exit_code"] for report in reports)
+    return max(int(report["exit_code"]) for report in reports)
 
 
 @cli.command()
-@click.option("--specs", type=click.Path(path_type=Path), default=Path("specs"), show_default=True,
-              help="The specs directory.")
+@click.option(
+    "--specs",
+    type=click.Path(path_type=Path),
+    default=Path("specs"),
+    show_default=True,
+    help="The specs directory.",
+)
 def rules(specs: Path) -> int:
     """List the rules in specs/rules."""
     from checker.specs import load_rules
@@ -212,7 +247,9 @@ def _ensure_writable(out: Path) -> None:
 
 
 def _reproduce_command(rule: Rule, vcpus: int) -> str:
-    target = f"--rule {rule.name}" if rule.path is not None else f"--expr {shlex.quote(rule.expression)}"
+    target = (
+        f"--rule {rule.name}" if rule.path is not None else f"--expr {shlex.quote(rule.expression)}"
+    )
     return f"checker check {target} --vcpus {vcpus}"
 
 
@@ -264,8 +301,10 @@ def _check_rule(rule: Rule, options: Any, out: Path, as_json: bool) -> dict[str,
 
 def _verdict_line(result: PropertyResult, rule: Rule, seconds: float) -> str:
     verdict = result.verdict.value
-    text = f"{result.prop.name:15} {verdict.upper() if verdict != 'holds' else verdict:12} " \
-           f"{result.engine:10} {seconds:6.2f}s"
+    text = (
+        f"{result.prop.name:15} {verdict.upper() if verdict != 'holds' else verdict:12} "
+        f"{result.engine:10} {seconds:6.2f}s"
+    )
     if result.trace is not None:
         text += f"  {result.trace.depth} steps"
     expected = rule.expected.get(result.prop.name)
@@ -289,9 +328,13 @@ def _write_trace(result: PropertyResult, rule: Rule, options: Any, out: Path) ->
     )
     g = graph.trace_graph(result.trace, provenance)
     try:
-        paths = graph.write_counterexample(g, out / rule.name, graph.counterexample_stem(result.trace))
+        paths = graph.write_counterexample(
+            g, out / rule.name, graph.counterexample_stem(result.trace)
+        )
     except OSError as exc:
-        raise InputError(f"--out {out}: cannot write counterexample: {exc.strerror or exc}") from None
+        raise InputError(
+            f"--out {out}: cannot write counterexample: {exc.strerror or exc}"
+        ) from None
     return [str(p) for p in paths]
 
 
@@ -348,16 +391,21 @@ def _print_details(
         )
         for r in proofs:
             assert r.proof is not None
-            origin = "" if r.proof.found_with == options.vcpus else \
-                f" (found with {r.proof.found_with} vCPUs)"
+            origin = (
+                ""
+                if r.proof.found_with == options.vcpus
+                else f" (found with {r.proof.found_with} vCPUs)"
+            )
             click.echo(f"    {r.prop.name}{origin}:")
             for line in r.proof.invariant.render():
                 click.echo(f"      {line}")
     for r, entry in zip(results, entries, strict=True):
         if r.trace is None:
             continue
-        click.echo(f"\n  {r.prop.name} violated in {r.trace.depth} steps "
-                   "(shortest; replayed through the step function)")
+        click.echo(
+            f"\n  {r.prop.name} violated in {r.trace.depth} steps "
+            "(shortest; replayed through the step function)"
+        )
         click.echo(f"  property: {r.prop.statement}")
         for line in view.step_table(r.trace):
             click.echo("    " + line)

@@ -242,8 +242,7 @@ class Encoding:
         op = OPERATIONS[index]
         vcpu = model.eval(a.vcpu, model_completion=True).as_long() if op.by_vcpu else None
         params = tuple(
-            (p, bool(z3.is_true(model.eval(a.params[p], model_completion=True))))
-            for p in op.params
+            (p, bool(z3.is_true(model.eval(a.params[p], model_completion=True)))) for p in op.params
         )
         return Action(op.name, vcpu, params)
 

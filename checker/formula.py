@@ -109,8 +109,8 @@ def evaluate(f: Formula, logic: Logic[B], old: Spte[B], new: Spte[B], ad_enabled
         case Const(value):
             return logic.const(value)
         case Bit(spte, field):
-            value: B = getattr(old if spte == "old" else new, field)
-            return value
+            bit: B = getattr(old if spte == "old" else new, field)
+            return bit
         case AdEnabled():
             return ad_enabled
         case Not(arg):

@@ -44,6 +44,9 @@ from checker.trace import Trace, spte_hex
 if TYPE_CHECKING:
     import networkx as nx
 
+    #: a trace: nodes are step numbers
+    TraceGraph = nx.DiGraph[int]
+
 SCHEMA = "checker.counterexample/1"
 
 
@@ -86,10 +89,10 @@ def step_attributes(step: semantics.Step) -> dict[str, Any]:
     return attrs
 
 
-def trace_graph(trace: Trace, provenance: Provenance) -> nx.DiGraph:
+def trace_graph(trace: Trace, provenance: Provenance) -> TraceGraph:
     import networkx as nx
 
-    g = nx.DiGraph()
+    g: TraceGraph = nx.DiGraph()
     g.graph.update(
         schema=SCHEMA,
         rule=trace.rule_name,
@@ -112,14 +115,14 @@ def trace_graph(trace: Trace, provenance: Provenance) -> nx.DiGraph:
     return g
 
 
-def node_link_json(g: nx.DiGraph) -> str:
+def node_link_json(g: TraceGraph) -> str:
     import networkx as nx
 
     data = nx.node_link_data(g, edges="edges")
     return json.dumps(data, sort_keys=True, indent=2) + "\n"
 
 
-def graphml_text(g: nx.DiGraph) -> str:
+def graphml_text(g: TraceGraph) -> str:
     import networkx as nx
 
     return "\n".join(nx.generate_graphml(g)) + "\n"
@@ -129,7 +132,7 @@ def counterexample_stem(trace: Trace) -> str:
     return f"{trace.prop.name}-{trace.vcpus}vcpus"
 
 
-def write_counterexample(g: nx.DiGraph, directory: Path, stem: str) -> list[Path]:
+def write_counterexample(g: TraceGraph, directory: Path, stem: str) -> list[Path]:
     """Write ``stem.json`` and ``stem.graphml`` under ``directory``, each atomically."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -155,7 +158,6 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
@@ -174,7 +176,7 @@ class Loaded:
     """A counterexample file, parsed and validated, not yet replayed."""
 
     path: Path
-    graph: nx.DiGraph
+    graph: TraceGraph
     rule_name: str
     expression: str
     prop: Property
@@ -203,7 +205,7 @@ def read_counterexample(path: Path) -> Loaded:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict):
                 raise bad("not a counterexample (expected a JSON object)")
-            g = nx.node_link_graph(data, edges="edges")
+            g = nx.DiGraph(nx.node_link_graph(data, edges="edges"))
     except CounterexampleError:
         raise
     except OSError as exc:
@@ -236,7 +238,7 @@ def _state(attrs: dict[str, Any], vcpus: int) -> semantics.State:
     return semantics.State(gfn, tuple(_TLB_LABELS[attrs[f"tlb_vcpu{v}"]] for v in range(vcpus)))
 
 
-def _action(g: nx.DiGraph, i: int, vcpus: int) -> semantics.Action:
+def _action(g: TraceGraph, i: int, vcpus: int) -> semantics.Action:
     if not g.has_edge(i - 1, i):
         raise ValueError(f"no edge from step {i - 1} to step {i}")
     attrs = g.edges[i - 1, i]
@@ -258,11 +260,11 @@ def _bool(value: Any) -> bool:
     raise ValueError(f"not a Boolean: {value!r}")
 
 
-def _from_graphml(g: nx.DiGraph) -> nx.DiGraph:
+def _from_graphml(g: nx.Graph[str]) -> TraceGraph:
     """GraphML names nodes by strings; give them back their step numbers."""
     import networkx as nx
 
-    renamed = nx.relabel_nodes(g, {n: int(n) for n in g.nodes})
+    renamed: TraceGraph = nx.DiGraph(nx.relabel_nodes(g, {n: int(n) for n in g.nodes}))
     for key in ("node_default", "edge_default"):
         renamed.graph.pop(key, None)
     return renamed

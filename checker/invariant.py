@@ -89,9 +89,13 @@ class Invariant:
         for lemma in self.lemmas:
             premises = tuple(lit for lit in lemma.literals if not lit.positive)
             positives = [lit for lit in lemma.literals if lit.positive]
-            key = (lemma.slots, premises) if len(positives) == 1 and premises else (-1, lemma.literals)
+            key = (
+                (lemma.slots, premises)
+                if len(positives) == 1 and premises
+                else (-1, lemma.literals)
+            )
             groups.setdefault(key, []).append(lemma)
-        lines = []
+        lines: list[str] = []
         for (slots, premises), members in groups.items():
             if slots < 0 or len(members) == 1:
                 lines.extend(m.render() for m in members)
@@ -157,8 +161,10 @@ def _canonical(lemma: Lemma) -> Lemma:
             lemma.slots,
             tuple(
                 sorted(
-                    Lit(Var(lit.var.field, None if lit.var.slot is None else perm[lit.var.slot]),
-                        lit.positive)
+                    Lit(
+                        Var(lit.var.field, None if lit.var.slot is None else perm[lit.var.slot]),
+                        lit.positive,
+                    )
                     for lit in lemma.literals
                 )
             ),
@@ -211,8 +217,13 @@ def from_z3(invariant: z3.BoolRef, state: SymState) -> Invariant:
                 len(vcpus),
                 tuple(
                     sorted(
-                        Lit(Var(lit.var.field, None if lit.var.slot is None else slot_of[lit.var.slot]),
-                            lit.positive)
+                        Lit(
+                            Var(
+                                lit.var.field,
+                                None if lit.var.slot is None else slot_of[lit.var.slot],
+                            ),
+                            lit.positive,
+                        )
                         for lit in lits
                     )
                 ),

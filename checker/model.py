@@ -93,16 +93,30 @@ Layout = Literal["x86", "ept"]
 #: bit position of each SPTE field that has one, per layout (domain.md section 2).
 #: Access tracking has no bit of its own in these layouts.
 BIT_POSITIONS: dict[Layout, dict[str, int]] = {
-    "x86": {"writable": 1, "accessed": 5, "dirty": 6, "host_writable": 9,
-            "mmu_writable": 10, "present": 11},
-    "ept": {"writable": 1, "accessed": 8, "dirty": 9, "present": 11,
-            "host_writable": 57, "mmu_writable": 58},
+    "x86": {
+        "writable": 1,
+        "accessed": 5,
+        "dirty": 6,
+        "host_writable": 9,
+        "mmu_writable": 10,
+        "present": 11,
+    },
+    "ept": {
+        "writable": 1,
+        "accessed": 8,
+        "dirty": 9,
+        "present": 11,
+        "host_writable": 57,
+        "mmu_writable": 58,
+    },
 }
 
 
 def spte_value(spte: Spte[bool], layout: Layout = "x86") -> int:
     """The SPTE's modelled bits as a 64-bit value in ``layout``."""
     return sum(1 << pos for field, pos in BIT_POSITIONS[layout].items() if getattr(spte, field))
+
+
 GFN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Gfn) if f.name != "spte")
 TLB_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TlbEntry))
 
@@ -371,81 +385,175 @@ def _disable_dirty_logging(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B
 #: The operations, in canonical order (counterexamples are minimal in this order).
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
-        "guest_access", "guest access (TLB miss)", "page walk",
-        "hardware page walk on a TLB miss", True, Flush.NEVER, (), _guest_access,
+        name="guest_access",
+        title="guest access (TLB miss)",
+        function="page walk",
+        path="hardware page walk on a TLB miss",
+        by_vcpu=True,
+        flush=Flush.NEVER,
+        params=(),
+        effect=_guest_access,
     ),
     Operation(
-        "guest_write", "guest write through a cached writable entry", "guest store",
-        "no VM exit: KVM is not involved", True, Flush.NEVER, (), _guest_write,
+        name="guest_write",
+        title="guest write through a cached writable entry",
+        function="guest store",
+        path="no VM exit: KVM is not involved",
+        by_vcpu=True,
+        flush=Flush.NEVER,
+        params=(),
+        effect=_guest_write,
     ),
     Operation(
-        "tlb_evict", "TLB eviction", "TLB eviction",
-        "the CPU drops its entry", True, Flush.NEVER, (), _evict,
+        name="tlb_evict",
+        title="TLB eviction",
+        function="TLB eviction",
+        path="the CPU drops its entry",
+        by_vcpu=True,
+        flush=Flush.NEVER,
+        params=(),
+        effect=_evict,
     ),
     Operation(
-        "page_fault", "page fault, slow path", "mmu_set_spte",
-        "kvm_mmu_page_fault -> direct_page_fault/kvm_tdp_mmu_map -> mmu_set_spte/"
-        "tdp_mmu_map_handle_target_level -> make_spte",
-        True, Flush.RULE, ("host_writable",), _page_fault,
+        name="page_fault",
+        title="page fault, slow path",
+        function="mmu_set_spte",
+        path=(
+            "kvm_mmu_page_fault -> direct_page_fault/kvm_tdp_mmu_map -> mmu_set_spte/"
+            "tdp_mmu_map_handle_target_level -> make_spte"
+        ),
+        by_vcpu=True,
+        flush=Flush.RULE,
+        params=("host_writable",),
+        effect=_page_fault,
     ),
     Operation(
-        "fast_page_fault", "fast page fault (lockless)", "fast_pf_fix_direct_spte",
-        "fast_page_fault -> fast_pf_fix_direct_spte", True, Flush.NEVER, (), _fast_page_fault,
+        name="fast_page_fault",
+        title="fast page fault (lockless)",
+        function="fast_pf_fix_direct_spte",
+        path="fast_page_fault -> fast_pf_fix_direct_spte",
+        by_vcpu=True,
+        flush=Flush.NEVER,
+        params=(),
+        effect=_fast_page_fault,
     ),
     Operation(
-        "prefetch", "prefetch refresh of a present SPTE", "mmu_set_spte",
-        "direct_pte_prefetch/FNAME(pte_prefetch) -> mmu_set_spte -> make_spte",
-        True, Flush.RULE, (), _prefetch,
+        name="prefetch",
+        title="prefetch refresh of a present SPTE",
+        function="mmu_set_spte",
+        path="direct_pte_prefetch/FNAME(pte_prefetch) -> mmu_set_spte -> make_spte",
+        by_vcpu=True,
+        flush=Flush.RULE,
+        params=(),
+        effect=_prefetch,
     ),
     Operation(
-        "sync_spte", "sync of an unsync shadow page", "FNAME(sync_spte)",
-        "kvm_mmu_sync_roots -> FNAME(sync_spte) -> make_spte -> mmu_spte_update",
-        True, Flush.RULE, ("guest_writable",), _sync,
+        name="sync_spte",
+        title="sync of an unsync shadow page",
+        function="FNAME(sync_spte)",
+        path="kvm_mmu_sync_roots -> FNAME(sync_spte) -> make_spte -> mmu_spte_update",
+        by_vcpu=True,
+        flush=Flush.RULE,
+        params=("guest_writable",),
+        effect=_sync,
     ),
     Operation(
-        "write_protect", "write-protect for write-tracking", "spte_write_protect",
-        "account_shadowed -> kvm_mmu_slot_gfn_write_protect -> rmap_write_protect -> "
-        "spte_write_protect -> mmu_spte_update",
-        True, Flush.RULE, (), _write_protect,
+        name="write_protect",
+        title="write-protect for write-tracking",
+        function="spte_write_protect",
+        path=(
+            "account_shadowed -> kvm_mmu_slot_gfn_write_protect -> rmap_write_protect -> "
+            "spte_write_protect -> mmu_spte_update"
+        ),
+        by_vcpu=True,
+        flush=Flush.RULE,
+        params=(),
+        effect=_write_protect,
     ),
     Operation(
-        "aging", "aging", "mark_spte_for_access_track",
-        "kvm_age_gfn -> mark_spte_for_access_track", False, Flush.NEVER, (), _aging,
+        name="aging",
+        title="aging",
+        function="mark_spte_for_access_track",
+        path="kvm_age_gfn -> mark_spte_for_access_track",
+        by_vcpu=False,
+        flush=Flush.NEVER,
+        params=(),
+        effect=_aging,
     ),
     Operation(
-        "zap", "zap", "drop_spte",
-        "kvm_zap_gfn_range -> drop_spte -> kvm_flush_remote_tlbs", False, Flush.ALWAYS, (), _zap,
+        name="zap",
+        title="zap",
+        function="drop_spte",
+        path="kvm_zap_gfn_range -> drop_spte -> kvm_flush_remote_tlbs",
+        by_vcpu=False,
+        flush=Flush.ALWAYS,
+        params=(),
+        effect=_zap,
     ),
     Operation(
-        "enable_dirty_logging", "enable dirty logging (write-protect the slot)",
-        "kvm_mmu_slot_apply_flags",
-        "kvm_mmu_slot_apply_flags -> kvm_mmu_slot_remove_write_access -> spte_write_protect",
-        False, Flush.DEFERRED, (), _enable_dirty_logging,
+        name="enable_dirty_logging",
+        title="enable dirty logging (write-protect the slot)",
+        function="kvm_mmu_slot_apply_flags",
+        path="kvm_mmu_slot_apply_flags -> kvm_mmu_slot_remove_write_access -> spte_write_protect",
+        by_vcpu=False,
+        flush=Flush.DEFERRED,
+        params=(),
+        effect=_enable_dirty_logging,
     ),
     Operation(
-        "enable_flush", "flush after enabling dirty logging", "kvm_flush_remote_tlbs_memslot",
-        "kvm_mmu_slot_apply_flags -> kvm_flush_remote_tlbs_memslot",
-        False, Flush.ALWAYS, (), _enable_flush,
+        name="enable_flush",
+        title="flush after enabling dirty logging",
+        function="kvm_flush_remote_tlbs_memslot",
+        path="kvm_mmu_slot_apply_flags -> kvm_flush_remote_tlbs_memslot",
+        by_vcpu=False,
+        flush=Flush.ALWAYS,
+        params=(),
+        effect=_enable_flush,
     ),
     Operation(
-        "harvest", "dirty-log harvest (reap and write-protect)",
-        "kvm_arch_mmu_enable_log_dirty_pt_masked",
-        "kvm_get_dirty_log_protect/kvm_clear_dirty_log_protect -> "
-        "kvm_arch_mmu_enable_log_dirty_pt_masked -> spte_write_protect",
-        False, Flush.DEFERRED, (), _harvest,
+        name="harvest",
+        title="dirty-log harvest (reap and write-protect)",
+        function="kvm_arch_mmu_enable_log_dirty_pt_masked",
+        path=(
+            "kvm_get_dirty_log_protect/kvm_clear_dirty_log_protect -> "
+            "kvm_arch_mmu_enable_log_dirty_pt_masked -> spte_write_protect"
+        ),
+        by_vcpu=False,
+        flush=Flush.DEFERRED,
+        params=(),
+        effect=_harvest,
     ),
     Operation(
-        "harvest_flush", "harvest's flush after unlock", "kvm_flush_remote_tlbs_memslot",
-        "kvm_get_dirty_log_protect/kvm_clear_dirty_log_protect -> kvm_flush_remote_tlbs_memslot",
-        False, Flush.ALWAYS, (), _harvest_flush,
+        name="harvest_flush",
+        title="harvest's flush after unlock",
+        function="kvm_flush_remote_tlbs_memslot",
+        path=(
+            "kvm_get_dirty_log_protect/kvm_clear_dirty_log_protect -> kvm_flush_remote_tlbs_memslot"
+        ),
+        by_vcpu=False,
+        flush=Flush.ALWAYS,
+        params=(),
+        effect=_harvest_flush,
     ),
     Operation(
-        "disable_dirty_logging", "disable dirty logging", "kvm_mmu_slot_apply_flags",
-        "kvm_mmu_slot_apply_flags", False, Flush.NEVER, (), _disable_dirty_logging,
+        name="disable_dirty_logging",
+        title="disable dirty logging",
+        function="kvm_mmu_slot_apply_flags",
+        path="kvm_mmu_slot_apply_flags",
+        by_vcpu=False,
+        flush=Flush.NEVER,
+        params=(),
+        effect=_disable_dirty_logging,
     ),
     Operation(
-        "untrack", "stop write-tracking", "unaccount_shadowed",
-        "kvm_mmu_prepare_zap_page -> unaccount_shadowed", False, Flush.NEVER, (), _untrack,
+        name="untrack",
+        title="stop write-tracking",
+        function="unaccount_shadowed",
+        path="kvm_mmu_prepare_zap_page -> unaccount_shadowed",
+        by_vcpu=False,
+        flush=Flush.NEVER,
+        params=(),
+        effect=_untrack,
     ),
 )
 
@@ -630,8 +738,7 @@ PROPERTIES: tuple[Property, ...] = (
     Property(
         "precision",
         "precision",
-        "the rule asks for a flush only on updates that clear MMU-writable "
-        "(MW(old) && !MW(new))",
+        "the rule asks for a flush only on updates that clear MMU-writable (MW(old) && !MW(new))",
         Kind.STEP,
         False,
         bad_step=_unneeded_flush,

@@ -86,7 +86,8 @@ class Step:
 def initial_states(vcpus: int) -> tuple[State, ...]:
     """The initial states, in canonical order (A/D bits disabled first)."""
     return tuple(
-        State(initial_gfn(CONCRETE, ad_enabled), (Tlb.NONE,) * vcpus) for ad_enabled in (False, True)
+        State(initial_gfn(CONCRETE, ad_enabled), (Tlb.NONE,) * vcpus)
+        for ad_enabled in (False, True)
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
 import z3
 
 SEED = 0
@@ -131,4 +132,3 @@ class Symbolic:
         if b is self.false:
             return self.not_(a)
         return a == b
-

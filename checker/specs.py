@@ -117,7 +117,9 @@ def load_rule(path: Path) -> Rule:
     expect = _table(data, "expect", fail, required=True)
     for key, value in expect.items():
         if key not in PROPERTY_BY_NAME:
-            raise fail(f"expect.{key}", f"unknown property (properties: {', '.join(PROPERTY_BY_NAME)})")
+            raise fail(
+                f"expect.{key}", f"unknown property (properties: {', '.join(PROPERTY_BY_NAME)})"
+            )
         if value not in VERDICTS:
             raise fail(f"expect.{key}", f"expected 'holds' or 'violated', got {value!r}")
     missing = [p for p in PROPERTY_BY_NAME if p not in expect]
@@ -168,7 +170,7 @@ def _expression_position(text: str) -> tuple[int, int]:
         m = re.match(r"\s*expression\s*=\s*('''|\"\"\"|'|\")", line)
         if m:
             column = m.end() + 1
-            if len(m.group(1)) == 3 and not line[m.end():].strip():
+            if len(m.group(1)) == 3 and not line[m.end() :].strip():
                 # a multi-line string starting with a newline: TOML drops that newline
                 return number + 1, 1
             return number, column

@@ -46,8 +46,17 @@ def step_table(trace: Trace) -> list[str]:
     """One row per step: the acting vCPU, the operation, the SPTE, every TLB entry,
     the gfn's flags, the rule's decision and whether every TLB was flushed."""
     tlb_headers = [f"tlb{v}" for v in range(trace.vcpus)]
-    header = ["step", "vcpu", "operation", "function", "SPTE (x86)", *tlb_headers,
-              "gfn", "rule", "flush"]
+    header = [
+        "step",
+        "vcpu",
+        "operation",
+        "function",
+        "SPTE (x86)",
+        *tlb_headers,
+        "gfn",
+        "rule",
+        "flush",
+    ]
     rows = [header]
 
     def tlbs(state: State) -> list[str]:
@@ -55,16 +64,27 @@ def step_table(trace: Trace) -> list[str]:
 
     first = trace.initial
     ad = "A/D bits on" if first.gfn.ad_enabled else "A/D bits off"
-    rows.append(["0", "", f"(initial, {ad})", "", spte_text(first), *tlbs(first),
-                 gfn_flags(first), "", ""])
+    rows.append(
+        ["0", "", f"(initial, {ad})", "", spte_text(first), *tlbs(first), gfn_flags(first), "", ""]
+    )
     for i, step in enumerate(trace.steps, start=1):
         op = step.action.operation
         vcpu = f"vcpu{step.action.vcpu}" if step.action.vcpu is not None else "host"
-        rows.append([
-            str(i), vcpu, step.action.label, op.function, spte_text(step.after),
-            *tlbs(step.after), gfn_flags(step.after), decision_text(step),
-            "FLUSH" if step.outcome.flush else "",
-        ])
+        rows.append(
+            [
+                str(i),
+                vcpu,
+                step.action.label,
+                op.function,
+                spte_text(step.after),
+                *tlbs(step.after),
+                gfn_flags(step.after),
+                decision_text(step),
+                "FLUSH" if step.outcome.flush else "",
+            ]
+        )
     widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]

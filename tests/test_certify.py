@@ -23,15 +23,17 @@ W_MW = Lemma(0, (Lit(Var("mmu_writable")), Lit(Var("writable"), False)))
 
 
 def test_the_real_invariant_certifies(shipped_rules: dict[str, Rule]) -> None:
-    cert = certify(Encoding(shipped_rules["new"], 3), STALE_W,
-                   Invariant.of([COVERED, PRESENT, W_MW]), Budget())
+    cert = certify(
+        Encoding(shipped_rules["new"], 3), STALE_W, Invariant.of([COVERED, PRESENT, W_MW]), Budget()
+    )
     assert cert.ok and cert.vcpus == 3
 
 
 def test_the_property_alone_is_not_inductive(shipped_rules: dict[str, Rule]) -> None:
     # without W => MW, a walk of a writable, non-MMU-writable SPTE breaks it
-    cert = certify(Encoding(shipped_rules["new"], 2), STALE_W,
-                   Invariant.of([COVERED, PRESENT]), Budget())
+    cert = certify(
+        Encoding(shipped_rules["new"], 2), STALE_W, Invariant.of([COVERED, PRESENT]), Budget()
+    )
     assert cert.consecution is Answer.SAT and not cert.ok
 
 
@@ -64,23 +66,38 @@ def _legacy_trace(rule: Rule) -> SmtTrace:
 
 
 def test_a_genuine_trace_replays(shipped_rules: dict[str, Rule]) -> None:
-    trace = replay(shipped_rules["legacy"], "legacy", STALE_W, _legacy_trace(shipped_rules["legacy"]))
+    trace = replay(
+        shipped_rules["legacy"], "legacy", STALE_W, _legacy_trace(shipped_rules["legacy"])
+    )
     assert trace.depth == 4 and trace.states[-1].tlbs[1] is Tlb.WRITABLE
 
 
 @pytest.mark.parametrize(
     ("tamper", "message"),
     [
-        (lambda t: dataclasses.replace(t, states=(t.states[1], *t.states[1:])),
-         "not an initial state"),
-        (lambda t: dataclasses.replace(
-            t, states=(*t.states[:2], semantics.with_tlbs(t.states[2], (Tlb.NONE,) * 2),
-                       *t.states[3:])),
-         "step 2 (guest_access) leads elsewhere"),
-        (lambda t: dataclasses.replace(t, actions=(semantics.Action("zap"), *t.actions[1:])),
-         "step 1 (zap) is not enabled"),
-        (lambda t: dataclasses.replace(t, actions=t.actions[:3], states=t.states[:4]),
-         "does not violate"),
+        (
+            lambda t: dataclasses.replace(t, states=(t.states[1], *t.states[1:])),
+            "not an initial state",
+        ),
+        (
+            lambda t: dataclasses.replace(
+                t,
+                states=(
+                    *t.states[:2],
+                    semantics.with_tlbs(t.states[2], (Tlb.NONE,) * 2),
+                    *t.states[3:],
+                ),
+            ),
+            "step 2 (guest_access) leads elsewhere",
+        ),
+        (
+            lambda t: dataclasses.replace(t, actions=(semantics.Action("zap"), *t.actions[1:])),
+            "step 1 (zap) is not enabled",
+        ),
+        (
+            lambda t: dataclasses.replace(t, actions=t.actions[:3], states=t.states[:4]),
+            "does not violate",
+        ),
     ],
 )
 def test_tampered_traces_do_not_replay(

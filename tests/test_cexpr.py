@@ -37,53 +37,85 @@ def equivalent(a: F.Formula, b: F.Formula) -> bool:
     ("text", "meaning"),
     [
         # the three shipped rules
-        ("is_mmu_writable_spte(old_spte) && !is_writable_pte(new_spte)",
-         F.and_(OLD["mmu_writable"], F.not_(NEW["writable"]))),
-        ("is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)",
-         F.and_(OLD["mmu_writable"], F.not_(NEW["mmu_writable"]))),
-        ("is_writable_pte(old_spte) && !is_writable_pte(new_spte)",
-         F.and_(OLD["writable"], F.not_(NEW["writable"]))),
+        (
+            "is_mmu_writable_spte(old_spte) && !is_writable_pte(new_spte)",
+            F.and_(OLD["mmu_writable"], F.not_(NEW["writable"])),
+        ),
+        (
+            "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)",
+            F.and_(OLD["mmu_writable"], F.not_(NEW["mmu_writable"])),
+        ),
+        (
+            "is_writable_pte(old_spte) && !is_writable_pte(new_spte)",
+            F.and_(OLD["writable"], F.not_(NEW["writable"])),
+        ),
         # helpers
         ("is_shadow_present_pte(new_spte)", NEW["present"]),
-        ("is_accessed_spte(old_spte)",
-         F.or_(F.and_(AD, OLD["accessed"]), F.and_(F.not_(AD), F.not_(OLD["access_tracked"])))),
-        ("is_dirty_spte(new_spte)",
-         F.or_(F.and_(AD, NEW["dirty"]), F.and_(F.not_(AD), NEW["writable"]))),
+        (
+            "is_accessed_spte(old_spte)",
+            F.or_(F.and_(AD, OLD["accessed"]), F.and_(F.not_(AD), F.not_(OLD["access_tracked"]))),
+        ),
+        (
+            "is_dirty_spte(new_spte)",
+            F.or_(F.and_(AD, NEW["dirty"]), F.and_(F.not_(AD), NEW["writable"])),
+        ),
         ("is_access_track_spte(old_spte)", F.and_(F.not_(AD), OLD["access_tracked"])),
         ("spte_ad_enabled(old_spte)", AD),
-        ("spte_can_locklessly_be_made_writable(old_spte)",
-         F.and_(OLD["host_writable"], OLD["mmu_writable"])),
-        ("spte_is_locklessly_modifiable(new_spte)",
-         F.and_(NEW["host_writable"], NEW["mmu_writable"])),
+        (
+            "spte_can_locklessly_be_made_writable(old_spte)",
+            F.and_(OLD["host_writable"], OLD["mmu_writable"]),
+        ),
+        (
+            "spte_is_locklessly_modifiable(new_spte)",
+            F.and_(NEW["host_writable"], NEW["mmu_writable"]),
+        ),
         # masks
-        ("(old_spte & shadow_mmu_writable_mask) && (new_spte & PT_WRITABLE_MASK) == 0",
-         F.and_(OLD["mmu_writable"], F.not_(NEW["writable"]))),
+        (
+            "(old_spte & shadow_mmu_writable_mask) && (new_spte & PT_WRITABLE_MASK) == 0",
+            F.and_(OLD["mmu_writable"], F.not_(NEW["writable"])),
+        ),
         ("old_spte & shadow_host_writable_mask", OLD["host_writable"]),
         ("(old_spte & shadow_accessed_mask) != 0", F.and_(AD, OLD["accessed"])),
         ("new_spte & shadow_dirty_mask", F.and_(AD, NEW["dirty"])),
-        ("old_spte & SPTE_HOST_WRITEABLE && old_spte & SPTE_MMU_WRITEABLE",
-         F.and_(OLD["host_writable"], OLD["mmu_writable"])),
-        ("(old_spte & (SPTE_HOST_WRITEABLE | SPTE_MMU_WRITEABLE)) == "
-         "(SPTE_HOST_WRITEABLE | SPTE_MMU_WRITEABLE)",
-         F.and_(OLD["host_writable"], OLD["mmu_writable"])),
-        ("old_spte & BIT_ULL(10) && !(new_spte & BIT_ULL(1))",
-         F.and_(OLD["mmu_writable"], F.not_(NEW["writable"]))),
+        (
+            "old_spte & SPTE_HOST_WRITEABLE && old_spte & SPTE_MMU_WRITEABLE",
+            F.and_(OLD["host_writable"], OLD["mmu_writable"]),
+        ),
+        (
+            "(old_spte & (SPTE_HOST_WRITEABLE | SPTE_MMU_WRITEABLE)) == "
+            "(SPTE_HOST_WRITEABLE | SPTE_MMU_WRITEABLE)",
+            F.and_(OLD["host_writable"], OLD["mmu_writable"]),
+        ),
+        (
+            "old_spte & BIT_ULL(10) && !(new_spte & BIT_ULL(1))",
+            F.and_(OLD["mmu_writable"], F.not_(NEW["writable"])),
+        ),
         ("old_spte & (1ULL << 11)", OLD["present"]),
         ("!!(new_spte & BIT_ULL(9))", NEW["host_writable"]),
-        ("((old_spte ^ new_spte) & PT_WRITABLE_MASK) != 0",
-         F.not_(F.iff(OLD["writable"], NEW["writable"]))),
+        (
+            "((old_spte ^ new_spte) & PT_WRITABLE_MASK) != 0",
+            F.not_(F.iff(OLD["writable"], NEW["writable"])),
+        ),
         # operators, constants, comments, older helpers
         ("true", F.TRUE),
         ("false || (is_writable_pte(old_spte))", OLD["writable"]),
         ("is_writable_pte(old_spte) == false", F.not_(OLD["writable"])),
-        ("is_writable_pte(old_spte) != is_writable_pte(new_spte)",
-         F.not_(F.iff(OLD["writable"], NEW["writable"]))),
-        ("/* why */ is_writable_pte(old_spte) // and\n && unlikely(!is_writable_pte(new_spte))",
-         F.and_(OLD["writable"], F.not_(NEW["writable"]))),
-        ("spte_is_bit_cleared(old_spte, new_spte, shadow_accessed_mask)",
-         F.and_(AD, OLD["accessed"], F.not_(F.and_(AD, NEW["accessed"])))),
-        ("spte_is_bit_changed(old_spte, new_spte, PT_WRITABLE_MASK)",
-         F.not_(F.iff(OLD["writable"], NEW["writable"]))),
+        (
+            "is_writable_pte(old_spte) != is_writable_pte(new_spte)",
+            F.not_(F.iff(OLD["writable"], NEW["writable"])),
+        ),
+        (
+            "/* why */ is_writable_pte(old_spte) // and\n && unlikely(!is_writable_pte(new_spte))",
+            F.and_(OLD["writable"], F.not_(NEW["writable"])),
+        ),
+        (
+            "spte_is_bit_cleared(old_spte, new_spte, shadow_accessed_mask)",
+            F.and_(AD, OLD["accessed"], F.not_(F.and_(AD, NEW["accessed"]))),
+        ),
+        (
+            "spte_is_bit_changed(old_spte, new_spte, PT_WRITABLE_MASK)",
+            F.not_(F.iff(OLD["writable"], NEW["writable"])),
+        ),
         ("(u64)old_spte & PT_WRITABLE_MASK", OLD["writable"]),
     ],
 )
@@ -102,12 +134,17 @@ def test_ept_layout_reads_bit_positions_of_ept() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("is_mmu_writeable_spte(old_spte)",
-         "--expr:1:1: unknown identifier 'is_mmu_writeable_spte'; did you mean 'is_mmu_writable_spte'?"),
+        (
+            "is_mmu_writeable_spte(old_spte)",
+            "--expr:1:1: unknown identifier 'is_mmu_writeable_spte'; "
+            "did you mean 'is_mmu_writable_spte'?",
+        ),
         ("is_writable_pte(old)", "--expr:1:17: unknown identifier 'old'; did you mean 'old_spte'?"),
-        ("is_writable_pte(old_spte) && shadow_mmu_writeable_mask & new_spte",
-         "--expr:1:30: unknown identifier 'shadow_mmu_writeable_mask'; did you mean "
-         "'shadow_mmu_writable_mask'?"),
+        (
+            "is_writable_pte(old_spte) && shadow_mmu_writeable_mask & new_spte",
+            "--expr:1:30: unknown identifier 'shadow_mmu_writeable_mask'; did you mean "
+            "'shadow_mmu_writable_mask'?",
+        ),
         ("is_mmu_writable_spte(old_spte) &&", "--expr:1:34: the C expression is incomplete"),
         ("(is_writable_pte(old_spte)", "--expr:1:27: missing ')'"),
         ("is_writable_pte(old_spte))", "--expr:1:27: unbalanced ')'"),
@@ -119,7 +156,10 @@ def test_ept_layout_reads_bit_positions_of_ept() -> None:
         ("old_spte == new_spte", "depends on SPTE bits the model does not have"),
         ("old_spte + 1", "unsupported construct in a flush condition: operator '+'"),
         ("is_writable_pte(old_spte, new_spte)", "'is_writable_pte' takes 1 argument(s), got 2"),
-        ("is_writable_pte(old_spte & PT_WRITABLE_MASK)", "'is_writable_pte' takes old_spte or new_spte"),
+        (
+            "is_writable_pte(old_spte & PT_WRITABLE_MASK)",
+            "'is_writable_pte' takes old_spte or new_spte",
+        ),
         ("is_writable_pte", "'is_writable_pte' is a function: call it"),
         ("old_spte(1)", "'old_spte' is not a function"),
         ("BIT_ULL(64) & old_spte", "BIT_ULL(64) is outside a 64-bit SPTE"),

@@ -20,7 +20,9 @@ SHORTEST = {
 
 @pytest.mark.parametrize("vcpus", [1, 2, 3])
 @pytest.mark.parametrize("rule_name", ["old", "new", "legacy"])
-def test_verdicts_match_the_specs(shipped_rules: dict[str, Rule], rule_name: str, vcpus: int) -> None:
+def test_verdicts_match_the_specs(
+    shipped_rules: dict[str, Rule], rule_name: str, vcpus: int
+) -> None:
     rule = shipped_rules[rule_name]
     encodings = Encodings(rule)
     for prop in PROPERTIES:

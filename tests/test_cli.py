@@ -46,7 +46,9 @@ def test_old_violates_precision_exit_1(tmp_path: Path) -> None:
     assert "precision       VIOLATED" in result.stdout
     assert "reproduce: checker check --rule old --vcpus 2" in result.stdout
     assert sorted(p.name for p in (tmp_path / "old").iterdir()) == [
-        "precision-2vcpus.graphml", "precision-2vcpus.json"]
+        "precision-2vcpus.graphml",
+        "precision-2vcpus.json",
+    ]
 
 
 def test_json_stdout_is_pure_and_progress_goes_to_stderr(tmp_path: Path) -> None:
@@ -54,8 +56,13 @@ def test_json_stdout_is_pure_and_progress_goes_to_stderr(tmp_path: Path) -> None
     assert result.exit_code == 1
     document = json.loads(result.stdout)
     verdicts = {p["property"]: p["verdict"] for p in document["properties"]}
-    assert verdicts == {"stale_w": "violated", "write_tracking": "violated", "dirty_log": "holds",
-                        "encoding": "holds", "precision": "violated"}
+    assert verdicts == {
+        "stale_w": "violated",
+        "write_tracking": "violated",
+        "dirty_log": "holds",
+        "encoding": "holds",
+        "precision": "violated",
+    }
     assert document["exit_code"] == 1 and document["vcpus"] == 2
     tracking = next(p for p in document["properties"] if p["property"] == "write_tracking")
     assert tracking["depth"] == 5 and tracking["replayed"]
@@ -69,8 +76,13 @@ def test_json_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_expr_checks_an_adhoc_rule(tmp_path: Path) -> None:
-    result = run("check", "--expr", "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)",
-                 "--json", out=tmp_path)
+    result = run(
+        "check",
+        "--expr",
+        "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)",
+        "--json",
+        out=tmp_path,
+    )
     assert result.exit_code == 0
     assert json.loads(result.stdout)["rule"] == "expr"
 
@@ -120,7 +132,9 @@ def test_unwritable_out_is_exit_2_before_any_work(tmp_path: Path) -> None:
 def test_malformed_spec_is_exit_2_naming_file_and_field(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
-    text = (SPECS / "rules" / "new.toml").read_text().replace('precision = "holds"', "precision = 1")
+    text = (
+        (SPECS / "rules" / "new.toml").read_text().replace('precision = "holds"', "precision = 1")
+    )
     (rules / "new.toml").write_text(text)
     result = CliRunner().invoke(cli, ["check", "--rule", "new", "--specs", str(tmp_path)])
     assert result.exit_code == 2
@@ -138,8 +152,9 @@ def test_internal_errors_are_one_line_exit_4(
     assert result.exit_code == 4
     line = one_line_error(result)
     assert "internal error: RuntimeError: the engine broke" in line and "--debug" in line
-    debug = CliRunner().invoke(cli, ["--debug", "check", "--rule", "new", "--specs", str(SPECS),
-                                     "--out", str(tmp_path)])
+    debug = CliRunner().invoke(
+        cli, ["--debug", "check", "--rule", "new", "--specs", str(SPECS), "--out", str(tmp_path)]
+    )
     assert debug.exit_code == 4 and "Traceback" in debug.stderr
 
 
@@ -147,8 +162,13 @@ def test_help_documents_the_exit_codes() -> None:
     for args in ([], ["check"]):
         result = CliRunner().invoke(cli, [*args, "--help"])
         assert result.exit_code == 0
-        for code in ("0  every property holds", "1  a violation", "2  usage or spec error",
-                     "3  inconclusive", "4  internal error"):
+        for code in (
+            "0  every property holds",
+            "1  a violation",
+            "2  usage or spec error",
+            "3  inconclusive",
+            "4  internal error",
+        ):
             assert code in result.stdout
 
 
@@ -170,6 +190,10 @@ def test_python_dash_m_and_lazy_imports() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "Usage: checker" in done.stdout
-    done = subprocess.run([sys.executable, "-m", "checker", "check", "--rule", "new", "--specs",
-                           str(SPECS)], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "checker", "check", "--rule", "new", "--specs", str(SPECS)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr

@@ -60,6 +60,7 @@ states = st.builds(
     st.lists(st.sampled_from(list(Tlb)), min_size=VCPUS, max_size=VCPUS),
 )
 
+
 class Harness:
     """One encoding and one solver per rule, the transition relation asserted at its
     base. Each example runs in a push/pop scope: retired activation literals
@@ -121,7 +122,9 @@ def _compare(h: Harness, state: semantics.State, used: list[z3.BoolRef]) -> None
                 smt_bad = z3.is_true(model.eval(enc.bad_step(prop, step), model_completion=True))
                 assert smt_bad == semantics.step_is_bad(prop, expected), (prop.name, action)
         other = literal(z3.Not(enc.state_is(step.after, expected.after)))
-        assert check(solver, start, chosen, other) is Answer.UNSAT, f"{action}: successor not unique"
+        assert check(solver, start, chosen, other) is Answer.UNSAT, (
+            f"{action}: successor not unique"
+        )
     for prop in PROPERTIES:
         if prop.kind is Kind.STATE:
             bad = literal(enc.bad_state(prop, step.before))

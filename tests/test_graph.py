@@ -40,8 +40,16 @@ def test_one_node_per_step_with_scalar_state(legacy_trace: Trace) -> None:
     assert first["spte"] == "0x0000" and first["tlb_vcpu0"] == "none"
     assert last["spte"] == "0x0a00"  # P and HW in the x86 layout
     assert all(isinstance(v, bool | int | str) for n in g.nodes for v in g.nodes[n].values())
-    for key in ("rule", "expression", "property", "vcpus", "depth", "checker_version",
-                "z3_version", "command"):
+    for key in (
+        "rule",
+        "expression",
+        "property",
+        "vcpus",
+        "depth",
+        "checker_version",
+        "z3_version",
+        "command",
+    ):
         assert key in g.graph
 
 
@@ -50,7 +58,11 @@ def test_edges_carry_operation_vcpu_function_and_decision(legacy_trace: Trace) -
     protect = g.edges[3, 4]
     assert protect["operation"] == "write_protect" and protect["vcpu"] == 0
     assert protect["kernel_function"] == "spte_write_protect"
-    assert (protect["rule_consulted"], protect["rule_flush"], protect["tlb_flush"]) == (True, False, False)
+    assert (protect["rule_consulted"], protect["rule_flush"], protect["tlb_flush"]) == (
+        True,
+        False,
+        False,
+    )
     assert (protect["old_spte"], protect["new_spte"]) == ("0x0e00", "0x0a00")
     assert "vcpu" not in g.edges[2, 3]  # aging runs on the host
     assert g.edges[4, 5]["violation"] and not g.edges[3, 4]["violation"]
@@ -134,7 +146,9 @@ def test_regenerating_committed_counterexamples_changes_no_byte(tmp_path: Path) 
     assert code == 1
     fresh = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     committed = {
-        p.relative_to(COUNTEREXAMPLES): p.read_bytes() for p in COUNTEREXAMPLES.rglob("*") if p.is_file()
+        p.relative_to(COUNTEREXAMPLES): p.read_bytes()
+        for p in COUNTEREXAMPLES.rglob("*")
+        if p.is_file()
     }
     assert sorted(fresh) == sorted(committed)
     for name, data in fresh.items():

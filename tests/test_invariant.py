@@ -36,8 +36,12 @@ def test_two_slot_lemmas_are_canonical_up_to_renaming() -> None:
 def test_lemmas_with_the_same_premise_render_as_one_line() -> None:
     s = state_vars(1, "0")
     t, spte = s.tlbs[0], s.gfn.spte
-    inv = from_z3(z3.And(z3.Or(z3.Not(t.writable), spte.present),
-                         z3.Or(z3.Not(t.writable), spte.mmu_writable)), s)
+    inv = from_z3(
+        z3.And(
+            z3.Or(z3.Not(t.writable), spte.present), z3.Or(z3.Not(t.writable), spte.mmu_writable)
+        ),
+        s,
+    )
     assert inv.render() == ["forall v: tlb_writable[v] => mmu_writable && present"]
 
 

@@ -46,7 +46,9 @@ def test_actions_are_every_instance_in_canonical_order() -> None:
         assert len(set(acts)) == len(acts)
 
 
-def test_fault_maps_writable_iff_host_writable_and_untracked(shipped_rules: dict[str, Rule]) -> None:
+def test_fault_maps_writable_iff_host_writable_and_untracked(
+    shipped_rules: dict[str, Rule],
+) -> None:
     new = shipped_rules["new"]
     spte = run(new, AD_ON, fault()).gfn.spte
     assert (spte.present, spte.writable, spte.mmu_writable, spte.host_writable) == (1, 1, 1, 1)
@@ -86,8 +88,14 @@ def test_harvest_write_protects_then_flushes_in_a_later_step(
     shipped_rules: dict[str, Rule],
 ) -> None:
     new = shipped_rules["new"]
-    state = run(new, AD_ON, act("enable_dirty_logging"), act("enable_flush"), fault(),
-                act("guest_access", 0))
+    state = run(
+        new,
+        AD_ON,
+        act("enable_dirty_logging"),
+        act("enable_flush"),
+        fault(),
+        act("guest_access", 0),
+    )
     assert state.gfn.dirty_bit
     harvested = run(new, state, act("harvest"))
     assert harvested.gfn.harvest_flush_pending and not harvested.gfn.dirty_bit
@@ -121,7 +129,9 @@ def test_rule_is_consulted_only_on_a_present_spte_that_changes(
 def test_domain_section_6_race(shipped_rules: dict[str, Rule], rule_name: str, stale: bool) -> None:
     """Writable entry survives aging, tracking clears MW: only legacy skips the flush."""
     rule = shipped_rules[rule_name]
-    state = run(rule, AD_OFF, fault(), act("guest_access", 1), act("aging"), act("write_protect", 0))
+    state = run(
+        rule, AD_OFF, fault(), act("guest_access", 1), act("aging"), act("write_protect", 0)
+    )
     assert (state.tlbs[1] is Tlb.WRITABLE) == stale
     assert semantics.state_is_bad(PROPERTY_BY_NAME["stale_w"], state) == stale
     write = semantics.step(rule, state, act("guest_write", 1))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from checker.model import PROPERTY_BY_NAME
 from checker.errors import InputError
+from checker.model import PROPERTY_BY_NAME
 from checker.specs import SpecError, load_rule, load_rules
 
 from .conftest import SPECS
@@ -49,36 +49,54 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
 def test_multiline_expression_positions(tmp_path: Path) -> None:
     text = GOOD.replace(
         'expression = "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)"',
-        "expression = '''\nis_mmu_writable_spte(old_spte) &&\n  !is_mmu_writeable_spte(new_spte)'''",
+        "expression = '''\nis_mmu_writable_spte(old_spte) &&\n"
+        "  !is_mmu_writeable_spte(new_spte)'''",
     )
-    with pytest.raises(InputError, match=r"mine.toml:4:4: unknown identifier 'is_mmu_writeable_spte'"):
+    with pytest.raises(
+        InputError, match=r"mine.toml:4:4: unknown identifier 'is_mmu_writeable_spte'"
+    ):
         load_rule(write(tmp_path, text))
 
 
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda t: t.replace('name = "mine"', 'name = "other"'),
-         "field 'name': 'other' differs from the file name"),
+        (
+            lambda t: t.replace('name = "mine"', 'name = "other"'),
+            "field 'name': 'other' differs from the file name",
+        ),
         (lambda t: t.replace('name = "mine"\n', ""), "field 'name': missing"),
         (lambda t: t.replace('name = "mine"', "name = 3"), "field 'name': must be a string"),
-        (lambda t: t.replace('expression = "is_mmu_writable_spte(old_spte) && '
-                             '!is_mmu_writable_spte(new_spte)"', 'expression = "  "'),
-         "field 'expression': is empty"),
-        (lambda t: t.replace('precision = "holds"', 'precision = "maybe"'),
-         "field 'expect.precision': expected 'holds' or 'violated', got 'maybe'"),
-        (lambda t: t.replace('precision = "holds"\n', ""),
-         "field 'expect.precision': missing"),
+        (
+            lambda t: t.replace(
+                'expression = "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)"',
+                'expression = "  "',
+            ),
+            "field 'expression': is empty",
+        ),
+        (
+            lambda t: t.replace('precision = "holds"', 'precision = "maybe"'),
+            "field 'expect.precision': expected 'holds' or 'violated', got 'maybe'",
+        ),
+        (lambda t: t.replace('precision = "holds"\n', ""), "field 'expect.precision': missing"),
         (lambda t: t + 'bogus = "holds"\n', "field 'expect.bogus': unknown property"),
         (lambda t: "colour = 1\n" + t, "field 'colour': unknown field"),
-        (lambda t: t.replace("[expect]", "[origin]\ncommit = 5\n[expect]"),
-         "field 'origin.commit': must be a string"),
-        (lambda t: t.replace("[expect]", "[origin]\nauthor = 'x'\n[expect]"),
-         "field 'origin.author': unknown field"),
+        (
+            lambda t: t.replace("[expect]", "[origin]\ncommit = 5\n[expect]"),
+            "field 'origin.commit': must be a string",
+        ),
+        (
+            lambda t: t.replace("[expect]", "[origin]\nauthor = 'x'\n[expect]"),
+            "field 'origin.author': unknown field",
+        ),
         (lambda t: t[: t.index("[expect]")] + "expect = 1\n", "field 'expect': must be a table"),
-        (lambda t: t.replace("= \"holds\"", "= holds", 1), "invalid TOML"),
-        (lambda t: t.replace("is_mmu_writable_spte(old_spte)", "is_mmu_writeable_spte(old_spte)"),
-         "mine.toml:2:15: unknown identifier 'is_mmu_writeable_spte'"),
+        (lambda t: t.replace('= "holds"', "= holds", 1), "invalid TOML"),
+        (
+            lambda t: t.replace(
+                "is_mmu_writable_spte(old_spte)", "is_mmu_writeable_spte(old_spte)"
+            ),
+            "mine.toml:2:15: unknown identifier 'is_mmu_writeable_spte'",
+        ),
     ],
 )
 def test_malformed_files_name_file_and_field(tmp_path: Path, edit: object, message: str) -> None:
@@ -91,7 +109,9 @@ def test_malformed_files_name_file_and_field(tmp_path: Path, edit: object, messa
 
 
 def test_missing_directory_says_how_to_fix(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match="no such directory; run from the project root or pass --specs"):
+    with pytest.raises(
+        SpecError, match="no such directory; run from the project root or pass --specs"
+    ):
         load_rules(tmp_path)
 
 
