@@ -25,7 +25,7 @@ from checker.bmc import SmtTrace
 from checker.encode import Encoding
 from checker.errors import CheckerError, InternalError
 from checker.invariant import Invariant
-from checker.model import FlushRule, Kind, Property
+from checker.model import Kind, Property, System
 from checker.smt import Answer, Budget, check, new_solver
 from checker.trace import Trace
 
@@ -70,7 +70,7 @@ def certify(enc: Encoding, prop: Property, invariant: Invariant, budget: Budget)
 
 
 def replay(
-    rule: FlushRule,
+    system: System,
     rule_name: str,
     prop: Property,
     smt: SmtTrace,
@@ -93,7 +93,7 @@ def replay(
     for i, action in enumerate(smt.actions, start=1):
         if semantics.state_is_bad(prop, state):
             raise fail(f"the property is already violated before step {i}")
-        s = semantics.step(rule, state, action)
+        s = semantics.step(system, state, action)
         if s is None:
             raise fail(f"step {i} ({action.label}) is not enabled")
         if s.after != smt.states[i]:
@@ -109,4 +109,6 @@ def replay(
     )
     if not violated:
         raise fail("its last step does not violate the property")
-    return Trace(rule_name=rule_name, prop=prop, initial=start, steps=tuple(steps))
+    return Trace(
+        rule_name=rule_name, prop=prop, paths=system.paths, initial=start, steps=tuple(steps)
+    )

@@ -27,7 +27,7 @@ from checker.certify import Certificate, certify, replay
 from checker.encode import Encoding
 from checker.errors import InternalError
 from checker.invariant import Invariant
-from checker.model import Property
+from checker.model import Paths, Property, System
 from checker.smt import Answer, Budget
 from checker.specs import Rule
 from checker.trace import Trace
@@ -47,6 +47,8 @@ class Verdict(enum.Enum):
 @dataclass(frozen=True)
 class Options:
     vcpus: int = 2
+    #: the paths around the rule (dirty-log flushes, aging, prefetch)
+    paths: Paths = field(default_factory=Paths)
     #: BMC bound: the longest counterexample searched for
     depth: int = DEFAULT_DEPTH
     budget: Budget = field(default_factory=Budget)
@@ -71,15 +73,15 @@ class PropertyResult:
 
 
 class Encodings:
-    """One encoding per vCPU count for a rule, shared by every property and engine."""
+    """One encoding per vCPU count for a system, shared by every property and engine."""
 
-    def __init__(self, rule: Rule) -> None:
-        self.rule = rule
+    def __init__(self, system: System) -> None:
+        self.system = system
         self._by_vcpus: dict[int, Encoding] = {}
 
     def __call__(self, vcpus: int) -> Encoding:
         if vcpus not in self._by_vcpus:
-            self._by_vcpus[vcpus] = Encoding(self.rule, vcpus)
+            self._by_vcpus[vcpus] = Encoding(self.system, vcpus)
         return self._by_vcpus[vcpus]
 
 
@@ -87,14 +89,17 @@ def check_property(
     rule: Rule, prop: Property, options: Options, encodings: Encodings | None = None
 ) -> PropertyResult:
     n = options.vcpus
-    encoding = encodings or Encodings(rule)
+    system = System(rule, options.paths)
+    encoding = encodings or Encodings(system)
+    if encoding.system.rule is not rule or encoding.system.paths != options.paths:
+        raise ValueError("encodings of another rule or other paths")
     # search with few vCPUs first and lift; if the lifted invariant is not inductive
     # at n, search again with n
     for searched in dict.fromkeys((min(n, LIFT_FROM), n)):
         # Spacer's search depends on the order z3 terms were created in, so it
         # gets a context of its own, built the same way every time: the same
         # invariant whatever ran before in this process
-        found = spacer.prove(Encoding(rule, searched, z3.Context()), prop, options.budget)
+        found = spacer.prove(Encoding(system, searched, z3.Context()), prop, options.budget)
         if found.answer is not Answer.UNSAT:
             break
         assert found.invariant is not None
@@ -112,7 +117,7 @@ def check_property(
     depth = max(options.depth, found.trace_length or 0)
     result = bmc.shortest_counterexample(encoding(n), prop, depth, options.budget)
     if result.answer is Answer.SAT and result.trace is not None:
-        trace = replay(rule, rule.name, prop, result.trace)
+        trace = replay(system, rule.name, prop, result.trace)
         return PropertyResult(prop, Verdict.VIOLATED, "bmc", trace=trace)
     if found.answer is Answer.SAT and result.answer is Answer.UNSAT:
         raise InternalError(

@@ -45,12 +45,12 @@ from checker.model import (
     PARAMS,
     SPTE_FIELDS,
     TLB_FIELDS,
-    FlushRule,
     Gfn,
     Kind,
     Outcome,
     Property,
     Spte,
+    System,
     Tlb,
     TlbEntry,
     apply,
@@ -116,15 +116,15 @@ def state_vars(vcpus: int, tag: str, context: z3.Context | None = None) -> SymSt
 
 
 class Encoding:
-    """The transition system for ``rule`` with ``vcpus`` vCPUs.
+    """The transition system of ``system`` (a rule and its paths) with ``vcpus`` vCPUs.
 
     States, actions and transitions are built once per index and cached: every
     engine of a run unrolls the same terms. All terms live in ``context`` (z3's
     main context unless given).
     """
 
-    def __init__(self, rule: FlushRule, vcpus: int, context: z3.Context | None = None) -> None:
-        self.rule = rule
+    def __init__(self, system: System, vcpus: int, context: z3.Context | None = None) -> None:
+        self.system = system
         self.vcpus = vcpus
         self.vcpu_bits = _bits(vcpus)
         self.context = context if context is not None else z3.main_ctx()
@@ -187,7 +187,7 @@ class Encoding:
         outcomes: list[Outcome[z3.BoolRef]] = []
         for i, op in enumerate(OPERATIONS):
             sel = a.op == i
-            out = apply(L, self.rule, op, s.gfn, actor_old, {p: a.params[p] for p in op.params})
+            out = apply(L, self.system, op, s.gfn, actor_old, {p: a.params[p] for p in op.params})
             pins = [L.not_(a.params[p]) for p in PARAMS if p not in op.params]
             if not op.by_vcpu:
                 pins.append(a.vcpu == 0)

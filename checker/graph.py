@@ -10,8 +10,9 @@ may revisit a state). Every attribute is a scalar so that GraphML can hold it:
   ``flush_policy``, the rule's decision (``rule_consulted``, ``rule_flush``,
   ``old_spte``, ``new_spte``), ``tlb_flush`` (every TLB was flushed) and
   ``violation``;
-* graph: ``schema``, rule, expression, property, vCPUs, depth, versions and the
-  command that reproduces the trace.
+* graph: ``schema``, rule, expression, property, vCPUs, depth, the paths around
+  the rule (``profile`` and one attribute per path), versions and the command that
+  reproduces the trace.
 
 Files are node-link JSON (``edges="edges"``, sorted keys) and GraphML, written
 atomically, byte-identical for the same trace and versions.
@@ -35,10 +36,12 @@ from checker.model import (
     SPTE_FIELDS,
     Gfn,
     Kind,
+    Paths,
     Property,
     Spte,
     Tlb,
 )
+from checker.specs import paths_from, paths_table
 from checker.trace import Trace, spte_hex
 
 if TYPE_CHECKING:
@@ -58,6 +61,8 @@ class Provenance:
     command: str
     checker_version: str
     z3_version: str
+    #: the paths' label: a profile name, plus any overrides
+    profile: str = "default"
 
 
 def state_attributes(state: semantics.State) -> dict[str, Any]:
@@ -102,6 +107,8 @@ def trace_graph(trace: Trace, provenance: Provenance) -> TraceGraph:
         property_statement=trace.prop.statement,
         vcpus=trace.vcpus,
         depth=trace.depth,
+        profile=provenance.profile,
+        **paths_table(trace.paths),
         checker_version=provenance.checker_version,
         z3_version=provenance.z3_version,
         command=provenance.command,
@@ -181,6 +188,8 @@ class Loaded:
     expression: str
     prop: Property
     vcpus: int
+    profile: str
+    paths: Paths
     actions: tuple[semantics.Action, ...]
     #: the states the file records, the initial one first
     states: tuple[semantics.State, ...]
@@ -221,6 +230,10 @@ def read_counterexample(path: Path) -> Loaded:
         vcpus = int(meta["vcpus"])
         depth = int(meta["depth"])
         rule_name, expression = str(meta["rule"]), str(meta["expression"])
+        paths = paths_from(
+            {key: meta[key] for key in paths_table(Paths())},
+            lambda key, problem: bad(f"metadata '{key}': {problem}"),
+        )
         if sorted(g.nodes) != list(range(depth + 1)):
             raise bad(f"nodes are not the steps 0..{depth}")
         states = tuple(_state(g.nodes[i], vcpus) for i in range(depth + 1))
@@ -229,7 +242,8 @@ def read_counterexample(path: Path) -> Loaded:
         raise
     except (KeyError, ValueError, TypeError) as exc:
         raise bad(f"malformed ({type(exc).__name__}: {exc})") from None
-    return Loaded(path, g, rule_name, expression, prop, vcpus, actions, states)
+    profile = str(meta.get("profile", "default"))
+    return Loaded(path, g, rule_name, expression, prop, vcpus, profile, paths, actions, states)
 
 
 def _state(attrs: dict[str, Any], vcpus: int) -> semantics.State:

@@ -33,12 +33,22 @@ SHARED_FIELDS: tuple[str, ...] = SPTE_FIELDS + GFN_FIELDS
 SLOT_NAMES = "vwxyz"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Var:
-    """A state variable: a gfn/SPTE field (``slot`` None) or ``tlb_<field>[slot]``."""
+    """A state variable: a gfn/SPTE field (``slot`` None) or ``tlb_<field>[slot]``.
+
+    The SPTE and the TLB entry both have a ``writable`` field, so variables order
+    by (shared before per-vCPU, slot, field), never by comparing None with a slot.
+    """
 
     field: str
     slot: int | None = None
+
+    def _key(self) -> tuple[bool, int, str]:
+        return (self.slot is not None, self.slot or 0, self.field)
+
+    def __lt__(self, other: Var) -> bool:
+        return self._key() < other._key()
 
     def render(self) -> str:
         if self.slot is None:

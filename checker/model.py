@@ -153,6 +153,70 @@ class FlushRule(Protocol):
     def decide(self, logic: Logic[B], old: Spte[B], new: Spte[B], ad_enabled: B) -> B: ...
 
 
+# --- the paths around the rule ------------------------------------------------------
+
+
+class HarvestFlush(enum.Enum):
+    """When a dirty-log harvest flushes the TLBs."""
+
+    #: after dropping mmu_lock, iff something was reaped (KVM today)
+    REAPED = "reaped"
+    #: after dropping mmu_lock, iff the write-protect changed an SPTE
+    CHANGED = "changed"
+    #: after dropping mmu_lock, even if nothing was reaped
+    ALWAYS = "always"
+    NEVER = "never"
+    #: before dropping mmu_lock, iff something was reaped (v3.x)
+    LOCKED = "locked"
+
+
+class EnableFlush(enum.Enum):
+    """When enabling dirty logging flushes the TLBs (after dropping mmu_lock)."""
+
+    #: unconditionally (KVM since b64d740ea7dd)
+    ALWAYS = "always"
+    #: iff some SPTE was writable before the write-protect
+    WRITABLE = "writable"
+    #: iff some SPTE was MMU-writable
+    MMU_WRITABLE = "mmu_writable"
+    NEVER = "never"
+    #: before dropping mmu_lock, unconditionally (v3.x)
+    LOCKED = "locked"
+
+
+class AgingWithoutAd(enum.Enum):
+    """What aging does to an SPTE when the MMU has no hardware A/D bits."""
+
+    #: access-track it: clear W (and R), keep MW, no flush (v4.x and later)
+    ACCESS_TRACK = "access_track"
+    #: zap it, with the zap's flush (v3.x)
+    ZAP = "zap"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The KVM paths around the rule that have their own flush behaviour.
+
+    Dirty logging's correctness rests on two flushes the rule does not decide (the
+    harvest's and the one after enabling logging); aging and prefetch differ between
+    kernel eras. The defaults are the domain brief's model: KVM today, plus the
+    prefetch refresh of kernels before v6.13.
+    """
+
+    harvest_flush: HarvestFlush = HarvestFlush.REAPED
+    enable_flush: EnableFlush = EnableFlush.ALWAYS
+    aging_without_ad: AgingWithoutAd = AgingWithoutAd.ACCESS_TRACK
+    prefetch_refresh: bool = True
+
+
+@dataclass(frozen=True)
+class System:
+    """What is checked: a flush rule and the paths around it."""
+
+    rule: FlushRule
+    paths: Paths = dataclasses.field(default_factory=Paths)
+
+
 # --- operations -------------------------------------------------------------------
 
 
@@ -180,7 +244,7 @@ class Effect(Generic[B]):
 
 
 Params = Mapping[str, B]
-EffectFn = Callable[[Logic[B], Gfn[B], TlbEntry[B], Params[B]], Effect[B]]
+EffectFn = Callable[[Logic[B], Gfn[B], TlbEntry[B], Params[B], "Paths"], Effect[B]]
 
 #: every parameter any operation takes, in canonical (encoding) order
 PARAMS: tuple[str, ...] = ("host_writable", "guest_writable")
@@ -216,7 +280,9 @@ def _effect(
     return Effect(enabled=enabled, gfn=gfn, actor_tlb=actor_tlb, flush=logic.const(flush))
 
 
-def _guest_access(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
+def _guest_access(
+    L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths
+) -> Effect[B]:
     """TLB miss: the walk caches the SPTE's permission. Hardware sets Accessed."""
     s = g.spte
     walkable = L.and_(s.present, L.not_(s.access_tracked))
@@ -226,7 +292,7 @@ def _guest_access(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Eff
     return _effect(L, enabled, new, filled)
 
 
-def _guest_write(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
+def _guest_write(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths) -> Effect[B]:
     """A store through a cached writable entry: no exit, KVM never sees it.
 
     The CPU sets Dirty in the SPTE only if that SPTE is still writable.
@@ -236,12 +302,12 @@ def _guest_write(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effe
     return _effect(L, tlb.writable, _spte(g, dirty=dirty), tlb)
 
 
-def _evict(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
+def _evict(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths) -> Effect[B]:
     none = TlbEntry(cached=L.const(False), writable=L.const(False))
     return _effect(L, tlb.cached, g, none)
 
 
-def _page_fault(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
+def _page_fault(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths) -> Effect[B]:
     """Slow path: install or rebuild the SPTE, writable iff host-writable and untracked.
 
     ``host_writable`` is the host mapping's permission; it cannot change while the
@@ -267,7 +333,9 @@ def _page_fault(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effec
     return _effect(L, enabled, new, tlb)
 
 
-def _fast_page_fault(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
+def _fast_page_fault(
+    L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths
+) -> Effect[B]:
     """Lockless cmpxchg: make an MMU-writable SPTE writable again (and un-age it)."""
     s = g.spte
     enabled = L.and_(s.present, s.mmu_writable, L.or_(L.not_(s.writable), s.access_tracked))
@@ -276,7 +344,7 @@ def _fast_page_fault(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> 
     return _effect(L, enabled, new, tlb)
 
 
-def _prefetch(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
+def _prefetch(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths) -> Effect[B]:
     """Refresh of a present SPTE by prefetch: rebuilt read-only and not accessed.
 
     MMU-writable survives unless the gfn is write-tracked. Without A/D bits the
@@ -292,10 +360,11 @@ def _prefetch(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[
         dirty=L.const(False),
         access_tracked=L.not_(ad),
     )
-    return _effect(L, s.present, new, tlb)
+    # v6.13 stopped overwriting present SPTEs when prefetching
+    return _effect(L, L.and_(L.const(paths.prefetch_refresh), s.present), new, tlb)
 
 
-def _sync(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
+def _sync(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths) -> Effect[B]:
     """Resync with the guest PTE: permissions follow it, write-protected if tracked.
 
     Accessed, Dirty and access tracking carry over; an access-tracked SPTE stays
@@ -309,22 +378,37 @@ def _sync(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
     return _effect(L, s.present, new, tlb)
 
 
-def _write_protect(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
+def _write_protect(
+    L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths
+) -> Effect[B]:
     """Start write-tracking the gfn (it now shadows a guest page table): clear W and MW."""
     new = _spte(g, writable=L.const(False), mmu_writable=L.const(False))
     new = dataclasses.replace(new, write_tracked=L.const(True))
     return _effect(L, L.not_(g.write_tracked), new, tlb)
 
 
-def _untrack(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
+def _untrack(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths) -> Effect[B]:
     """The last shadow page for the gfn is gone: faults may map it writable again."""
     return _effect(L, g.write_tracked, dataclasses.replace(g, write_tracked=L.const(False)), tlb)
 
 
-def _aging(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
-    """Clear Accessed; without A/D bits, access-track instead (clears W, keeps MW)."""
+def _aging(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths) -> Effect[B]:
+    """Clear Accessed; without A/D bits, access-track instead (clears W, keeps MW),
+    or, in kernels that did not access-track, zap (and flush)."""
     s = g.spte
     ad = g.ad_enabled
+    if paths.aging_without_ad is AgingWithoutAd.ZAP:
+        f = L.const(False)
+        gone = Spte(f, f, f, f, f, f, f)
+        cleared = _spte(g, accessed=f)
+        new = dataclasses.replace(
+            g,
+            spte=Spte(
+                *(L.ite(ad, getattr(cleared.spte, x), getattr(gone, x)) for x in SPTE_FIELDS)
+            ),
+        )
+        enabled = L.and_(s.present, L.or_(L.not_(ad), s.accessed))
+        return Effect(enabled=enabled, gfn=new, actor_tlb=tlb, flush=L.not_(ad))
     enabled = L.and_(s.present, L.ite(ad, s.accessed, L.not_(s.access_tracked)))
     new = _spte(
         g,
@@ -335,48 +419,80 @@ def _aging(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
     return _effect(L, enabled, new, tlb)
 
 
-def _zap(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
+def _zap(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths) -> Effect[B]:
     f = L.const(False)
     gone = dataclasses.replace(g, spte=Spte(f, f, f, f, f, f, f))
     return _effect(L, g.spte.present, gone, tlb, flush=True)
 
 
-def _enable_dirty_logging(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
-    """Write-protect the slot (W cleared, MW kept); the flush comes after unlock."""
+def _enable_dirty_logging(
+    L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths
+) -> Effect[B]:
+    """Write-protect the slot (W cleared, MW kept); the flush comes after unlock, if
+    the paths ask for one."""
     idle = L.not_(L.or_(g.harvest_flush_pending, g.enable_flush_pending))
     enabled = L.and_(L.not_(g.dirty_logging), idle)
+    s = g.spte
+    later = {
+        EnableFlush.ALWAYS: L.const(True),
+        EnableFlush.WRITABLE: L.and_(s.present, s.writable),
+        EnableFlush.MMU_WRITABLE: L.and_(s.present, s.mmu_writable),
+        EnableFlush.NEVER: L.const(False),
+        EnableFlush.LOCKED: L.const(False),
+    }[paths.enable_flush]
     new = _spte(g, writable=L.const(False))
     new = dataclasses.replace(
         new,
         dirty_logging=L.const(True),
         dirty_bit=L.const(False),
-        enable_flush_pending=L.const(True),
+        enable_flush_pending=later,
     )
-    return _effect(L, enabled, new, tlb)
+    now = L.const(paths.enable_flush is EnableFlush.LOCKED)
+    return Effect(enabled=enabled, gfn=new, actor_tlb=tlb, flush=now)
 
 
-def _enable_flush(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
+def _enable_flush(
+    L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths
+) -> Effect[B]:
     """The unconditional flush after enabling dirty logging."""
     new = dataclasses.replace(g, enable_flush_pending=L.const(False))
     return _effect(L, g.enable_flush_pending, new, tlb, flush=True)
 
 
-def _harvest(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
-    """Reap the dirty bit and write-protect the gfn (W cleared, MW kept), then unlock."""
+def _harvest(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths) -> Effect[B]:
+    """Reap the dirty bit and write-protect a reaped gfn (W cleared, MW kept), then
+    unlock; the flush follows as the paths say (today: after unlock iff reaped)."""
     idle = L.not_(L.or_(g.harvest_flush_pending, g.enable_flush_pending))
-    enabled = L.and_(g.dirty_logging, g.dirty_bit, idle)
-    new = _spte(g, writable=L.const(False))
-    new = dataclasses.replace(new, dirty_bit=L.const(False), harvest_flush_pending=L.const(True))
-    return _effect(L, enabled, new, tlb)
+    policy = paths.harvest_flush
+    reaped = g.dirty_bit
+    # a harvest that reaps nothing changes nothing, unless it flushes regardless
+    wanted = L.or_(reaped, L.const(policy is HarvestFlush.ALWAYS))
+    enabled = L.and_(g.dirty_logging, idle, wanted)
+    changed = L.and_(reaped, g.spte.present, g.spte.writable)
+    later = {
+        HarvestFlush.REAPED: reaped,
+        HarvestFlush.CHANGED: changed,
+        HarvestFlush.ALWAYS: L.const(True),
+        HarvestFlush.NEVER: L.const(False),
+        HarvestFlush.LOCKED: L.const(False),
+    }[policy]
+    now = L.and_(L.const(policy is HarvestFlush.LOCKED), reaped)
+    new = _spte(g, writable=L.and_(g.spte.writable, L.not_(reaped)))
+    new = dataclasses.replace(new, dirty_bit=L.const(False), harvest_flush_pending=later)
+    return Effect(enabled=enabled, gfn=new, actor_tlb=tlb, flush=now)
 
 
-def _harvest_flush(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
+def _harvest_flush(
+    L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths
+) -> Effect[B]:
     """The harvest's flush, after unlock, because something was reaped."""
     new = dataclasses.replace(g, harvest_flush_pending=L.const(False))
     return _effect(L, g.harvest_flush_pending, new, tlb, flush=True)
 
 
-def _disable_dirty_logging(L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B]) -> Effect[B]:
+def _disable_dirty_logging(
+    L: Logic[B], g: Gfn[B], tlb: TlbEntry[B], p: Params[B], paths: Paths
+) -> Effect[B]:
     idle = L.not_(L.or_(g.harvest_flush_pending, g.enable_flush_pending))
     new = dataclasses.replace(g, dirty_logging=L.const(False), dirty_bit=L.const(False))
     return _effect(L, L.and_(g.dirty_logging, idle), new, tlb)
@@ -584,7 +700,7 @@ def spte_changed(logic: Logic[B], old: Spte[B], new: Spte[B]) -> B:
 
 def apply(
     logic: Logic[B],
-    rule: FlushRule,
+    system: System,
     op: Operation,
     gfn: Gfn[B],
     actor_tlb: TlbEntry[B],
@@ -597,11 +713,11 @@ def apply(
     non-present old SPTE never needs a flush). ``flush = effect.flush or (op.flush
     is RULE and consulted and rule(old, new))``.
     """
-    effect = op.effect(logic, gfn, actor_tlb, params)
+    effect = op.effect(logic, gfn, actor_tlb, params, system.paths)
     old, new = gfn.spte, effect.gfn.spte
     if op.flush in (Flush.RULE, Flush.DEFERRED):
         consulted = logic.and_(old.present, spte_changed(logic, old, new))
-        decision = rule.decide(logic, old, new, gfn.ad_enabled)
+        decision = system.rule.decide(logic, old, new, gfn.ad_enabled)
     else:
         consulted = decision = logic.const(False)
     flush = effect.flush

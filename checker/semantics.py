@@ -16,12 +16,12 @@ from checker.model import (
     OPERATION_BY_NAME,
     OPERATIONS,
     PARAMS,
-    FlushRule,
     Gfn,
     Kind,
     Operation,
     Outcome,
     Property,
+    System,
     Tlb,
     TlbEntry,
     apply,
@@ -104,12 +104,12 @@ def actions(vcpus: int) -> tuple[Action, ...]:
     return tuple(sorted(found))
 
 
-def step(rule: FlushRule, state: State, action: Action) -> Step | None:
+def step(system: System, state: State, action: Action) -> Step | None:
     """The successor of ``state`` under ``action``, or None if it is not enabled."""
     op = action.operation
     actor = action.vcpu if action.vcpu is not None else 0
     actor_tlb = state.tlbs[actor].entry() if state.tlbs else TlbEntry(False, False)
-    outcome = apply(CONCRETE, rule, op, state.gfn, actor_tlb, dict(action.params))
+    outcome = apply(CONCRETE, system, op, state.gfn, actor_tlb, dict(action.params))
     if not outcome.enabled:
         return None
     if outcome.flush:
@@ -123,9 +123,9 @@ def step(rule: FlushRule, state: State, action: Action) -> Step | None:
     return Step(action, state, State(outcome.gfn, tlbs), outcome)
 
 
-def successors(rule: FlushRule, state: State) -> Iterator[Step]:
+def successors(system: System, state: State) -> Iterator[Step]:
     for action in actions(state.vcpus):
-        s = step(rule, state, action)
+        s = step(system, state, action)
         if s is not None:
             yield s
 

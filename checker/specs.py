@@ -23,6 +23,7 @@ Loading validates every file and names the file and field of any problem.
 
 from __future__ import annotations
 
+import enum
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -33,7 +34,14 @@ from checker import cexpr
 from checker import formula as F
 from checker.errors import InputError
 from checker.logic import Logic
-from checker.model import PROPERTY_BY_NAME, Spte
+from checker.model import (
+    PROPERTY_BY_NAME,
+    AgingWithoutAd,
+    EnableFlush,
+    HarvestFlush,
+    Paths,
+    Spte,
+)
 
 B = TypeVar("B")
 
@@ -181,3 +189,105 @@ def adhoc_rule(expression: str, name: str = "expr") -> Rule:
     """A rule given on the command line (``--expr``); no expectations."""
     formula = cexpr.parse(expression, cexpr.Origin("--expr"))
     return Rule(name=name, expression=expression, formula=formula)
+
+
+# --- profiles: the paths around the rule, per kernel era ------------------------------
+
+PROFILES_DIRECTORY = "profiles"
+DEFAULT_PROFILE = "default"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """``specs/profiles/<name>.toml``: the paths a kernel era puts around the rule."""
+
+    name: str
+    paths: Paths
+    summary: str = ""
+    kernels: str = ""
+    #: what the profile assumes, in words
+    assumes: str = ""
+    path: Path | None = None
+
+
+_PATH_CHOICES: dict[str, type[enum.Enum]] = {
+    "harvest_flush": HarvestFlush,
+    "enable_flush": EnableFlush,
+    "aging_without_ad": AgingWithoutAd,
+}
+
+
+def load_profiles(specs: Path) -> dict[str, Profile]:
+    """Every profile under ``specs/profiles``, by name (at least ``default``)."""
+    directory = specs / PROFILES_DIRECTORY
+    profiles = {
+        DEFAULT_PROFILE: Profile(DEFAULT_PROFILE, Paths(), summary="the domain brief's model")
+    }
+    if directory.is_dir():
+        for path in sorted(directory.glob("*.toml")):
+            profile = load_profile(path)
+            profiles[profile.name] = profile
+    return profiles
+
+
+def load_profile(path: Path) -> Profile:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: invalid TOML: {exc}") from None
+
+    def fail(key: str, problem: str) -> SpecError:
+        return SpecError(f"{path}: field '{key}': {problem}")
+
+    unknown = sorted(set(data) - {"name", "summary", "kernels", "assumes", "paths"})
+    if unknown:
+        raise fail(unknown[0], "unknown field (fields: name, summary, kernels, assumes, paths)")
+    name = _string(data, "name", fail)
+    if not _NAME.fullmatch(name.replace(".", "")):
+        raise fail("name", f"{name!r} is not a profile name")
+    if name != path.stem:
+        raise fail("name", f"{name!r} differs from the file name; rename one to match")
+    table = _table(data, "paths", fail, required=True)
+    return Profile(
+        name=name,
+        paths=paths_from(table, lambda key, problem: fail(f"paths.{key}", problem)),
+        summary=_string(data, "summary", fail, required=False),
+        kernels=_string(data, "kernels", fail, required=False),
+        assumes=_string(data, "assumes", fail, required=False),
+        path=path,
+    )
+
+
+def paths_from(table: dict[str, Any], fail: Any) -> Paths:
+    """Paths from ``{field: value}``; every field must be given."""
+    values: dict[str, Any] = {}
+    for key in {*table, *_PATH_CHOICES, "prefetch_refresh"}:
+        if key not in table:
+            raise fail(key, "missing")
+        value = table[key]
+        if key == "prefetch_refresh":
+            if not isinstance(value, bool):
+                raise fail(key, "must be true or false")
+            values[key] = value
+        elif key in _PATH_CHOICES:
+            choices = [c.value for c in _PATH_CHOICES[key]]
+            if value not in choices:
+                raise fail(key, f"expected one of {', '.join(choices)}, got {value!r}")
+            values[key] = _PATH_CHOICES[key](value)
+        else:
+            raise fail(
+                key, f"unknown path (paths: {', '.join([*_PATH_CHOICES, 'prefetch_refresh'])})"
+            )
+    return Paths(**values)
+
+
+def paths_table(paths: Paths) -> dict[str, str | bool]:
+    """``paths`` as plain values, the inverse of :func:`paths_from`."""
+    return {
+        "harvest_flush": paths.harvest_flush.value,
+        "enable_flush": paths.enable_flush.value,
+        "aging_without_ad": paths.aging_without_ad.value,
+        "prefetch_refresh": paths.prefetch_refresh,
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checker.model import Property, spte_value
+from checker.model import Paths, Property, spte_value
 from checker.semantics import State, Step
 
 
@@ -15,6 +15,7 @@ class Trace:
 
     rule_name: str
     prop: Property
+    paths: Paths
     initial: State
     steps: tuple[Step, ...]
 

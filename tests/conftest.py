@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from checker.model import System
 from checker.specs import Rule, load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,3 +28,9 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 @pytest.fixture(scope="session")
 def shipped_rules() -> dict[str, Rule]:
     return load_rules(SPECS)
+
+
+@pytest.fixture(scope="session")
+def systems(shipped_rules: dict[str, Rule]) -> dict[str, System]:
+    """Each shipped rule with the default paths around it."""
+    return {name: System(rule) for name, rule in shipped_rules.items()}

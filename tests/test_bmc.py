@@ -6,9 +6,8 @@ import pytest
 
 from checker import bmc, smt
 from checker.encode import Encoding
-from checker.model import PROPERTY_BY_NAME
+from checker.model import PROPERTY_BY_NAME, System
 from checker.smt import Answer, Budget
-from checker.specs import Rule
 
 
 def labels(result: bmc.BmcResult) -> list[tuple[str, int | None]]:
@@ -18,11 +17,11 @@ def labels(result: bmc.BmcResult) -> list[tuple[str, int | None]]:
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 12345])
 def test_counterexample_does_not_depend_on_the_seed(
-    shipped_rules: dict[str, Rule], seed: int, monkeypatch: pytest.MonkeyPatch
+    systems: dict[str, System], seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(smt, "SEED", seed)
     result = bmc.shortest_counterexample(
-        Encoding(shipped_rules["legacy"], 3), PROPERTY_BY_NAME["write_tracking"], 10, Budget()
+        Encoding(systems["legacy"], 3), PROPERTY_BY_NAME["write_tracking"], 10, Budget()
     )
     assert result.answer is Answer.SAT and result.depth == 5
     assert labels(result) == [
@@ -34,15 +33,15 @@ def test_counterexample_does_not_depend_on_the_seed(
     ]
 
 
-def test_a_holding_property_has_no_trace_within_the_bound(shipped_rules: dict[str, Rule]) -> None:
+def test_a_holding_property_has_no_trace_within_the_bound(systems: dict[str, System]) -> None:
     result = bmc.shortest_counterexample(
-        Encoding(shipped_rules["new"], 2), PROPERTY_BY_NAME["stale_w"], 6, Budget()
+        Encoding(systems["new"], 2), PROPERTY_BY_NAME["stale_w"], 6, Budget()
     )
     assert result.answer is Answer.UNSAT and result.trace is None and result.depth == 6
 
 
-def test_an_exhausted_budget_is_unknown(shipped_rules: dict[str, Rule]) -> None:
+def test_an_exhausted_budget_is_unknown(systems: dict[str, System]) -> None:
     result = bmc.shortest_counterexample(
-        Encoding(shipped_rules["legacy"], 2), PROPERTY_BY_NAME["stale_w"], 10, Budget(rlimit=50)
+        Encoding(systems["legacy"], 2), PROPERTY_BY_NAME["stale_w"], 10, Budget(rlimit=50)
     )
     assert result.answer is Answer.UNKNOWN and "canceled" in result.reason

@@ -12,9 +12,8 @@ from checker.certify import certify, replay
 from checker.encode import Encoding
 from checker.errors import InternalError
 from checker.invariant import Invariant, Lemma, Lit, Var
-from checker.model import PROPERTY_BY_NAME, Tlb
+from checker.model import PROPERTY_BY_NAME, System, Tlb
 from checker.smt import Answer, Budget
-from checker.specs import Rule
 
 STALE_W = PROPERTY_BY_NAME["stale_w"]
 COVERED = Lemma(1, (Lit(Var("mmu_writable")), Lit(Var("writable", 0), False)))
@@ -22,33 +21,31 @@ PRESENT = Lemma(1, (Lit(Var("present")), Lit(Var("writable", 0), False)))
 W_MW = Lemma(0, (Lit(Var("mmu_writable")), Lit(Var("writable"), False)))
 
 
-def test_the_real_invariant_certifies(shipped_rules: dict[str, Rule]) -> None:
+def test_the_real_invariant_certifies(systems: dict[str, System]) -> None:
     cert = certify(
-        Encoding(shipped_rules["new"], 3), STALE_W, Invariant.of([COVERED, PRESENT, W_MW]), Budget()
+        Encoding(systems["new"], 3), STALE_W, Invariant.of([COVERED, PRESENT, W_MW]), Budget()
     )
     assert cert.ok and cert.vcpus == 3
 
 
-def test_the_property_alone_is_not_inductive(shipped_rules: dict[str, Rule]) -> None:
+def test_the_property_alone_is_not_inductive(systems: dict[str, System]) -> None:
     # without W => MW, a walk of a writable, non-MMU-writable SPTE breaks it
-    cert = certify(
-        Encoding(shipped_rules["new"], 2), STALE_W, Invariant.of([COVERED, PRESENT]), Budget()
-    )
+    cert = certify(Encoding(systems["new"], 2), STALE_W, Invariant.of([COVERED, PRESENT]), Budget())
     assert cert.consecution is Answer.SAT and not cert.ok
 
 
-def test_true_does_not_prove_a_violated_property(shipped_rules: dict[str, Rule]) -> None:
-    cert = certify(Encoding(shipped_rules["legacy"], 2), STALE_W, Invariant(()), Budget())
+def test_true_does_not_prove_a_violated_property(systems: dict[str, System]) -> None:
+    cert = certify(Encoding(systems["legacy"], 2), STALE_W, Invariant(()), Budget())
     assert cert.initiation is Answer.UNSAT and cert.safety is Answer.SAT and not cert.ok
 
 
-def test_an_invariant_false_initially_is_rejected(shipped_rules: dict[str, Rule]) -> None:
+def test_an_invariant_false_initially_is_rejected(systems: dict[str, System]) -> None:
     present = Invariant.of([Lemma(0, (Lit(Var("present")),))])
-    cert = certify(Encoding(shipped_rules["new"], 2), STALE_W, present, Budget())
+    cert = certify(Encoding(systems["new"], 2), STALE_W, present, Budget())
     assert cert.initiation is Answer.SAT
 
 
-def _legacy_trace(rule: Rule) -> SmtTrace:
+def _legacy_trace(system: System) -> SmtTrace:
     actions = (
         semantics.Action("page_fault", 0, (("host_writable", True),)),
         semantics.Action("guest_access", 1),
@@ -58,17 +55,15 @@ def _legacy_trace(rule: Rule) -> SmtTrace:
     state = semantics.initial_states(2)[0]
     states = [state]
     for a in actions:
-        step = semantics.step(rule, state, a)
+        step = semantics.step(system, state, a)
         assert step is not None
         state = step.after
         states.append(state)
     return SmtTrace(actions, tuple(states))
 
 
-def test_a_genuine_trace_replays(shipped_rules: dict[str, Rule]) -> None:
-    trace = replay(
-        shipped_rules["legacy"], "legacy", STALE_W, _legacy_trace(shipped_rules["legacy"])
-    )
+def test_a_genuine_trace_replays(systems: dict[str, System]) -> None:
+    trace = replay(systems["legacy"], "legacy", STALE_W, _legacy_trace(systems["legacy"]))
     assert trace.depth == 4 and trace.states[-1].tlbs[1] is Tlb.WRITABLE
 
 
@@ -101,14 +96,14 @@ def test_a_genuine_trace_replays(shipped_rules: dict[str, Rule]) -> None:
     ],
 )
 def test_tampered_traces_do_not_replay(
-    shipped_rules: dict[str, Rule], tamper: object, message: str
+    systems: dict[str, System], tamper: object, message: str
 ) -> None:
-    rule = shipped_rules["legacy"]
+    system = systems["legacy"]
     with pytest.raises(InternalError) as info:
-        replay(rule, "legacy", STALE_W, tamper(_legacy_trace(rule)))  # type: ignore[operator]
+        replay(system, "legacy", STALE_W, tamper(_legacy_trace(system)))  # type: ignore[operator]
     assert message in str(info.value)
 
 
-def test_a_trace_under_another_rule_does_not_replay(shipped_rules: dict[str, Rule]) -> None:
+def test_a_trace_under_another_rule_does_not_replay(systems: dict[str, System]) -> None:
     with pytest.raises(InternalError, match="leads elsewhere"):
-        replay(shipped_rules["new"], "new", STALE_W, _legacy_trace(shipped_rules["legacy"]))
+        replay(systems["new"], "new", STALE_W, _legacy_trace(systems["legacy"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from checker.check import Encodings, Options, Verdict, check_property
-from checker.model import PROPERTIES, PROPERTY_BY_NAME
+from checker.model import PROPERTIES, PROPERTY_BY_NAME, HarvestFlush, Paths, System
 from checker.smt import Budget
 from checker.specs import Rule
 
@@ -24,7 +24,7 @@ def test_verdicts_match_the_specs(
     shipped_rules: dict[str, Rule], rule_name: str, vcpus: int
 ) -> None:
     rule = shipped_rules[rule_name]
-    encodings = Encodings(rule)
+    encodings = Encodings(System(rule))
     for prop in PROPERTIES:
         result = check_property(rule, prop, Options(vcpus=vcpus), encodings)
         assert result.verdict.value == rule.expected[prop.name], prop.name
@@ -72,3 +72,52 @@ def test_an_exhausted_budget_is_inconclusive_never_holds(shipped_rules: dict[str
         result = check_property(shipped_rules["new"], prop, Options(budget=Budget(rlimit=1000)))
         assert result.verdict is Verdict.INCONCLUSIVE, prop.name
         assert result.reason
+
+
+# --- the paths around the rule, per kernel era -------------------------------------------
+
+
+def _profile(name: str) -> Options:
+    from checker.specs import load_profiles
+
+    from .conftest import SPECS
+
+    return Options(paths=load_profiles(SPECS)[name].paths)
+
+
+def test_legacy_was_sound_while_dirty_log_flushes_ran_under_mmu_lock(
+    shipped_rules: dict[str, Rule],
+) -> None:
+    options = _profile("v3.x")
+    for name in ("stale_w", "write_tracking", "dirty_log"):
+        result = check_property(shipped_rules["legacy"], PROPERTY_BY_NAME[name], options)
+        assert result.verdict is Verdict.HOLDS, name
+
+
+def test_enable_flush_iff_writable_loses_writes_whatever_the_rule(
+    shipped_rules: dict[str, Rule],
+) -> None:
+    """The bug b64d740ea7dd fixed: aging leaves a stale writable entry on a !W SPTE,
+    enabling logging then skips its flush, and a write goes unrecorded."""
+    for rule in shipped_rules.values():
+        result = check_property(rule, PROPERTY_BY_NAME["dirty_log"], _profile("v4.10-v5.19"))
+        assert result.trace is not None, rule.name
+        ops = [s.action.op for s in result.trace.steps]
+        assert "enable_dirty_logging" in ops and ops[-1] == "guest_write"
+        assert "enable_flush" not in ops
+
+
+def test_a_harvest_flushing_iff_an_spte_changed_loses_writes(
+    shipped_rules: dict[str, Rule],
+) -> None:
+    options = Options(paths=Paths(harvest_flush=HarvestFlush.CHANGED))
+    result = check_property(shipped_rules["new"], PROPERTY_BY_NAME["dirty_log"], options)
+    assert result.trace is not None
+    assert [s.action.op for s in result.trace.steps][-2:] == ["harvest", "guest_write"]
+
+
+def test_old_is_precise_without_the_prefetch_refresh(shipped_rules: dict[str, Rule]) -> None:
+    """In this model only the prefetch refresh makes 'old' flush where MW stays set;
+    the dirty-log write-protects consult the rule but their callers ignore it."""
+    result = check_property(shipped_rules["old"], PROPERTY_BY_NAME["precision"], _profile("v6.13"))
+    assert result.verdict is Verdict.HOLDS

@@ -175,7 +175,10 @@ def test_help_documents_the_exit_codes() -> None:
 def test_rules_lists_the_shipped_rules() -> None:
     result = CliRunner().invoke(cli, ["rules", "--specs", str(SPECS)])
     assert result.exit_code == 0
-    assert [line.split()[0] for line in result.stdout.splitlines()] == ["legacy", "new", "old"]
+    lines = result.stdout.splitlines()
+    profiles = lines.index("profiles (--profile):")
+    assert [line.split()[0] for line in lines[1:profiles]] == ["legacy", "new", "old"]
+    assert "default" in [line.split()[0] for line in lines[profiles + 1 :]]
 
 
 def test_python_dash_m_and_lazy_imports() -> None:
@@ -197,3 +200,28 @@ def test_python_dash_m_and_lazy_imports() -> None:
         text=True,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_profiles_and_path_overrides(tmp_path: Path) -> None:
+    result = run("check", "--rule", "new", "--profile", "v4.10-v5.19", "--json", out=tmp_path)
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["profile"] == "v4.10-v5.19"
+    assert document["paths"]["enable_flush"] == "writable"
+    lost = next(p for p in document["properties"] if p["property"] == "dirty_log")
+    assert "expected" not in lost  # expectations are stated for the default paths
+    assert lost["command"] == "checker check --rule new --vcpus 2 --profile v4.10-v5.19"
+    assert lost["files"][0].endswith("dirty_log-2vcpus-v4.10-v5.19.json")
+    overridden = run("check", "--rule", "new", "--harvest-flush", "changed", "--json", out=tmp_path)
+    assert overridden.exit_code == 1
+    assert json.loads(overridden.stdout)["profile"] == "default+harvest_flush=changed"
+
+
+def test_unknown_profile_is_exit_2(tmp_path: Path) -> None:
+    result = run("check", "--rule", "new", "--profile", "v9", out=tmp_path)
+    assert result.exit_code == 2
+    assert "unknown profile 'v9' (known: default, v3.x, v4.10-v5.19, v6.13)" in one_line_error(
+        result
+    )
+    result = run("check", "--rule", "new", "--harvest-flush", "sometimes", out=tmp_path)
+    assert result.exit_code == 2 and "Invalid value for '--harvest-flush'" in one_line_error(result)

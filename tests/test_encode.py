@@ -1,6 +1,7 @@
 """The z3 transition relation and the Python step function agree on every operation.
 
-For arbitrary states (reachable or not), every action and shipped or random rules:
+For arbitrary states (reachable or not), every action, shipped or random rules and
+random paths around them (dirty-log flushes, aging, prefetch):
 the action is enabled in Python iff the SMT step is satisfiable, the SMT successor
 equals the Python one and is the only one, and every property's bad predicate
 gives the same answer in both.
@@ -15,7 +16,21 @@ from hypothesis import strategies as st
 from checker import formula as F
 from checker import semantics
 from checker.encode import OP_BITS, Encoding
-from checker.model import GFN_FIELDS, OPERATIONS, PROPERTIES, SPTE_FIELDS, Gfn, Kind, Spte, Tlb
+from checker.model import (
+    GFN_FIELDS,
+    OPERATIONS,
+    PROPERTIES,
+    SPTE_FIELDS,
+    AgingWithoutAd,
+    EnableFlush,
+    Gfn,
+    HarvestFlush,
+    Kind,
+    Paths,
+    Spte,
+    System,
+    Tlb,
+)
 from checker.smt import Answer, Budget, check, new_solver
 from checker.specs import adhoc_rule
 
@@ -61,14 +76,24 @@ states = st.builds(
 )
 
 
+paths_strategy = st.builds(
+    Paths,
+    harvest_flush=st.sampled_from(list(HarvestFlush)),
+    enable_flush=st.sampled_from(list(EnableFlush)),
+    aging_without_ad=st.sampled_from(list(AgingWithoutAd)),
+    prefetch_refresh=st.booleans(),
+)
+
+
 class Harness:
     """One encoding and one solver per rule, the transition relation asserted at its
     base. Each example runs in a push/pop scope: retired activation literals
     would pile up and slow every later check, while pop drops them."""
 
-    def __init__(self, rule: object) -> None:
+    def __init__(self, rule: object, paths: Paths) -> None:
         self.rule = rule
-        self.enc = Encoding(rule, VCPUS)  # type: ignore[arg-type]
+        self.system = System(rule, paths)  # type: ignore[arg-type]
+        self.enc = Encoding(self.system, VCPUS)
         self.solver = new_solver(Budget())
         self.solver.add(self.enc.transition(0).formula)
         self.literals = 0
@@ -83,10 +108,10 @@ class Harness:
 _HARNESSES: dict[object, Harness] = {}
 
 
-def _harness(key: object, rule: object) -> Harness:
-    if key not in _HARNESSES:
-        _HARNESSES[key] = Harness(rule)
-    return _HARNESSES[key]
+def _harness(key: object, rule: object, paths: Paths) -> Harness:
+    if (key, paths) not in _HARNESSES:
+        _HARNESSES[key, paths] = Harness(rule, paths)
+    return _HARNESSES[key, paths]
 
 
 def _agree(harness: Harness, state: semantics.State) -> None:
@@ -98,7 +123,7 @@ def _agree(harness: Harness, state: semantics.State) -> None:
 
 
 def _compare(h: Harness, state: semantics.State, used: list[z3.BoolRef]) -> None:
-    enc, solver, rule = h.enc, h.solver, h.rule
+    enc, solver, system = h.enc, h.solver, h.system
     step = enc.transition(0)
 
     def literal(constraint: z3.BoolRef) -> z3.BoolRef:
@@ -107,7 +132,7 @@ def _compare(h: Harness, state: semantics.State, used: list[z3.BoolRef]) -> None
 
     start = literal(enc.state_is(step.before, state))
     for action in semantics.actions(VCPUS):
-        expected = semantics.step(rule, state, action)  # type: ignore[arg-type]
+        expected = semantics.step(system, state, action)
         chosen = literal(enc.action_is(step.action, action))
         solver.add(z3.Implies(chosen, enc.action_is(step.action, action)))
         answer = check(solver, start, chosen)
@@ -141,18 +166,26 @@ NO_SHRINK = settings(phases=(Phase.explicit, Phase.reuse, Phase.generate))
 @NO_SHRINK
 @given(rule_name=st.sampled_from(sorted(RULE_TEXTS)), state=states)
 def test_shipped_rules_step_agrees_with_smt(rule_name: str, state: semantics.State) -> None:
-    _agree(_harness(rule_name, adhoc_rule(RULE_TEXTS[rule_name], rule_name)), state)
+    _agree(_harness(rule_name, adhoc_rule(RULE_TEXTS[rule_name], rule_name), Paths()), state)
+
+
+@NO_SHRINK
+@given(rule_name=st.sampled_from(sorted(RULE_TEXTS)), paths=paths_strategy, state=states)
+def test_every_path_policy_agrees_with_smt(
+    rule_name: str, paths: Paths, state: semantics.State
+) -> None:
+    _agree(_harness(rule_name, adhoc_rule(RULE_TEXTS[rule_name], rule_name), paths), state)
 
 
 @NO_SHRINK
 @given(f=formulas, state=states)
 def test_random_rules_step_agrees_with_smt(f: F.Formula, state: semantics.State) -> None:
-    _agree(_harness(f, FormulaRule(f)), state)
+    _agree(_harness(f, FormulaRule(f), Paths()), state)
 
 
 def test_no_action_outside_the_operations_is_possible() -> None:
     """Op codes past the last operation and vCPUs past the last one are excluded."""
-    enc = Encoding(adhoc_rule(RULE_TEXTS["new"]), 3)
+    enc = Encoding(System(adhoc_rule(RULE_TEXTS["new"])), 3)
     step = enc.transition(0)
     solver = new_solver(Budget())
     solver.add(step.formula)
@@ -168,13 +201,13 @@ def test_no_action_outside_the_operations_is_possible() -> None:
 
 def test_every_operation_can_fire_from_some_reachable_state() -> None:
     """Guards against an encoding (or model) in which an operation is dead."""
-    rule = adhoc_rule(RULE_TEXTS["new"])
+    system = System(adhoc_rule(RULE_TEXTS["new"]))
     seen_ops: set[str] = set()
     frontier = list(semantics.initial_states(2))
     visited = set(frontier)
     while frontier:
         state = frontier.pop()
-        for s in semantics.successors(rule, state):
+        for s in semantics.successors(system, state):
             seen_ops.add(s.action.op)
             if s.after not in visited:
                 visited.add(s.after)

@@ -14,8 +14,8 @@ from checker.bmc import SmtTrace
 from checker.certify import replay
 from checker.check import Options, check_property
 from checker.cli import main
-from checker.errors import InputError
-from checker.model import PROPERTY_BY_NAME
+from checker.errors import InputError, InternalError
+from checker.model import PROPERTY_BY_NAME, System
 from checker.specs import Rule, adhoc_rule
 from checker.trace import Trace
 
@@ -78,7 +78,9 @@ def test_files_round_trip_and_replay(legacy_trace: Trace, tmp_path: Path, suffix
     assert loaded.prop.name == "write_tracking" and loaded.vcpus == 2
     assert loaded.expression == LEGACY
     rule = adhoc_rule(loaded.expression)
-    again = replay(rule, "legacy", loaded.prop, SmtTrace(loaded.actions, loaded.states))
+    again = replay(
+        System(rule, loaded.paths), "legacy", loaded.prop, SmtTrace(loaded.actions, loaded.states)
+    )
     assert again.steps == legacy_trace.steps
 
 
@@ -137,7 +139,12 @@ def test_committed_counterexamples_replay() -> None:
     for path in files:
         loaded = graph.read_counterexample(path)
         rule = adhoc_rule(loaded.expression, loaded.rule_name)
-        replay(rule, loaded.rule_name, loaded.prop, SmtTrace(loaded.actions, loaded.states))
+        replay(
+            System(rule, loaded.paths),
+            loaded.rule_name,
+            loaded.prop,
+            SmtTrace(loaded.actions, loaded.states),
+        )
 
 
 def test_regenerating_committed_counterexamples_changes_no_byte(tmp_path: Path) -> None:
@@ -153,3 +160,28 @@ def test_regenerating_committed_counterexamples_changes_no_byte(tmp_path: Path) 
     assert sorted(fresh) == sorted(committed)
     for name, data in fresh.items():
         assert data == committed[name], f"{name} differs: run 'make counterexamples' and commit"
+
+
+def test_files_record_the_paths_and_replay_under_them(tmp_path: Path) -> None:
+    code = main(
+        [
+            "check",
+            "--rule",
+            "new",
+            "--profile",
+            "v4.10-v5.19",
+            "--json",
+            "--specs",
+            str(SPECS),
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 1
+    [path] = sorted((tmp_path / "new").glob("dirty_log-*.json"))
+    loaded = graph.read_counterexample(path)
+    assert loaded.profile == "v4.10-v5.19" and loaded.paths.enable_flush.value == "writable"
+    rule = adhoc_rule(loaded.expression, loaded.rule_name)
+    replay(System(rule, loaded.paths), "new", loaded.prop, SmtTrace(loaded.actions, loaded.states))
+    with pytest.raises(InternalError):  # under the default paths, the trace is not a violation
+        replay(System(rule), "new", loaded.prop, SmtTrace(loaded.actions, loaded.states))

@@ -52,6 +52,12 @@ def test_instantiate_covers_every_injective_slot_map() -> None:
     assert z3.is_true(z3.simplify(Invariant((lemma,)).instantiate(state_vars(1, "y"))))
 
 
+def test_spte_and_tlb_fields_of_the_same_name_sort() -> None:
+    s = state_vars(2, "0")
+    clause = z3.Or(z3.Not(s.tlbs[1].writable), s.gfn.spte.writable, s.tlbs[1].cached)
+    assert from_z3(clause, s).render() == ["forall v: tlb_writable[v] => writable || tlb_cached[v]"]
+
+
 def test_non_clauses_are_refused() -> None:
     s = state_vars(1, "0")
     with pytest.raises(NotAClause):

@@ -7,16 +7,23 @@ import dataclasses
 import pytest
 
 from checker import semantics
-from checker.model import OPERATIONS, PROPERTY_BY_NAME, Tlb
+from checker.model import (
+    OPERATIONS,
+    PROPERTY_BY_NAME,
+    AgingWithoutAd,
+    EnableFlush,
+    HarvestFlush,
+    System,
+    Tlb,
+)
 from checker.semantics import Action, State
-from checker.specs import Rule
 
 AD_OFF, AD_ON = semantics.initial_states(2)
 
 
-def run(rule: Rule, state: State, *actions: Action) -> State:
+def run(system: System, state: State, *actions: Action) -> State:
     for action in actions:
-        s = semantics.step(rule, state, action)
+        s = semantics.step(system, state, action)
         assert s is not None, f"{action.label} not enabled in {state}"
         state = s.after
     return state
@@ -47,9 +54,9 @@ def test_actions_are_every_instance_in_canonical_order() -> None:
 
 
 def test_fault_maps_writable_iff_host_writable_and_untracked(
-    shipped_rules: dict[str, Rule],
+    systems: dict[str, System],
 ) -> None:
-    new = shipped_rules["new"]
+    new = systems["new"]
     spte = run(new, AD_ON, fault()).gfn.spte
     assert (spte.present, spte.writable, spte.mmu_writable, spte.host_writable) == (1, 1, 1, 1)
     assert spte.accessed and spte.dirty
@@ -59,13 +66,13 @@ def test_fault_maps_writable_iff_host_writable_and_untracked(
     assert (tracked.writable, tracked.mmu_writable, tracked.host_writable) == (0, 0, 1)
 
 
-def test_host_writability_cannot_change_while_present(shipped_rules: dict[str, Rule]) -> None:
-    state = run(shipped_rules["new"], AD_ON, fault())
-    assert semantics.step(shipped_rules["new"], state, fault(host_writable=False)) is None
+def test_host_writability_cannot_change_while_present(systems: dict[str, System]) -> None:
+    state = run(systems["new"], AD_ON, fault())
+    assert semantics.step(systems["new"], state, fault(host_writable=False)) is None
 
 
-def test_walk_caches_the_spte_permission(shipped_rules: dict[str, Rule]) -> None:
-    new = shipped_rules["new"]
+def test_walk_caches_the_spte_permission(systems: dict[str, System]) -> None:
+    new = systems["new"]
     assert semantics.step(new, AD_ON, act("guest_access", 0)) is None  # nothing mapped
     assert run(new, AD_ON, fault(), act("guest_access", 1)).tlbs == (Tlb.NONE, Tlb.WRITABLE)
     read_only = run(new, AD_ON, fault(host_writable=False), act("guest_access", 0))
@@ -73,9 +80,9 @@ def test_walk_caches_the_spte_permission(shipped_rules: dict[str, Rule]) -> None
 
 
 def test_aging_without_ad_bits_clears_w_keeps_mw_and_never_flushes(
-    shipped_rules: dict[str, Rule],
+    systems: dict[str, System],
 ) -> None:
-    new = shipped_rules["new"]
+    new = systems["new"]
     state = run(new, AD_OFF, fault(), act("guest_access", 0), act("aging"))
     spte = state.gfn.spte
     assert (spte.writable, spte.mmu_writable, spte.access_tracked) == (0, 1, 1)
@@ -85,9 +92,9 @@ def test_aging_without_ad_bits_clears_w_keeps_mw_and_never_flushes(
 
 
 def test_harvest_write_protects_then_flushes_in_a_later_step(
-    shipped_rules: dict[str, Rule],
+    systems: dict[str, System],
 ) -> None:
-    new = shipped_rules["new"]
+    new = systems["new"]
     state = run(
         new,
         AD_ON,
@@ -107,15 +114,15 @@ def test_harvest_write_protects_then_flushes_in_a_later_step(
     assert semantics.step(new, flushed, act("harvest")) is None
 
 
-def test_zap_always_flushes(shipped_rules: dict[str, Rule]) -> None:
-    state = run(shipped_rules["legacy"], AD_ON, fault(), act("guest_access", 0), act("zap"))
+def test_zap_always_flushes(systems: dict[str, System]) -> None:
+    state = run(systems["legacy"], AD_ON, fault(), act("guest_access", 0), act("zap"))
     assert not state.gfn.spte.present and state.tlbs == (Tlb.NONE, Tlb.NONE)
 
 
 def test_rule_is_consulted_only_on_a_present_spte_that_changes(
-    shipped_rules: dict[str, Rule],
+    systems: dict[str, System],
 ) -> None:
-    new = shipped_rules["new"]
+    new = systems["new"]
     install = semantics.step(new, AD_ON, fault())
     assert install is not None and not install.outcome.rule_consulted
     state = install.after
@@ -126,34 +133,34 @@ def test_rule_is_consulted_only_on_a_present_spte_that_changes(
 
 
 @pytest.mark.parametrize(("rule_name", "stale"), [("legacy", True), ("old", False), ("new", False)])
-def test_domain_section_6_race(shipped_rules: dict[str, Rule], rule_name: str, stale: bool) -> None:
+def test_domain_section_6_race(systems: dict[str, System], rule_name: str, stale: bool) -> None:
     """Writable entry survives aging, tracking clears MW: only legacy skips the flush."""
-    rule = shipped_rules[rule_name]
+    system = systems[rule_name]
     state = run(
-        rule, AD_OFF, fault(), act("guest_access", 1), act("aging"), act("write_protect", 0)
+        system, AD_OFF, fault(), act("guest_access", 1), act("aging"), act("write_protect", 0)
     )
     assert (state.tlbs[1] is Tlb.WRITABLE) == stale
     assert semantics.state_is_bad(PROPERTY_BY_NAME["stale_w"], state) == stale
-    write = semantics.step(rule, state, act("guest_write", 1))
+    write = semantics.step(system, state, act("guest_write", 1))
     assert (write is not None) == stale
     if write is not None:
         assert semantics.step_is_bad(PROPERTY_BY_NAME["write_tracking"], write)
 
 
-def test_old_rule_flushes_a_refresh_that_keeps_mw(shipped_rules: dict[str, Rule]) -> None:
+def test_old_rule_flushes_a_refresh_that_keeps_mw(systems: dict[str, System]) -> None:
     precision = PROPERTY_BY_NAME["precision"]
     for name, unnecessary in (("old", True), ("new", False)):
-        state = run(shipped_rules[name], AD_ON, fault())
-        refresh = semantics.step(shipped_rules[name], state, act("prefetch", 0))
+        state = run(systems[name], AD_ON, fault())
+        refresh = semantics.step(systems[name], state, act("prefetch", 0))
         assert refresh is not None
         assert refresh.after.gfn.spte.mmu_writable and not refresh.after.gfn.spte.writable
         assert refresh.outcome.flush == unnecessary
         assert semantics.step_is_bad(precision, refresh) == unnecessary
 
 
-def test_lost_write_needs_logging_on_and_nothing_recorded(shipped_rules: dict[str, Rule]) -> None:
+def test_lost_write_needs_logging_on_and_nothing_recorded(systems: dict[str, System]) -> None:
     lost = PROPERTY_BY_NAME["dirty_log"]
-    new = shipped_rules["new"]
+    new = systems["new"]
     state = run(new, AD_ON, fault(), act("guest_access", 0))
     logging = dataclasses.replace(state.gfn, dirty_logging=True)
     write = semantics.step(new, dataclasses.replace(state, gfn=logging), act("guest_write", 0))
@@ -161,3 +168,90 @@ def test_lost_write_needs_logging_on_and_nothing_recorded(shipped_rules: dict[st
     pending = dataclasses.replace(logging, enable_flush_pending=True)
     write = semantics.step(new, dataclasses.replace(state, gfn=pending), act("guest_write", 0))
     assert write is not None and not semantics.step_is_bad(lost, write)
+
+
+# --- the paths around the rule ---------------------------------------------------------
+
+
+def _with(system: System, **paths: object) -> System:
+    return System(system.rule, dataclasses.replace(system.paths, **paths))
+
+
+def _harvested(system: System, aged: bool) -> State:
+    """A writable TLB entry on vCPU 0, dirty bit set, and (optionally) W already
+    cleared by aging, then a harvest."""
+    state = run(system, AD_OFF, act("enable_dirty_logging"))
+    if state.gfn.enable_flush_pending:
+        state = run(system, state, act("enable_flush"))
+    state = run(system, state, fault(), act("guest_access", 0))
+    if aged:
+        state = run(system, state, act("aging"))
+    return run(system, state, act("harvest"))
+
+
+@pytest.mark.parametrize(
+    ("policy", "aged", "pending", "flushed_now"),
+    [
+        (HarvestFlush.REAPED, True, True, False),
+        (HarvestFlush.CHANGED, False, True, False),
+        (HarvestFlush.CHANGED, True, False, False),  # nothing changed: no flush at all
+        (HarvestFlush.ALWAYS, True, True, False),
+        (HarvestFlush.NEVER, False, False, False),
+        (HarvestFlush.LOCKED, True, False, True),
+    ],
+)
+def test_harvest_flush_policies(
+    systems: dict[str, System], policy: HarvestFlush, aged: bool, pending: bool, flushed_now: bool
+) -> None:
+    state = _harvested(_with(systems["new"], harvest_flush=policy), aged)
+    assert state.gfn.harvest_flush_pending == pending
+    assert (state.tlbs[0] is Tlb.NONE) == flushed_now
+
+
+def test_only_an_always_flushing_harvest_runs_with_nothing_reaped(
+    systems: dict[str, System],
+) -> None:
+    for policy in HarvestFlush:
+        system = _with(systems["new"], harvest_flush=policy)
+        state = run(system, AD_ON, act("enable_dirty_logging"))
+        if state.gfn.enable_flush_pending:
+            state = run(system, state, act("enable_flush"))
+        step = semantics.step(system, state, act("harvest"))
+        assert (step is not None) == (policy is HarvestFlush.ALWAYS), policy
+
+
+@pytest.mark.parametrize(
+    ("policy", "aged", "pending", "flushed_now"),
+    [
+        (EnableFlush.ALWAYS, True, True, False),
+        (EnableFlush.WRITABLE, False, True, False),
+        (EnableFlush.WRITABLE, True, False, False),  # the bug b64d740ea7dd fixed
+        (EnableFlush.MMU_WRITABLE, True, True, False),
+        (EnableFlush.NEVER, False, False, False),
+        (EnableFlush.LOCKED, True, False, True),
+    ],
+)
+def test_enable_flush_policies(
+    systems: dict[str, System], policy: EnableFlush, aged: bool, pending: bool, flushed_now: bool
+) -> None:
+    system = _with(systems["new"], enable_flush=policy)
+    state = run(system, AD_OFF, fault(), act("guest_access", 0))
+    if aged:
+        state = run(system, state, act("aging"))
+    state = run(system, state, act("enable_dirty_logging"))
+    assert state.gfn.enable_flush_pending == pending
+    assert (state.tlbs[0] is Tlb.NONE) == flushed_now
+
+
+def test_aging_without_ad_bits_zaps_in_v3(systems: dict[str, System]) -> None:
+    system = _with(systems["legacy"], aging_without_ad=AgingWithoutAd.ZAP)
+    state = run(system, AD_OFF, fault(), act("guest_access", 0), act("aging"))
+    assert not state.gfn.spte.present and state.tlbs == (Tlb.NONE, Tlb.NONE)
+    with_ad = run(system, AD_ON, fault(), act("guest_access", 0), act("aging"))
+    assert with_ad.gfn.spte.present and not with_ad.gfn.spte.accessed
+    assert with_ad.tlbs[0] is Tlb.WRITABLE
+
+
+def test_no_prefetch_refresh_since_v6_13(systems: dict[str, System]) -> None:
+    system = _with(systems["new"], prefetch_refresh=False)
+    assert semantics.step(system, run(system, AD_ON, fault()), act("prefetch", 0)) is None

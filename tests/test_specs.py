@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from checker.errors import InputError
-from checker.model import PROPERTY_BY_NAME
-from checker.specs import SpecError, load_rule, load_rules
+from checker.model import PROPERTY_BY_NAME, Paths
+from checker.specs import SpecError, load_profile, load_profiles, load_rule, load_rules
 
 from .conftest import SPECS
 
@@ -119,3 +119,60 @@ def test_empty_directory(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
     with pytest.raises(SpecError, match="no rule files"):
         load_rules(tmp_path)
+
+
+# --- profiles ------------------------------------------------------------------------
+
+PROFILE = """\
+name = "mine"
+summary = "s"
+[paths]
+harvest_flush = "reaped"
+enable_flush = "always"
+aging_without_ad = "access_track"
+prefetch_refresh = true
+"""
+
+
+def test_shipped_profiles_state_their_assumptions() -> None:
+    profiles = load_profiles(SPECS)
+    assert {"default", "v6.13", "v4.10-v5.19", "v3.x"} <= set(profiles)
+    assert profiles["default"].paths == Paths()
+    for profile in profiles.values():
+        assert profile.summary and profile.kernels and profile.assumes, profile.name
+
+
+def test_a_good_profile_loads(tmp_path: Path) -> None:
+    path = tmp_path / "profiles" / "mine.toml"
+    path.parent.mkdir()
+    path.write_text(PROFILE)
+    assert load_profile(path).paths == Paths()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace('"reaped"', '"sometimes"'),
+            "field 'paths.harvest_flush': expected one of reaped, changed, always, never, locked",
+        ),
+        (
+            lambda t: t.replace('enable_flush = "always"\n', ""),
+            "field 'paths.enable_flush': missing",
+        ),
+        (
+            lambda t: t.replace("true", '"yes"'),
+            "field 'paths.prefetch_refresh': must be true or false",
+        ),
+        (lambda t: t + 'zap_flush = "never"\n', "field 'paths.zap_flush': unknown path"),
+        (lambda t: t.replace('name = "mine"', 'name = "yours"'), "differs from the file name"),
+        (lambda t: t.replace("[paths]", "[pathz]"), "field 'pathz': unknown field"),
+    ],
+)
+def test_malformed_profiles(tmp_path: Path, edit: object, message: str) -> None:
+    path = tmp_path / "profiles" / "mine.toml"
+    path.parent.mkdir()
+    path.write_text(edit(PROFILE))  # type: ignore[operator]
+    with pytest.raises(SpecError) as info:
+        load_profile(path)
+    assert str(path) in str(info.value) and message in str(info.value)

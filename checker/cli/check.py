@@ -1,0 +1,282 @@
+"""``checker check``: prove each property of a rule, or show its shortest violation."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from checker.cli import EXIT_CODES
+from checker.cli.common import (
+    MAX_DEPTH,
+    MAX_VCPUS,
+    PathsChoice,
+    ensure_writable,
+    paths_options,
+    reproduce_command,
+    resolve_paths,
+    select_rules,
+    specs_option,
+)
+from checker.errors import InputError
+from checker.specs import DEFAULT_PROFILE
+
+if TYPE_CHECKING:
+    from checker.check import Options, PropertyResult
+    from checker.specs import Rule
+
+
+@click.command(epilog=EXIT_CODES)
+@click.option(
+    "--rule", "rule_name", metavar="NAME", help="A rule from specs/rules (see 'checker rules')."
+)
+@click.option(
+    "--expr", metavar="C", help="An ad-hoc flush condition in C over old_spte and new_spte."
+)
+@click.option("--all", "all_rules", is_flag=True, help="Check every rule in specs/rules.")
+@click.option(
+    "--vcpus",
+    type=click.IntRange(1, MAX_VCPUS),
+    default=2,
+    show_default=True,
+    help="Number of vCPUs.",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(1, MAX_DEPTH),
+    default=30,
+    show_default=True,
+    help="Longest counterexample searched for (proofs are for all depths).",
+)
+@click.option(
+    "--rlimit",
+    type=click.IntRange(1),
+    default=None,
+    help="z3 work budget per solver; running out is inconclusive (exit 3).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON on stdout; progress goes to stderr."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("counterexamples"),
+    show_default=True,
+    help="Where counterexample files are written.",
+)
+@paths_options
+@specs_option
+def check(
+    rule_name: str | None,
+    expr: str | None,
+    all_rules: bool,
+    vcpus: int,
+    depth: int,
+    rlimit: int | None,
+    as_json: bool,
+    out: Path,
+    profile: str,
+    harvest_flush: str | None,
+    enable_flush: str | None,
+    specs: Path,
+) -> int:
+    """Prove each property of a rule for all depths, or show its shortest violation.
+
+    Properties: stale_w (stale-W coverage), write_tracking, dirty_log (no lost
+    write), encoding (W => MW => HW) and precision (no unnecessary flush).
+    A proof prints the certified inductive invariant behind it; a violation prints
+    the shortest trace and writes it under --out as node-link JSON and GraphML.
+    """
+    from checker.check import Options
+    from checker.smt import Budget
+
+    rules = select_rules(rule_name, expr, all_rules, specs)
+    choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
+    ensure_writable(out)
+    budget = Budget(rlimit) if rlimit else Budget()
+    options = Options(vcpus=vcpus, depth=depth, paths=choice.paths, budget=budget)
+    reports = [check_rule(rule, options, choice, out, as_json) for rule in rules]
+    if as_json:
+        document: Any = reports[0] if len(reports) == 1 and not all_rules else {"rules": reports}
+        click.echo(json.dumps(document, indent=2))
+    return max(int(report["exit_code"]) for report in reports)
+
+
+def check_rule(
+    rule: Rule, options: Options, choice: PathsChoice, out: Path, as_json: bool
+) -> dict[str, Any]:
+    """Check every property of ``rule``, print as it goes, return the JSON report."""
+    from checker import formula, version
+    from checker.check import Encodings, check_property, exit_code
+    from checker.model import PROPERTIES, System
+    from checker.smt import z3_version
+    from checker.specs import paths_table
+
+    if not as_json:
+        click.echo(f"rule {rule.name}: {rule.expression}")
+        details = [f"model: {formula.render(rule.formula)}"]
+        if "kernels" in rule.origin:
+            details.append(f"Linux {rule.origin['kernels']}")
+        details.append(f"paths: {choice.label}")
+        details.append(f"{options.vcpus} vCPU{'s' if options.vcpus > 1 else ''}")
+        click.echo("  " + "; ".join(details))
+    results = []
+    entries = []
+    encodings = Encodings(System(rule, options.paths))
+    for prop in PROPERTIES:
+        started = time.perf_counter()
+        result = check_property(rule, prop, options, encodings)
+        seconds = time.perf_counter() - started
+        files = _write_trace(result, rule, options, choice, out) if result.trace else []
+        results.append(result)
+        entries.append(_property_json(result, rule, options, choice, files))
+        line = _verdict_line(result, _expected(rule, choice), seconds)
+        if as_json:
+            click.echo(f"{rule.name}: {line}", err=True)
+        else:
+            click.echo("  " + line)
+    if not as_json:
+        _print_details(results, options, entries)
+    return {
+        "rule": rule.name,
+        "expression": rule.expression,
+        "formula": formula.render(rule.formula),
+        "origin": rule.origin,
+        "profile": choice.label,
+        "paths": paths_table(options.paths),
+        "vcpus": options.vcpus,
+        "depth_bound": options.depth,
+        "checker_version": version(),
+        "z3_version": z3_version(),
+        "exit_code": exit_code(results),
+        "properties": entries,
+    }
+
+
+def _expected(rule: Rule, choice: PathsChoice) -> dict[str, str]:
+    """The spec's expected verdicts: they are stated for the default paths only."""
+    return rule.expected if choice.label == DEFAULT_PROFILE else {}
+
+
+def _verdict_line(result: PropertyResult, expectations: dict[str, str], seconds: float) -> str:
+    verdict = result.verdict.value
+    shown = verdict if verdict == "holds" else verdict.upper()
+    text = f"{result.prop.name:15} {shown:12} {result.engine:10} {seconds:6.2f}s"
+    if result.trace is not None:
+        text += f"  {result.trace.depth} steps"
+    expected = expectations.get(result.prop.name)
+    if expected is not None:
+        text += "  (as expected)" if expected == verdict else f"  (EXPECTED {expected})"
+    if result.reason:
+        text += f"  {result.reason}"
+    return text
+
+
+def _write_trace(
+    result: PropertyResult, rule: Rule, options: Options, choice: PathsChoice, out: Path
+) -> list[str]:
+    from checker import graph
+
+    assert result.trace is not None
+    g = graph.trace_graph(result.trace, _provenance(rule, options, choice))
+    stem = graph.counterexample_stem(result.trace)
+    if choice.label != "default":
+        stem += f"-{choice.label}"
+    try:
+        paths = graph.write_counterexample(g, out / rule.name, stem)
+    except OSError as exc:
+        raise InputError(
+            f"--out {out}: cannot write counterexample: {exc.strerror or exc}"
+        ) from None
+    return [str(p) for p in paths]
+
+
+def _provenance(rule: Rule, options: Options, choice: PathsChoice) -> Any:
+    from checker import graph, version
+    from checker.smt import z3_version
+
+    return graph.Provenance(
+        expression=rule.expression,
+        command=reproduce_command(rule, options.vcpus, choice),
+        checker_version=version(),
+        z3_version=z3_version(),
+        profile=choice.label,
+    )
+
+
+def _property_json(
+    result: PropertyResult, rule: Rule, options: Options, choice: PathsChoice, files: list[str]
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "property": result.prop.name,
+        "title": result.prop.title,
+        "verdict": result.verdict.value,
+        "engine": result.engine,
+    }
+    expected = _expected(rule, choice)
+    if result.prop.name in expected:
+        entry["expected"] = expected[result.prop.name]
+    if result.proof is not None:
+        proof = result.proof
+        entry["invariant"] = proof.invariant.render()
+        entry["lemmas"] = proof.invariant.to_json()
+        entry["invariant_found_with_vcpus"] = proof.found_with
+        cert = proof.certificate
+        entry["certificate"] = {
+            "vcpus": cert.vcpus,
+            "initiation": cert.initiation.value,
+            "consecution": cert.consecution.value,
+            "safety": cert.safety.value,
+        }
+    if result.trace is not None:
+        from checker import graph
+
+        g = graph.trace_graph(result.trace, _provenance(rule, options, choice))
+        entry["depth"] = result.trace.depth
+        entry["replayed"] = True
+        entry["initial_state"] = g.nodes[0]
+        entry["steps"] = [
+            {"step": i, **g.edges[i - 1, i], "state": g.nodes[i]} for i in range(1, len(g.nodes))
+        ]
+        entry["files"] = files
+        entry["command"] = g.graph["command"]
+    if result.reason:
+        entry["reason"] = result.reason
+    return entry
+
+
+def _print_details(
+    results: Sequence[PropertyResult], options: Options, entries: list[dict[str, Any]]
+) -> None:
+    from checker import view
+
+    proofs = [r for r in results if r.proof is not None]
+    if proofs:
+        click.echo(
+            f"\n  proofs, for all depths: inductive invariants certified at {options.vcpus} "
+            "vCPUs (initiation, consecution and safety queries UNSAT)"
+        )
+        for r in proofs:
+            assert r.proof is not None
+            found = r.proof.found_with
+            origin = "" if found == options.vcpus else f" (found with {found} vCPUs)"
+            click.echo(f"    {r.prop.name}{origin}:")
+            for line in r.proof.invariant.render():
+                click.echo(f"      {line}")
+    for r, entry in zip(results, entries, strict=True):
+        if r.trace is None:
+            continue
+        click.echo(
+            f"\n  {r.prop.name} violated in {r.trace.depth} steps "
+            "(shortest; replayed through the step function)"
+        )
+        click.echo(f"  property: {r.prop.statement}")
+        for line in view.step_table(r.trace):
+            click.echo("    " + line)
+        click.echo(f"    files: {', '.join(entry['files'])}")
+        click.echo(f"    reproduce: {entry['command']}")
+    click.echo("")

@@ -1,0 +1,148 @@
+"""Options and helpers shared by several commands."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from checker.errors import InputError
+from checker.specs import DEFAULT_PROFILE
+
+if TYPE_CHECKING:
+    from checker.model import Paths
+    from checker.specs import Rule
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MAX_VCPUS = 256
+MAX_DEPTH = 1000
+HARVEST_FLUSH = ("reaped", "changed", "always", "never", "locked")
+ENABLE_FLUSH = ("always", "writable", "mmu_writable", "never", "locked")
+
+
+def specs_option(f: F) -> F:
+    return click.option(
+        "--specs",
+        type=click.Path(path_type=Path),
+        default=Path("specs"),
+        show_default=True,
+        help="The specs directory (rules/ and profiles/).",
+    )(f)
+
+
+def paths_options(f: F) -> F:
+    """--profile, --harvest-flush, --enable-flush: the paths around the rule."""
+    f = click.option(
+        "--enable-flush",
+        type=click.Choice(ENABLE_FLUSH),
+        help="Override the profile: when enabling dirty logging flushes.",
+    )(f)
+    f = click.option(
+        "--harvest-flush",
+        type=click.Choice(HARVEST_FLUSH),
+        help="Override the profile: when a dirty-log harvest flushes.",
+    )(f)
+    return click.option(
+        "--profile",
+        metavar="NAME",
+        default=DEFAULT_PROFILE,
+        show_default=True,
+        help="Paths around the rule, from specs/profiles (see 'checker rules').",
+    )(f)
+
+
+@dataclass(frozen=True)
+class PathsChoice:
+    """The paths chosen on the command line: a profile and any overrides."""
+
+    profile: str
+    paths: Paths
+    overrides: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``default``, ``v6.13``, ``default+harvest_flush=changed``."""
+        return self.profile + "".join(f"+{key}={value}" for key, value in self.overrides)
+
+    @property
+    def arguments(self) -> list[str]:
+        """The command-line arguments that choose these paths again."""
+        args = [] if self.profile == DEFAULT_PROFILE else ["--profile", self.profile]
+        for key, value in self.overrides:
+            args += [f"--{key.replace('_', '-')}", value]
+        return args
+
+
+def resolve_paths(
+    specs: Path, profile: str, harvest_flush: str | None, enable_flush: str | None
+) -> PathsChoice:
+    import dataclasses
+
+    from checker.model import EnableFlush, HarvestFlush
+    from checker.specs import load_profiles
+
+    profiles = load_profiles(specs)
+    if profile not in profiles:
+        raise InputError(
+            f"unknown profile '{profile}' (known: {', '.join(sorted(profiles))}); "
+            f"add {specs}/profiles/{profile}.toml"
+        )
+    paths = profiles[profile].paths
+    overrides: list[tuple[str, str]] = []
+    if harvest_flush is not None and harvest_flush != paths.harvest_flush.value:
+        paths = dataclasses.replace(paths, harvest_flush=HarvestFlush(harvest_flush))
+        overrides.append(("harvest_flush", harvest_flush))
+    if enable_flush is not None and enable_flush != paths.enable_flush.value:
+        paths = dataclasses.replace(paths, enable_flush=EnableFlush(enable_flush))
+        overrides.append(("enable_flush", enable_flush))
+    return PathsChoice(profile, paths, tuple(overrides))
+
+
+def select_rules(
+    rule_name: str | None, expr: str | None, all_rules: bool, specs: Path
+) -> list[Rule]:
+    """The rules named by --rule / --expr / --all (exactly one of them)."""
+    from checker.specs import adhoc_rule, load_rules
+
+    chosen = [x for x in (rule_name is not None, expr is not None, all_rules) if x]
+    if len(chosen) != 1:
+        raise InputError("give exactly one of --rule NAME, --expr C or --all")
+    if expr is not None:
+        return [adhoc_rule(expr)]
+    known = load_rules(specs)
+    if all_rules:
+        return list(known.values())
+    assert rule_name is not None
+    if rule_name not in known:
+        raise InputError(
+            f"unknown rule '{rule_name}' (known: {', '.join(sorted(known))}); "
+            f"add {specs}/rules/{rule_name}.toml or use --expr"
+        )
+    return [known[rule_name]]
+
+
+def ensure_writable(out: Path, option: str = "--out") -> None:
+    """Fail before any work if files could not be written under ``out``."""
+    existing = out
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {out}: cannot write there; pass a writable directory")
+
+
+def rule_arguments(rule: Rule) -> list[str]:
+    """The command-line arguments that name ``rule`` again."""
+    return ["--rule", rule.name] if rule.path is not None else ["--expr", rule.expression]
+
+
+def reproduce_command(rule: Rule, vcpus: int, choice: PathsChoice) -> str:
+    args = ["checker", "check", *rule_arguments(rule), "--vcpus", str(vcpus), *choice.arguments]
+    return shlex.join(args)

@@ -1,0 +1,26 @@
+"""``checker rules``: the rules and profiles in specs/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from checker.cli.common import specs_option
+
+
+@click.command()
+@specs_option
+def rules(specs: Path) -> int:
+    """List the rules in specs/rules and the profiles in specs/profiles."""
+    from checker.specs import load_profiles, load_rules
+
+    click.echo("rules:")
+    for rule in load_rules(specs).values():
+        where = rule.origin.get("kernels", "")
+        click.echo(f"  {rule.name:12} {rule.expression}" + (f"   [{where}]" if where else ""))
+    click.echo("profiles (--profile):")
+    for profile in load_profiles(specs).values():
+        kernels = f"   [{profile.kernels}]" if profile.kernels else ""
+        click.echo(f"  {profile.name:12} {profile.summary}{kernels}")
+    return 0
