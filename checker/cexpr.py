@@ -24,7 +24,8 @@ from typing import Any, cast
 from checker import formula as F
 from checker.errors import InputError
 from checker.formula import Formula
-from checker.model import BIT_POSITIONS, Layout
+from checker.logic import CONCRETE
+from checker.model import BIT_POSITIONS, Layout, Spte
 
 SPTE_NAMES = ("old_spte", "new_spte")
 WIDTH = 64
@@ -443,3 +444,53 @@ def _ranges(bits: list[int]) -> str:
         if b is not None:
             start = prev = b
     return ", ".join(spans)
+
+
+# --- explaining a decision -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Term:
+    """One atomic test of a flush condition and its value on an update."""
+
+    text: str
+    value: bool
+
+
+def explain(
+    text: str, old: Spte[bool], new: Spte[bool], ad_enabled: bool, layout: Layout = "x86"
+) -> tuple[bool, list[Term]]:
+    """The condition's value on (old, new) and the value of each atomic test in it:
+    every helper call and every comparison or mask test, in source order, e.g.
+    ``[Term("is_mmu_writable_spte(old_spte)", True), Term("is_writable_pte(new_spte)",
+    False)]``. The text must already parse (see :func:`parse`)."""
+    from pycparser import c_ast, c_generator
+
+    origin = Origin("<explain>")
+    source = _PRELUDE + strip_comments(text) + _EPILOGUE
+    expression = _parser().parse(source, filename="<rule>").ext[-1].body.block_items[0].expr
+    translator = _Translator(origin, layout)
+    printer = c_generator.CGenerator()
+    terms: list[Term] = []
+
+    def value(f: Formula) -> bool:
+        return bool(F.evaluate(f, CONCRETE, old, new, ad_enabled))
+
+    def visit(node: Any) -> None:
+        atomic = isinstance(node, c_ast.FuncCall) and _callee(node) not in TRANSPARENT
+        atomic = atomic or (
+            isinstance(node, c_ast.BinaryOp) and node.op in ("&", "|", "^", "==", "!=")
+        )
+        if atomic:
+            terms.append(Term(printer.visit(node), value(translator.truth(node))))
+            return
+        for _, child in node.children():
+            visit(child)
+
+    visit(expression)
+    return value(translator.truth(expression)), terms
+
+
+def _callee(node: Any) -> str | None:
+    name = getattr(node, "name", None)
+    return getattr(name, "name", None)

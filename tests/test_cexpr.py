@@ -185,3 +185,30 @@ def test_strip_comments_keeps_positions() -> None:
     stripped = cexpr.strip_comments(text)
     assert len(stripped) == len(text) and stripped.count("\n") == text.count("\n")
     assert stripped.split() == ["a", "b", "c"]
+
+
+def test_explain_gives_each_test_its_value_on_the_update() -> None:
+    from checker.model import Spte
+
+    old = Spte(True, False, True, True, False, False, True)  # P MW HW AT
+    new = Spte(True, False, False, True, False, False, True)  # P HW AT
+    decision, terms = cexpr.explain(
+        "is_mmu_writable_spte(old_spte) && !is_writable_pte(new_spte)", old, new, False
+    )
+    assert decision is True
+    assert [(t.text, t.value) for t in terms] == [
+        ("is_mmu_writable_spte(old_spte)", True),
+        ("is_writable_pte(new_spte)", False),
+    ]
+    decision, terms = cexpr.explain(
+        "/* c */ (old_spte & shadow_mmu_writable_mask)"
+        " && likely((new_spte & PT_WRITABLE_MASK) == 0)",
+        old,
+        new,
+        False,
+    )
+    assert decision is True
+    assert [t.text for t in terms] == [
+        "old_spte & shadow_mmu_writable_mask",
+        "(new_spte & PT_WRITABLE_MASK) == 0",
+    ]
