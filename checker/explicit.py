@@ -1,0 +1,264 @@
+"""Explicit-state exploration: breadth-first over the reachable states, without z3.
+
+It uses the same pure-Python step function that replays counterexamples, so it
+shares no solver code with the SMT engines and can check them.
+
+Symmetry
+--------
+vCPUs are interchangeable: no operation reads another vCPU's TLB entry and every
+property is symmetric. A state is therefore stored in canonical form, its TLB
+entries sorted (``canonical``), one state per orbit of vCPU permutations. Within
+a canonical state, vCPUs holding equal entries are interchangeable too, so a vCPU
+operation is tried on one representative vCPU per distinct entry. The number of
+concrete states is recovered exactly as the sum of orbit sizes,
+``N! / prod(count(entry)!)``, because the reachable set is closed under
+permutation.
+
+Traces
+------
+Each canonical state records its BFS parent, the action taken there and the
+permutation that canonicalised the successor. A concrete trace is rebuilt by
+replaying those actions from the initial state while tracking which concrete
+vCPU each canonical position stands for. BFS gives shortest traces; actions are
+tried in canonical order, so the result is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from checker import semantics
+from checker.logic import CONCRETE
+from checker.model import (
+    OPERATIONS,
+    Gfn,
+    Kind,
+    Outcome,
+    Property,
+    System,
+    Tlb,
+    apply,
+)
+from checker.semantics import Action, State, Step
+
+
+def canonical(state: State) -> tuple[State, tuple[int, ...]]:
+    """The orbit representative (TLB entries sorted) and the permutation ``perm``
+    with ``representative.tlbs[i] == state.tlbs[perm[i]]``."""
+    perm = tuple(sorted(range(state.vcpus), key=lambda v: state.tlbs[v]))
+    return State(state.gfn, tuple(state.tlbs[v] for v in perm)), perm
+
+
+def orbit_size(state: State) -> int:
+    """How many concrete states the canonical ``state`` stands for."""
+    counts = Counter(state.tlbs)
+    return math.factorial(state.vcpus) // math.prod(math.factorial(c) for c in counts.values())
+
+
+class Stepper:
+    """The step function with each operation's effect memoised.
+
+    An operation's outcome depends only on the gfn, the acting vCPU's entry and the
+    parameters; with many vCPUs the same few combinations recur in every state.
+    """
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self._outcomes: dict[tuple[int, Gfn[bool], Tlb, tuple[bool, ...]], Outcome[bool]] = {}
+
+    def outcome(
+        self, op_index: int, gfn: Gfn[bool], actor: Tlb, params: tuple[bool, ...]
+    ) -> Outcome[bool]:
+        key = (op_index, gfn, actor, params)
+        found = self._outcomes.get(key)
+        if found is None:
+            op = OPERATIONS[op_index]
+            found = apply(
+                CONCRETE,
+                self.system,
+                op,
+                gfn,
+                actor.entry(),
+                dict(zip(op.params, params, strict=True)),
+            )
+            self._outcomes[key] = found
+        return found
+
+    def step(self, state: State, action: Action) -> Step | None:
+        op_index, vcpu, _ = action.sort_key()
+        op = OPERATIONS[op_index]
+        actor = state.tlbs[vcpu] if op.by_vcpu else Tlb.NONE
+        given = dict(action.params)
+        out = self.outcome(op_index, state.gfn, actor, tuple(given[p] for p in op.params))
+        if not out.enabled:
+            return None
+        if out.flush:
+            tlbs = (Tlb.NONE,) * state.vcpus
+        elif op.by_vcpu:
+            after = Tlb.of(out.actor_tlb)
+            tlbs = (
+                state.tlbs
+                if after is actor
+                else (*state.tlbs[:vcpu], after, *state.tlbs[vcpu + 1 :])
+            )
+        else:
+            tlbs = state.tlbs
+        return Step(action, state, State(out.gfn, tlbs), out)
+
+    def successors(self, state: State, symmetric: bool) -> Iterator[Step]:
+        """Every enabled step; with ``symmetric``, one vCPU per distinct TLB entry."""
+        seen: set[Tlb] = set()
+        representatives = []
+        for v, t in enumerate(state.tlbs):
+            if not symmetric or t not in seen:
+                seen.add(t)
+                representatives.append(v)
+        for action in _actions(state.vcpus, tuple(representatives)):
+            s = self.step(state, action)
+            if s is not None:
+                yield s
+
+
+_ACTION_CACHE: dict[tuple[int, tuple[int, ...]], tuple[Action, ...]] = {}
+
+
+def _actions(vcpus: int, representatives: tuple[int, ...]) -> tuple[Action, ...]:
+    key = (vcpus, representatives)
+    if key not in _ACTION_CACHE:
+        _ACTION_CACHE[key] = tuple(
+            a for a in semantics.actions(vcpus) if a.vcpu is None or a.vcpu in representatives
+        )
+    return _ACTION_CACHE[key]
+
+
+@dataclass
+class Exploration:
+    """The reachable states of ``system`` with ``vcpus`` vCPUs, explored breadth-first."""
+
+    system: System
+    vcpus: int
+    symmetric: bool
+    #: canonical state -> (parent, action taken in the parent, successor's permutation)
+    parent: dict[State, tuple[State, Action, tuple[int, ...]] | None] = field(default_factory=dict)
+    depth: dict[State, int] = field(default_factory=dict)
+    #: number of steps explored (transitions out of canonical states)
+    steps: int = 0
+
+    @property
+    def reduced_states(self) -> int:
+        return len(self.parent)
+
+    @property
+    def raw_states(self) -> int:
+        """Concrete states: the sum of orbit sizes (exact, the reachable set is symmetric)."""
+        if not self.symmetric:
+            return len(self.parent)
+        return sum(orbit_size(s) for s in self.parent)
+
+    def trace_to(self, target: State) -> tuple[State, list[Action], list[int]]:
+        """A concrete initial state and actions leading to a permutation of ``target``,
+        and that permutation: ``target.tlbs[i]`` is the concrete state's ``tlbs[where[i]]``."""
+        chain: list[tuple[Action, tuple[int, ...]]] = []
+        node = target
+        while (link := self.parent[node]) is not None:
+            parent, action, perm = link
+            chain.append((action, perm))
+            node = parent
+        chain.reverse()
+        initial = node
+        stepper = Stepper(self.system)
+        concrete = initial
+        where = list(range(self.vcpus))  # canonical position -> concrete vCPU
+        actions = []
+        for action, perm in chain:
+            real = Action(
+                action.op, None if action.vcpu is None else where[action.vcpu], action.params
+            )
+            step = stepper.step(concrete, real)
+            assert step is not None, f"rebuilding the trace: {real.label} not enabled"
+            concrete = step.after
+            actions.append(real)
+            where = [where[perm[i]] for i in range(self.vcpus)] if self.symmetric else where
+        return initial, actions, where
+
+
+def explore(
+    system: System,
+    vcpus: int,
+    symmetric: bool = True,
+    visit: Callable[[Exploration, State, Step], bool] | None = None,
+    stop_at_state: Callable[[State], bool] | None = None,
+) -> tuple[Exploration, State | Step | None]:
+    """Breadth-first exploration. ``visit(exploration, parent, step)`` is called for every
+    step out of a canonical state; returning True stops there (the step is the
+    answer). ``stop_at_state(state)`` likewise stops at a reached state."""
+    ex = Exploration(system, vcpus, symmetric)
+    stepper = Stepper(system)
+    queue: deque[State] = deque()
+    for start in semantics.initial_states(vcpus):
+        ex.parent[start] = None
+        ex.depth[start] = 0
+        if stop_at_state is not None and stop_at_state(start):
+            return ex, start
+        queue.append(start)
+    while queue:
+        state = queue.popleft()
+        for step in stepper.successors(state, symmetric):
+            ex.steps += 1
+            if visit is not None and visit(ex, state, step):
+                return ex, step
+            after, perm = canonical(step.after) if symmetric else (step.after, tuple(range(vcpus)))
+            if after in ex.parent:
+                continue
+            ex.parent[after] = (state, step.action, perm)
+            ex.depth[after] = ex.depth[state] + 1
+            if stop_at_state is not None and stop_at_state(after):
+                return ex, after
+            queue.append(after)
+    return ex, None
+
+
+# --- checking a property -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExplicitResult:
+    violated: bool
+    exploration: Exploration
+    #: the shortest violating trace: a concrete initial state and its actions
+    initial: State | None = None
+    actions: tuple[Action, ...] = ()
+
+
+def check(system: System, prop: Property, vcpus: int, symmetric: bool = True) -> ExplicitResult:
+    """Search every reachable state (and step) for a violation of ``prop``.
+
+    A state property is checked on each state as it is reached; a step property on
+    each step as it is taken. Breadth-first order makes the first violation found a
+    shortest one.
+    """
+    if prop.kind is Kind.STATE:
+        ex, found = explore(
+            system, vcpus, symmetric, stop_at_state=lambda s: semantics.state_is_bad(prop, s)
+        )
+        if found is None:
+            return ExplicitResult(False, ex)
+        assert isinstance(found, State)
+        initial, actions, _ = ex.trace_to(found)
+        return ExplicitResult(True, ex, initial, tuple(actions))
+
+    def bad(ex: Exploration, parent: State, step: Step) -> bool:
+        return semantics.step_is_bad(prop, step)
+
+    ex, found = explore(system, vcpus, symmetric, visit=bad)
+    if found is None:
+        return ExplicitResult(False, ex)
+    assert isinstance(found, Step)
+    initial, actions, where = ex.trace_to(found.before)
+    last = found.action
+    if last.vcpu is not None:
+        last = Action(last.op, where[last.vcpu], last.params)
+    return ExplicitResult(True, ex, initial, (*actions, last))
