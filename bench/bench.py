@@ -40,6 +40,8 @@ def main() -> None:
             )
         legacy = [*CHECKER, "check", "--rule", "legacy", "--json", "--out", out]
         rows.append(("check --rule legacy (counterexamples)", wall(legacy, runs=5, ok=(1,))))
+    diff = [*CHECKER, "diff", "old", "new", "--json"]
+    rows.append(("diff old new", wall(diff, runs=5, ok=(1,))))
     width = max(len(name) for name, _ in rows)
     print(f"{'command':<{width}}  {'wall s':>7}  {'x floor':>7}")
     for name, seconds in rows:

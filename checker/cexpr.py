@@ -227,15 +227,24 @@ def _parse_error(message: str, origin: Origin, body: str) -> str:
 
 
 class _Translator:
-    def __init__(self, origin: Origin, layout: Layout) -> None:
+    """C expression -> Formula. ``locals`` gives the current value of Boolean local
+    variables (None: assigned something the checker cannot follow), for code read
+    from function bodies."""
+
+    def __init__(
+        self, origin: Origin, layout: Layout, locals_: dict[str, Formula | None] | None = None
+    ) -> None:
         self.origin = origin
         self.layout = layout
+        self.locals = locals_ if locals_ is not None else {}
 
     # -- errors
     def _where(self, node: object) -> str:
         coord = getattr(node, "coord", None)
         if coord is None or coord.line is None:
             return self.origin.at(1, 1)
+        if coord.file != "<rule>":  # a kernel file, positioned with a #line directive
+            return f"{coord.file}:{coord.line}:{coord.column or 1}"
         return self.origin.at(coord.line - _PRELUDE_LINES, coord.column or 1)
 
     def fail(self, node: object, message: str) -> CExprError:
@@ -321,6 +330,11 @@ class _Translator:
         raise self.fail(node, f"unsupported construct in a flush condition: {what}")
 
     def _identifier(self, node: object, name: str) -> Value:
+        if name in self.locals:
+            value = self.locals[name]
+            if value is None:
+                raise self.fail(node, f"'{name}' was assigned something the checker cannot follow")
+            return value
         if name in SPTE_NAMES:
             return _spte_word(cast(F.Which, name.removesuffix("_spte")), self.layout)
         if name in MASKS:

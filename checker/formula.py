@@ -156,3 +156,69 @@ def render(f: Formula) -> str:
         raise TypeError(f"not a formula: {f!r}")
 
     return go(f, "")
+
+
+# --- deciding formulas by their truth tables ----------------------------------------------
+
+
+def atoms(f: Formula) -> set[Bit | AdEnabled]:
+    """The atoms ``f`` mentions."""
+    match f:
+        case Const():
+            return set()
+        case Bit() | AdEnabled():
+            return {f}
+        case Not(arg):
+            return atoms(arg)
+        case And(args) | Or(args):
+            return set().union(*(atoms(a) for a in args))
+    raise TypeError(f"not a formula: {f!r}")
+
+
+def valid(f: Formula) -> bool:
+    """``f`` is true for every old/new SPTE and A/D setting.
+
+    Decided on the truth table over the atoms ``f`` mentions, all rows at once: each
+    atom's column is one 2**k-bit integer, and the connectives are bitwise.
+    """
+    names = sorted(atoms(f), key=repr)
+    rows = 1 << len(names)
+    full = (1 << rows) - 1
+    columns = {name: _column(i, len(names)) for i, name in enumerate(names)}
+
+    def table(f: Formula) -> int:
+        match f:
+            case Const(value):
+                return full if value else 0
+            case Bit() | AdEnabled():
+                return columns[f]
+            case Not(arg):
+                return full & ~table(arg)
+            case And(args):
+                result = full
+                for a in args:
+                    result &= table(a)
+                return result
+            case Or(args):
+                result = 0
+                for a in args:
+                    result |= table(a)
+                return result
+        raise TypeError(f"not a formula: {f!r}")
+
+    return table(f) == full
+
+
+def _column(i: int, k: int) -> int:
+    """Bit ``r`` is set iff bit ``i`` of row number ``r`` is (rows 0 .. 2**k-1)."""
+    width = 1 << i
+    column, length = ((1 << width) - 1) << width, 2 * width
+    while length < 1 << k:
+        column |= column << length
+        length *= 2
+    return column
+
+
+def equivalent(a: Formula, b: Formula, assuming: Formula = TRUE) -> bool:
+    """``assuming => (a <=> b)`` is valid."""
+    return valid(or_(not_(assuming), iff(a, b)))

@@ -65,9 +65,11 @@ class Rule:
     summary: str = ""
     origin: dict[str, str] = field(default_factory=dict)
     expected: dict[str, str] = field(default_factory=dict)
-    #: the spec file and the line of its expression (None for ad-hoc rules)
+    #: the file the rule is written in (a spec or a kernel file) and its line
     path: Path | None = None
     line: int = 1
+    #: how the command line names it again: ("--rule", name), ("--expr", text), ...
+    selector: tuple[str, str] = ("--expr", "")
 
     def decide(self, logic: Logic[B], old: Spte[B], new: Spte[B], ad_enabled: B) -> B:
         return F.evaluate(self.formula, logic, old, new, ad_enabled)
@@ -145,6 +147,7 @@ def load_rule(path: Path) -> Rule:
         expected={p: expect[p] for p in PROPERTY_BY_NAME},
         path=path,
         line=line,
+        selector=("--rule", name),
     )
 
 
@@ -188,7 +191,7 @@ def _expression_position(text: str) -> tuple[int, int]:
 def adhoc_rule(expression: str, name: str = "expr") -> Rule:
     """A rule given on the command line (``--expr``); no expectations."""
     formula = cexpr.parse(expression, cexpr.Origin("--expr"))
-    return Rule(name=name, expression=expression, formula=formula)
+    return Rule(name=name, expression=expression, formula=formula, selector=("--expr", expression))
 
 
 # --- profiles: the paths around the rule, per kernel era ------------------------------

@@ -6,16 +6,20 @@ Pure functions from values to lines of text; ``checker.cli`` decides where they 
 from __future__ import annotations
 
 from checker.formula import FIELD_ABBREVIATIONS
-from checker.model import SPTE_FIELDS, Flush
+from checker.model import SPTE_FIELDS, Flush, Spte, spte_value
 from checker.semantics import State, Step
-from checker.trace import Trace, spte_hex
+from checker.trace import Trace
 
 
 def spte_text(state: State) -> str:
     """``0x0e02 P W MW HW`` (hex in the x86 layout, then the set bits by name)."""
-    spte = state.gfn.spte
+    return spte_label(state.gfn.spte)
+
+
+def spte_label(spte: Spte[bool]) -> str:
+    """``0x0e02 P W MW HW`` (hex in the x86 layout, then the set bits by name)."""
     bits = [FIELD_ABBREVIATIONS[f] for f in SPTE_FIELDS if getattr(spte, f)]
-    return f"{spte_hex(state)} {' '.join(bits) if bits else '-'}"
+    return f"0x{spte_value(spte):04x} {' '.join(bits) if bits else '-'}"
 
 
 def gfn_flags(state: State) -> str:

@@ -106,7 +106,10 @@ def test_exhausted_budget_is_inconclusive_exit_3(tmp_path: Path) -> None:
         (("--rule", "new", "--vcpus", "0"), "Invalid value for '--vcpus'"),
         (("--rule", "new", "--vcpus", "100000"), "Invalid value for '--vcpus'"),
         (("--rule", "new", "--depth", "0"), "Invalid value for '--depth'"),
-        (("--rule", "new", "--expr", "true"), "give exactly one of --rule NAME, --expr C or --all"),
+        (
+            ("--rule", "new", "--expr", "true"),
+            "give exactly one of --rule NAME, --expr C, --kernel PATH or --all",
+        ),
         ((), "give exactly one of"),
         (("--expr", "is_writable_pte(old)"), "--expr:1:17: unknown identifier 'old'"),
         (("--rule", "new", "--bogus"), "No such option '--bogus'"),
@@ -225,3 +228,83 @@ def test_unknown_profile_is_exit_2(tmp_path: Path) -> None:
     )
     result = run("check", "--rule", "new", "--harvest-flush", "sometimes", out=tmp_path)
     assert result.exit_code == 2 and "Invalid value for '--harvest-flush'" in one_line_error(result)
+
+
+# --- rules as C: --expr, --kernel, extract, diff --------------------------------------------
+
+KERNELS = Path(__file__).parent / "fixtures" / "kernels"
+
+
+@pytest.mark.parametrize("name", ["old", "new", "legacy"])
+def test_expr_gives_the_same_verdicts_as_the_name(tmp_path: Path, name: str) -> None:
+    by_name = json.loads(run("check", "--rule", name, "--json", out=tmp_path).stdout)
+    text = by_name["expression"]
+    by_expr = json.loads(run("check", "--expr", text, "--json", out=tmp_path).stdout)
+    verdicts = [(p["property"], p["verdict"], p.get("depth")) for p in by_name["properties"]]
+    assert verdicts == [
+        (p["property"], p["verdict"], p.get("depth")) for p in by_expr["properties"]
+    ]
+
+
+def test_extract_prints_the_rule_with_file_and_line() -> None:
+    result = CliRunner().invoke(cli, ["extract", str(KERNELS / "v6.12")])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("arch/x86/kvm/mmu/mmu.c:17: mmu_spte_update()")
+    assert lines[1].endswith(
+        "mmu.c:31: is_mmu_writable_spte(old_spte) && !is_writable_pte(new_spte)"
+    )
+    assert lines[-1].startswith(
+        "rule: (is_mmu_writable_spte(old_spte) && !is_writable_pte(new_spte))"
+    )
+    document = json.loads(
+        CliRunner().invoke(cli, ["extract", str(KERNELS / "v6.13"), "--json"]).stdout
+    )
+    assert document["function"] == "leaf_spte_change_needs_tlb_flush" and document["line"] == 20
+
+
+def test_check_kernel_checks_the_tree_s_rule(tmp_path: Path) -> None:
+    result = run("check", "--kernel", str(KERNELS / "v3.x"), "--json", out=tmp_path)
+    document = json.loads(result.stdout)
+    assert document["rule"] == "kernel"
+    assert document["expression"] == "is_writable_pte(old_spte) && !is_writable_pte(new_spte)"
+    tracking = next(p for p in document["properties"] if p["property"] == "write_tracking")
+    assert tracking["verdict"] == "violated"
+    assert tracking["command"] == f"checker check --kernel {KERNELS / 'v3.x'} --vcpus 2"
+
+
+def test_bad_kernel_paths_are_exit_2(tmp_path: Path) -> None:
+    for args in (
+        ["extract", str(tmp_path)],
+        ["extract", str(tmp_path / "nope")],
+        ["check", "--kernel", str(tmp_path), "--specs", str(SPECS)],
+    ):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, args
+        one_line_error(result)
+
+
+def test_diff_old_new(tmp_path: Path) -> None:
+    result = run("diff", "old", "new", "--specs", str(SPECS))
+    assert result.exit_code == 1
+    assert "unnecessary       9      0" in result.stdout
+    assert "update classes decided differently" in result.stdout
+    document = json.loads(run("diff", "old", "new", "--json", "--specs", str(SPECS)).stdout)
+    assert document["a"]["unnecessary"] > 0 and document["b"]["unnecessary"] == 0
+    first = document["differences"][0]
+    assert first["old"].startswith("flush") and first["new"].startswith("no flush")
+    assert first["witness"]["steps"][-1]["operation"] in (
+        "prefetch",
+        "harvest",
+        "enable_dirty_logging",
+    )
+
+
+def test_diff_operands_can_be_exprs_and_kernels(tmp_path: Path) -> None:
+    same = run("diff", "legacy", "--kernel", str(KERNELS / "v3.x"), "--specs", str(SPECS))
+    assert same.exit_code == 0 and "decide alike on every reachable update" in same.stdout
+    text = "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)"
+    assert run("diff", "new", "--expr", text, "--specs", str(SPECS)).exit_code == 0
+    for args in (["diff", "old"], ["diff", "old", "new", "legacy"]):
+        result = run(*args, "--specs", str(SPECS))
+        assert result.exit_code == 2 and "give two rules to compare" in one_line_error(result)

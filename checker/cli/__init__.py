@@ -31,6 +31,8 @@ Exit codes:
 #: subcommand name -> "module:attribute", loaded on first use
 COMMANDS: dict[str, str] = {
     "check": "checker.cli.check:check",
+    "diff": "checker.cli.diff:diff",
+    "extract": "checker.cli.extract:extract",
     "rules": "checker.cli.rules:rules",
 }
 

@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 @click.option(
     "--expr", metavar="C", help="An ad-hoc flush condition in C over old_spte and new_spte."
 )
+@click.option(
+    "--kernel",
+    type=click.Path(path_type=Path),
+    help="The rule of a kernel tree (or its spte.h/mmu.c); see 'checker extract'.",
+)
 @click.option("--all", "all_rules", is_flag=True, help="Check every rule in specs/rules.")
 @click.option(
     "--vcpus",
@@ -73,6 +78,7 @@ if TYPE_CHECKING:
 def check(
     rule_name: str | None,
     expr: str | None,
+    kernel: Path | None,
     all_rules: bool,
     vcpus: int,
     depth: int,
@@ -94,7 +100,7 @@ def check(
     from checker.check import Options
     from checker.smt import Budget
 
-    rules = select_rules(rule_name, expr, all_rules, specs)
+    rules = select_rules(rule_name, expr, all_rules, specs, kernel)
     choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
     ensure_writable(out)
     budget = Budget(rlimit) if rlimit else Budget()

@@ -105,26 +105,40 @@ def resolve_paths(
 
 
 def select_rules(
-    rule_name: str | None, expr: str | None, all_rules: bool, specs: Path
+    rule_name: str | None,
+    expr: str | None,
+    all_rules: bool,
+    specs: Path,
+    kernel: Path | None = None,
 ) -> list[Rule]:
-    """The rules named by --rule / --expr / --all (exactly one of them)."""
+    """The rules named by --rule / --expr / --kernel / --all (exactly one of them)."""
     from checker.specs import adhoc_rule, load_rules
 
-    chosen = [x for x in (rule_name is not None, expr is not None, all_rules) if x]
+    chosen = [
+        x for x in (rule_name is not None, expr is not None, kernel is not None, all_rules) if x
+    ]
     if len(chosen) != 1:
-        raise InputError("give exactly one of --rule NAME, --expr C or --all")
+        raise InputError("give exactly one of --rule NAME, --expr C, --kernel PATH or --all")
     if expr is not None:
         return [adhoc_rule(expr)]
+    if kernel is not None:
+        from checker.kernel import rule_from_kernel
+
+        return [rule_from_kernel(kernel)]
     known = load_rules(specs)
     if all_rules:
         return list(known.values())
     assert rule_name is not None
-    if rule_name not in known:
+    return [named_rule(rule_name, known, specs)]
+
+
+def named_rule(name: str, known: dict[str, Rule], specs: Path) -> Rule:
+    if name not in known:
         raise InputError(
-            f"unknown rule '{rule_name}' (known: {', '.join(sorted(known))}); "
-            f"add {specs}/rules/{rule_name}.toml or use --expr"
+            f"unknown rule '{name}' (known: {', '.join(sorted(known))}); "
+            f"add {specs}/rules/{name}.toml or use --expr"
         )
-    return [known[rule_name]]
+    return known[name]
 
 
 def ensure_writable(out: Path, option: str = "--out") -> None:
@@ -140,7 +154,7 @@ def ensure_writable(out: Path, option: str = "--out") -> None:
 
 def rule_arguments(rule: Rule) -> list[str]:
     """The command-line arguments that name ``rule`` again."""
-    return ["--rule", rule.name] if rule.path is not None else ["--expr", rule.expression]
+    return list(rule.selector)
 
 
 def reproduce_command(rule: Rule, vcpus: int, choice: PathsChoice) -> str:

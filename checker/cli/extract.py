@@ -1,0 +1,44 @@
+"""``checker extract``: the flush rule a kernel tree contains, with where it is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def extract(path: Path, as_json: bool) -> int:
+    """Print the flush rule of a kernel tree, or of its spte.h or mmu.c.
+
+    v6.13+: the body of leaf_spte_change_needs_tlb_flush() in
+    arch/x86/kvm/mmu/spte.h. Older kernels: the flush clauses of mmu_spte_update()
+    in arch/x86/kvm/mmu/mmu.c (arch/x86/kvm/mmu.c before v5.9), OR-ed together.
+    Check it with 'checker check --kernel PATH'.
+    """
+    from checker import formula
+    from checker.kernel import extract as read_rule
+
+    found = read_rule(path)
+    if as_json:
+        document = {
+            "file": str(found.file),
+            "function": found.function,
+            "line": found.line,
+            "clauses": [{"line": c.line, "text": c.text} for c in found.clauses],
+            "expression": found.expression,
+            "expression_from_clauses": found.from_clauses,
+            "formula": formula.render(found.formula),
+        }
+        click.echo(json.dumps(document, indent=2))
+        return 0
+    click.echo(f"{found.file}:{found.line}: {found.function}()")
+    for clause in found.clauses:
+        click.echo(f"  {found.file}:{clause.line}: {clause.text}")
+    if not found.from_clauses:
+        click.echo("  (the clauses alone are not the rule; written from the function's result)")
+    click.echo(f"rule: {found.expression}")
+    return 0
