@@ -5,13 +5,10 @@ Importing the package is cheap: z3 and networkx load only when a command needs t
 
 from __future__ import annotations
 
-from importlib import metadata
-
-DISTRIBUTION = "kvm-flush-checker"
+#: the one place the version is written (pyproject.toml reads it from here); kept
+#: as a constant because importlib.metadata alone costs ~50 ms at start-up
+__version__ = "0.1.0"
 
 
 def version() -> str:
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:  # running from a source tree
-        return "0+unknown"
+    return __version__

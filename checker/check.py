@@ -1,18 +1,28 @@
-"""Deciding each property of a rule: prove it for all depths, or show the shortest trace.
+"""Deciding each property of a rule: prove it, or show its shortest trace.
 
-For a property P and N vCPUs:
+Two engines share no solver code: ``smt`` (Spacer, BMC, certification; z3) and
+``explicit`` (breadth-first over the reachable states; pure Python). ``all`` runs
+both and insists they agree.
+
+SMT, for a property P and N vCPUs:
 
 0. A step property that no step from any state can violate is proved with the
    invariant ``true`` (one query), before anything more expensive.
 1. Spacer looks for an inductive invariant with ``min(N, 2)`` vCPUs. Its lemmas
    are vCPU-symmetric schemas; instantiated over N vCPUs they must pass
    certification (``checker.certify``) at N. If they do not, Spacer runs again
-   with N vCPUs and its own invariant must pass. P then holds for every depth.
-2. If Spacer finds P reachable-violated, BMC at N gives the shortest canonical
-   trace (a violation with fewer vCPUs is one with N: extra vCPUs stay idle), and
-   the trace is replayed through the step function before it is reported.
+   with N vCPUs and its own invariant must pass. P then holds for every depth;
+   the same invariant is then certified over an uninterpreted vCPU sort
+   (``checker.parametric``) for every number of vCPUs.
+2. If P is violated, the fewest vCPUs that show it are found (a violation with n
+   vCPUs is one with any N >= n: extra vCPUs stay idle), and BMC gives the
+   shortest canonical trace with that many, replayed through the step function
+   before it is reported.
 3. If Spacer gives up, BMC still looks for a trace up to the depth bound; without
    one the verdict is inconclusive, never "holds".
+
+Explicit: breadth-first exploration at N vCPUs decides P for N (no invariant, no
+claim beyond N); a violation's trace is the shortest, with the fewest vCPUs.
 
 Nothing here prints: results are values for the CLI to show.
 """
@@ -24,12 +34,13 @@ from dataclasses import dataclass, field
 
 import z3
 
-from checker import bmc, spacer
+from checker import bmc, explicit, parametric, spacer
+from checker.bmc import SmtTrace
 from checker.certify import Certificate, certify, replay
 from checker.encode import Encoding
 from checker.errors import InternalError
 from checker.invariant import Invariant
-from checker.model import Kind, Paths, Property, System
+from checker.model import PROPERTIES, Kind, Paths, Property, System
 from checker.smt import Answer, Budget
 from checker.specs import Rule
 from checker.trace import Trace
@@ -46,6 +57,12 @@ class Verdict(enum.Enum):
     INCONCLUSIVE = "inconclusive"
 
 
+class Engine(enum.Enum):
+    SMT = "smt"
+    EXPLICIT = "explicit"
+    ALL = "all"
+
+
 @dataclass(frozen=True)
 class Options:
     vcpus: int = 2
@@ -54,6 +71,7 @@ class Options:
     #: BMC bound: the longest counterexample searched for
     depth: int = DEFAULT_DEPTH
     budget: Budget = field(default_factory=Budget)
+    engine: Engine = Engine.SMT
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,17 @@ class Proof:
     #: vCPUs Spacer searched with; the invariant was lifted from there
     found_with: int
     certificate: Certificate
+    #: the invariant certified for every number of vCPUs (None: not attempted)
+    all_vcpus: parametric.AllVcpusCertificate | None = None
+
+
+@dataclass(frozen=True)
+class Exploration:
+    """What the explicit engine looked at."""
+
+    vcpus: int
+    raw_states: int
+    reduced_states: int
 
 
 @dataclass(frozen=True)
@@ -72,49 +101,118 @@ class PropertyResult:
     proof: Proof | None = None
     trace: Trace | None = None
     reason: str = ""
+    exploration: Exploration | None = None
+
+    @property
+    def summary(self) -> tuple[str, int | None, int | None]:
+        """(verdict, trace length, trace vCPUs): what two engines must agree on."""
+        if self.trace is None:
+            return (self.verdict.value, None, None)
+        return (self.verdict.value, self.trace.depth, self.trace.vcpus)
 
 
-class Encodings:
-    """One encoding per vCPU count for a system, shared by every property and engine."""
+class EngineDisagreement(InternalError):
+    """Two engines gave different answers: one of them is wrong."""
+
+
+class Session:
+    """What the checks of one system share: its SMT encodings and its explicit
+    explorations, one per vCPU count."""
 
     def __init__(self, system: System) -> None:
         self.system = system
-        self._by_vcpus: dict[int, Encoding] = {}
+        self._encodings: dict[int, Encoding] = {}
+        self._explored: dict[int, dict[str, explicit.ExplicitResult]] = {}
+        self._all_vcpus: parametric.AllVcpus | None = None
 
     def __call__(self, vcpus: int) -> Encoding:
-        if vcpus not in self._by_vcpus:
-            self._by_vcpus[vcpus] = Encoding(self.system, vcpus)
-        return self._by_vcpus[vcpus]
+        if vcpus not in self._encodings:
+            self._encodings[vcpus] = Encoding(self.system, vcpus)
+        return self._encodings[vcpus]
+
+    @property
+    def all_vcpus(self) -> parametric.AllVcpus:
+        """The system over an uninterpreted vCPU sort (built on first use)."""
+        if self._all_vcpus is None:
+            self._all_vcpus = parametric.AllVcpus(self.system)
+        return self._all_vcpus
+
+    def explored(self, vcpus: int) -> dict[str, explicit.ExplicitResult]:
+        """Every property's explicit result with ``vcpus`` vCPUs (one exploration)."""
+        if vcpus not in self._explored:
+            self._explored[vcpus] = explicit.check_all(self.system, PROPERTIES, vcpus)
+        return self._explored[vcpus]
 
 
 def check_property(
-    rule: Rule, prop: Property, options: Options, encodings: Encodings | None = None
+    rule: Rule, prop: Property, options: Options, session: Session | None = None
 ) -> PropertyResult:
-    n = options.vcpus
     system = System(rule, options.paths)
-    encoding = encodings or Encodings(system)
-    if encoding.system.rule is not rule or encoding.system.paths != options.paths:
-        raise ValueError("encodings of another rule or other paths")
+    session = session or Session(system)
+    if session.system.rule is not rule or session.system.paths != options.paths:
+        raise ValueError("a session of another rule or other paths")
+    if options.engine is Engine.SMT:
+        return _smt(rule.name, system, prop, options, session)
+    if options.engine is Engine.EXPLICIT:
+        return _explicit(rule.name, prop, options, session)
+    by_smt = _smt(rule.name, system, prop, options, session)
+    by_explicit = _explicit(rule.name, prop, options, session)
+    # an inconclusive SMT answer is not a disagreement: the explicit one stands beside it
+    decided = by_smt.verdict is not Verdict.INCONCLUSIVE
+    if decided and by_smt.summary != by_explicit.summary:
+        raise EngineDisagreement(_disagreement(prop, by_smt, by_explicit))
+    return PropertyResult(
+        prop,
+        by_smt.verdict,
+        "smt+explicit",
+        proof=by_smt.proof,
+        trace=by_smt.trace,
+        reason=by_smt.reason,
+        exploration=by_explicit.exploration,
+    )
+
+
+def _disagreement(prop: Property, a: PropertyResult, b: PropertyResult) -> str:
+    def answer(r: PropertyResult) -> str:
+        if r.trace is None:
+            return r.verdict.value
+        steps = ", ".join(s.action.label + _at(s.action.vcpu) for s in r.trace.steps)
+        return f"{r.verdict.value} in {r.trace.depth} steps with {r.trace.vcpus} vCPUs: {steps}"
+
+    return f"engines disagree on {prop.name}: smt says {answer(a)}; explicit says {answer(b)}"
+
+
+def _at(vcpu: int | None) -> str:
+    return "" if vcpu is None else f"@vcpu{vcpu}"
+
+
+# --- SMT ------------------------------------------------------------------------------
+
+
+def _smt(
+    name: str, system: System, prop: Property, options: Options, session: Session
+) -> PropertyResult:
+    encoding = session
+    n, budget = options.vcpus, options.budget
     if prop.kind is Kind.STEP:
         # a step property may hold from every state (invariant "true"): one plain
         # query, much cheaper than a Spacer run
-        certificate = certify(encoding(n), prop, Invariant(()), options.budget)
+        certificate = certify(encoding(n), prop, Invariant(()), budget)
         if certificate.ok:
-            proof = Proof(Invariant(()), n, certificate)
+            proof = _everywhere(session, prop, Proof(Invariant(()), n, certificate), budget)
             return PropertyResult(prop, Verdict.HOLDS, "induction", proof=proof)
     # search with few vCPUs first and lift; if the lifted invariant is not inductive
     # at n, search again with n
     for searched in dict.fromkeys((min(n, LIFT_FROM), n)):
-        # Spacer's search depends on the order z3 terms were created in, so it
-        # gets a context of its own, built the same way every time: the same
-        # invariant whatever ran before in this process
-        found = spacer.prove(Encoding(system, searched, z3.Context()), prop, options.budget)
+        found = _spacer(system, searched, prop, budget)
         if found.answer is not Answer.UNSAT:
             break
         assert found.invariant is not None
-        certificate = certify(encoding(n), prop, found.invariant, options.budget)
+        certificate = certify(encoding(n), prop, found.invariant, budget)
         if certificate.ok:
-            proof = Proof(found.invariant, searched, certificate)
+            proof = _everywhere(
+                session, prop, Proof(found.invariant, searched, certificate), budget
+            )
             return PropertyResult(prop, Verdict.HOLDS, "spacer", proof=proof)
         if certificate.unknown:
             reason = "certification of the invariant ran out of budget"
@@ -122,21 +220,65 @@ def check_property(
     else:
         raise InternalError(f"{prop.name}: Spacer's invariant at {n} vCPUs failed certification")
 
-    # violated, or Spacer gave up: look for the shortest trace
+    # violated, or Spacer gave up: look for the shortest trace with the fewest vCPUs
+    fewest = searched if found.answer is Answer.SAT else n
+    for k in range(1, fewest):
+        fewer = _spacer(system, k, prop, budget)
+        if fewer.answer is Answer.SAT:
+            fewest, found = k, fewer
+            break
+    # Spacer's own trace (not necessarily the shortest) bounds the search
     depth = max(options.depth, found.trace_length or 0)
-    result = bmc.shortest_counterexample(encoding(n), prop, depth, options.budget)
+    result = bmc.shortest_counterexample(encoding(fewest), prop, depth, budget)
     if result.answer is Answer.SAT and result.trace is not None:
-        trace = replay(system, rule.name, prop, result.trace)
+        trace = replay(system, name, prop, result.trace)
         return PropertyResult(prop, Verdict.VIOLATED, "bmc", trace=trace)
     if found.answer is Answer.SAT and result.answer is Answer.UNSAT:
         raise InternalError(
             f"{prop.name}: Spacer found a violation with {searched} vCPUs that BMC "
-            f"does not reach within {depth} steps with {n}"
+            f"does not reach within {depth} steps with {fewest}"
         )
     reasons = [r for r in (found.reason, result.reason) if r]
     if result.answer is Answer.UNSAT:
         reasons.append(f"no violation within {depth} steps")
     return PropertyResult(prop, Verdict.INCONCLUSIVE, "spacer+bmc", reason="; ".join(reasons))
+
+
+def _spacer(system: System, vcpus: int, prop: Property, budget: Budget) -> spacer.SpacerResult:
+    # Spacer's search depends on the order z3 terms were created in, so it gets a
+    # context of its own, built the same way every time: the same invariant
+    # whatever ran before in this process
+    return spacer.prove(Encoding(system, vcpus, z3.Context()), prop, budget)
+
+
+def _everywhere(session: Session, prop: Property, proof: Proof, budget: Budget) -> Proof:
+    """The proof, with its invariant certified for every number of vCPUs too."""
+    everywhere = session.all_vcpus.certify(prop, proof.invariant, budget)
+    return Proof(proof.invariant, proof.found_with, proof.certificate, everywhere)
+
+
+# --- explicit -------------------------------------------------------------------------
+
+
+def _explicit(name: str, prop: Property, options: Options, session: Session) -> PropertyResult:
+    n, system = options.vcpus, session.system
+    result = session.explored(n)[prop.name]
+    seen = Exploration(n, result.exploration.raw_states, result.exploration.reduced_states)
+    if not result.violated:
+        return PropertyResult(prop, Verdict.HOLDS, "explicit", exploration=seen)
+    for k in range(1, n + 1):
+        fewest = session.explored(k)[prop.name]
+        if fewest.violated:
+            break
+    assert fewest.initial is not None
+    states = [fewest.initial]
+    stepper = explicit.Stepper(system)
+    for action in fewest.actions:
+        step = stepper.step(states[-1], action)
+        assert step is not None
+        states.append(step.after)
+    trace = replay(system, name, prop, SmtTrace(fewest.actions, tuple(states)))
+    return PropertyResult(prop, Verdict.VIOLATED, "explicit", trace=trace, exploration=seen)
 
 
 def exit_code(results: list[PropertyResult]) -> int:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from checker import semantics
@@ -190,19 +190,19 @@ def explore(
     vcpus: int,
     symmetric: bool = True,
     visit: Callable[[Exploration, State, Step], bool] | None = None,
-    stop_at_state: Callable[[State], bool] | None = None,
-) -> tuple[Exploration, State | Step | None]:
+    on_reached: Callable[[State], None] | None = None,
+) -> tuple[Exploration, Step | None]:
     """Breadth-first exploration. ``visit(exploration, parent, step)`` is called for every
     step out of a canonical state; returning True stops there (the step is the
-    answer). ``stop_at_state(state)`` likewise stops at a reached state."""
+    answer). ``on_reached(state)`` is called for every state when first reached."""
     ex = Exploration(system, vcpus, symmetric)
     stepper = Stepper(system)
     queue: deque[State] = deque()
     for start in semantics.initial_states(vcpus):
         ex.parent[start] = None
         ex.depth[start] = 0
-        if stop_at_state is not None and stop_at_state(start):
-            return ex, start
+        if on_reached is not None:
+            on_reached(start)
         queue.append(start)
     while queue:
         state = queue.popleft()
@@ -215,13 +215,13 @@ def explore(
                 continue
             ex.parent[after] = (state, step.action, perm)
             ex.depth[after] = ex.depth[state] + 1
-            if stop_at_state is not None and stop_at_state(after):
-                return ex, after
+            if on_reached is not None:
+                on_reached(after)
             queue.append(after)
     return ex, None
 
 
-# --- checking a property -----------------------------------------------------------------
+# --- checking properties -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -233,32 +233,51 @@ class ExplicitResult:
     actions: tuple[Action, ...] = ()
 
 
-def check(system: System, prop: Property, vcpus: int, symmetric: bool = True) -> ExplicitResult:
-    """Search every reachable state (and step) for a violation of ``prop``.
+def check_all(
+    system: System, props: Sequence[Property], vcpus: int, symmetric: bool = True
+) -> dict[str, ExplicitResult]:
+    """Explore once and find, for each property, its shortest violation if any.
 
-    A state property is checked on each state as it is reached; a step property on
-    each step as it is taken. Breadth-first order makes the first violation found a
-    shortest one.
+    States are reached in breadth-first order and steps are taken from states in
+    that order, so the first bad state (for a state property) or bad step (for a
+    step property) found is a shortest violation.
     """
-    if prop.kind is Kind.STATE:
-        ex, found = explore(
-            system, vcpus, symmetric, stop_at_state=lambda s: semantics.state_is_bad(prop, s)
-        )
-        if found is None:
-            return ExplicitResult(False, ex)
-        assert isinstance(found, State)
-        initial, actions, _ = ex.trace_to(found)
-        return ExplicitResult(True, ex, initial, tuple(actions))
+    first_state: dict[str, State] = {}
+    first_step: dict[str, Step] = {}
 
-    def bad(ex: Exploration, parent: State, step: Step) -> bool:
-        return semantics.step_is_bad(prop, step)
+    def reached(state: State) -> None:
+        for p in props:
+            if (
+                p.kind is Kind.STATE
+                and p.name not in first_state
+                and semantics.state_is_bad(p, state)
+            ):
+                first_state[p.name] = state
 
-    ex, found = explore(system, vcpus, symmetric, visit=bad)
-    if found is None:
-        return ExplicitResult(False, ex)
-    assert isinstance(found, Step)
-    initial, actions, where = ex.trace_to(found.before)
-    last = found.action
-    if last.vcpu is not None:
-        last = Action(last.op, where[last.vcpu], last.params)
-    return ExplicitResult(True, ex, initial, (*actions, last))
+    def visit(ex: Exploration, parent: State, step: Step) -> bool:
+        for p in props:
+            if p.kind is Kind.STEP and p.name not in first_step and semantics.step_is_bad(p, step):
+                first_step[p.name] = step
+        return False
+
+    ex, _ = explore(system, vcpus, symmetric, visit=visit, on_reached=reached)
+    results = {}
+    for p in props:
+        if p.name in first_state:
+            initial, actions, _ = ex.trace_to(first_state[p.name])
+            results[p.name] = ExplicitResult(True, ex, initial, tuple(actions))
+        elif p.name in first_step:
+            bad = first_step[p.name]
+            initial, actions, where = ex.trace_to(bad.before)
+            last = bad.action
+            if last.vcpu is not None:
+                last = Action(last.op, where[last.vcpu], last.params)
+            results[p.name] = ExplicitResult(True, ex, initial, (*actions, last))
+        else:
+            results[p.name] = ExplicitResult(False, ex)
+    return results
+
+
+def check(system: System, prop: Property, vcpus: int, symmetric: bool = True) -> ExplicitResult:
+    """Search every reachable state and step for a violation of ``prop``."""
+    return check_all(system, [prop], vcpus, symmetric)[prop.name]

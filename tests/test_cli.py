@@ -44,10 +44,10 @@ def test_old_violates_precision_exit_1(tmp_path: Path) -> None:
     result = run("check", "--rule", "old", out=tmp_path)
     assert result.exit_code == 1
     assert "precision       VIOLATED" in result.stdout
-    assert "reproduce: checker check --rule old --vcpus 2" in result.stdout
+    assert "reproduce: checker check --rule old --vcpus 1" in result.stdout
     assert sorted(p.name for p in (tmp_path / "old").iterdir()) == [
-        "precision-2vcpus.graphml",
-        "precision-2vcpus.json",
+        "precision-1vcpus.graphml",
+        "precision-1vcpus.json",
     ]
 
 
@@ -213,8 +213,8 @@ def test_profiles_and_path_overrides(tmp_path: Path) -> None:
     assert document["paths"]["enable_flush"] == "writable"
     lost = next(p for p in document["properties"] if p["property"] == "dirty_log")
     assert "expected" not in lost  # expectations are stated for the default paths
-    assert lost["command"] == "checker check --rule new --vcpus 2 --profile v4.10-v5.19"
-    assert lost["files"][0].endswith("dirty_log-2vcpus-v4.10-v5.19.json")
+    assert lost["command"] == "checker check --rule new --vcpus 1 --profile v4.10-v5.19"
+    assert lost["files"][0].endswith("dirty_log-1vcpus-v4.10-v5.19.json")
     overridden = run("check", "--rule", "new", "--harvest-flush", "changed", "--json", out=tmp_path)
     assert overridden.exit_code == 1
     assert json.loads(overridden.stdout)["profile"] == "default+harvest_flush=changed"
@@ -270,7 +270,7 @@ def test_check_kernel_checks_the_tree_s_rule(tmp_path: Path) -> None:
     assert document["expression"] == "is_writable_pte(old_spte) && !is_writable_pte(new_spte)"
     tracking = next(p for p in document["properties"] if p["property"] == "write_tracking")
     assert tracking["verdict"] == "violated"
-    assert tracking["command"] == f"checker check --kernel {KERNELS / 'v3.x'} --vcpus 2"
+    assert tracking["command"] == f"checker check --kernel {KERNELS / 'v3.x'} --vcpus 1"
 
 
 def test_bad_kernel_paths_are_exit_2(tmp_path: Path) -> None:

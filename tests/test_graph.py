@@ -75,7 +75,7 @@ def test_files_round_trip_and_replay(legacy_trace: Trace, tmp_path: Path, suffix
     loaded = graph.read_counterexample(tmp_path / f"t{suffix}")
     assert loaded.actions == tuple(s.action for s in legacy_trace.steps)
     assert loaded.states == legacy_trace.states
-    assert loaded.prop.name == "write_tracking" and loaded.vcpus == 2
+    assert loaded.prop.name == "write_tracking" and loaded.vcpus == 1
     assert loaded.expression == LEGACY
     rule = adhoc_rule(loaded.expression)
     again = replay(

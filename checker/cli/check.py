@@ -25,6 +25,9 @@ from checker.cli.common import (
 from checker.errors import InputError
 from checker.specs import DEFAULT_PROFILE
 
+#: the engines --engine accepts, without importing the engines to list them
+ENGINES = ("smt", "explicit", "all")
+
 if TYPE_CHECKING:
     from checker.check import Options, PropertyResult
     from checker.specs import Rule
@@ -58,6 +61,14 @@ if TYPE_CHECKING:
     help="Longest counterexample searched for (proofs are for all depths).",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="smt",
+    show_default=True,
+    help="smt: Spacer proofs and BMC traces; explicit: breadth-first over the "
+    "reachable states, no z3; all: both, which must agree (else exit 4).",
+)
+@click.option(
     "--rlimit",
     type=click.IntRange(1),
     default=None,
@@ -82,6 +93,7 @@ def check(
     all_rules: bool,
     vcpus: int,
     depth: int,
+    engine: str,
     rlimit: int | None,
     as_json: bool,
     out: Path,
@@ -97,14 +109,16 @@ def check(
     A proof prints the certified inductive invariant behind it; a violation prints
     the shortest trace and writes it under --out as node-link JSON and GraphML.
     """
-    from checker.check import Options
+    from checker.check import Engine, Options
     from checker.smt import Budget
 
     rules = select_rules(rule_name, expr, all_rules, specs, kernel)
     choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
     ensure_writable(out)
     budget = Budget(rlimit) if rlimit else Budget()
-    options = Options(vcpus=vcpus, depth=depth, paths=choice.paths, budget=budget)
+    options = Options(
+        vcpus=vcpus, depth=depth, paths=choice.paths, budget=budget, engine=Engine(engine)
+    )
     reports = [check_rule(rule, options, choice, out, as_json) for rule in rules]
     if as_json:
         document: Any = reports[0] if len(reports) == 1 and not all_rules else {"rules": reports}
@@ -117,7 +131,7 @@ def check_rule(
 ) -> dict[str, Any]:
     """Check every property of ``rule``, print as it goes, return the JSON report."""
     from checker import formula, version
-    from checker.check import Encodings, check_property, exit_code
+    from checker.check import Session, check_property, exit_code
     from checker.model import PROPERTIES, System
     from checker.smt import z3_version
     from checker.specs import paths_table
@@ -132,10 +146,10 @@ def check_rule(
         click.echo("  " + "; ".join(details))
     results = []
     entries = []
-    encodings = Encodings(System(rule, options.paths))
+    session = Session(System(rule, options.paths))
     for prop in PROPERTIES:
         started = time.perf_counter()
-        result = check_property(rule, prop, options, encodings)
+        result = check_property(rule, prop, options, session)
         seconds = time.perf_counter() - started
         files = _write_trace(result, rule, options, choice, out) if result.trace else []
         results.append(result)
@@ -173,7 +187,13 @@ def _verdict_line(result: PropertyResult, expectations: dict[str, str], seconds:
     shown = verdict if verdict == "holds" else verdict.upper()
     text = f"{result.prop.name:15} {shown:12} {result.engine:10} {seconds:6.2f}s"
     if result.trace is not None:
-        text += f"  {result.trace.depth} steps"
+        vcpus = result.trace.vcpus
+        text += f"  {result.trace.depth} steps, {vcpus} vCPU{'s' if vcpus > 1 else ''}"
+    elif result.proof is not None and result.proof.all_vcpus is not None:
+        text += "  (any number of vCPUs)" if result.proof.all_vcpus.ok else ""
+    if result.exploration is not None:
+        seen = result.exploration
+        text += f"  [{seen.raw_states} states, {seen.reduced_states} up to symmetry]"
     expected = expectations.get(result.prop.name)
     if expected is not None:
         text += "  (as expected)" if expected == verdict else f"  (EXPECTED {expected})"
@@ -188,7 +208,7 @@ def _write_trace(
     from checker import graph
 
     assert result.trace is not None
-    g = graph.trace_graph(result.trace, _provenance(rule, options, choice))
+    g = graph.trace_graph(result.trace, _provenance(rule, result.trace.vcpus, choice))
     stem = graph.counterexample_stem(result.trace)
     if choice.label != "default":
         stem += f"-{choice.label}"
@@ -201,13 +221,13 @@ def _write_trace(
     return [str(p) for p in paths]
 
 
-def _provenance(rule: Rule, options: Options, choice: PathsChoice) -> Any:
+def _provenance(rule: Rule, vcpus: int, choice: PathsChoice) -> Any:
     from checker import graph, version
     from checker.smt import z3_version
 
     return graph.Provenance(
         expression=rule.expression,
-        command=reproduce_command(rule, options.vcpus, choice),
+        command=reproduce_command(rule, vcpus, choice),
         checker_version=version(),
         z3_version=z3_version(),
         profile=choice.label,
@@ -238,11 +258,27 @@ def _property_json(
             "consecution": cert.consecution.value,
             "safety": cert.safety.value,
         }
+        if proof.all_vcpus is not None:
+            every = proof.all_vcpus
+            entry["all_vcpus"] = {
+                "holds": every.ok,
+                "initiation": every.initiation.value,
+                "consecution": every.consecution.value,
+                "safety": every.safety.value,
+                **({"reason": every.reason} if every.reason else {}),
+            }
+    if result.exploration is not None:
+        entry["exploration"] = {
+            "vcpus": result.exploration.vcpus,
+            "states": result.exploration.raw_states,
+            "states_up_to_symmetry": result.exploration.reduced_states,
+        }
     if result.trace is not None:
         from checker import graph
 
-        g = graph.trace_graph(result.trace, _provenance(rule, options, choice))
+        g = graph.trace_graph(result.trace, _provenance(rule, result.trace.vcpus, choice))
         entry["depth"] = result.trace.depth
+        entry["vcpus"] = result.trace.vcpus
         entry["replayed"] = True
         entry["initial_state"] = g.nodes[0]
         entry["steps"] = [
@@ -273,12 +309,23 @@ def _print_details(
             click.echo(f"    {r.prop.name}{origin}:")
             for line in r.proof.invariant.render():
                 click.echo(f"      {line}")
+            every = r.proof.all_vcpus
+            if every is not None and every.ok:
+                click.echo(
+                    "      => holds for every number of vCPUs "
+                    "(certified over an uninterpreted vCPU sort)"
+                )
+            elif every is not None:
+                why = every.reason or "the invariant is not inductive for every vCPU count"
+                click.echo(f"      (not certified for every number of vCPUs: {why})")
     for r, entry in zip(results, entries, strict=True):
         if r.trace is None:
             continue
+        vcpus = r.trace.vcpus
+        fewest = "" if vcpus == options.vcpus else ", the fewest that show it"
         click.echo(
-            f"\n  {r.prop.name} violated in {r.trace.depth} steps "
-            "(shortest; replayed through the step function)"
+            f"\n  {r.prop.name} violated in {r.trace.depth} steps with {vcpus} "
+            f"vCPU{'s' if vcpus > 1 else ''}{fewest} (shortest; replayed through the step function)"
         )
         click.echo(f"  property: {r.prop.statement}")
         for line in view.step_table(r.trace):

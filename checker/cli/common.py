@@ -158,5 +158,6 @@ def rule_arguments(rule: Rule) -> list[str]:
 
 
 def reproduce_command(rule: Rule, vcpus: int, choice: PathsChoice) -> str:
+    """The command that checks ``rule`` again and finds the same trace."""
     args = ["checker", "check", *rule_arguments(rule), "--vcpus", str(vcpus), *choice.arguments]
     return shlex.join(args)

@@ -1,0 +1,83 @@
+"""The whole state graph: nodes, keyed edges, violation marks, and its files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import networkx as nx
+from click.testing import CliRunner
+
+from checker import explicit, statespace
+from checker.cli import cli
+from checker.model import System
+
+from .conftest import SPECS
+
+
+def test_graph_matches_the_exploration(systems: dict[str, System]) -> None:
+    g = statespace.state_graph(systems["legacy"], 2)
+    ex, _ = explicit.explore(systems["legacy"], 2, symmetric=False)
+    assert g.number_of_nodes() == len(ex.parent) and g.number_of_edges() == ex.steps
+    assert sum(1 for _, a in g.nodes(data=True) if a["initial"]) == 2
+    keys = [k for _, _, k in g.edges(keys=True)]
+    assert "guest_access@vcpu1" in keys and "aging" in keys
+
+
+def test_violations_and_the_shortest_paths_to_them(systems: dict[str, System]) -> None:
+    g = statespace.state_graph(systems["legacy"], 1)
+    bad = [n for n, a in g.nodes(data=True) if "stale_w" in a["violates"]]
+    assert bad and min(g.nodes[n]["depth"] for n in bad) == 4
+    marked = nx.MultiDiGraph([(u, v) for u, v, a in g.edges(data=True) if a["on_shortest_path"]])
+    for node in bad:
+        starts = [n for n in marked if g.nodes[n]["initial"]]
+        assert any(nx.has_path(marked, s, node) for s in starts)
+    assert any(
+        a["violates"] == "write_tracking,precision" or "write_tracking" in a["violates"]
+        for _, _, a in g.edges(data=True)
+    )
+    healthy = statespace.state_graph(systems["new"], 1)
+    assert not any(a["violates"] for _, a in healthy.nodes(data=True))
+    assert not any(a["on_shortest_path"] for _, _, a in healthy.edges(data=True))
+
+
+def test_symmetric_graph_counts_orbits(systems: dict[str, System]) -> None:
+    g = statespace.state_graph(systems["new"], 3, symmetric=True)
+    assert sum(a["orbit"] for _, a in g.nodes(data=True)) == g.graph["raw_states"] == 2404
+
+
+def test_dot_ranks_by_depth_and_marks_red(systems: dict[str, System]) -> None:
+    text = statespace.to_dot(statespace.state_graph(systems["legacy"], 1))
+    assert text.startswith("digraph statespace {") and text.endswith("}\n")
+    assert "{ rank=same; s0; s1; }" in text
+    assert "style=filled" in text and 'color="red"' in text and "penwidth=2" in text
+
+
+def test_graph_command_formats(tmp_path: Path) -> None:
+    for suffix in (".json", ".graphml", ".dot"):
+        out = tmp_path / f"legacy{suffix}"
+        result = CliRunner().invoke(
+            cli,
+            ["graph", "--rule", "legacy", "--vcpus", "1", "-o", str(out), "--specs", str(SPECS)],
+        )
+        assert result.exit_code == 0, result.output
+        assert "states" in result.stdout
+    data = json.loads((tmp_path / "legacy.json").read_text())
+    back = nx.node_link_graph(data, edges="edges")
+    assert isinstance(back, nx.MultiDiGraph)
+    assert any(k == "aging" for _, _, k in back.edges(keys=True))
+    graphml = nx.read_graphml(tmp_path / "legacy.graphml")
+    assert graphml.number_of_nodes() == back.number_of_nodes()
+
+
+def test_graph_command_refusals(tmp_path: Path) -> None:
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["graph", "--rule", "new", *args, "--specs", str(SPECS)])
+        assert result.exit_code == 2, result.output
+        return result.stderr
+
+    assert "unknown suffix" in run("-o", str(tmp_path / "g.txt"))
+    assert "add --symmetric" in run("--vcpus", "9", "-o", str(tmp_path / "g.json"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert "cannot write there" in run("-o", str(blocker / "g.json"))
