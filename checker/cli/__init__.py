@@ -31,6 +31,7 @@ Exit codes:
 #: subcommand name -> "module:attribute", loaded on first use
 COMMANDS: dict[str, str] = {
     "check": "checker.cli.check:check",
+    "gate": "checker.cli.gate:gate",
     "rules": "checker.cli.rules:rules",
 }
 
