@@ -365,3 +365,18 @@ def test_help_documents_the_gate_exit_codes() -> None:
     ):
         assert text in result.stdout
 
+
+def test_the_shipped_workflow_and_hook_run_the_gate() -> None:
+    from .conftest import ROOT
+
+    workflow = (ROOT / ".github" / "workflows" / "checker-gate.yml").read_text()
+    code = [line.split("#")[0] for line in workflow.splitlines()]
+    # a required check must never be skipped by a path filter
+    assert not any("paths" in line for line in code)
+    assert "fetch-depth: 0" in workflow and "security-events: write" in workflow
+    assert "checker gate" in workflow and "--sarif gate.sarif" in workflow
+    assert "github/codeql-action/upload-sarif@" in workflow
+    hooks = (ROOT / ".pre-commit-hooks.yaml").read_text()
+    for text in ("id: kvm-flush-gate", "entry: checker gate", "pass_filenames: false"):
+        assert text in hooks
+    assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("make gate")
