@@ -282,9 +282,9 @@ def gate(
 
     ``expectations``: the expected verdicts per rule name (a rule it does not name
     keeps its own ``[expect]``). ``complete``: ``rules`` is the whole rule set, so
-    lock entries for other rules are stale. ``changed``: the rule names to re-check (None: all). ``reproduce``
-    gives each rule's reproduce command; ``progress`` is told which rule is being
-    checked.
+    lock entries for other rules are stale. ``changed``: the rule names to
+    re-check (None: all). ``reproduce`` gives each rule's reproduce command;
+    ``progress`` is told which rule is being checked.
     """
     options = settings.options
     model = ModelLock(

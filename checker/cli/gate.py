@@ -148,10 +148,8 @@ def gate(
         progress=lambda name: click.echo(f"gate: checking {name}", err=True),
     )
     refusal = report.refusal() if update else None
-    if update:
-        code = 1 if refusal is not None else 0
-    else:
-        code = report.exit_code
+    # --update succeeds (0) by writing the lock, or is refused (1)
+    code = report.exit_code if not update else 1 if refusal is not None else 0
 
     if junit is not None:
         from checker import junit as junit_format
