@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: check test bench counterexamples lint install clean
+.PHONY: check test gate lock bench counterexamples lint install clean
 
 check: $(STAMP)
 	@# exit 1 means "some rule violates a property", which old and legacy do by design;
@@ -15,6 +15,16 @@ check: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# the CI gate: every rule against its [expect] table and specs/verdicts.lock.json
+# (exit 1 a regression or a violated expectation, 2 a stale lockfile)
+gate: $(STAMP)
+	$(BIN)/checker gate
+
+# refresh specs/verdicts.lock.json after a deliberate change to a rule or the model;
+# refused if the gate fails, so a regression cannot be locked in
+lock: $(STAMP)
+	$(BIN)/checker gate --update
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py

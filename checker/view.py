@@ -49,6 +49,17 @@ def decision_text(step: Step) -> str:
 def step_table(trace: Trace) -> list[str]:
     """One row per step: the acting vCPU, the operation, the SPTE, every TLB entry,
     the gfn's flags, the rule's decision and whether every TLB was flushed."""
+    rows = step_rows(trace)
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def step_rows(trace: Trace) -> list[list[str]]:
+    """The cells of :func:`step_table`: a header row, then the initial state and
+    one row per step."""
     tlb_headers = [f"tlb{v}" for v in range(trace.vcpus)]
     header = [
         "step",
@@ -87,8 +98,4 @@ def step_table(trace: Trace) -> list[str]:
                 "FLUSH" if step.outcome.flush else "",
             ]
         )
-    widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
-    return [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    return rows

@@ -34,3 +34,36 @@ def shipped_rules() -> dict[str, Rule]:
 def systems(shipped_rules: dict[str, Rule]) -> dict[str, System]:
     """Each shipped rule with the default paths around it."""
     return {name: System(rule) for name, rule in shipped_rules.items()}
+
+
+# --- the gate's tests run many gates over the same few rules -----------------------------
+
+_RESULTS: dict[tuple[object, ...], object] = {}
+
+
+@pytest.fixture
+def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Memoise ``check_property`` as the gate calls it, and log which rules it checks.
+
+    A result is a value of (rule name, formula, property, options), so each is
+    computed once per session; the log (one rule name per property checked) shows
+    what a gate run re-checked.
+    """
+    from checker import check, gate
+
+    calls: list[str] = []
+    real = check.check_property
+
+    def cached(
+        rule: Rule, prop: object, options: check.Options, encodings: object = None
+    ) -> check.PropertyResult:
+        calls.append(rule.name)
+        key = (rule.name, rule.formula, getattr(prop, "name", prop), options)
+        if key not in _RESULTS:
+            _RESULTS[key] = real(rule, prop, options)  # type: ignore[arg-type]
+        result = _RESULTS[key]
+        assert isinstance(result, check.PropertyResult)
+        return result
+
+    monkeypatch.setattr(gate, "check_property", cached)
+    return calls

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "check": "checker.cli.check:check",
     "diff": "checker.cli.diff:diff",
     "extract": "checker.cli.extract:extract",
+    "gate": "checker.cli.gate:gate",
     "graph": "checker.cli.graph:graph",
     "rules": "checker.cli.rules:rules",
 }

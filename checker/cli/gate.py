@@ -1,0 +1,379 @@
+"""``checker gate``: the CI gate on rule and model changes (see ``checker.gate``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from checker.cli.common import reproduce_command, resolve_paths, specs_option
+from checker.errors import InputError
+from checker.specs import DEFAULT_PROFILE
+
+if TYPE_CHECKING:
+    from checker.gate import GateReport
+    from checker.specs import Rule
+
+GATE_EXIT_CODES = """\b
+Exit codes:
+  0  pass: no failure, the lockfile matches (--update: the lockfile was written)
+  1  gate failure: a safety verdict REGRESSED against the lockfile, a verdict
+     VIOLATES the rule's [expect], or a verdict is INCONCLUSIVE (a warning
+     with --allow-inconclusive); --update refused. Wins over exit 2.
+  2  the lockfile is stale (refresh: checker gate --update, or make lock, and
+     commit it), or a usage or spec error (one line on stderr, nothing written)
+  4  internal error (a one-line message; the traceback with --debug)
+Exit code 3 is not used by the gate.
+"""
+
+
+@click.command(epilog=GATE_EXIT_CODES)
+@click.option(
+    "--lock",
+    "lock_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The lockfile.  [default: SPECS/verdicts.lock.json]",
+)
+@click.option(
+    "--update",
+    is_flag=True,
+    help="Re-check every rule and rewrite the lockfile; refused if the gate fails.",
+)
+@click.option(
+    "--changed-since",
+    "since",
+    metavar="REV",
+    help="Re-check only rules whose files changed in git since REV (all if the model changed).",
+)
+@click.option(
+    "--allow-inconclusive",
+    is_flag=True,
+    help="An inconclusive verdict is a warning, not a failure.",
+)
+@click.option(
+    "--junit",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Write JUnit XML: one testcase per (rule, property).",
+)
+@click.option(
+    "--sarif",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Write SARIF 2.1.0: one result per violation, at the rule's line.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON on stdout; progress goes to stderr."
+)
+@click.option(
+    "--rlimit",
+    type=click.IntRange(1),
+    default=None,
+    help="z3 work budget per solver; running out is inconclusive.",
+)
+@click.option(
+    "--kernel",
+    type=click.Path(path_type=Path),
+    help="Gate a kernel tree's own rule (or its spte.h/mmu.c) instead of specs/rules.",
+)
+@click.option(
+    "--expect",
+    "expect",
+    multiple=True,
+    metavar="PROPERTY=VERDICT",
+    help="With --kernel: a verdict the rule must keep (default: every property holds).",
+)
+@specs_option
+def gate(
+    lock_file: Path | None,
+    update: bool,
+    since: str | None,
+    allow_inconclusive: bool,
+    junit: Path | None,
+    sarif: Path | None,
+    as_json: bool,
+    rlimit: int | None,
+    kernel: Path | None,
+    expect: tuple[str, ...],
+    specs: Path,
+) -> int:
+    """Gate every rule in specs/rules on its expected verdicts and on the lockfile.
+
+    Every rule is re-checked (never trusted from a hash) and compared with its
+    [expect] table and with the lockfile specs/verdicts.lock.json, which pins per
+    rule the hash of its expression, the model's hash, each property's verdict,
+    the length and hash of each counterexample and the hash of each certified
+    invariant. A safety property the lock records as holding must still hold.
+
+    With --kernel PATH it gates a kernel tree's own rule instead (the pre-commit
+    and CI hook for kernel developers): every property must hold unless --expect
+    says otherwise, and it is compared with a lockfile only if --lock names one.
+
+    When GITHUB_ACTIONS=true, failures are also written as ::error annotations
+    on stderr and a Markdown summary is appended to $GITHUB_STEP_SUMMARY.
+    """
+    from checker import lock as lockfile
+    from checker import version
+    from checker.check import Options
+    from checker.gate import GateSettings
+    from checker.gate import gate as run_gate
+    from checker.smt import Budget, z3_version
+    from checker.specs import load_rules
+
+    if update and since is not None:
+        raise InputError("--update re-checks every rule; drop --changed-since")
+    if kernel is None and expect:
+        raise InputError("--expect goes with --kernel (a spec rule's [expect] table says it)")
+    if kernel is not None and since is not None:
+        raise InputError("--changed-since gates specs/rules; drop it with --kernel")
+    if kernel is not None and update and lock_file is None:
+        raise InputError("--update with --kernel needs --lock FILE to write")
+    # a kernel tree is gated on its expectations; on a lock only if one is named
+    unlocked = kernel is not None and lock_file is None
+    lock_path = lock_file if lock_file is not None else lockfile.default_lock_path(specs)
+    github = os.environ.get("GITHUB_ACTIONS") == "true"
+    summary_path = _summary_path() if github else None
+    # every output is checked before any work: a bad path costs nothing
+    for option, path in (("--junit", junit), ("--sarif", sarif)):
+        if path is not None:
+            ensure_file_writable(path, option)
+    if update:
+        ensure_file_writable(lock_path, "--lock")
+    if summary_path is not None:
+        ensure_file_writable(summary_path, "$GITHUB_STEP_SUMMARY")
+
+    expectations = None
+    if kernel is not None:
+        from checker.kernel import rule_from_kernel
+
+        rules = [rule_from_kernel(kernel)]
+        expectations = {rules[0].name: _kernel_expectations(expect)}
+    else:
+        rules = list(load_rules(specs).values())
+    choice = resolve_paths(specs, DEFAULT_PROFILE, None, None)
+    lock = None if unlocked else lockfile.read(lock_path)
+    budget = Budget(rlimit) if rlimit else Budget()
+    settings = GateSettings(
+        options=Options(paths=choice.paths, budget=budget),
+        profile=choice.label,
+        allow_inconclusive=allow_inconclusive,
+        require_lock=not unlocked,
+    )
+    root = _root(specs)
+    changed = _changed_rules(specs, since, rules, lock_path) if since is not None else None
+
+    def reproduce(rule: Rule) -> str:
+        command = reproduce_command(rule, settings.options.vcpus, choice)
+        return command if specs == Path("specs") else f"{command} --specs {specs}"
+
+    report = run_gate(
+        rules,
+        lock,
+        settings,
+        expectations=expectations,
+        complete=kernel is None,
+        changed=changed,
+        lock_path=lock_path,
+        since=since,
+        root=root,
+        reproduce=reproduce,
+        progress=lambda name: click.echo(f"gate: checking {name}", err=True),
+    )
+    refusal = report.refusal() if update else None
+    # --update succeeds (0) by writing the lock, or is refused (1)
+    code = report.exit_code if not update else 1 if refusal is not None else 0
+
+    if junit is not None:
+        from checker import junit as junit_format
+
+        write_output(junit, junit_format.render(report), "--junit")
+    if sarif is not None:
+        from checker import sarif as sarif_format
+
+        write_output(sarif, sarif_format.render(report), "--sarif")
+    if github:
+        from checker import github as github_format
+
+        for line in github_format.annotation_commands(report):
+            click.echo(line, err=True)
+        if summary_path is not None:
+            _append(summary_path, github_format.step_summary(report))
+
+    written = False
+    if update and refusal is None:
+        new = report.updated_lock({"checker": version(), "z3": z3_version()})
+        if lock is None or lockfile.render(new) != lockfile.render(lock):
+            lockfile.write(new, lock_path)
+            written = True
+
+    if as_json:
+        from checker.gate import report_json
+
+        document = report_json(report)
+        if update:
+            document["update"] = {"refused": refusal, "written": written}
+            document["exit_code"] = code
+        click.echo(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        for line in human_lines(report):
+            click.echo(line)
+        if update:
+            where = report.display(lock_path)
+            if refusal is not None:
+                click.echo(report.summary())
+                click.echo(f"gate: --update refused, {where} left untouched: {refusal}")
+            elif written:
+                click.echo(f"gate: wrote {where}; commit it")
+            else:
+                click.echo(f"gate: {where} is up to date")
+        else:
+            click.echo(report.summary())
+    return code
+
+
+def _kernel_expectations(given: tuple[str, ...]) -> dict[str, str]:
+    """Every property holds, except where ``PROPERTY=VERDICT`` says otherwise."""
+    from checker.model import PROPERTY_BY_NAME
+
+    expected = dict.fromkeys(PROPERTY_BY_NAME, "holds")
+    for item in given:
+        name, _, verdict = item.partition("=")
+        if name not in PROPERTY_BY_NAME or verdict not in ("holds", "violated"):
+            raise InputError(
+                f"--expect {item}: expected PROPERTY=holds|violated, PROPERTY one of "
+                f"{', '.join(PROPERTY_BY_NAME)}"
+            )
+        expected[name] = verdict
+    return expected
+
+
+def human_lines(report: GateReport) -> list[str]:
+    """The verdict table, each failure's trace, warnings and the lockfile's state."""
+    from checker import view
+
+    where = report.display(report.lock_path) if report.lock_path else "(no lockfile)"
+    settings = report.settings
+    head = (
+        f"gate: {len(report.rules)} rules against {where}; model {report.model.sha256[:12]}, "
+        f"paths {settings.profile}, {settings.options.vcpus} vCPUs"
+    )
+    if report.since is not None:
+        head += f"; re-checking rules changed since {report.since}"
+    rows = [["rule", "property", "verdict", "expected", "locked", "status"]]
+    for outcome in report.rules:
+        for p in outcome.properties:
+            verdict = p.verdict or "-"
+            rows.append(
+                [
+                    outcome.rule.name,
+                    p.prop.name,
+                    verdict if verdict == "holds" else verdict.upper(),
+                    p.expected or "-",
+                    p.locked.verdict if p.locked is not None else "-",
+                    p.status.value,
+                ]
+            )
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    lines = [head, ""]
+    lines += [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    for outcome in report.rules:
+        rule = outcome.rule
+        for p in outcome.properties:
+            if not p.failed:
+                continue
+            lines += ["", f"{rule.name}: {p.prop.name} {p.status.value}: {p.detail}"]
+            at = f" ({report.display(rule.path)}:{rule.line})" if rule.path is not None else ""
+            lines.append(f"  rule: {rule.expression}{at}")
+            lines.append(f"  property: {p.prop.statement}")
+            if p.result is not None and p.result.trace is not None:
+                lines += ["    " + line for line in view.step_table(p.result.trace)]
+            lines.append(f"  reproduce: {outcome.command}")
+    warnings = report.warnings
+    if warnings:
+        lines += ["", "warnings:"]
+        lines += [f"  {p.rule.name}: {p.prop.name} {p.status.value}: {p.detail}" for p in warnings]
+    if report.stale:
+        lines += ["", f"the lockfile {where} is stale:"]
+        lines += [f"  - {reason}" for reason in report.stale]
+        lines.append(f"  to refresh it, {report.refresh_hint()}")
+    lines.append("")
+    return lines
+
+
+def ensure_file_writable(path: Path, option: str) -> None:
+    """Fail before any work if ``path`` could not be (re)written atomically."""
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory; pass a file")
+    existing = path.parent
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {path}: cannot write there; pass a writable path")
+
+
+def write_output(path: Path, text: str, option: str) -> None:
+    from checker.graph import write_atomically
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, text)
+    except OSError as exc:
+        raise InputError(f"{option} {path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _summary_path() -> Path | None:
+    value = os.environ.get("GITHUB_STEP_SUMMARY")
+    return Path(value) if value else None
+
+
+def _append(path: Path, text: str) -> None:
+    # the runner owns this file and collects what each step appends to it
+    try:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise InputError(
+            f"$GITHUB_STEP_SUMMARY {path}: cannot write: {exc.strerror or exc}"
+        ) from None
+
+
+def _root(specs: Path) -> Path:
+    """The repository root paths are shown relative to: git's, else the current
+    directory."""
+    from checker.changes import repository_root
+
+    return repository_root(specs) or Path.cwd()
+
+
+def _changed_rules(specs: Path, since: str, rules: list[Rule], lock_path: Path) -> set[str]:
+    """Rules whose files changed since ``since``; every rule if the lockfile, the
+    checker's own sources or their pinned versions did."""
+    import checker
+    from checker.changes import changed_files, repository_root, under
+    from checker.specs import rules_directory
+
+    root = repository_root(specs)
+    everything = [lock_path]
+    sources = Path(checker.__file__).resolve().parent
+    if root is not None and under(sources, root):
+        everything.append(sources)
+        everything += [
+            p
+            for p in (sources.parent / n for n in ("pyproject.toml", "constraints.txt"))
+            if p.exists()
+        ]
+    if root is not None:
+        everything = [p for p in everything if under(p, root)]
+    files = changed_files(specs, since, [rules_directory(specs), *everything])
+    if any(under(f, p) for f in files for p in everything):
+        return {rule.name for rule in rules}
+    return {rule.name for rule in rules if rule.path is not None and rule.path.resolve() in files}

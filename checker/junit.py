@@ -1,0 +1,97 @@
+"""The gate's report as JUnit XML, for CI systems that show test results.
+
+One ``<testsuite>`` per rule with one ``<testcase>`` per property
+(``classname="rule.<name>"``, ``name=<property>``), and a ``lockfile`` suite with
+one testcase for the lockfile itself:
+
+* a row that fails the gate (REGRESSED, VIOLATES EXPECTATION) is a ``<failure>``
+  whose text is the trace table and the reproduce command;
+* an inconclusive verdict is an ``<error>``, or ``<skipped>`` when
+  ``--allow-inconclusive`` accepted it;
+* a rule ``--changed-since`` did not re-check is ``<skipped>``;
+* anything else passes; an expected violation carries its trace in
+  ``<system-out>``, a warning its text;
+* a stale lockfile is a ``<failure>`` of the lockfile testcase, listing why.
+
+No timings are written, so the same report gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from checker import view
+from checker.gate import GateReport, PropertyOutcome, Status
+
+
+def trace_text(outcome: PropertyOutcome, command: str) -> str:
+    """The property, its trace table (if it has one) and the reproduce command."""
+    lines = [f"property {outcome.prop.name}: {outcome.prop.statement}"]
+    result = outcome.result
+    if result is not None and result.trace is not None:
+        lines.append(f"shortest counterexample, {result.trace.depth} steps:")
+        lines.extend(view.step_table(result.trace))
+    lines.append(f"reproduce: {command}")
+    return "\n".join(lines) + "\n"
+
+
+def render(report: GateReport) -> str:
+    root = ET.Element("testsuites", name="checker gate")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for rule_outcome in report.rules:
+        rule = rule_outcome.rule
+        suite = ET.SubElement(root, "testsuite", name=f"rule {rule.name}")
+        counts = dict.fromkeys(totals, 0)
+        for p in rule_outcome.properties:
+            case = ET.SubElement(suite, "testcase", classname=f"rule.{rule.name}", name=p.prop.name)
+            if rule.path is not None:
+                case.set("file", report.display(rule.path))
+                case.set("line", str(rule.line))
+            counts["tests"] += 1
+            message = f"{p.status.value}: {p.detail}" if p.detail else p.status.value
+            if p.failed and p.status is Status.INCONCLUSIVE:
+                counts["errors"] += 1
+                ET.SubElement(
+                    case, "error", message=message, type=p.status.value
+                ).text = trace_text(p, rule_outcome.command)
+            elif p.failed:
+                counts["failures"] += 1
+                ET.SubElement(
+                    case, "failure", message=message, type=p.status.value
+                ).text = trace_text(p, rule_outcome.command)
+            elif p.status in (Status.INCONCLUSIVE, Status.NOT_RECHECKED):
+                counts["skipped"] += 1
+                skipped = f"{message} (allowed)" if p.status is Status.INCONCLUSIVE else message
+                ET.SubElement(case, "skipped", message=skipped)
+            else:
+                out = []
+                if p.warning or p.status is not Status.OK:
+                    out.append(f"{message}\n")
+                if p.result is not None and p.result.trace is not None:
+                    out.append(f"violated, as expected\n{trace_text(p, rule_outcome.command)}")
+                if out:
+                    ET.SubElement(case, "system-out").text = "".join(out)
+        _count(suite, counts, totals)
+
+    suite = ET.SubElement(root, "testsuite", name="lockfile")
+    where = report.display(report.lock_path) if report.lock_path else "lockfile"
+    case = ET.SubElement(suite, "testcase", classname="lockfile", name=where)
+    counts = dict.fromkeys(totals, 0)
+    counts["tests"] = 1
+    if report.stale:
+        counts["failures"] = 1
+        text = "".join(f"- {reason}\n" for reason in report.stale)
+        ET.SubElement(
+            case, "failure", message=f"the lockfile is stale; {report.refresh_hint()}", type="stale"
+        ).text = text + f"{report.refresh_hint()}\n"
+    _count(suite, counts, totals)
+    for key, value in totals.items():
+        root.set(key, str(value))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+def _count(suite: ET.Element, counts: dict[str, int], totals: dict[str, int]) -> None:
+    for key, value in counts.items():
+        suite.set(key, str(value))
+        totals[key] += value
