@@ -32,6 +32,7 @@ Exit codes:
 COMMANDS: dict[str, str] = {
     "check": "checker.cli.check:check",
     "rules": "checker.cli.rules:rules",
+    "show": "checker.cli.show:show",
 }
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,7 +142,7 @@ def check_rule(
         else:
             click.echo("  " + line)
     if not as_json:
-        _print_details(results, options, entries)
+        _print_details(results, options, entries, rule.expression)
     return {
         "rule": rule.name,
         "expression": rule.expression,
@@ -250,7 +252,10 @@ def _property_json(
 
 
 def _print_details(
-    results: Sequence[PropertyResult], options: Options, entries: list[dict[str, Any]]
+    results: Sequence[PropertyResult],
+    options: Options,
+    entries: list[dict[str, Any]],
+    expression: str,
 ) -> None:
     from checker import view
 
@@ -267,16 +272,25 @@ def _print_details(
             click.echo(f"    {r.prop.name}{origin}:")
             for line in r.proof.invariant.render():
                 click.echo(f"      {line}")
+    # the same view as 'checker show', coloured on the same terms
+    colour = view.use_colour(None, sys.stdout.isatty(), os.environ)
+    legend = True
     for r, entry in zip(results, entries, strict=True):
         if r.trace is None:
             continue
-        click.echo(
-            f"\n  {r.prop.name} violated in {r.trace.depth} steps "
-            "(shortest; replayed through the step function)"
-        )
-        click.echo(f"  property: {r.prop.statement}")
-        for line in view.step_table(r.trace):
-            click.echo("    " + line)
-        click.echo(f"    files: {', '.join(entry['files'])}")
-        click.echo(f"    reproduce: {entry['command']}")
+        about = [
+            f"shortest trace, replayed through the step function; "
+            f"written to {', '.join(entry['files'])}"
+        ]
+        click.echo("")
+        for line in view.render(
+            r.trace,
+            expression,
+            entry["command"],
+            about=about,
+            paint=view.ansi if colour else view.plain,
+            legend=legend,
+        ):
+            click.echo(f"  {line}" if line else "", color=colour)
+        legend = False  # once is enough
     click.echo("")
