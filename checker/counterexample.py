@@ -1,7 +1,7 @@
 """A counterexample ready to be shown: a replayed trace and where it comes from.
 
-Every view and export starts here. A file is parsed (``graph.read_counterexample``)
-and then replayed through the step function
+Every view and export starts here. A file is parsed (``graph.read_counterexample``,
+or ``itf.read_itf`` for an ITF export) and then replayed through the step function
 under the rule and paths it records (``certify.replay``), so nothing is shown that
 the model does not reproduce. A file that fails either stage is an ``InputError``
 naming the file.
@@ -40,13 +40,17 @@ class Counterexample:
 
 
 def load(path: Path) -> Counterexample:
-    """Read ``path`` (node-link JSON or GraphML) and replay it.
+    """Read ``path`` (node-link JSON, GraphML, or an ITF export ``*.itf.json``) and
+    replay it.
 
     Raises ``InputError`` (exit 2) for a file that does not parse, is of an unknown
     format, or does not replay to a violation of its property.
     """
+    from checker import itf
     from checker.graph import read_counterexample
 
+    if itf.is_itf_path(path):
+        return itf.read_itf(path)
     loaded = read_counterexample(path)
     meta = loaded.graph.graph
     provenance = Provenance(

@@ -31,6 +31,7 @@ Exit codes:
 #: subcommand name -> "module:attribute", loaded on first use
 COMMANDS: dict[str, str] = {
     "check": "checker.cli.check:check",
+    "export": "checker.cli.export:export",
     "list": "checker.cli.listing:list_counterexamples",
     "rules": "checker.cli.rules:rules",
     "show": "checker.cli.show:show",

@@ -19,7 +19,7 @@ import click
     help="Colour the changes [default: on a terminal, unless NO_COLOR is set].",
 )
 def show(file: Path, diff: bool, color: bool | None) -> int:
-    """Show the counterexample in FILE (JSON or GraphML), one row per step.
+    """Show the counterexample in FILE (JSON, GraphML or ITF), one row per step.
 
     The file is replayed through the step function first: a file that does not
     parse or does not reproduce its violation is an error (exit 2).
