@@ -18,6 +18,8 @@ FORMATS: dict[str, str] = {
     "itf": "Informal Trace Format (Apalache ADR-015) with Quint's mbt:: variables",
     "json": "the networkx graph, node-link JSON (as checker check writes it)",
     "graphml": "the networkx graph, GraphML",
+    "dot": "Graphviz DOT: one node per step, top to bottom, actions on the edges",
+    "svg": "the same graph drawn as SVG (no Graphviz needed)",
 }
 
 #: file-name endings that choose the format when --format is not given
@@ -25,6 +27,9 @@ SUFFIXES: tuple[tuple[str, str], ...] = (
     (".itf.json", "itf"),
     (".json", "json"),
     (".graphml", "graphml"),
+    (".dot", "dot"),
+    (".gv", "dot"),
+    (".svg", "svg"),
 )
 
 #: formats meant for a browser, not a terminal
@@ -83,8 +88,12 @@ def format_of(path: Path) -> str | None:
 
 def render(cx: Counterexample, fmt: str) -> str:
     """The text of ``cx`` in ``fmt``."""
-    from checker import graph, itf
+    from checker import dot, graph, itf
 
+    if fmt == "dot":
+        return dot.dot_text(cx)
+    if fmt == "svg":
+        return dot.svg_text(cx)
     if fmt == "itf":
         return itf.itf_text(cx)
     if fmt == "json":
