@@ -196,7 +196,10 @@ def svg_text(cx: Counterexample, standalone: bool = True) -> str:
     centre = MARGIN + node_width / 2
     title_height = LINE + GAP
     width = max(MARGIN + node_width + MARGIN, centre + GAP + label_width + MARGIN)
-    width = max(width, len(d.title) * CHAR + 2 * MARGIN)
+    if standalone:  # inline, the page around the SVG says what it shows
+        width = max(width, len(d.title) * CHAR + 2 * MARGIN)
+    else:
+        title_height = 0
     parts: list[str] = []
     y = MARGIN + title_height
     for node in d.nodes:
@@ -234,11 +237,15 @@ def svg_text(cx: Counterexample, standalone: bool = True) -> str:
         f'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
         for name, colour in (("arrow", INK), ("arrow-red", RED))
     )
+    caption = (
+        f'<text x="{MARGIN}" y="{MARGIN + LINE - 4}" font-weight="bold">{escape(d.title)}</text>'
+        if standalone
+        else ""
+    )
     header = (
         f'<svg{namespace} id="trace-graph" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="monospace" '
         f'font-size="{FONT_SIZE}" fill="{INK}">'
-        f"<title>{escape(d.title)}</title><defs>{defs}</defs>"
-        f'<text x="{MARGIN}" y="{MARGIN + LINE - 4}" font-weight="bold">{escape(d.title)}</text>'
+        f"<title>{escape(d.title)}</title><defs>{defs}</defs>{caption}"
     )
     return header + "\n" + "\n".join(parts) + "\n</svg>\n"

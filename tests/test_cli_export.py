@@ -13,7 +13,7 @@ from checker import counterexample
 from checker.cli import cli
 from checker.cli.export import FORMATS
 
-from .conftest import COUNTEREXAMPLES
+from .conftest import COUNTEREXAMPLES, ROOT
 
 STALE_W = COUNTEREXAMPLES / "legacy" / "stale_w-2vcpus.json"
 
@@ -112,3 +112,27 @@ def test_a_read_only_directory_is_exit_2(tmp_path: Path) -> None:
 def test_an_output_that_is_a_directory_is_exit_2(tmp_path: Path) -> None:
     result = export(str(STALE_W), "--format", "json", "-o", str(tmp_path))
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("fmt", ["html", "svg"])
+def test_browser_formats_are_not_dumped_on_a_terminal(fmt: str) -> None:
+    """On a real terminal (a pty), html and svg need -o or a redirection."""
+    import pty
+    import subprocess
+    import sys
+
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "checker", "export", str(STALE_W), "--format", fmt],
+            cwd=ROOT,
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert done.returncode == 2
+    assert f"not writing {fmt} to a terminal; pass -o FILE.{fmt}" in done.stderr

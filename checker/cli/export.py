@@ -20,6 +20,7 @@ FORMATS: dict[str, str] = {
     "graphml": "the networkx graph, GraphML",
     "dot": "Graphviz DOT: one node per step, top to bottom, actions on the edges",
     "svg": "the same graph drawn as SVG (no Graphviz needed)",
+    "html": "an offline viewer: the step table and the graph, keyboard navigation",
 }
 
 #: file-name endings that choose the format when --format is not given
@@ -30,6 +31,8 @@ SUFFIXES: tuple[tuple[str, str], ...] = (
     (".dot", "dot"),
     (".gv", "dot"),
     (".svg", "svg"),
+    (".html", "html"),
+    (".htm", "html"),
 )
 
 #: formats meant for a browser, not a terminal
@@ -88,8 +91,10 @@ def format_of(path: Path) -> str | None:
 
 def render(cx: Counterexample, fmt: str) -> str:
     """The text of ``cx`` in ``fmt``."""
-    from checker import dot, graph, itf
+    from checker import dot, graph, itf, viewer
 
+    if fmt == "html":
+        return viewer.html_text(cx)
     if fmt == "dot":
         return dot.dot_text(cx)
     if fmt == "svg":
