@@ -584,12 +584,14 @@ def render(
     diff: bool = False,
     paint: Painter = plain,
     legend: bool = True,
+    ascii: bool = False,
 ) -> list[str]:
     """The whole text view of a counterexample.
 
     A title, the rule, the ``about`` lines (where the trace comes from), the step
     table, a legend (unless ``legend`` is false); the last line names the violated
-    property in words and the command that reproduces the trace.
+    property in words and the command that reproduces the trace. With ``ascii``, the
+    marks ``→`` and ``✗`` are spelled ``->`` and ``X``.
     """
     prop = trace.prop
     ad = "on" if trace.initial.gfn.ad_enabled else "off"
@@ -600,14 +602,17 @@ def render(
         f"step{'s' if trace.depth != 1 else ''} with {vcpus}, A/D bits {ad}"
     )
     table = step_table(trace, expression, diff)
+    if ascii:
+        table = ascii_table(table)
     lines = [paint(title, Style.HEADER), f"rule {trace.rule_name}: {' '.join(expression.split())}"]
     lines += list(about)
     lines.append("")
     lines += table_lines(table, paint)
     lines.append("")
     if legend:
-        lines += legend_lines(table)
-    verdict = paint(f"{MARK} {prop.name} violated at step {trace.depth}:", Style.VIOLATION)
+        lines += [_ascii(line) if ascii else line for line in legend_lines(table)]
+    mark = ASCII_MARKS[MARK] if ascii else MARK
+    verdict = paint(f"{mark} {prop.name} violated at step {trace.depth}:", Style.VIOLATION)
     lines.append(f"{verdict} {prop.statement}; reproduce: {command}")
     return lines
 
@@ -627,3 +632,38 @@ def source_line(cx: Counterexample) -> str:
         f"file {cx.source} (paths: {p.profile}; checker {p.checker_version}, z3 {p.z3_version}), "
         "replayed through the step function"
     )
+
+
+#: what the marks become on a stream that cannot encode them (e.g. a latin-1 terminal)
+ASCII_MARKS = {ARROW: "->", MARK: "X"}
+
+
+def _ascii(text: str) -> str:
+    for mark, spelled in ASCII_MARKS.items():
+        text = text.replace(mark, spelled)
+    return text
+
+
+def ascii_table(table: Table) -> Table:
+    """``table`` with its marks spelled in ASCII (before layout, so columns align)."""
+    rows = tuple(
+        Row(
+            r.step,
+            {
+                k: Cell(tuple(Part(_ascii(p.text), p.style) for p in c.parts), c.changed)
+                for k, c in r.cells.items()
+            },
+            r.violation,
+        )
+        for r in table.rows
+    )
+    return Table(table.columns, rows, table.unchanged)
+
+
+def needs_ascii(encoding: str | None) -> bool:
+    """The stream's encoding cannot write the view's marks (``→``, ``✗``)."""
+    try:
+        "".join(ASCII_MARKS).encode(encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return True
+    return False

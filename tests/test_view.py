@@ -190,3 +190,18 @@ def test_colour_only_on_a_terminal_without_no_color(
     flag: bool | None, tty: bool, env: dict[str, str], expected: bool
 ) -> None:
     assert view.use_colour(flag, tty, env) is expected
+
+
+def test_ascii_marks_for_a_stream_without_them() -> None:
+    assert view.needs_ascii("latin-1") and view.needs_ascii("ascii")
+    assert not view.needs_ascii("utf-8") and not view.needs_ascii(None)
+    cx = classic()
+    lines = view.render(cx.trace, LEGACY, "c", ascii=True)
+    assert all(line.isascii() for line in lines)
+    assert "none->rw" in "\n".join(lines) and lines[-1].startswith("X write_tracking violated")
+    table = [line for line in lines if line.startswith(("step", "----"))]
+    assert len(table) == 2
+    header, dashes = table
+    rows = lines[lines.index(dashes) + 1 : lines.index(dashes) + 9]
+    column = header.index("tlb1")  # columns still line up after "->"
+    assert all(row[column - 2 : column] == "  " for row in rows)

@@ -290,6 +290,7 @@ def _print_details(
             about=about,
             paint=view.ansi if colour else view.plain,
             legend=legend,
+            ascii=view.needs_ascii(sys.stdout.encoding),
         ):
             click.echo(f"  {line}" if line else "", color=colour)
         legend = False  # once is enough

@@ -45,6 +45,7 @@ def show(file: Path, diff: bool, color: bool | None) -> int:
         about=[view.source_line(cx)],
         diff=diff,
         paint=view.ansi if colour else view.plain,
+        ascii=view.needs_ascii(sys.stdout.encoding),
     ):
         click.echo(line, color=colour)
     return 0
