@@ -39,7 +39,12 @@ SUFFIXES: tuple[tuple[str, str], ...] = (
 BROWSER_FORMATS = ("html", "svg")
 
 
-@click.command()
+def _formats_help() -> str:
+    lines = [f"  {name:8} {what}" for name, what in FORMATS.items()]
+    return "\b\nFormats:\n" + "\n".join(lines)
+
+
+@click.command(epilog=_formats_help())
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--format",
@@ -58,7 +63,7 @@ def export(file: Path, fmt: str | None, output: Path | None) -> int:
 
     The file is replayed through the step function first, as by 'checker show'.
     Output goes to stdout, or to -o OUT, written atomically; the same input gives
-    the same bytes.
+    the same bytes. html and svg are not written to a terminal: pass -o.
     """
     from checker.counterexample import load
 
