@@ -113,7 +113,8 @@ def step_summary(report: GateReport) -> str:
             lines += [f"Rule: `{rule.expression}`{where}", ""]
             lines += [f"Property: {p.prop.statement}", ""]
             if p.result is not None and p.result.trace is not None:
-                lines += [*_table(view.step_rows(p.result.trace)), ""]
+                table = view.step_table(p.result.trace, rule.expression)
+                lines += [*_table(view.table_cells(table)), ""]
             lines.append(f"Reproduce: `{outcome.command}`")
     if report.stale:
         lines += ["", "### The lockfile is stale", ""]

@@ -30,7 +30,8 @@ def trace_text(outcome: PropertyOutcome, command: str) -> str:
     result = outcome.result
     if result is not None and result.trace is not None:
         lines.append(f"shortest counterexample, {result.trace.depth} steps:")
-        lines.extend(view.step_table(result.trace))
+        table = view.step_table(result.trace, outcome.rule.expression)
+        lines.extend(view.table_lines(table))
     lines.append(f"reproduce: {command}")
     return "\n".join(lines) + "\n"
 

@@ -106,9 +106,8 @@ def _code_flow(p: PropertyOutcome, uri: str, line: int) -> dict[str, Any]:
     for i, step in enumerate(trace.steps, start=1):
         actor = "host" if step.action.vcpu is None else f"vcpu{step.action.vcpu}"
         text = f"step {i}: {actor} {step.action.label} ({step.action.operation.function})"
-        decision = view.decision_text(step)
-        if decision != "-":
-            text += f"; {decision}"
+        if step.outcome.rule_consulted:
+            text += f"; {view.decision_text(step, p.rule.expression)}"
         if step.outcome.flush:
             text += "; every TLB flushed"
         locations.append(

@@ -81,7 +81,7 @@ def test_a_safety_regression_exits_1(checks: list[str], specs: Path) -> None:
     assert "new     stale_w         VIOLATED  violated  holds     REGRESSED" in result.stdout
     assert "new: stale_w REGRESSED: holds in the lock, now violated in 4 steps" in result.stdout
     assert f"  rule: {LEGACY} ({new.as_posix()}:2)" in result.stdout
-    assert "    4     vcpu0  sync_spte(!guest_writable)" in result.stdout
+    assert "    4 ✗   sync_spte(!guest_writable)         FNAME(sync_spte)" in result.stdout
     assert f"reproduce: checker check --rule new --vcpus 2 --specs {specs}" in result.stdout
     assert last_line(result).startswith("gate: FAIL (exit 1): REGRESSED new: stale_w")
     assert "the lockfile is also stale" in last_line(result)

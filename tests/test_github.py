@@ -59,8 +59,9 @@ def test_the_step_summary_has_the_verdict_table_and_each_trace(regression: GateR
     assert "| new | stale_w | violated | violated | holds | **REGRESSED** |" in text
     assert "### new: write_tracking REGRESSED" in text
     assert (
-        "| 4 | vcpu0 | write_protect | spte_write_protect | 0x0a00 P HW AT | rw "
-        "| tracked | rule: no flush |   |"
+        "| 4 | write_protect |   | spte_write_protect | P -MW HW AT | 0x0a00* "
+        "| 0x0200000000000800* | rw | +tracked | no "
+        "| is_writable_pte(old_spte)=0 && !is_writable_pte(new_spte)=1 → no flush |"
     ) in text
     assert "Reproduce: `checker check --rule new --vcpus 2`" in text
     assert "### The lockfile is stale" in text

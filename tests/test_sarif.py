@@ -134,7 +134,8 @@ def test_the_trace_is_a_code_flow_with_one_location_per_state(
     assert len(steps) == 6  # the initial state and 5 steps
     assert [s["executionOrder"] for s in steps] == list(range(6))
     assert steps[4]["location"]["message"]["text"] == (
-        "step 4: vcpu0 write_protect (spte_write_protect); rule: no flush"
+        "step 4: vcpu0 write_protect (spte_write_protect); "
+        "is_writable_pte(old_spte)=0 && !is_writable_pte(new_spte)=1 → no flush"
     )
     assert steps[4]["state"] == {
         "spte": {"text": "0x0a00 P HW AT"},

@@ -32,10 +32,13 @@ Exit codes:
 COMMANDS: dict[str, str] = {
     "check": "checker.cli.check:check",
     "diff": "checker.cli.diff:diff",
+    "export": "checker.cli.export:export",
     "extract": "checker.cli.extract:extract",
     "gate": "checker.cli.gate:gate",
     "graph": "checker.cli.graph:graph",
+    "list": "checker.cli.listing:list_counterexamples",
     "rules": "checker.cli.rules:rules",
+    "show": "checker.cli.show:show",
 }
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -160,7 +162,7 @@ def check_rule(
         else:
             click.echo("  " + line)
     if not as_json:
-        _print_details(results, options, entries)
+        _print_details(results, options, entries, rule.expression)
     return {
         "rule": rule.name,
         "expression": rule.expression,
@@ -292,7 +294,10 @@ def _property_json(
 
 
 def _print_details(
-    results: Sequence[PropertyResult], options: Options, entries: list[dict[str, Any]]
+    results: Sequence[PropertyResult],
+    options: Options,
+    entries: list[dict[str, Any]],
+    expression: str,
 ) -> None:
     from checker import view
 
@@ -318,18 +323,32 @@ def _print_details(
             elif every is not None:
                 why = every.reason or "the invariant is not inductive for every vCPU count"
                 click.echo(f"      (not certified for every number of vCPUs: {why})")
+    # the same view as 'checker show', coloured on the same terms
+    colour = view.use_colour(None, sys.stdout.isatty(), os.environ)
+    legend = True
     for r, entry in zip(results, entries, strict=True):
         if r.trace is None:
             continue
         vcpus = r.trace.vcpus
-        fewest = "" if vcpus == options.vcpus else ", the fewest that show it"
-        click.echo(
-            f"\n  {r.prop.name} violated in {r.trace.depth} steps with {vcpus} "
-            f"vCPU{'s' if vcpus > 1 else ''}{fewest} (shortest; replayed through the step function)"
+        fewest = (
+            ""
+            if vcpus == options.vcpus
+            else f" ({vcpus} vCPU{'s' if vcpus > 1 else ''}: the fewest that show it)"
         )
-        click.echo(f"  property: {r.prop.statement}")
-        for line in view.step_table(r.trace):
-            click.echo("    " + line)
-        click.echo(f"    files: {', '.join(entry['files'])}")
-        click.echo(f"    reproduce: {entry['command']}")
+        about = [
+            f"shortest trace{fewest}, replayed through the step function; "
+            f"written to {', '.join(entry['files'])}"
+        ]
+        click.echo("")
+        for line in view.render(
+            r.trace,
+            expression,
+            entry["command"],
+            about=about,
+            paint=view.ansi if colour else view.plain,
+            legend=legend,
+            ascii=view.needs_ascii(sys.stdout.encoding),
+        ):
+            click.echo(f"  {line}" if line else "", color=colour)
+        legend = False  # once is enough
     click.echo("")

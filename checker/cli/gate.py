@@ -293,7 +293,8 @@ def human_lines(report: GateReport) -> list[str]:
             lines.append(f"  rule: {rule.expression}{at}")
             lines.append(f"  property: {p.prop.statement}")
             if p.result is not None and p.result.trace is not None:
-                lines += ["    " + line for line in view.step_table(p.result.trace)]
+                table = view.step_table(p.result.trace, rule.expression)
+                lines += ["    " + line for line in view.table_lines(table)]
             lines.append(f"  reproduce: {outcome.command}")
     warnings = report.warnings
     if warnings:

@@ -1,0 +1,51 @@
+"""``checker show``: a counterexample file, step by step, in kernel terms."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--diff", is_flag=True, help="Show only what each step changes (step 0 in full).")
+@click.option(
+    "--color/--no-color",
+    "color",
+    default=None,
+    help="Colour the changes [default: on a terminal, unless NO_COLOR is set].",
+)
+def show(file: Path, diff: bool, color: bool | None) -> int:
+    """Show the counterexample in FILE (JSON, GraphML or ITF), one row per step.
+
+    The file is replayed through the step function first: a file that does not
+    parse or does not reproduce its violation is an error (exit 2).
+
+    \b
+    Columns: the step; what each vCPU (or the host) does, as in a kernel commit
+    message; the kernel function; the SPTE (bits by name, hex in the x86 and
+    EPT layouts); every vCPU's TLB entry; the gfn's flags; whether every TLB was
+    flushed; and the rule's decision, each test of its C expression with its
+    value on that update. A changed value reads old→new (+x/-x for a bit set or
+    cleared, * after a changed hex value), with or without colour. The last line
+    names the violated property and the command that reproduces the trace.
+    """
+    from checker import view
+    from checker.counterexample import load
+
+    cx = load(file)
+    colour = view.use_colour(color, sys.stdout.isatty(), os.environ)
+    for line in view.render(
+        cx.trace,
+        cx.provenance.expression,
+        cx.provenance.command,
+        about=[view.source_line(cx)],
+        diff=diff,
+        paint=view.ansi if colour else view.plain,
+        ascii=view.needs_ascii(sys.stdout.encoding),
+    ):
+        click.echo(line, color=colour)
+    return 0

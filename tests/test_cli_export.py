@@ -1,0 +1,138 @@
+"""``checker export``: every format, stdout or -o, atomic writes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from checker import counterexample
+from checker.cli import cli
+from checker.cli.export import FORMATS
+
+from .conftest import COUNTEREXAMPLES, ROOT
+
+STALE_W = COUNTEREXAMPLES / "legacy" / "stale_w-1vcpus.json"
+
+
+def export(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["export", *args])
+
+
+def one_line_error(result: Result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("source", [STALE_W, STALE_W.with_suffix(".graphml")], ids=str)
+@pytest.mark.parametrize("fmt", ["json", "graphml"])
+def test_graph_exports_are_the_committed_files_byte_for_byte(source: Path, fmt: str) -> None:
+    result = export(str(source), "--format", fmt)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == STALE_W.with_suffix(f".{fmt}").read_text()
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_every_format_is_deterministic_and_written_atomically(fmt: str, tmp_path: Path) -> None:
+    first, second = tmp_path / "a" / f"out.{fmt}", tmp_path / f"out.{fmt}"
+    for out in (first, second):
+        result = export(str(STALE_W), "--format", fmt, "-o", str(out))
+        assert result.exit_code == 0, result.output
+        assert result.stdout == ""
+    assert first.read_bytes() == second.read_bytes() and first.stat().st_size > 0
+    assert [p.name for p in first.parent.iterdir()] == [first.name]  # no temporary left
+    assert export(str(STALE_W), "--format", fmt, "-o", "-").stdout == first.read_text()
+
+
+@pytest.mark.parametrize("fmt", ["json", "graphml", "itf"])
+def test_readable_formats_round_trip_through_the_cli(fmt: str, tmp_path: Path) -> None:
+    name = {"itf": "t.itf.json", "json": "t.json", "graphml": "t.graphml"}[fmt]
+    result = export(str(STALE_W), "-o", str(tmp_path / name))  # format from the name
+    assert result.exit_code == 0, result.output
+    again = counterexample.load(tmp_path / name)
+    assert again.trace == counterexample.load(STALE_W).trace
+    shown = CliRunner().invoke(cli, ["show", str(tmp_path / name)])
+    assert shown.exit_code == 0 and "stale_w violated at step 4" in shown.stdout
+
+
+def test_itf_to_stdout_is_json() -> None:
+    result = export(str(STALE_W), "--format", "itf")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["#meta"]["format"] == "ITF"
+
+
+def test_no_format_and_no_telling_name_is_exit_2(tmp_path: Path) -> None:
+    result = export(str(STALE_W), "-o", str(tmp_path / "out.txt"))
+    assert result.exit_code == 2
+    assert "give --format" in one_line_error(result)
+    assert not (tmp_path / "out.txt").exists()
+
+
+def test_an_unknown_format_is_exit_2() -> None:
+    result = export(str(STALE_W), "--format", "pdf")
+    assert result.exit_code == 2 and "Invalid value for '--format'" in one_line_error(result)
+
+
+def test_a_corrupt_input_is_exit_2_and_writes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    out = tmp_path / "out.json"
+    result = export(str(bad), "--format", "json", "-o", str(out))
+    assert result.exit_code == 2 and "not a counterexample file" in one_line_error(result)
+    assert not out.exists()
+
+
+def test_an_unwritable_output_is_exit_2_and_leaves_no_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = export(str(STALE_W), "--format", "json", "-o", str(blocker / "sub" / "out.json"))
+    assert result.exit_code == 2
+    assert "cannot write" in one_line_error(result)
+    assert result.stdout == ""
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_a_read_only_directory_is_exit_2(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = export(str(STALE_W), "--format", "json", "-o", str(locked / "out.json"))
+        assert result.exit_code == 2 and "cannot write" in one_line_error(result)
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_an_output_that_is_a_directory_is_exit_2(tmp_path: Path) -> None:
+    result = export(str(STALE_W), "--format", "json", "-o", str(tmp_path))
+    assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("fmt", ["html", "svg"])
+def test_browser_formats_are_not_dumped_on_a_terminal(fmt: str) -> None:
+    """On a real terminal (a pty), html and svg need -o or a redirection."""
+    import pty
+    import subprocess
+    import sys
+
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "checker", "export", str(STALE_W), "--format", fmt],
+            cwd=ROOT,
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert done.returncode == 2
+    assert f"not writing {fmt} to a terminal; pass -o FILE.{fmt}" in done.stderr
