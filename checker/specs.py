@@ -95,15 +95,20 @@ def load_rules(specs: Path) -> dict[str, Rule]:
     return rules
 
 
-def load_rule(path: Path) -> Rule:
+def _read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    """The file's text and its TOML, or a SpecError naming the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read: {exc}") from None
     try:
-        data = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: invalid TOML: {exc}") from None
+
+
+def load_rule(path: Path) -> Rule:
+    text, data = _read_toml(path)
 
     def fail(key: str, problem: str) -> SpecError:
         return SpecError(f"{path}: field '{key}': {problem}")
@@ -234,12 +239,7 @@ def load_profiles(specs: Path) -> dict[str, Profile]:
 
 
 def load_profile(path: Path) -> Profile:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: invalid TOML: {exc}") from None
+    _, data = _read_toml(path)
 
     def fail(key: str, problem: str) -> SpecError:
         return SpecError(f"{path}: field '{key}': {problem}")

@@ -142,14 +142,41 @@ def named_rule(name: str, known: dict[str, Rule], specs: Path) -> Rule:
 
 
 def ensure_writable(out: Path, option: str = "--out") -> None:
-    """Fail before any work if files could not be written under ``out``."""
-    existing = out
+    """Fail before any work if files could not be written under the directory ``out``."""
+    if not _creatable(out):
+        raise InputError(f"{option} {out}: cannot write there; pass a writable path")
+
+
+def ensure_file_writable(path: Path, option: str) -> None:
+    """Fail before any work if the file ``path`` could not be (re)written atomically."""
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory; pass a file name")
+    if not _creatable(path.parent):
+        raise InputError(f"{option} {path}: cannot write there; pass a writable path")
+
+
+def _creatable(directory: Path) -> bool:
+    """``directory`` exists and is writable, or could be created: the nearest existing
+    directory above it is writable."""
+    existing = directory
     while not existing.exists():
         if existing.parent == existing:
             break
         existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"{option} {out}: cannot write there; pass a writable directory")
+    return existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+
+
+def write_file(path: Path, text: str, option: str) -> None:
+    """Write ``text`` to ``path`` atomically (all of it, or nothing on failure); a
+    failure is a one-line input error naming ``option``."""
+    from checker.graph import write_atomically
+
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory; pass a file name")
+    try:
+        write_atomically(path, text)
+    except OSError as exc:
+        raise InputError(f"{option} {path}: cannot write: {exc.strerror or exc}") from None
 
 
 def rule_arguments(rule: Rule) -> list[str]:

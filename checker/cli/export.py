@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from checker.cli.common import write_file
 from checker.errors import InputError
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def export(file: Path, fmt: str | None, output: Path | None) -> int:
         click.echo(text, nl=False)
     else:
         assert output is not None
-        write(output, text)
+        write_file(output, text, "-o")
     return 0
 
 
@@ -111,18 +112,3 @@ def render(cx: Counterexample, fmt: str) -> str:
     if fmt == "graphml":
         return graph.graphml_text(cx.graph())
     raise AssertionError(fmt)
-
-
-def write(output: Path, text: str) -> None:
-    """Write ``text`` to ``output`` atomically: all of it or, on failure, nothing."""
-    from checker.graph import write_atomically
-
-    if output.is_dir():
-        raise InputError(f"-o {output}: is a directory; pass a file name")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(output, text)
-    except OSError as exc:
-        raise InputError(
-            f"-o {output}: cannot write: {exc.strerror or exc}; pass a writable path"
-        ) from None

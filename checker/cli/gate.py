@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from checker.cli.common import reproduce_command, resolve_paths, specs_option
+from checker.cli.common import (
+    ensure_file_writable,
+    reproduce_command,
+    resolve_paths,
+    specs_option,
+    write_file,
+)
 from checker.errors import InputError
 from checker.specs import DEFAULT_PROFILE
 
@@ -190,11 +196,11 @@ def gate(
     if junit is not None:
         from checker import junit as junit_format
 
-        write_output(junit, junit_format.render(report), "--junit")
+        write_file(junit, junit_format.render(report), "--junit")
     if sarif is not None:
         from checker import sarif as sarif_format
 
-        write_output(sarif, sarif_format.render(report), "--sarif")
+        write_file(sarif, sarif_format.render(report), "--sarif")
     if github:
         from checker import github as github_format
 
@@ -306,29 +312,6 @@ def human_lines(report: GateReport) -> list[str]:
         lines.append(f"  to refresh it, {report.refresh_hint()}")
     lines.append("")
     return lines
-
-
-def ensure_file_writable(path: Path, option: str) -> None:
-    """Fail before any work if ``path`` could not be (re)written atomically."""
-    if path.is_dir():
-        raise InputError(f"{option} {path}: is a directory; pass a file")
-    existing = path.parent
-    while not existing.exists():
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"{option} {path}: cannot write there; pass a writable path")
-
-
-def write_output(path: Path, text: str, option: str) -> None:
-    from checker.graph import write_atomically
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, text)
-    except OSError as exc:
-        raise InputError(f"{option} {path}: cannot write: {exc.strerror or exc}") from None
 
 
 def _summary_path() -> Path | None:

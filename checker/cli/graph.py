@@ -8,11 +8,12 @@ import click
 
 from checker.cli.common import (
     MAX_VCPUS,
-    ensure_writable,
+    ensure_file_writable,
     paths_options,
     resolve_paths,
     select_rules,
     specs_option,
+    write_file,
 )
 from checker.errors import InputError
 
@@ -59,7 +60,6 @@ def graph(
     coloured by operation, and violating states and the shortest paths to them are
     red.
     """
-    from checker import graph as files
     from checker import statespace
     from checker.model import System
 
@@ -73,7 +73,7 @@ def graph(
             f"--vcpus {vcpus}: the concrete state graph is too large beyond "
             f"{MAX_GRAPH_VCPUS} vCPUs; add --symmetric"
         )
-    ensure_writable(output.parent if str(output.parent) else Path("."), "-o")
+    ensure_file_writable(output, "-o")
     g = statespace.state_graph(System(rule, choice.paths), vcpus, symmetric)
     g.graph.update(rule=rule.name, expression=rule.expression, profile=choice.label)
     if fmt == "dot":
@@ -88,10 +88,7 @@ def graph(
         import networkx as nx
 
         text = json.dumps(nx.node_link_data(g, edges="edges"), sort_keys=True, indent=2) + "\n"
-    try:
-        files.write_atomically(output, text)
-    except OSError as exc:
-        raise InputError(f"-o {output}: cannot write: {exc.strerror or exc}") from None
+    write_file(output, text, "-o")
     click.echo(
         f"{output}: {g.number_of_nodes()} states, {g.number_of_edges()} steps"
         + (f" ({g.graph['raw_states']} concrete states)" if symmetric else "")
