@@ -192,12 +192,11 @@ def _at(vcpu: int | None) -> str:
 def _smt(
     name: str, system: System, prop: Property, options: Options, session: Session
 ) -> PropertyResult:
-    encoding = session
     n, budget = options.vcpus, options.budget
     if prop.kind is Kind.STEP:
         # a step property may hold from every state (invariant "true"): one plain
         # query, much cheaper than a Spacer run
-        certificate = certify(encoding(n), prop, Invariant(()), budget)
+        certificate = certify(session(n), prop, Invariant(()), budget)
         if certificate.ok:
             proof = _everywhere(session, prop, Proof(Invariant(()), n, certificate), budget)
             return PropertyResult(prop, Verdict.HOLDS, "induction", proof=proof)
@@ -208,7 +207,7 @@ def _smt(
         if found.answer is not Answer.UNSAT:
             break
         assert found.invariant is not None
-        certificate = certify(encoding(n), prop, found.invariant, budget)
+        certificate = certify(session(n), prop, found.invariant, budget)
         if certificate.ok:
             proof = _everywhere(
                 session, prop, Proof(found.invariant, searched, certificate), budget
@@ -229,14 +228,14 @@ def _smt(
             break
     # Spacer's own trace (not necessarily the shortest) bounds the search
     depth = max(options.depth, found.trace_length or 0)
-    result = bmc.shortest_counterexample(encoding(fewest), prop, depth, budget)
+    result = bmc.shortest_counterexample(session(fewest), prop, depth, budget)
     if result.answer is Answer.SAT and result.trace is not None:
         trace = replay(system, name, prop, result.trace)
         return PropertyResult(prop, Verdict.VIOLATED, "bmc", trace=trace)
     if found.answer is Answer.SAT and result.answer is Answer.UNSAT:
         raise InternalError(
-            f"{prop.name}: Spacer found a violation with {searched} vCPUs that BMC "
-            f"does not reach within {depth} steps with {fewest}"
+            f"{prop.name}: Spacer found a violation with {fewest} vCPUs that BMC "
+            f"does not reach within {depth} steps"
         )
     reasons = [r for r in (found.reason, result.reason) if r]
     if result.answer is Answer.UNSAT:

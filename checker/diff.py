@@ -22,7 +22,6 @@ but flush on their own terms.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from checker import explicit
@@ -198,7 +197,3 @@ def replay_witness(system: System, witness: Witness) -> list[Step]:
         steps.append(s)
         state = s.after
     return steps
-
-
-def count(updates: Iterable[Update]) -> int:
-    return len(set(updates))

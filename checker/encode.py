@@ -33,7 +33,6 @@ a concrete action is unique and a counterexample's actions are canonical.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -285,7 +284,3 @@ def concrete_variables(state: State) -> list[bool]:
     gfn = [getattr(state.gfn, f) for f in GFN_FIELDS]
     tlbs = [getattr(t.entry(), f) for t in state.tlbs for f in TLB_FIELDS]
     return spte + gfn + tlbs
-
-
-def with_gfn(s: SymState, gfn: Gfn[z3.BoolRef]) -> SymState:
-    return dataclasses.replace(s, gfn=gfn)
