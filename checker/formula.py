@@ -12,10 +12,13 @@ gfn's A/D configuration (:class:`AdEnabled`). Kernel helpers such as
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from checker.logic import Logic
 from checker.model import SPTE_FIELDS, Spte
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 B = TypeVar("B")
 
@@ -134,22 +137,29 @@ FIELD_ABBREVIATIONS: dict[str, str] = {
 }
 
 
-def render(f: Formula) -> str:
-    """``f`` in model terms, e.g. ``MW(old) && !MW(new)``."""
+def render(f: Formula, atom: Callable[[Bit | AdEnabled], str] | None = None) -> str:
+    """``f`` in model terms, e.g. ``MW(old) && !MW(new)``; ``atom`` spells atoms otherwise.
+
+    Parentheses only where C precedence needs them (``!`` over ``&&`` over ``||``), so
+    the same printer serves the model notation and C.
+    """
+
+    def model_atom(a: Bit | AdEnabled) -> str:
+        return f"{FIELD_ABBREVIATIONS[a.field]}({a.spte})" if isinstance(a, Bit) else "AD"
+
+    spell = atom or model_atom
 
     def go(f: Formula, parent: str) -> str:
         match f:
             case Const(value):
                 return "true" if value else "false"
-            case Bit(spte, field):
-                return f"{FIELD_ABBREVIATIONS[field]}({spte})"
-            case AdEnabled():
-                return "AD"
+            case Bit() | AdEnabled():
+                return spell(f)
             case Not(arg):
                 return "!" + go(arg, "!")
             case And(args):
                 text = " && ".join(go(a, "&&") for a in args)
-                return f"({text})" if parent in ("!",) else text
+                return f"({text})" if parent == "!" else text
             case Or(args):
                 text = " || ".join(go(a, "||") for a in args)
                 return f"({text})" if parent in ("!", "&&") else text

@@ -231,28 +231,15 @@ _C_FIELDS = {
 def to_c(f: Formula) -> str:
     """A C expression with the meaning of ``f``."""
 
-    def go(f: Formula, parent: str) -> str:
-        match f:
-            case F.Const(value):
-                return "true" if value else "false"
-            case F.Bit(spte, field):
-                if field == "access_tracked":
-                    # is_access_track_spte() also requires A/D bits to be off
-                    return f"(!spte_ad_enabled({spte}_spte) && is_access_track_spte({spte}_spte))"
-                return _C_FIELDS[field].format(f"{spte}_spte")
-            case F.AdEnabled():
-                return "spte_ad_enabled(old_spte)"
-            case F.Not(arg):
-                return "!" + go(arg, "!")
-            case F.And(args):
-                text = " && ".join(go(a, "&&") for a in args)
-                return f"({text})" if parent == "!" else text
-            case F.Or(args):
-                text = " || ".join(go(a, "||") for a in args)
-                return f"({text})" if parent in ("!", "&&") else text
-        raise TypeError(f"not a formula: {f!r}")
+    def atom(a: F.Bit | F.AdEnabled) -> str:
+        if isinstance(a, F.AdEnabled):
+            return "spte_ad_enabled(old_spte)"
+        if a.field == "access_tracked":
+            # is_access_track_spte() also requires A/D bits to be off
+            return f"(!spte_ad_enabled({a.spte}_spte) && is_access_track_spte({a.spte}_spte))"
+        return _C_FIELDS[a.field].format(f"{a.spte}_spte")
 
-    return go(f, "")
+    return F.render(f, atom)
 
 
 class _Runner:

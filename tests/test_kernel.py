@@ -9,7 +9,7 @@ import pytest
 from checker import cexpr
 from checker.cexpr import Origin
 from checker.errors import InputError
-from checker.kernel import KernelError, extract, rule_from_kernel
+from checker.kernel import KernelError, extract, rule_from_kernel, to_c
 
 from .test_cexpr import equivalent
 
@@ -162,3 +162,20 @@ def test_prototypes_and_calls_are_not_the_definition(tmp_path: Path) -> None:
     )
     found = extract(path)
     assert found.line == 5 and found.expression == "is_writable_pte(old_spte)"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        OLD_AD,
+        "!(is_writable_pte(old_spte) || is_mmu_writable_spte(new_spte))"
+        " && spte_ad_enabled(old_spte)",
+        "is_access_track_spte(new_spte)"
+        " && !(is_dirty_spte(old_spte) && is_accessed_spte(new_spte))",
+        "true",
+    ],
+)
+def test_to_c_reads_back_as_the_same_rule(text: str) -> None:
+    # to_c() is what `extract` prints when the rule is spread over branches
+    formula = meaning(text)
+    assert equivalent(meaning(to_c(formula)), formula)
