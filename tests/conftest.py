@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from checker import lock as lockfile
 from checker.model import System
 from checker.specs import Rule, load_rules
+
+if TYPE_CHECKING:
+    from checker.gate import GateReport
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -67,3 +72,30 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(gate, "check_property", cached)
     return calls
+
+
+@pytest.fixture
+def lock() -> lockfile.Lock:
+    """The shipped verdicts lockfile."""
+    read = lockfile.read(SPECS / lockfile.LOCK_NAME)
+    assert read is not None
+    return read
+
+
+@pytest.fixture
+def regressed_report(
+    checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
+) -> GateReport:
+    """The gate over ``scenarios.new_regressed``, located in this repository, as the
+    report writers (JUnit, SARIF, GitHub) see it."""
+    from checker.gate import GateSettings, gate
+
+    from .scenarios import new_regressed
+
+    return gate(
+        new_regressed(shipped_rules),
+        lock,
+        GateSettings(),
+        lock_path=SPECS / lockfile.LOCK_NAME,
+        root=ROOT,
+    )

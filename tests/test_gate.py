@@ -20,13 +20,6 @@ from .scenarios import with_rules as rules_with
 SETTINGS = GateSettings()
 
 
-@pytest.fixture
-def lock() -> lockfile.Lock:
-    read = lockfile.read(SPECS / lockfile.LOCK_NAME)
-    assert read is not None
-    return read
-
-
 def status(report: GateReport, rule: str, prop: str) -> Status:
     return next(p.status for p in report.outcomes if p.rule.name == rule and p.prop.name == prop)
 

@@ -2,27 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from checker import github
-from checker import lock as lockfile
-from checker.gate import GateReport, GateSettings, gate
-from checker.specs import Rule
-
-from .conftest import ROOT, SPECS
-from .scenarios import new_regressed
-
-
-@pytest.fixture
-def regression(checks: list[str], shipped_rules: dict[str, Rule]) -> GateReport:
-    lock = lockfile.read(SPECS / lockfile.LOCK_NAME)
-    return gate(
-        new_regressed(shipped_rules),
-        lock,
-        GateSettings(),
-        lock_path=SPECS / lockfile.LOCK_NAME,
-        root=ROOT,
-    )
+from checker.gate import GateReport
 
 
 def test_escaping_follows_the_workflow_command_rules() -> None:
@@ -34,8 +15,8 @@ def test_escaping_follows_the_workflow_command_rules() -> None:
     assert github.command("warning", "100%") == "::warning::100%25"
 
 
-def test_one_error_per_failing_rule_and_property(regression: GateReport) -> None:
-    lines = github.annotation_commands(regression)
+def test_one_error_per_failing_rule_and_property(regressed_report: GateReport) -> None:
+    lines = github.annotation_commands(regressed_report)
     assert all("\n" not in line for line in lines)
     errors = [line for line in lines if line.startswith("::error file=specs/rules/new.toml,")]
     assert len(errors) == 3
@@ -52,8 +33,10 @@ def test_one_error_per_failing_rule_and_property(regression: GateReport) -> None
     assert len(lines) == 4  # expected violations (legacy, old) are not annotated
 
 
-def test_the_step_summary_has_the_verdict_table_and_each_trace(regression: GateReport) -> None:
-    text = github.step_summary(regression)
+def test_the_step_summary_has_the_verdict_table_and_each_trace(
+    regressed_report: GateReport,
+) -> None:
+    text = github.step_summary(regressed_report)
     assert text.startswith("## KVM TLB-flush gate: FAIL (exit 1)\n")
     assert "| rule | property | verdict | expected | locked | status |" in text
     assert "| new | stale_w | violated | violated | holds | **REGRESSED** |" in text

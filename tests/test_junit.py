@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-import pytest
-
 from checker import junit
 from checker import lock as lockfile
 from checker.check import Options
 from checker.gate import GateReport, GateSettings, gate
 from checker.smt import Budget
 from checker.specs import Rule
-
-from .conftest import ROOT, SPECS
-from .scenarios import new_regressed
-
-
-@pytest.fixture
-def lock() -> lockfile.Lock:
-    read = lockfile.read(SPECS / lockfile.LOCK_NAME)
-    assert read is not None
-    return read
 
 
 def cases(report: GateReport) -> dict[tuple[str, str], ET.Element]:
@@ -33,16 +21,8 @@ def counts(element: ET.Element) -> dict[str, int]:
     return {k: int(element.get(k, "-1")) for k in ("tests", "failures", "errors", "skipped")}
 
 
-def test_a_regression_is_a_failure_with_the_trace(
-    checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
-) -> None:
-    report = gate(
-        new_regressed(shipped_rules),
-        lock,
-        GateSettings(),
-        lock_path=SPECS / lockfile.LOCK_NAME,
-        root=ROOT,
-    )
+def test_a_regression_is_a_failure_with_the_trace(regressed_report: GateReport) -> None:
+    report = regressed_report
     text = junit.render(report)
     assert text == junit.render(report)  # no timings: the same bytes every time
     root = ET.fromstring(text)

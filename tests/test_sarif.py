@@ -13,36 +13,19 @@ import pytest
 from checker import lock as lockfile
 from checker import sarif
 from checker.check import Options
-from checker.gate import GateSettings, gate
+from checker.gate import GateReport, GateSettings, gate
 from checker.smt import Budget
 from checker.specs import Rule
 
-from .conftest import ROOT, SPECS
-from .scenarios import new_regressed
+from .conftest import ROOT
 
 SCHEMA = json.loads((ROOT / "tests" / "schemas" / "sarif-2.1.0-subset.json").read_text())
 
 
 @pytest.fixture
-def lock() -> lockfile.Lock:
-    read = lockfile.read(SPECS / lockfile.LOCK_NAME)
-    assert read is not None
-    return read
-
-
-@pytest.fixture
-def regression(
-    checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
-) -> dict[str, Any]:
-    report = gate(
-        new_regressed(shipped_rules),
-        lock,
-        GateSettings(),
-        lock_path=SPECS / lockfile.LOCK_NAME,
-        root=ROOT,
-    )
-    text = sarif.render(report)
-    assert text == sarif.render(report)
+def regression(regressed_report: GateReport) -> dict[str, Any]:
+    text = sarif.render(regressed_report)
+    assert text == sarif.render(regressed_report)
     document: dict[str, Any] = json.loads(text)
     return document
 
