@@ -132,7 +132,10 @@ def test_a_file_that_does_not_replay_is_exit_2(tmp_path: Path) -> None:
 
 def test_a_missing_file_is_exit_2(tmp_path: Path) -> None:
     result = show(str(tmp_path / "nope.json"))
-    assert result.exit_code == 2 and "cannot read" in result.stderr
+    assert (
+        result.exit_code == 2
+        and "nope.json: no such file; pass a counterexample file" in result.stderr
+    )
 
 
 def test_check_prints_its_violations_with_the_same_view(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import networkx as nx
@@ -90,22 +89,6 @@ def test_writing_twice_gives_the_same_bytes(legacy_trace: Trace, tmp_path: Path)
     g2 = graph.trace_graph(legacy_trace, PROVENANCE)
     second = [p.read_bytes() for p in graph.write_counterexample(g2, tmp_path / "b", "t")]
     assert first == second
-
-
-def test_a_failed_write_leaves_the_old_file_and_no_temporary(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    target = tmp_path / "t.json"
-    target.write_text("old")
-
-    def broken(*args: object) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", broken)
-    with pytest.raises(OSError):
-        graph.write_atomically(target, "new")
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
 
 
 @pytest.mark.parametrize(
