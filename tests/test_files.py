@@ -4,10 +4,8 @@ without opening or reading it; writing never replaces a device, FIFO or symlink.
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,22 +15,6 @@ from checker.files import FileError, MissingFile
 
 #: /dev/full and /dev/null, made in tmp_path: a test must never touch the real ones
 FULL, NULL = os.makedev(1, 7), os.makedev(1, 3)
-
-
-@pytest.fixture
-def deadline() -> Iterator[None]:
-    """Fail the test (TimeoutError) if it takes 5 s: a blocked open() is a hang."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError("hung for 5 s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, 5)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def device(tmp_path: Path, number: int, name: str = "dev") -> Path:
