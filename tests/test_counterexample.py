@@ -106,16 +106,25 @@ def _places(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
+#: metadata a crafted file would aim at: sizes things are built from, and texts shown
+TARGETS = ("vcpus", "depth", "rule", "expression", "command", "profile", "property", "schema")
+#: sizes that once made the reader allocate without bound (10**9 vCPUs: 24 GB)
+HUGE = st.sampled_from([10**9, 10**12, 10**30, 2**63, -5, -(10**9)])
+
+
 @st.composite
 def hostile_files(draw: st.DrawFn) -> tuple[str, bytes]:
-    """Random bytes; a committed trace with bytes flipped, cut or inserted; or one
-    with a JSON value (a size, a name, a step) replaced."""
-    how = draw(st.sampled_from(["random", "bytes", "value", "value"]))
-    if how == "random":
+    """Random bytes or nesting; a committed trace with bytes flipped, cut or
+    inserted; or one with a JSON value replaced: anywhere, or in the metadata."""
+    how = draw(st.sampled_from(["random", "nested", "bytes", "value", "metadata", "size"]))
+    if how in ("random", "nested"):
         name = draw(st.sampled_from(["t.json", "t.graphml", "t.itf.json"]))
+        if how == "nested":
+            opening = draw(st.sampled_from([b"[", b'{"a":', b"<a>"]))
+            return name, opening * draw(st.integers(1, 200_000))
         return name, draw(st.binary(max_size=512))
     name, data = draw(st.sampled_from(SEEDS))
-    if how == "bytes" or name.endswith(".graphml"):
+    if how == "bytes":
         buffer = bytearray(data)
         for _ in range(draw(st.integers(1, 8))):
             at = draw(st.integers(0, len(buffer) - 1))
@@ -127,13 +136,25 @@ def hostile_files(draw: st.DrawFn) -> tuple[str, bytes]:
             else:
                 buffer[at:at] = draw(st.binary(min_size=1, max_size=16))
         return name, bytes(buffer)
+    key = draw(st.sampled_from(TARGETS if how != "size" else ("vcpus", "depth")))
+    value = draw(HUGE if how == "size" else hostile_values)
+    if name.endswith(".graphml"):
+        import networkx as nx
+
+        g = nx.parse_graphml(data.decode())
+        g.graph[key] = value if isinstance(value, int | str | float) else str(value)
+        return name, "\n".join(nx.generate_graphml(g)).encode()
     document = json.loads(data)
-    for _ in range(draw(st.integers(1, 3))):
+    if how == "value":
         place = draw(st.sampled_from(_places(document)[1:]))
         parent = document
-        for key in place[:-1]:
-            parent = parent[key]
-        parent[place[-1]] = draw(hostile_values)
+        for step in place[:-1]:
+            parent = parent[step]
+        parent[place[-1]] = value
+    elif name.endswith(".itf.json"):
+        document["#meta"]["checker"][key] = value
+    else:
+        document["graph"][key] = value
     return name, json.dumps(document).encode()
 
 
