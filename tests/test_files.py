@@ -172,3 +172,18 @@ def test_files_written_together_are_all_or_nothing(
     with pytest.raises(FileError, match=r"t.graphml: cannot write: No space left on device$"):
         files.write_together(pair)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_device_output_is_checked_for_writing_itself_not_its_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A user who cannot create files in /dev can still write into /dev/null: the
+    check before any work asks about the device, not its folder."""
+    from checker.cli.common import ensure_file_writable
+    from checker.errors import InputError
+
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: str(p) != "/dev" and real(p, mode))
+    ensure_file_writable(Path("/dev/null"), "--junit")
+    with pytest.raises(InputError, match="cannot write there"):
+        ensure_file_writable(Path("/dev/new-file"), "--junit")

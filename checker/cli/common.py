@@ -158,10 +158,22 @@ def ensure_writable(out: Path, option: str = "--out") -> None:
 
 
 def ensure_file_writable(path: Path, option: str) -> None:
-    """Fail before any work if the file ``path`` could not be (re)written atomically."""
+    """Fail before any work if the file ``path`` could not be written: a device or
+    FIFO (written into) must be writable itself, a file (a symlink's target) must
+    be creatable in its folder (written beside it, then renamed)."""
+    import stat
+
     if path.is_dir():
         raise InputError(f"{option} {path}: is a directory; pass a file name")
-    if not _creatable(path.parent):
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        if not os.access(path, os.W_OK):
+            raise InputError(f"{option} {path}: cannot write there; pass a writable path")
+        return
+    if not _creatable(Path(os.path.realpath(path)).parent):
         raise InputError(f"{option} {path}: cannot write there; pass a writable path")
 
 
