@@ -12,7 +12,7 @@ MAX_VCPUS = 256
 MAX_DEPTH = 1000
 
 #: the largest trace file read: the longest trace (MAX_DEPTH steps) with the most
-#: vCPUs (MAX_VCPUS TLB entries a state) takes about 20 MiB as ITF, less as JSON or
+#: vCPUs (MAX_VCPUS TLB entries a state) takes about 26 MiB as ITF, 10 MiB as JSON or
 #: GraphML; a larger file is refused before it is parsed
 MAX_TRACE_BYTES = 32 * 1024 * 1024
 #: the largest lockfile, spec file or kernel source file read (the biggest, mmu.c,
