@@ -184,7 +184,8 @@ def read_itf(path: Path) -> Counterexample:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise CounterexampleError(
-            f"{path}: not an ITF file (not JSON: {type(exc).__name__}: {exc})"
+            f"{path}: not an ITF file (not JSON: {type(exc).__name__}: {exc}); "
+            "export it again with 'checker export'"
         ) from None
     return parse_itf(data, path)
 
