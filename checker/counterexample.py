@@ -93,7 +93,14 @@ def replay_file(
     try:
         rule = adhoc_rule(expression, rule_name)
     except InputError as exc:
-        raise InputError(f"{path}: its rule expression does not parse ({exc})") from None
+        message = " ".join(str(exc).split())
+        raise InputError(f"{path}: its rule expression does not parse ({message})") from None
+    except RecursionError:
+        # a crafted expression nested thousands deep: no rule is written like that
+        raise InputError(
+            f"{path}: its rule expression is nested too deeply to parse; "
+            "regenerate it with the command in its metadata"
+        ) from None
     try:
         return replay(
             System(rule, paths),
@@ -104,3 +111,8 @@ def replay_file(
         )
     except InputError as exc:
         raise InputError(f"{path}: {exc}; regenerate it with the command in its metadata") from None
+    except RecursionError:
+        raise InputError(
+            f"{path}: its rule expression is nested too deeply to evaluate; "
+            "regenerate it with the command in its metadata"
+        ) from None

@@ -21,14 +21,14 @@ atomically, byte-identical for the same trace and versions.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checker import semantics
 from checker.errors import InputError
+from checker.limits import MAX_DEPTH, MAX_VCPUS
 from checker.model import (
     GFN_FIELDS,
     OPERATION_BY_NAME,
@@ -140,37 +140,13 @@ def counterexample_stem(trace: Trace) -> str:
 
 
 def write_counterexample(g: TraceGraph, directory: Path, stem: str) -> list[Path]:
-    """Write ``stem.json`` and ``stem.graphml`` under ``directory``, each atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for suffix, text in ((".json", node_link_json(g)), (".graphml", graphml_text(g))):
-        path = directory / f"{stem}{suffix}"
-        write_atomically(path, text)
-        written.append(path)
+    """Write ``stem.json`` and ``stem.graphml`` under ``directory``: both, or
+    neither (a full disk must not leave a trace's JSON without its GraphML)."""
+    from checker.files import write_together
+
+    written = [directory / f"{stem}.json", directory / f"{stem}.graphml"]
+    write_together(list(zip(written, (node_link_json(g), graphml_text(g)), strict=True)))
     return written
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``:
-    a reader sees the old file or the new one, never half of one. The directory is
-    created if missing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        # mkstemp creates 0600; give the file the mode a plain open() would
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -201,37 +177,52 @@ _TLB_LABELS = {t.label: t for t in Tlb}
 
 
 def read_counterexample(path: Path) -> Loaded:
-    """Parse a counterexample written by :func:`write_counterexample` (JSON or GraphML)."""
+    """Parse a counterexample written by :func:`write_counterexample` (JSON or GraphML).
+
+    The file must be a regular file of at most ``MAX_TRACE_BYTES``; its sizes
+    (vCPUs, depth) must be within the model's limits and its texts free of control
+    characters, all checked before they are used.
+    """
     import networkx as nx
+
+    from checker.files import read_text
+    from checker.limits import MAX_TRACE_BYTES
 
     def bad(problem: str) -> CounterexampleError:
         return CounterexampleError(
             f"{path}: {problem}; regenerate it with the command in its metadata"
         )
 
+    text = read_text(path, MAX_TRACE_BYTES, "a counterexample file")
     try:
         if path.suffix == ".graphml":
-            g = _from_graphml(nx.read_graphml(path))
+            if "<!DOCTYPE" in text or "<!ENTITY" in text:
+                # never written by networkx; entities are how XML bombs explode
+                raise bad("not a counterexample (GraphML with a DOCTYPE or ENTITY)")
+            with warnings.catch_warnings():
+                # networkx warns (on stderr) about a key without a type: the error
+                # or the replay below reports what matters, in one line
+                warnings.simplefilter("ignore")
+                g = _from_graphml(nx.parse_graphml(text))
         else:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(text)
             if not isinstance(data, dict):
                 raise bad("not a counterexample (expected a JSON object)")
             g = nx.DiGraph(nx.node_link_graph(data, edges="edges"))
     except CounterexampleError:
         raise
-    except OSError as exc:
-        raise CounterexampleError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except Exception as exc:  # any parse failure of either format
+    except Exception as exc:  # any parse failure of either format, deep nesting too
         raise bad(f"not a counterexample file ({type(exc).__name__}: {exc})") from None
 
     meta = g.graph
     if meta.get("schema") != SCHEMA:
-        raise bad(f"unknown format {meta.get('schema')!r} (this checker reads {SCHEMA})")
+        raise bad(f"unknown format {_shown(meta.get('schema'))} (this checker reads {SCHEMA})")
     try:
         prop = PROPERTY_BY_NAME[meta["property"]]
-        vcpus = int(meta["vcpus"])
-        depth = int(meta["depth"])
-        rule_name, expression = str(meta["rule"]), str(meta["expression"])
+        vcpus = checked_size(meta["vcpus"], "vcpus", 1, MAX_VCPUS)
+        depth = checked_size(meta["depth"], "depth", 0, MAX_DEPTH)
+        texts = {key: metadata_text(meta, key) for key in TEXT_METADATA if key in meta}
+        rule_name, expression = texts["rule"], metadata_text(meta, "expression", multiline=True)
         paths = paths_from(
             {key: meta[key] for key in paths_table(Paths())},
             lambda key, problem: bad(f"metadata '{key}': {problem}"),
@@ -243,9 +234,43 @@ def read_counterexample(path: Path) -> Loaded:
     except CounterexampleError:
         raise
     except (KeyError, ValueError, TypeError) as exc:
-        raise bad(f"malformed ({type(exc).__name__}: {exc})") from None
-    profile = str(meta.get("profile", "default"))
+        raise bad(f"malformed ({type(exc).__name__}: {_shown(exc, 200)})") from None
+    profile = texts.get("profile", "default")
     return Loaded(path, g, rule_name, expression, prop, vcpus, profile, paths, actions, states)
+
+
+#: metadata shown as text: no control characters (terminal escapes, line breaks)
+TEXT_METADATA = ("rule", "profile", "command", "checker_version", "z3_version")
+
+
+def checked_size(value: Any, key: str, least: int, most: int) -> int:
+    """``value`` if it is an integer in ``least..most``, else a ``ValueError``:
+    a size from a file is checked before anything is built from it."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"'{key}' is not an integer: {_shown(value)}")
+    if not least <= value <= most:
+        raise ValueError(f"'{key}' is {value}, outside {least}..{most}")
+    return value
+
+
+def metadata_text(meta: Any, key: str, multiline: bool = False) -> str:
+    """The string ``meta[key]``; a ``ValueError`` if it is not a string or holds a
+    control character (a line break or tab too, unless ``multiline``)."""
+    from checker.view import control_character
+
+    value = meta[key]
+    if not isinstance(value, str):
+        raise ValueError(f"'{key}' is not a string: {_shown(value)}")
+    found = control_character(value, allow="\n\t" if multiline else "")
+    if found is not None:
+        raise ValueError(f"'{key}' holds the control character {found!r}")
+    return value
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut short: an error message quotes a file, never all of it."""
+    text = repr(value) if not isinstance(value, BaseException) else str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _state(attrs: dict[str, Any], vcpus: int) -> semantics.State:

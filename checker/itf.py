@@ -30,6 +30,7 @@ from typing import Any
 
 from checker.counterexample import Counterexample
 from checker.graph import CounterexampleError, Provenance
+from checker.limits import MAX_DEPTH, MAX_VCPUS
 from checker.model import (
     GFN_FIELDS,
     OPERATION_BY_NAME,
@@ -173,19 +174,26 @@ def itf_text(cx: Counterexample) -> str:
 
 
 def read_itf(path: Path) -> Counterexample:
-    """Read an ITF file written by :func:`itf_text` and replay it."""
+    """Read an ITF file written by :func:`itf_text` and replay it (a regular file of
+    at most ``MAX_TRACE_BYTES``, its sizes and texts checked before use)."""
+    from checker.files import read_text
+    from checker.limits import MAX_TRACE_BYTES
+
+    text = read_text(path, MAX_TRACE_BYTES, "an ITF trace")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CounterexampleError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise CounterexampleError(f"{path}: not an ITF file (not JSON: {exc})") from None
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CounterexampleError(
+            f"{path}: not an ITF file (not JSON: {type(exc).__name__}: {exc}); "
+            "export it again with 'checker export'"
+        ) from None
     return parse_itf(data, path)
 
 
 def parse_itf(data: Any, path: Path) -> Counterexample:
     """The counterexample in an ITF document ``data`` read from ``path``, replayed."""
     from checker.counterexample import replay_file
+    from checker.graph import TEXT_METADATA, checked_size, metadata_text
 
     def bad(problem: str) -> CounterexampleError:
         return CounterexampleError(f"{path}: {problem}; export it again with 'checker export'")
@@ -195,17 +203,25 @@ def parse_itf(data: Any, path: Path) -> Counterexample:
     meta = data.get("#meta", {}).get("checker") if isinstance(data.get("#meta"), dict) else None
     if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
         found = meta.get("schema") if isinstance(meta, dict) else None
-        raise bad(f"not an ITF export of this checker (#meta.checker.schema is {found!r})")
+        shown = repr(found) if len(repr(found)) <= 60 else repr(found)[:57] + "..."
+        raise bad(f"not an ITF export of this checker (#meta.checker.schema is {shown})")
     try:
         prop = PROPERTY_BY_NAME[meta["property"]]
-        vcpus = int(meta["vcpus"])
-        rule_name, expression = str(meta["rule"]), str(meta["expression"])
-        paths: Paths = paths_from(
-            dict(meta["paths"]), lambda key, problem: bad(f"#meta paths '{key}': {problem}")
-        )
+        vcpus = checked_size(meta["vcpus"], "vcpus", 1, MAX_VCPUS)
         raw = data["states"]
         if not raw:
             raise ValueError("no states")
+        if len(raw) > MAX_DEPTH + 1:
+            raise ValueError(f"{len(raw)} states, more than {MAX_DEPTH + 1}")
+        if "depth" in meta and checked_size(meta["depth"], "depth", 0, MAX_DEPTH) != len(raw) - 1:
+            raise ValueError(f"'depth' is {meta['depth']} but there are {len(raw)} states")
+        texts = {key: metadata_text(meta, key) for key in TEXT_METADATA if key in meta}
+        rule_name, expression = texts["rule"], metadata_text(meta, "expression", multiline=True)
+        if not isinstance(meta["paths"], dict):
+            raise ValueError("'paths' is not an object")
+        paths: Paths = paths_from(
+            dict(meta["paths"]), lambda key, problem: bad(f"#meta paths '{key}': {problem}")
+        )
         states = tuple(_state(s, vcpus) for s in raw)
         actions = tuple(_action(s, vcpus) for s in raw[1:])
         if raw[0][ACTION_TAKEN] != INIT:
@@ -213,13 +229,14 @@ def parse_itf(data: Any, path: Path) -> Counterexample:
     except CounterexampleError:
         raise
     except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
-        raise bad(f"malformed ({type(exc).__name__}: {exc})") from None
+        message = str(exc) if len(str(exc)) <= 200 else str(exc)[:197] + "..."
+        raise bad(f"malformed ({type(exc).__name__}: {message})") from None
     provenance = Provenance(
         expression=expression,
-        command=str(meta.get("command", "")),
-        checker_version=str(meta.get("checker_version", "unknown")),
-        z3_version=str(meta.get("z3_version", "unknown")),
-        profile=str(meta.get("profile", "default")),
+        command=texts.get("command", ""),
+        checker_version=texts.get("checker_version", "unknown"),
+        z3_version=texts.get("z3_version", "unknown"),
+        profile=texts.get("profile", "default"),
     )
     trace = replay_file(path, rule_name, expression, prop, paths, actions, states)
     return Counterexample(trace, provenance, str(path))

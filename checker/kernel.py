@@ -21,6 +21,7 @@ guess.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from checker import cexpr
 from checker import formula as F
 from checker.cexpr import CExprError, Origin
 from checker.errors import InputError
+from checker.files import FileError, read_text
 from checker.formula import Formula
 
 if TYPE_CHECKING:
@@ -96,7 +98,8 @@ def locate(path: Path) -> list[tuple[Path, str]]:
             wanted = ", ".join(rel for rel, _ in CANDIDATES)
             raise KernelError(f"{path}: not a kernel tree (none of {wanted}); pass the tree's root")
         return found
-    if path.is_file():
+    if os.path.lexists(path):
+        # a file, or something that is not: reading it says which (never opens a FIFO)
         return [(path, fn) for fn in FUNCTIONS]
     raise KernelError(f"{path}: no such file or directory")
 
@@ -106,9 +109,9 @@ def extract(path: Path) -> KernelRule:
     tried = []
     for file, function in locate(path):
         try:
-            text = file.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise KernelError(f"{file}: cannot read: {exc.strerror or exc}") from None
+            text = read_text(file, what="a kernel tree or source file", errors="replace")
+        except FileError as exc:
+            raise KernelError(str(exc)) from None
         found = _find_function(text, function)
         if found is None:
             tried.append(f"{function}() in {file}")

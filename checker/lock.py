@@ -306,25 +306,31 @@ def render(lock: Lock) -> str:
 
 def write(lock: Lock, path: Path) -> None:
     """Write ``lock`` to ``path`` atomically: readers see the old file or the new one."""
-    from checker.graph import write_atomically
+    from checker.files import FileError, write_text
 
     try:
-        write_atomically(path, render(lock))
-    except OSError as exc:
-        raise LockError(f"{path}: cannot write the lockfile: {exc.strerror or exc}") from None
+        write_text(path, render(lock), "the lockfile")
+    except FileError as exc:
+        raise LockError(str(exc)) from None
 
 
 def read(path: Path) -> Lock | None:
     """The lock in ``path``; None if there is no such file. A malformed file is an
     error naming the file and the field."""
+    from checker.files import FileError, MissingFile, read_text
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        text = read_text(path, what="a lockfile")
+    except MissingFile:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LockError(f"{path}: cannot read the lockfile: {exc}") from None
+    except FileError as exc:
+        raise LockError(str(exc)) from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise LockError(
+            f"{path}: not a lockfile: nested too deeply; regenerate it with 'checker gate --update'"
+        ) from None
     except json.JSONDecodeError as exc:
         raise LockError(
             f"{path}: not a lockfile: invalid JSON at line {exc.lineno}: {exc.msg}; "
@@ -333,7 +339,25 @@ def read(path: Path) -> Lock | None:
     return _parse(data, path)
 
 
+#: a rule or property name (as ``specs`` allows them), or a profile label
+#: (``default+harvest_flush=changed``)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _shown(value: str) -> str:
+    """``repr(value)``, cut short: a message quotes a file, never all of it."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _parse(data: Any, path: Path) -> Lock:
+    """The lock in ``data``; every field is checked (type, range, known names) and
+    a bad one is a ``LockError`` naming the file and the field."""
+    from checker.limits import MAX_DEPTH, MAX_VCPUS
+    from checker.model import PROPERTY_BY_NAME
+    from checker.specs import paths_from
+
     def fail(where: str, problem: str) -> LockError:
         return LockError(
             f"{path}: field '{where}': {problem}; regenerate it with 'checker gate --update'"
@@ -352,6 +376,24 @@ def _parse(data: Any, path: Path) -> Lock:
             raise fail(f"{where}{key}", "has the wrong type")
         return value
 
+    def size(obj: dict[str, Any], key: str, least: int, most: int, where: str) -> int:
+        value: int = get(obj, key, int, where)
+        if not least <= value <= most:
+            raise fail(f"{where}{key}", f"{value} is outside {least}..{most}")
+        return value
+
+    def digest(obj: dict[str, Any], key: str, where: str) -> str:
+        value: str = get(obj, key, str, where)
+        if not _SHA256.fullmatch(value):
+            raise fail(f"{where}{key}", "is not a sha256 (64 lowercase hex digits)")
+        return value
+
+    def name(value: str, where: str, known: Any = None) -> str:
+        if not _NAME.fullmatch(value) or (known is not None and value not in known):
+            expected = f"one of {', '.join(known)}" if known is not None else "a rule name"
+            raise fail(where, f"{_shown(value)} is not {expected}")
+        return value
+
     def strings(value: Any, where: str) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
             raise fail(where, "must be a list of strings")
@@ -363,12 +405,12 @@ def _parse(data: Any, path: Path) -> Lock:
     model = table(get(top, "model", dict, ""), "model")
     versions = table(top.get("versions", {}), "versions")
     rules: dict[str, RuleLock] = {}
-    for name, entry in table(get(top, "rules", dict, ""), "rules").items():
-        at = f"rules.{name}."
+    for rule, entry in table(get(top, "rules", dict, ""), "rules").items():
+        at = f"rules.{name(rule, 'rules')}."
         entry = table(entry, at[:-1])
         props: dict[str, PropertyLock] = {}
         for prop, value in table(get(entry, "properties", dict, at), f"{at}properties").items():
-            where = f"{at}properties.{prop}."
+            where = f"{at}properties.{name(prop, f'{at}properties', PROPERTY_BY_NAME)}."
             value = table(value, where[:-1])
             verdict = get(value, "verdict", str, where)
             if verdict not in LOCKED_VERDICTS:
@@ -377,29 +419,33 @@ def _parse(data: Any, path: Path) -> Lock:
                 cex = table(get(value, "counterexample", dict, where), f"{where}counterexample")
                 props[prop] = PropertyLock(
                     verdict,
-                    counterexample_length=get(cex, "length", int, f"{where}counterexample."),
-                    counterexample_sha256=get(cex, "sha256", str, f"{where}counterexample."),
+                    counterexample_length=size(
+                        cex, "length", 0, MAX_DEPTH, f"{where}counterexample."
+                    ),
+                    counterexample_sha256=digest(cex, "sha256", f"{where}counterexample."),
                     actions=strings(cex.get("actions", []), f"{where}counterexample.actions"),
                 )
             else:
                 inv = table(get(value, "invariant", dict, where), f"{where}invariant")
                 props[prop] = PropertyLock(
                     verdict,
-                    invariant_sha256=get(inv, "sha256", str, f"{where}invariant."),
+                    invariant_sha256=digest(inv, "sha256", f"{where}invariant."),
                     lemmas=strings(inv.get("lemmas", []), f"{where}invariant.lemmas"),
                 )
-        rules[name] = RuleLock(
-            expression_sha256=get(entry, "expression_sha256", str, at),
+        rules[rule] = RuleLock(
+            expression_sha256=digest(entry, "expression_sha256", at),
             formula=get(entry, "formula", str, at),
             properties=props,
         )
+    paths = table(get(model, "paths", dict, "model."), "model.paths")
+    paths_from(paths, lambda key, problem: fail(f"model.paths.{key}", problem))
     return Lock(
         model=ModelLock(
-            sha256=get(model, "sha256", str, "model."),
-            profile=get(model, "profile", str, "model."),
-            paths=table(get(model, "paths", dict, "model."), "model.paths"),
-            vcpus=get(model, "vcpus", int, "model."),
-            depth_bound=get(model, "depth_bound", int, "model."),
+            sha256=digest(model, "sha256", "model."),
+            profile=name(get(model, "profile", str, "model."), "model.profile"),
+            paths=paths,
+            vcpus=size(model, "vcpus", 1, MAX_VCPUS, "model."),
+            depth_bound=size(model, "depth_bound", 1, MAX_DEPTH, "model."),
         ),
         rules=rules,
         versions={str(k): str(v) for k, v in versions.items()},

@@ -97,10 +97,12 @@ def load_rules(specs: Path) -> dict[str, Rule]:
 
 def _read_toml(path: Path) -> tuple[str, dict[str, Any]]:
     """The file's text and its TOML, or a SpecError naming the file."""
+    from checker.files import FileError, read_text
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read: {exc}") from None
+        text = read_text(path, what="a TOML spec file")
+    except FileError as exc:
+        raise SpecError(str(exc)) from None
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -17,6 +17,7 @@ Everything here is a pure function from data to text.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -482,7 +483,7 @@ def step_table(trace: Trace, expression: str, diff: bool = False) -> Table:
             cells[sc.column.key] = sc.cell(step.before, step.after, diff)
         flushed = flush_text(step)
         cells["flush"] = Cell.of(flushed, Style.FLUSH if flushed == "yes" else Style.PLAIN)
-        cells["decision"] = Cell.of(decision_text(step, expression))
+        cells["decision"] = Cell.of(printable(decision_text(step, expression)))
         rows.append(Row(i, cells, violation))
     return Table(tuple(columns), tuple(rows), tuple(unchanged))
 
@@ -604,8 +605,10 @@ def render(
     table = step_table(trace, expression, diff)
     if ascii:
         table = ascii_table(table)
-    lines = [paint(title, Style.HEADER), f"rule {trace.rule_name}: {' '.join(expression.split())}"]
-    lines += list(about)
+    # the rule, the command and the about lines may come from a file: shown, not obeyed
+    rule = printable(f"rule {trace.rule_name}: {' '.join(expression.split())}")
+    lines = [paint(title, Style.HEADER), rule]
+    lines += [printable(line) for line in about]
     lines.append("")
     lines += table_lines(table, paint)
     lines.append("")
@@ -613,7 +616,7 @@ def render(
         lines += [_ascii(line) if ascii else line for line in legend_lines(table)]
     mark = ASCII_MARKS[MARK] if ascii else MARK
     verdict = paint(f"{mark} {prop.name} violated at step {trace.depth}:", Style.VIOLATION)
-    lines.append(f"{verdict} {prop.statement}; reproduce: {command}")
+    lines.append(f"{verdict} {prop.statement}; reproduce: {printable(command)}")
     return lines
 
 
@@ -667,6 +670,37 @@ def needs_ascii(encoding: str | None) -> bool:
     except (UnicodeEncodeError, LookupError):
         return True
     return False
+
+
+# --- text from files, made safe for a terminal ------------------------------------------------
+
+#: characters a terminal acts on instead of showing: C0 (ESC starts escape sequences,
+#: OSC ones among them; line breaks split rows), DEL, C1 (CSI and OSC have one-byte
+#: forms), the Unicode line and paragraph separators and the bidirectional overrides
+#: that reorder what is shown (Trojan Source)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def control_character(text: str, allow: str = "") -> str | None:
+    """The first control character of ``text`` (see ``_CONTROL``) not in ``allow``."""
+    for m in _CONTROL.finditer(text):
+        if m.group() not in allow:
+            return m.group()
+    return None
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped as Python writes it (``\\n``,
+    ``\\x1b``, ``\\u202e``): what a file holds is shown, never obeyed by the
+    terminal, and one value stays on one line."""
+    return _CONTROL.sub(lambda m: _escape(m.group()), text)
+
+
+def _escape(c: str) -> str:
+    if c in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[c]
+    return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
 
 
 # --- short forms, for summaries and other formats --------------------------------------------

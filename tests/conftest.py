@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,3 +101,20 @@ def regressed_report(
         lock_path=SPECS / lockfile.LOCK_NAME,
         root=ROOT,
     )
+
+
+@pytest.fixture
+def deadline() -> Iterator[None]:
+    """Fail the test (TimeoutError) if it runs for 10 s: a blocked open() is a hang,
+    and a hang must fail the test, not stop the suite."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError("hung for 10 s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, 10)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

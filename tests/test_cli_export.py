@@ -136,3 +136,76 @@ def test_browser_formats_are_not_dumped_on_a_terminal(fmt: str) -> None:
         os.close(controller)
     assert done.returncode == 2
     assert f"not writing {fmt} to a terminal; pass -o FILE.{fmt}" in done.stderr
+
+
+# --- hostile outputs: the input itself, symlinks, devices, empty names ---------------------
+
+
+def test_the_input_itself_is_refused_as_output(tmp_path: Path) -> None:
+    """-o onto FILE (by name, through a symlink or a hard link) would replace the
+    trace with its export: refused, FILE untouched."""
+    source = tmp_path / "t.json"
+    source.write_bytes(STALE_W.read_bytes())
+    (tmp_path / "link.json").symlink_to("t.json")
+    os.link(source, tmp_path / "hard.json")
+    for out in ("t.json", "link.json", "hard.json"):
+        result = export(str(source), "--format", "dot", "-o", str(tmp_path / out))
+        assert result.exit_code == 2
+        assert one_line_error(result) == (
+            f"checker: error: -o {tmp_path / out}: is the input file {source}; "
+            "write the export elsewhere"
+        )
+    assert source.read_bytes() == STALE_W.read_bytes()
+
+
+def test_a_symlink_output_replaces_its_target_and_keeps_the_link(tmp_path: Path) -> None:
+    (tmp_path / "real.dot").write_text("old")
+    (tmp_path / "link.dot").symlink_to("real.dot")
+    result = export(str(STALE_W), "-o", str(tmp_path / "link.dot"))
+    assert result.exit_code == 0, result.output
+    assert os.readlink(tmp_path / "link.dot") == "real.dot"
+    assert (tmp_path / "real.dot").read_text().startswith("digraph")
+
+
+def test_a_device_output_is_written_into_never_replaced(tmp_path: Path) -> None:
+    """As root, -o /dev/full used to rename a regular file over the device."""
+    import stat
+
+    full = tmp_path / "full"
+    try:
+        os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+        open(full, "w").close()
+    except OSError as exc:
+        pytest.skip(f"cannot make a device node here: {exc.strerror}")
+    result = export(str(STALE_W), "--format", "json", "-o", str(full))
+    assert result.exit_code == 2
+    assert one_line_error(result) == (
+        f"checker: error: -o {full}: cannot write: No space left on device"
+    )
+    assert stat.S_ISCHR(os.lstat(full).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["full"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", str(STALE_W), "--format", "json", "-o", ""],
+        ["export", ""],
+        ["show", ""],
+        ["list", ""],
+        ["check", "--rule", "new", "--out", ""],
+        ["check", "--rule", "new", "--specs", ""],
+        ["gate", "--junit", ""],
+        ["graph", "--rule", "new", "-o", ""],
+        ["extract", ""],
+    ],
+    ids=lambda args: " ".join(args[:1] + args[-2:]),
+)
+def test_an_empty_path_is_exit_2_not_the_current_directory(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert "an empty path; pass a file or folder name" in one_line_error(result)
+    assert list(tmp_path.iterdir()) == []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -58,3 +61,70 @@ def test_a_missing_folder_is_one_line_exit_2(tmp_path: Path) -> None:
         f"checker: error: {tmp_path / 'nope'}: no such directory; "
         "pass the folder of the counterexamples"
     ]
+
+
+# --- hostile folders: nothing left out, nothing obeyed ---------------------------------------
+
+COMMITTED = ROOT / "counterexamples" / "old" / "precision-1vcpus.json"
+
+
+def rows(directory: Path) -> dict[str, str]:
+    """The listing of ``directory``: each row's file name -> the rest of the row."""
+    result = CliRunner().invoke(cli, ["list", str(directory)])
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    found = {}
+    for line in result.stdout.splitlines()[1:]:
+        name, _, rest = line.partition("  ")
+        found[name.removeprefix(f"{directory}/")] = rest.strip()
+    return found
+
+
+def test_dangling_symlinks_loops_and_fifos_get_a_row(tmp_path: Path) -> None:
+    (tmp_path / "dangling.json").symlink_to("nowhere.json")
+    (tmp_path / "loop.json").symlink_to("loop.json")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "up").symlink_to("..")
+    os.mkfifo(tmp_path / "fifo.json")
+    assert rows(tmp_path) == {
+        "dangling.json": "unreadable: dangling symlink (to nowhere.json)",
+        "fifo.json": "unreadable: not a regular file (a FIFO)",
+        "loop.json": "unreadable: symlink loop (to loop.json)",
+        "sub/up": "unreadable: symlink loop (a folder inside itself); not followed",
+    }
+
+
+def test_an_unreadable_folder_gets_a_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "t.json").write_text("{}")
+    real = os.scandir
+
+    def scandir(path: Any) -> Any:  # root reads a chmod 000 folder: refuse as it would not
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert rows(tmp_path) == {
+        "locked": "unreadable: cannot read the folder: Permission denied",
+    }
+
+
+def test_escapes_in_names_and_metadata_are_shown_not_obeyed(tmp_path: Path) -> None:
+    """A rule name with an OSC sequence or a newline, or such a file name, must
+    neither reach the terminal nor split a row."""
+    data = json.loads(COMMITTED.read_text())
+    data["graph"]["rule"] = "old\n\x1b]0;owned\x07"
+    (tmp_path / "rule.json").write_text(json.dumps(data))
+    (tmp_path / "name\x1b[2J\n.json").write_bytes(COMMITTED.read_bytes())
+    itf = json.loads(CliRunner().invoke(cli, ["export", str(COMMITTED), "--format", "itf"]).stdout)
+    itf["#meta"]["checker"]["vcpus"] = 10**9  # took 24 GB before sizes were checked
+    (tmp_path / "huge.itf.json").write_text(json.dumps(itf))
+    result = CliRunner().invoke(cli, ["list", str(tmp_path)])
+    assert result.exit_code == 0
+    assert "\x1b" not in result.stdout and len(result.stdout.splitlines()) == 4
+    listed = rows(tmp_path)
+    assert listed["huge.itf.json"].startswith("unreadable: malformed (ValueError: 'vcpus' is")
+    assert listed["name\\x1b[2J\\n.json"].startswith("old   precision")
+    assert listed["rule.json"] == (
+        "unreadable: malformed (ValueError: 'rule' holds the control character '\\n')"
+    )

@@ -132,7 +132,10 @@ def test_a_file_that_does_not_replay_is_exit_2(tmp_path: Path) -> None:
 
 def test_a_missing_file_is_exit_2(tmp_path: Path) -> None:
     result = show(str(tmp_path / "nope.json"))
-    assert result.exit_code == 2 and "cannot read" in result.stderr
+    assert (
+        result.exit_code == 2
+        and "nope.json: no such file; pass a counterexample file" in result.stderr
+    )
 
 
 def test_check_prints_its_violations_with_the_same_view(tmp_path: Path) -> None:
@@ -146,3 +149,26 @@ def test_check_prints_its_violations_with_the_same_view(tmp_path: Path) -> None:
     for line in table:
         assert f"  {line}" in checked.stdout.splitlines()
     assert checked.stdout.splitlines()[-2] == f"  {shown[-1]}"
+
+
+@pytest.mark.parametrize("key", ["rule", "command", "checker_version", "profile"])
+def test_terminal_escapes_in_metadata_never_reach_the_terminal(key: str, tmp_path: Path) -> None:
+    """An OSC sequence (here: set the window title) in a trace's metadata used to be
+    printed as is; such a file is refused, and the message shows the escape."""
+    data = json.loads((COUNTEREXAMPLES / "old" / "precision-1vcpus.json").read_text())
+    data["graph"][key] = "x\x1b]0;owned\x07\x9b2J"
+    path = tmp_path / "osc.json"
+    path.write_text(json.dumps(data))
+    result = show(str(path))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"malformed (ValueError: '{key}' holds the control character '\\x1b')" in result.stderr
+    assert "\x1b" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_a_fifo_is_exit_2_not_a_hang(tmp_path: Path, deadline: None) -> None:
+    os.mkfifo(tmp_path / "trace.json")
+    result = show(str(tmp_path / "trace.json"))
+    assert result.exit_code == 2 and result.stderr == (
+        f"checker: error: {tmp_path / 'trace.json'}: not a regular file (a FIFO); "
+        "pass a counterexample file\n"
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import networkx as nx
@@ -92,22 +91,6 @@ def test_writing_twice_gives_the_same_bytes(legacy_trace: Trace, tmp_path: Path)
     assert first == second
 
 
-def test_a_failed_write_leaves_the_old_file_and_no_temporary(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    target = tmp_path / "t.json"
-    target.write_text("old")
-
-    def broken(*args: object) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", broken)
-    with pytest.raises(OSError):
-        graph.write_atomically(target, "new")
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
-
-
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -185,3 +168,80 @@ def test_files_record_the_paths_and_replay_under_them(tmp_path: Path) -> None:
     replay(System(rule, loaded.paths), "new", loaded.prop, SmtTrace(loaded.actions, loaded.states))
     with pytest.raises(InternalError):  # under the default paths, the trace is not a violation
         replay(System(rule), "new", loaded.prop, SmtTrace(loaded.actions, loaded.states))
+
+
+HOSTILE_METADATA = [
+    ("vcpus", 10**9, "'vcpus' is 1000000000, outside 1..256"),
+    ("vcpus", 0, "'vcpus' is 0, outside 1..256"),
+    ("depth", 10**12, "'depth' is 1000000000000, outside 0..1000"),
+    ("depth", -5, "'depth' is -5, outside 0..1000"),
+    ("vcpus", "2", "'vcpus' is not an integer: '2'"),
+    ("rule", "legacy\x1b]0;owned\x07", "'rule' holds the control character '\\x1b'"),
+    ("rule", "two\nlines", "'rule' holds the control character '\\n'"),
+    ("command", "checker \x9b31m", "'command' holds the control character '\\x9b'"),
+    ("expression", "is_writable_pte(old_spte)\x1b[2J", "'expression' holds the control"),
+]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".graphml"])
+@pytest.mark.parametrize(("key", "value", "message"), HOSTILE_METADATA)
+def test_sizes_and_texts_are_checked_before_use(
+    tmp_path: Path, suffix: str, key: str, value: object, message: str
+) -> None:
+    """A crafted vCPU count or depth must be refused, not allocated (a depth of
+    10**12 was a MemoryError); a terminal escape or line break in a text refused."""
+    source = COUNTEREXAMPLES / "legacy" / f"write_tracking-1vcpus{suffix}"
+    g = graph.read_counterexample(source).graph
+    g.graph[key] = value
+    path = tmp_path / f"hostile{suffix}"
+    path.write_text(graph.node_link_json(g) if suffix == ".json" else graph.graphml_text(g))
+    with pytest.raises(InputError) as error:
+        graph.read_counterexample(path)
+    text = str(error.value)
+    # XML 1.0 cannot hold C0 controls at all: its parser refuses them first
+    assert message in text or (suffix == ".graphml" and "not well-formed" in text), text
+
+
+def test_graphml_with_entities_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bomb.graphml"
+    path.write_text(
+        '<?xml version="1.0"?><!DOCTYPE g [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        '<graphml xmlns="http://graphml.graphdrawing.org/xmlns"><graph edgedefault="directed">'
+        '<node id="&b;"/></graph></graphml>'
+    )
+    with pytest.raises(InputError, match=r"GraphML with a DOCTYPE or ENTITY"):
+        graph.read_counterexample(path)
+
+
+@pytest.mark.parametrize("failing", ["rename", "write"])
+def test_a_failed_second_file_leaves_neither(
+    legacy_trace: Trace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """A full disk while writing the .graphml used to leave the .json alone; now
+    both files are written, or neither (and no temporary)."""
+    import os
+
+    g = graph.trace_graph(legacy_trace, PROVENANCE)
+    renames: list[str] = []
+    writes: list[int] = []
+    real_replace, real_fdopen = os.replace, os.fdopen
+
+    def replace(source: str, target: str) -> None:
+        renames.append(target)
+        if failing == "rename" and len(renames) == 2:
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    def fdopen(fd: int, *args: object, **kwargs: object) -> object:
+        writes.append(fd)
+        if failing == "write" and len(writes) == 2:
+            os.close(fd)
+            raise OSError(28, "No space left on device")
+        return real_fdopen(fd, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    with pytest.raises(InputError, match=r"t\.graphml: cannot write: No space left on device"):
+        graph.write_counterexample(g, tmp_path, "t")
+    assert list(tmp_path.iterdir()) == []

@@ -164,10 +164,34 @@ def broken(edit: Any) -> Any:
         ),
         (lambda d: d["states"][2]["tlb"].update({"#map": []}), "malformed"),
         (lambda d: d["states"][6]["spte"].update({"present": False}), "failed to replay"),
+        # sizes a crafted file could make the reader allocate (10**9 vCPUs took 24 GB)
+        (
+            lambda d: d["#meta"]["checker"].update({"vcpus": 10**9}),
+            "'vcpus' is 1000000000, outside 1..256",
+        ),
+        (
+            lambda d: d["#meta"]["checker"].update({"depth": 10**12}),
+            "'depth' is 1000000000000, outside 0..1000",
+        ),
+        (lambda d: d["#meta"]["checker"].update({"depth": 3}), "'depth' is 3 but there are"),
+        (lambda d: d.update({"states": d["states"] * 200}), "states, more than 1001"),
+        (
+            lambda d: d["#meta"]["checker"].update({"profile": "v6\x1b]8;;http://x\x07"}),
+            "'profile' holds the control character '\\x1b'",
+        ),
+        (lambda d: d["#meta"]["checker"].update({"paths": []}), "'paths' is not an object"),
     ],
 )
 def test_a_broken_itf_file_is_an_input_error(tmp_path: Path, edit: Any, message: str) -> None:
     path = tmp_path / "bad.itf.json"
     path.write_text(json.dumps(broken(edit)))
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError) as error:
+        counterexample.load(path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_deep_nesting_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.itf.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError, match="not JSON: RecursionError"):
         counterexample.load(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,14 @@ def test_to_c_reads_back_as_the_same_rule(text: str) -> None:
     # to_c() is what `extract` prints when the rule is spread over branches
     formula = meaning(text)
     assert equivalent(meaning(to_c(formula)), formula)
+
+
+def test_a_device_or_fifo_is_not_a_regular_file_and_not_opened(
+    tmp_path: Path, deadline: None
+) -> None:
+    with pytest.raises(KernelError, match=r"^/dev/null: not a regular file \(a character device\)"):
+        extract(Path("/dev/null"))
+    fifo = tmp_path / "spte.h"
+    os.mkfifo(fifo)
+    with pytest.raises(KernelError, match=r"spte.h: not a regular file \(a FIFO\)"):
+        extract(fifo)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,15 @@ def test_a_missing_lock_reads_as_none(tmp_path: Path) -> None:
     assert lock.read(tmp_path / "verdicts.lock.json") is None
 
 
+def test_a_fifo_as_lock_is_refused_not_waited_on(tmp_path: Path, deadline: None) -> None:
+    path = tmp_path / "verdicts.lock.json"
+    os.mkfifo(path)
+    with pytest.raises(
+        lock.LockError, match=r"lock.json: not a regular file \(a FIFO\); pass a lockfile$"
+    ):
+        lock.read(path)
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -125,6 +135,39 @@ def test_a_missing_lock_reads_as_none(tmp_path: Path) -> None:
         (
             lambda d: _set(d, ["model", "vcpus"], True),
             "field 'model.vcpus': has the wrong type",
+        ),
+        # values a crafted lock could feed the model with
+        (lambda d: _set(d, ["model", "vcpus"], 10**30), "field 'model.vcpus': 10000000000"),
+        (lambda d: _set(d, ["model", "vcpus"], 0), "field 'model.vcpus': 0 is outside 1..256"),
+        (
+            lambda d: _set(d, ["model", "depth_bound"], -5),
+            "field 'model.depth_bound': -5 is outside 1..1000",
+        ),
+        (
+            lambda d: _set(d, ["model", "paths", "flush_sometimes"], "yes"),
+            "field 'model.paths.flush_sometimes': unknown path (paths: harvest_flush",
+        ),
+        (
+            lambda d: _set(d, ["model", "paths", "harvest_flush"], "maybe"),
+            "field 'model.paths.harvest_flush': expected one of reaped",
+        ),
+        (
+            lambda d: _set(
+                d, ["rules", "old", "properties", "precision", "counterexample", "length"], -1
+            ),
+            "field 'rules.old.properties.precision.counterexample.length': -1 is outside 0..1000",
+        ),
+        (
+            lambda d: _set(d, ["model", "sha256"], "\x1b]0;title\x07"),
+            "field 'model.sha256': is not a sha256",
+        ),
+        (
+            lambda d: _set(d, ["rules", "new", "properties", "speed"], {"verdict": "holds"}),
+            "field 'rules.new.properties': 'speed' is not one of stale_w",
+        ),
+        (
+            lambda d: _set(d, ["rules", "bad\nname"], {}),
+            "field 'rules': 'bad\\nname' is not a rule name",
         ),
     ],
 )

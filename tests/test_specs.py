@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,10 @@ def test_malformed_profiles(tmp_path: Path, edit: object, message: str) -> None:
     with pytest.raises(SpecError) as info:
         load_profile(path)
     assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_a_fifo_rule_file_is_refused_not_waited_on(tmp_path: Path, deadline: None) -> None:
+    (tmp_path / "rules").mkdir()
+    os.mkfifo(tmp_path / "rules" / "new.toml")
+    with pytest.raises(SpecError, match=r"new.toml: not a regular file \(a FIFO\)"):
+        load_rules(tmp_path)

@@ -205,3 +205,30 @@ def test_ascii_marks_for_a_stream_without_them() -> None:
     rows = lines[lines.index(dashes) + 1 : lines.index(dashes) + 9]
     column = header.index("tlb1")  # columns still line up after "->"
     assert all(row[column - 2 : column] == "  " for row in rows)
+
+
+def test_text_from_a_file_is_shown_escaped_never_obeyed() -> None:
+    """A rule name, expression comment, command or source holding OSC/CSI escapes, C1
+    controls or line breaks must neither reach the terminal nor split a line."""
+    import dataclasses
+
+    cx = classic()
+    hostile = "\x1b]0;owned\x07\x9b2J\u202e\n"
+    trace = dataclasses.replace(cx.trace, rule_name=f"legacy{hostile}")
+    expression = f"{LEGACY} /* {hostile} */"
+    source = dataclasses.replace(cx, source=f"evil{hostile}.json")
+    lines = view.render(
+        trace, expression, f"checker {hostile}", about=[view.source_line(source)], diff=True
+    )
+    text = "\n".join(lines)
+    assert view.control_character(text, allow="\n") is None
+    assert lines[1].startswith("rule legacy\\x1b]0;owned\\x07\\x9b2J\\u202e\\n: ")
+    assert lines[2].startswith("file evil\\x1b]0;owned\\x07\\x9b2J\\u202e\\n.json (paths")
+    assert lines[-1].endswith("reproduce: checker \\x1b]0;owned\\x07\\x9b2J\\u202e\\n")
+
+
+def test_printable_escapes_every_control_character() -> None:
+    controls = [*map(chr, range(0x20)), "\x7f", *map(chr, range(0x80, 0xA0)), "\u2028"]
+    for c in controls:
+        assert view.control_character(view.printable(f"a{c}b")) is None, repr(c)
+    assert view.printable("tab\there é ✗") == "tab\\there é ✗"

@@ -17,6 +17,7 @@ from checker.cli.common import (
     MAX_DEPTH,
     MAX_VCPUS,
     PathsChoice,
+    PathType,
     ensure_writable,
     paths_options,
     reproduce_command,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--kernel",
-    type=click.Path(path_type=Path),
+    type=PathType(path_type=Path),
     help="The rule of a kernel tree (or its spte.h/mmu.c); see 'checker extract'.",
 )
 @click.option("--all", "all_rules", is_flag=True, help="Check every rule in specs/rules.")
@@ -81,7 +82,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=PathType(path_type=Path),
     default=Path("counterexamples"),
     show_default=True,
     help="Where counterexample files are written.",

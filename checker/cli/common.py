@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from checker.errors import InputError
+from checker.limits import MAX_DEPTH as MAX_DEPTH
+from checker.limits import MAX_VCPUS as MAX_VCPUS
 from checker.specs import DEFAULT_PROFILE
 
 if TYPE_CHECKING:
@@ -20,16 +22,24 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-MAX_VCPUS = 256
-MAX_DEPTH = 1000
 HARVEST_FLUSH = ("reaped", "changed", "always", "never", "locked")
 ENABLE_FLUSH = ("always", "writable", "mmu_writable", "never", "locked")
+
+
+class PathType(click.Path):
+    """``click.Path`` that refuses an empty name: ``Path("")`` is ``.``, so ``--out ''``
+    would silently mean the current directory."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str | bytes) and not value:
+            self.fail("an empty path; pass a file or folder name", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def specs_option(f: F) -> F:
     return click.option(
         "--specs",
-        type=click.Path(path_type=Path),
+        type=PathType(path_type=Path),
         default=Path("specs"),
         show_default=True,
         help="The specs directory (rules/ and profiles/).",
@@ -148,10 +158,22 @@ def ensure_writable(out: Path, option: str = "--out") -> None:
 
 
 def ensure_file_writable(path: Path, option: str) -> None:
-    """Fail before any work if the file ``path`` could not be (re)written atomically."""
+    """Fail before any work if the file ``path`` could not be written: a device or
+    FIFO (written into) must be writable itself, a file (a symlink's target) must
+    be creatable in its folder (written beside it, then renamed)."""
+    import stat
+
     if path.is_dir():
         raise InputError(f"{option} {path}: is a directory; pass a file name")
-    if not _creatable(path.parent):
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        if not os.access(path, os.W_OK):
+            raise InputError(f"{option} {path}: cannot write there; pass a writable path")
+        return
+    if not _creatable(Path(os.path.realpath(path)).parent):
         raise InputError(f"{option} {path}: cannot write there; pass a writable path")
 
 
@@ -167,16 +189,12 @@ def _creatable(directory: Path) -> bool:
 
 
 def write_file(path: Path, text: str, option: str) -> None:
-    """Write ``text`` to ``path`` atomically (all of it, or nothing on failure); a
-    failure is a one-line input error naming ``option``."""
-    from checker.graph import write_atomically
+    """Write ``text`` to ``path`` with :func:`checker.files.write_text`: atomically
+    to a regular file (a symlink's target), into a device or FIFO, never replacing
+    one; a failure is a one-line input error naming ``option``."""
+    from checker.files import write_text
 
-    if path.is_dir():
-        raise InputError(f"{option} {path}: is a directory; pass a file name")
-    try:
-        write_atomically(path, text)
-    except OSError as exc:
-        raise InputError(f"{option} {path}: cannot write: {exc.strerror or exc}") from None
+    write_text(path, text, option)
 
 
 def rule_arguments(rule: Rule) -> list[str]:

@@ -11,6 +11,7 @@ import click
 from checker.cli.common import (
     MAX_VCPUS,
     PathsChoice,
+    PathType,
     named_rule,
     paths_options,
     resolve_paths,
@@ -38,7 +39,7 @@ Exit codes:
     "--kernel",
     "kernels",
     multiple=True,
-    type=click.Path(path_type=Path),
+    type=PathType(path_type=Path),
     help="The rule of a kernel tree or file (repeatable).",
 )
 @click.option("--vcpus", type=click.IntRange(1, MAX_VCPUS), default=2, show_default=True)

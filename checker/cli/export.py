@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from checker.cli.common import write_file
+from checker.cli.common import PathType, write_file
 from checker.errors import InputError
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def _formats_help() -> str:
 
 
 @click.command(epilog=_formats_help())
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("file", type=PathType(path_type=Path, dir_okay=False))
 @click.option(
     "--format",
     "fmt",
@@ -56,15 +56,17 @@ def _formats_help() -> str:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    type=PathType(path_type=Path, dir_okay=False, allow_dash=True),
     help="Write here (atomically) instead of stdout.",
 )
 def export(file: Path, fmt: str | None, output: Path | None) -> int:
     """Export the counterexample in FILE (JSON, GraphML or ITF).
 
     The file is replayed through the step function first, as by 'checker show'.
-    Output goes to stdout, or to -o OUT, written atomically; the same input gives
-    the same bytes. html and svg are not written to a terminal: pass -o.
+    Output goes to stdout, or to -o OUT, written atomically (through a symlink, to
+    its target; into a device or FIFO, never replacing it; never onto FILE itself);
+    the same input gives the same bytes. html and svg are not written to a
+    terminal: pass -o.
     """
     from checker.counterexample import load
 
@@ -77,6 +79,9 @@ def export(file: Path, fmt: str | None, output: Path | None) -> int:
                 "it is only inferred from an -o file name ending in "
                 + ", ".join(s for s, _ in SUFFIXES)
             )
+    if not to_stdout:
+        assert output is not None
+        refuse_own_input(file, output)
     if to_stdout and fmt in BROWSER_FORMATS and sys.stdout.isatty():
         raise InputError(f"not writing {fmt} to a terminal; pass -o FILE.{fmt} or redirect stdout")
     text = render(load(file), fmt)
@@ -86,6 +91,19 @@ def export(file: Path, fmt: str | None, output: Path | None) -> int:
         assert output is not None
         write_file(output, text, "-o")
     return 0
+
+
+def refuse_own_input(file: Path, output: Path) -> None:
+    """Refuse ``-o`` onto FILE itself (by ``os.path.samefile``: through a symlink or
+    a hard link too): the export would replace the trace it was made from."""
+    import os
+
+    try:
+        same = os.path.samefile(file, output)
+    except OSError:  # either does not exist (yet): they cannot be the same file
+        return
+    if same:
+        raise InputError(f"-o {output}: is the input file {file}; write the export elsewhere")
 
 
 def format_of(path: Path) -> str | None:

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
+from checker.cli.common import PathType
+
 
 @click.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=PathType(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def extract(path: Path, as_json: bool) -> int:
     """Print the flush rule of a kernel tree, or of its spte.h or mmu.c.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from checker.cli.common import (
+    PathType,
     ensure_file_writable,
     reproduce_command,
     resolve_paths,
@@ -40,7 +41,7 @@ Exit code 3 is not used by the gate.
 @click.option(
     "--lock",
     "lock_file",
-    type=click.Path(path_type=Path),
+    type=PathType(path_type=Path),
     default=None,
     help="The lockfile.  [default: SPECS/verdicts.lock.json]",
 )
@@ -62,13 +63,13 @@ Exit code 3 is not used by the gate.
 )
 @click.option(
     "--junit",
-    type=click.Path(path_type=Path),
+    type=PathType(path_type=Path),
     metavar="FILE",
     help="Write JUnit XML: one testcase per (rule, property).",
 )
 @click.option(
     "--sarif",
-    type=click.Path(path_type=Path),
+    type=PathType(path_type=Path),
     metavar="FILE",
     help="Write SARIF 2.1.0: one result per violation, at the rule's line.",
 )
@@ -83,7 +84,7 @@ Exit code 3 is not used by the gate.
 )
 @click.option(
     "--kernel",
-    type=click.Path(path_type=Path),
+    type=PathType(path_type=Path),
     help="Gate a kernel tree's own rule (or its spte.h/mmu.c) instead of specs/rules.",
 )
 @click.option(

@@ -8,6 +8,7 @@ import click
 
 from checker.cli.common import (
     MAX_VCPUS,
+    PathType,
     ensure_file_writable,
     paths_options,
     resolve_paths,
@@ -25,9 +26,9 @@ MAX_GRAPH_VCPUS = 6
 @click.command()
 @click.option("--rule", "rule_name", metavar="NAME", help="A rule from specs/rules.")
 @click.option("--expr", metavar="C", help="An ad-hoc flush condition in C.")
-@click.option("--kernel", type=click.Path(path_type=Path), help="The rule of a kernel tree.")
+@click.option("--kernel", type=PathType(path_type=Path), help="The rule of a kernel tree.")
 @click.option("--vcpus", type=click.IntRange(1, MAX_VCPUS), default=2, show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The file.")
+@click.option("-o", "--output", type=PathType(path_type=Path), required=True, help="The file.")
 @click.option(
     "--format",
     "fmt",

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
+from checker.cli.common import PathType
 from checker.errors import InputError
 
 
 @click.command("list")
 @click.argument(
-    "directory", type=click.Path(path_type=Path), default=Path("counterexamples"), required=False
+    "directory", type=PathType(path_type=Path), default=Path("counterexamples"), required=False
 )
 def list_counterexamples(directory: Path) -> int:
     """List the counterexample files under DIRECTORY (default: counterexamples).

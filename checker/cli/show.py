@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
+from checker.cli.common import PathType
+
 
 @click.command()
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("file", type=PathType(path_type=Path, dir_okay=False))
 @click.option("--diff", is_flag=True, help="Show only what each step changes (step 0 in full).")
 @click.option(
     "--color/--no-color",
