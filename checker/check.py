@@ -48,6 +48,9 @@ from checker.trace import Trace
 #: vCPUs with which invariants are searched before being lifted to N
 LIFT_FROM = 2
 DEFAULT_DEPTH = 30
+#: how far BMC searches for the trace of a violation Spacer has shown to exist,
+#: whatever --depth says (the CLI's own bound on --depth)
+DEPTH_LIMIT = 1000
 MAX_VCPUS = 256
 
 
@@ -226,12 +229,21 @@ def _smt(
         if fewer.answer is Answer.SAT:
             fewest, found = k, fewer
             break
-    # Spacer's own trace (not necessarily the shortest) bounds the search
-    depth = max(options.depth, found.trace_length or 0)
+    # --depth bounds the search only while no violation is known. Once Spacer has
+    # shown one, the shortest trace exists and BMC (which stops at the first depth
+    # that has one) goes on past --depth to find it: "inconclusive" would withhold
+    # a verdict already decided, and the gate's verdicts must not depend on a bound.
+    depth = DEPTH_LIMIT if found.answer is Answer.SAT else options.depth
     result = bmc.shortest_counterexample(session(fewest), prop, depth, budget)
     if result.answer is Answer.SAT and result.trace is not None:
         trace = replay(system, name, prop, result.trace)
-        return PropertyResult(prop, Verdict.VIOLATED, "bmc", trace=trace)
+        note = ""
+        if trace.depth > options.depth:
+            note = (
+                f"the shortest trace ({trace.depth} steps) is longer than --depth "
+                f"{options.depth}: searched on because Spacer showed a violation exists"
+            )
+        return PropertyResult(prop, Verdict.VIOLATED, "bmc", trace=trace, reason=note)
     if found.answer is Answer.SAT and result.answer is Answer.UNSAT:
         raise InternalError(
             f"{prop.name}: Spacer found a violation with {fewest} vCPUs that BMC "

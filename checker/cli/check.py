@@ -60,7 +60,8 @@ if TYPE_CHECKING:
     type=click.IntRange(1, MAX_DEPTH),
     default=30,
     show_default=True,
-    help="Longest counterexample searched for (proofs are for all depths).",
+    help="Longest counterexample searched for while no violation is known (proofs are "
+    "for all depths; a violation Spacer finds is traced however long, and says so).",
 )
 @click.option(
     "--engine",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_VCPUS = 256
+#: the same bound as checker.check.DEPTH_LIMIT (not imported: it would import z3)
 MAX_DEPTH = 1000
 HARVEST_FLUSH = ("reaped", "changed", "always", "never", "locked")
 ENABLE_FLUSH = ("always", "writable", "mmu_writable", "never", "locked")
