@@ -30,7 +30,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from checker import semantics
+from checker import interrupt, semantics
 from checker.logic import CONCRETE
 from checker.model import (
     OPERATIONS,
@@ -205,6 +205,7 @@ def explore(
             on_reached(start)
         queue.append(start)
     while queue:
+        interrupt.check()
         state = queue.popleft()
         for step in stepper.successors(state, symmetric):
             ex.steps += 1

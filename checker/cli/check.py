@@ -133,7 +133,7 @@ def check_rule(
     rule: Rule, options: Options, choice: PathsChoice, out: Path, as_json: bool
 ) -> dict[str, Any]:
     """Check every property of ``rule``, print as it goes, return the JSON report."""
-    from checker import formula, version
+    from checker import formula, interrupt, version
     from checker.check import Session, check_property, exit_code
     from checker.model import PROPERTIES, System
     from checker.smt import z3_version
@@ -148,20 +148,24 @@ def check_rule(
         details.append(f"{options.vcpus} vCPU{'s' if options.vcpus > 1 else ''}")
         click.echo("  " + "; ".join(details))
     results = []
-    entries = []
     session = Session(System(rule, options.paths))
     for prop in PROPERTIES:
         started = time.perf_counter()
         result = check_property(rule, prop, options, session)
         seconds = time.perf_counter() - started
-        files = _write_trace(result, rule, options, choice, out) if result.trace else []
         results.append(result)
-        entries.append(_property_json(result, rule, options, choice, files))
         line = _verdict_line(result, _expected(rule, choice), seconds)
         if as_json:
             click.echo(f"{rule.name}: {line}", err=True)
         else:
             click.echo("  " + line)
+    # traces are written once every property is decided: Ctrl-C before this point
+    # leaves --out as it was
+    interrupt.check()
+    entries = []
+    for result in results:
+        files = _write_trace(result, rule, options, choice, out) if result.trace else []
+        entries.append(_property_json(result, rule, options, choice, files))
     if not as_json:
         _print_details(results, options, entries, rule.expression)
     return {

@@ -122,8 +122,8 @@ def gate(
     When GITHUB_ACTIONS=true, failures are also written as ::error annotations
     on stderr and a Markdown summary is appended to $GITHUB_STEP_SUMMARY.
     """
+    from checker import interrupt, version
     from checker import lock as lockfile
-    from checker import version
     from checker.check import Options
     from checker.gate import GateSettings
     from checker.gate import gate as run_gate
@@ -193,6 +193,8 @@ def gate(
     # --update succeeds (0) by writing the lock, or is refused (1)
     code = report.exit_code if not update else 1 if refusal is not None else 0
 
+    # the last point where Ctrl-C stops the run with every output untouched
+    interrupt.check()
     if junit is not None:
         from checker import junit as junit_format
 
