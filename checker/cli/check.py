@@ -18,6 +18,7 @@ from checker.cli.common import (
     MAX_VCPUS,
     PathsChoice,
     ensure_writable,
+    max_states_option,
     paths_options,
     reproduce_command,
     resolve_paths,
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
     default=None,
     help="z3 work budget per solver; running out is inconclusive (exit 3).",
 )
+@max_states_option
 @click.option(
     "--json", "as_json", is_flag=True, help="Print JSON on stdout; progress goes to stderr."
 )
@@ -98,6 +100,7 @@ def check(
     depth: int,
     engine: str,
     rlimit: int | None,
+    max_states: int,
     as_json: bool,
     out: Path,
     profile: str,
@@ -120,7 +123,12 @@ def check(
     ensure_writable(out)
     budget = Budget(rlimit) if rlimit else Budget()
     options = Options(
-        vcpus=vcpus, depth=depth, paths=choice.paths, budget=budget, engine=Engine(engine)
+        vcpus=vcpus,
+        depth=depth,
+        paths=choice.paths,
+        budget=budget,
+        engine=Engine(engine),
+        max_states=max_states,
     )
     reports = [check_rule(rule, options, choice, out, as_json) for rule in rules]
     if as_json:
@@ -148,7 +156,7 @@ def check_rule(
         details.append(f"{options.vcpus} vCPU{'s' if options.vcpus > 1 else ''}")
         click.echo("  " + "; ".join(details))
     results = []
-    session = Session(System(rule, options.paths))
+    session = Session(System(rule, options.paths), options.max_states)
     for prop in PROPERTIES:
         started = time.perf_counter()
         result = check_property(rule, prop, options, session)

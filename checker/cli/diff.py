@@ -11,6 +11,7 @@ import click
 from checker.cli.common import (
     MAX_VCPUS,
     PathsChoice,
+    max_states_option,
     named_rule,
     paths_options,
     resolve_paths,
@@ -27,6 +28,7 @@ Exit codes:
   0  the rules decide alike on every reachable update
   1  they decide differently somewhere
   2  usage or spec error
+  3  more reachable states than --max-states (inconclusive)
   4  internal error
 """
 
@@ -43,6 +45,7 @@ Exit codes:
 )
 @click.option("--vcpus", type=click.IntRange(1, MAX_VCPUS), default=2, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@max_states_option
 @paths_options
 @specs_option
 def diff(
@@ -51,6 +54,7 @@ def diff(
     kernels: tuple[Path, ...],
     vcpus: int,
     as_json: bool,
+    max_states: int,
     profile: str,
     harvest_flush: str | None,
     enable_flush: str | None,
@@ -73,7 +77,7 @@ def diff(
     a, b = ((r.name, System(r, choice.paths)) for r in rules)
     if a[0] == b[0]:
         a, b = (f"{a[0]} (A)", a[1]), (f"{b[0]} (B)", b[1])
-    comparison = engine.diff(a, b, vcpus)
+    comparison = engine.diff(a, b, vcpus, max_states)
     if as_json:
         click.echo(json.dumps(_json(comparison, rules, vcpus, choice), indent=2))
     else:
