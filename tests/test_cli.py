@@ -359,3 +359,35 @@ def test_a_full_stdout_and_a_closed_one_are_one_line_errors() -> None:
     assert stderr.splitlines() == [
         "checker: error: stdout is closed; redirect it (e.g. >/dev/null) instead of closing it"
     ]
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+def test_rules_prints_nothing_on_stdout_when_it_fails(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    result = CliRunner().invoke(cli, ["rules", "--specs", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "no rule files" in one_line_error(result)
+
+
+def test_debug_shows_no_traceback_for_bad_input(tmp_path: Path) -> None:
+    """--debug is for internal errors: an input error stays one line."""
+    result = CliRunner().invoke(
+        cli, ["--debug", "check", "--expr", "is_dirty(old_spte)", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "unknown" in one_line_error(result)
+
+
+def test_bare_checker_prints_a_short_usage_exit_2() -> None:
+    """No command is a usage error: a few lines on stderr, not the whole help."""
+    result = CliRunner().invoke(cli, [])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "usage: checker [--debug] COMMAND [ARGS]...",
+        "commands: check, diff, export, extract, gate, graph, list, rules, show",
+        "checker: error: no command given; see 'checker --help' or 'checker COMMAND --help'",
+    ]
