@@ -341,6 +341,22 @@ def test_a_reader_that_goes_away_is_a_quiet_exit_141(tmp_path: Path) -> None:
     process.stdout.close()  # the verdicts come later, after z3's work
     _, stderr = process.communicate(timeout=60)
     assert (process.returncode, stderr) == (141, "")
+    # `2>&1 | head -1`: the progress on stderr meets the closed pipe
+    progress = _checker(
+        "check",
+        "--rule",
+        "new",
+        "--json",
+        "--specs",
+        str(SPECS),
+        "--out",
+        str(tmp_path),
+        stdout=subprocess.DEVNULL,
+    )
+    assert progress.stderr is not None
+    assert progress.stderr.readline().startswith("new: stale_w")
+    progress.stderr.close()
+    assert progress.wait(timeout=60) == 141
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")

@@ -9,6 +9,7 @@ messages.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
@@ -73,8 +74,9 @@ class CheckerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except OSError as exc:
-            if _from_stdout(exc):
-                raise StdoutFailure(exc) from exc
+            stream = _echo_stream(exc)
+            if stream is not None:
+                raise OutputFailure(exc, stream) from exc
             raise
 
     def main(  # type: ignore[override]
@@ -102,7 +104,7 @@ def _run(
     if not _stdout_open():
         # Python replaces a closed stdout by None and click then prints nothing:
         # the run would "succeed" with its answer lost
-        click.echo(f"checker: error: {STDOUT_CLOSED}", err=True)
+        _say(f"checker: error: {STDOUT_CLOSED}")
         return 2
     try:
         with interrupt.handling():
@@ -114,25 +116,25 @@ def _run(
     except click.exceptions.Exit as exc:  # --help, shell completion
         return exc.exit_code
     except click.exceptions.NoArgsIsHelpError:
-        click.echo(SHORT_USAGE, err=True)
+        _say(SHORT_USAGE)
         return 2
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        click.echo(f"checker: error: {exc.format_message()}{hint}", err=True)
+        _say(f"checker: error: {exc.format_message()}{hint}")
         return 2
     except (click.Abort, KeyboardInterrupt, Interrupted):
         # click.Abort: Ctrl-C at a prompt; KeyboardInterrupt: before the handler
         # was installed
-        click.echo("checker: interrupted", err=True)
+        _say("checker: interrupted")
         return Interrupted.exit_code
     except CheckerError as exc:
         if debug and exc.exit_code == InternalError.exit_code:
             traceback.print_exc()
         prefix = "inconclusive" if exc.exit_code == 3 else "error"
-        click.echo(f"checker: {prefix}: {exc}", err=True)
+        _say(f"checker: {prefix}: {exc}")
         return exc.exit_code
-    except StdoutFailure as exc:
-        return _stdout_failed(exc.error)
+    except OutputFailure as exc:
+        return _output_failed(exc.error, exc.stream)
     except Exception as exc:
         return _internal(exc, debug)
     return code if isinstance(code, int) else 0
@@ -149,21 +151,21 @@ STDOUT_CLOSED = "stdout is closed; redirect it (e.g. >/dev/null) instead of clos
 BROKEN_PIPE = 141
 
 
-class StdoutFailure(Exception):
-    """Writing to stdout failed (carried past click, which would exit 1)."""
+class OutputFailure(Exception):
+    """Writing to stdout or stderr failed (carried past click, which would exit 1)."""
 
-    def __init__(self, error: OSError) -> None:
+    def __init__(self, error: OSError, stream: str) -> None:
         super().__init__(str(error))
         self.error = error
+        #: "stdout" or "stderr"
+        self.stream = stream
 
 
 def _internal(exc: Exception, debug: bool) -> int:
     if debug:
         traceback.print_exc()
-    click.echo(
-        f"checker: internal error: {type(exc).__name__}: {exc} "
-        "(run with --debug for the traceback)",
-        err=True,
+    _say(
+        f"checker: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
     )
     return InternalError.exit_code
 
@@ -182,36 +184,40 @@ def _stdout_open() -> bool:
     return True
 
 
-def _from_stdout(exc: OSError) -> bool:
-    """``exc`` was raised writing to stdout (through ``click.echo``, not ``err=True``)."""
+def _echo_stream(exc: OSError) -> str | None:
+    """``"stdout"`` or ``"stderr"`` if ``exc`` was raised writing there through
+    ``click.echo``; None if it came from elsewhere."""
     tb = exc.__traceback__
     while tb is not None:
         frame = tb.tb_frame
-        if (
-            frame.f_code.co_name == "echo"
-            and frame.f_globals.get("__name__") == "click.utils"
-            and not frame.f_locals.get("err")
-        ):
-            return True
+        if frame.f_code.co_name == "echo" and frame.f_globals.get("__name__") == "click.utils":
+            return "stderr" if frame.f_locals.get("err") else "stdout"
         tb = tb.tb_next
-    return False
+    return None
 
 
-def _stdout_failed(exc: OSError) -> int:
-    """A reader that went away (``| head``) ends the run quietly with 141; any other
-    failure to write stdout (a full disk) is a one-line error, exit 2, as for an
-    output file that cannot be written."""
+def _output_failed(exc: OSError, stream: str) -> int:
+    """A reader that went away (``| head``, also ``2>&1 | head``) ends the run quietly
+    with 141; any other failure to write stdout (a full disk) is a one-line error,
+    exit 2, as for an output file that cannot be written."""
     # whatever is still buffered would fail again when Python flushes at exit
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    failed = sys.stdout if stream == "stdout" else sys.stderr
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, failed.fileno())
+        os.close(devnull)
     if exc.errno == errno.EPIPE:
         return BROKEN_PIPE
     why = exc.strerror or str(exc)
-    click.echo(
-        f"checker: error: cannot write to stdout: {why}; free space or redirect stdout", err=True
-    )
+    _say(f"checker: error: cannot write to {stream}: {why}; free space or redirect {stream}")
     return 2
+
+
+def _say(line: str) -> None:
+    """``line`` on stderr, unless stderr itself cannot be written (then the exit code
+    is all there is)."""
+    with contextlib.suppress(OSError):
+        click.echo(line, err=True)
 
 
 @click.group(cls=CheckerGroup, epilog=EXIT_CODES, context_settings=CONTEXT)
