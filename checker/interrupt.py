@@ -8,7 +8,8 @@ handler off and takes SIGINT itself:
 
 * the Python-level handler only sets a flag, so no exception is raised in the
   middle of a write or inside a destructor (where Python would print and swallow
-  it);
+  it); a second Ctrl-C raises KeyboardInterrupt at once, for code that reaches no
+  check point soon;
 * a watcher thread, woken through :func:`signal.set_wakeup_fd` even while the main
   thread is inside z3, sets the flag and interrupts the z3 contexts that are
   solving (:func:`solving`), so a long query stops promptly too;
@@ -97,7 +98,18 @@ def handling() -> Iterator[None]:
     _requested.clear()
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: _requested.set())
+    presses = 0
+
+    def pressed(signum: int, frame: object) -> None:
+        # the first Ctrl-C asks to stop at the next safe point; a second one stops
+        # wherever the run is (files are written atomically, never half)
+        nonlocal presses
+        presses += 1
+        _requested.set()
+        if presses > 1:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, pressed)
     previous_wakeup = signal.set_wakeup_fd(write_end)
     watcher = threading.Thread(target=_watch, args=(read_end,), daemon=True)
     watcher.start()

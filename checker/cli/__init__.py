@@ -22,16 +22,23 @@ import click
 
 from checker.errors import CheckerError, InternalError, Interrupted
 
-EXIT_CODES = """\b
+#: the exit codes every command shares, beyond its own 0..4
+SIGNAL_EXIT_CODES = """\
+  130  interrupted by Ctrl-C (one line; no file half-written)
+  141  the reader of stdout or stderr went away (e.g. | head): a quiet exit
+"""
+
+EXIT_CODES = (
+    """\b
 Exit codes:
   0  every property holds
   1  a violation (safety or precision)
-  2  usage or spec error
+  2  usage or spec error; also stdout that cannot be written (a full disk, closed)
   3  inconclusive (z3 unknown or an exhausted budget)
   4  internal error (a one-line message; the traceback with --debug)
-  130  interrupted (Ctrl-C); nothing half-written
-  141  stdout was closed by its reader (e.g. | head): a quiet exit
 """
+    + SIGNAL_EXIT_CODES
+)
 
 #: subcommand name -> "module:attribute", loaded on first use
 COMMANDS: dict[str, str] = {

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
     MAX_VCPUS,
     PathsChoice,
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     from checker.diff import Comparison, Side, Witness
     from checker.specs import Rule
 
-DIFF_EXIT_CODES = """\b
+DIFF_EXIT_CODES = (
+    """\b
 Exit codes:
   0  the rules decide alike on every reachable update
   1  they decide differently somewhere
@@ -31,6 +33,8 @@ Exit codes:
   3  more reachable states than --max-states (inconclusive)
   4  internal error
 """
+    + SIGNAL_EXIT_CODES
+)
 
 
 @click.command(epilog=DIFF_EXIT_CODES)

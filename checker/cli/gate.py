@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
     ensure_file_writable,
     reproduce_command,
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     from checker.gate import GateReport
     from checker.specs import Rule
 
-GATE_EXIT_CODES = """\b
+GATE_EXIT_CODES = (
+    """\b
 Exit codes:
   0  pass: no failure, the lockfile matches (--update: the lockfile was written)
   1  gate failure: a safety verdict REGRESSED against the lockfile, a verdict
@@ -32,8 +34,12 @@ Exit codes:
   2  the lockfile is stale (refresh: checker gate --update, or make lock, and
      commit it), or a usage or spec error (one line on stderr, nothing written)
   4  internal error (a one-line message; the traceback with --debug)
+"""
+    + SIGNAL_EXIT_CODES
+    + """\
 Exit code 3 is not used by the gate.
 """
+)
 
 
 @click.command(epilog=GATE_EXIT_CODES)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
     MAX_VCPUS,
     ensure_file_writable,
@@ -23,13 +24,16 @@ FORMATS = {".json": "json", ".graphml": "graphml", ".dot": "dot", ".gv": "dot"}
 MAX_GRAPH_VCPUS = 6
 
 
-GRAPH_EXIT_CODES = """\b
+GRAPH_EXIT_CODES = (
+    """\b
 Exit codes:
   0  the graph was written
   2  usage or spec error
   3  more reachable states than --max-states (nothing written)
   4  internal error
 """
+    + SIGNAL_EXIT_CODES
+)
 
 
 @click.command(epilog=GRAPH_EXIT_CODES)
