@@ -64,7 +64,7 @@ def _digest(path: Path) -> str | None:
 SLOW_CHECK = ("check", "--rule", "legacy", "--vcpus", "8", "--engine", "all")
 #: when SIGINT is sent to each command, in seconds after its first line of output
 #: (few runs: each is a process start)
-MOMENTS = {"check": (0.2, 0.5, 1.0), "gate": (0.5,), "update": (0.2, 1.0)}
+MOMENTS = {"check": (0.2, 0.5, 1.0), "gate": (0.2,), "update": (0.5, 1.0)}
 
 
 def test_ctrl_c_stops_check_gate_and_update_with_nothing_written(tmp_path: Path) -> None:
