@@ -40,6 +40,7 @@ from checker.certify import Certificate, certify, replay
 from checker.encode import Encoding
 from checker.errors import InternalError
 from checker.invariant import Invariant
+from checker.limits import MAX_DEPTH
 from checker.model import PROPERTIES, Kind, Paths, Property, System
 from checker.smt import Answer, Budget
 from checker.specs import Rule
@@ -48,7 +49,9 @@ from checker.trace import Trace
 #: vCPUs with which invariants are searched before being lifted to N
 LIFT_FROM = 2
 DEFAULT_DEPTH = 30
-MAX_VCPUS = 256
+#: how far BMC searches for the trace of a violation Spacer has shown to exist,
+#: whatever --depth says (the CLI's own bound on --depth)
+DEPTH_LIMIT = MAX_DEPTH
 
 
 class Verdict(enum.Enum):
@@ -72,6 +75,8 @@ class Options:
     depth: int = DEFAULT_DEPTH
     budget: Budget = field(default_factory=Budget)
     engine: Engine = Engine.SMT
+    #: states the explicit engine may store before it is inconclusive
+    max_states: int = explicit.DEFAULT_MAX_STATES
 
 
 @dataclass(frozen=True)
@@ -119,10 +124,13 @@ class Session:
     """What the checks of one system share: its SMT encodings and its explicit
     explorations, one per vCPU count."""
 
-    def __init__(self, system: System) -> None:
+    def __init__(self, system: System, max_states: int = explicit.DEFAULT_MAX_STATES) -> None:
         self.system = system
+        self.max_states = max_states
         self._encodings: dict[int, Encoding] = {}
         self._explored: dict[int, dict[str, explicit.ExplicitResult]] = {}
+        #: explorations that ran out of states, so that they are not run again
+        self._exceeded: dict[int, explicit.StateBudgetExceeded] = {}
         self._all_vcpus: parametric.AllVcpus | None = None
 
     def __call__(self, vcpus: int) -> Encoding:
@@ -138,9 +146,18 @@ class Session:
         return self._all_vcpus
 
     def explored(self, vcpus: int) -> dict[str, explicit.ExplicitResult]:
-        """Every property's explicit result with ``vcpus`` vCPUs (one exploration)."""
+        """Every property's explicit result with ``vcpus`` vCPUs (one exploration);
+        :class:`~checker.explicit.StateBudgetExceeded` beyond ``max_states``."""
+        if vcpus in self._exceeded:
+            raise self._exceeded[vcpus]
         if vcpus not in self._explored:
-            self._explored[vcpus] = explicit.check_all(self.system, PROPERTIES, vcpus)
+            try:
+                self._explored[vcpus] = explicit.check_all(
+                    self.system, PROPERTIES, vcpus, max_states=self.max_states
+                )
+            except explicit.StateBudgetExceeded as exc:
+                self._exceeded[vcpus] = exc
+                raise
         return self._explored[vcpus]
 
 
@@ -148,7 +165,7 @@ def check_property(
     rule: Rule, prop: Property, options: Options, session: Session | None = None
 ) -> PropertyResult:
     system = System(rule, options.paths)
-    session = session or Session(system)
+    session = session or Session(system, options.max_states)
     if session.system.rule is not rule or session.system.paths != options.paths:
         raise ValueError("a session of another rule or other paths")
     if options.engine is Engine.SMT:
@@ -157,6 +174,12 @@ def check_property(
         return _explicit(rule.name, prop, options, session)
     by_smt = _smt(rule.name, system, prop, options, session)
     by_explicit = _explicit(rule.name, prop, options, session)
+    if by_explicit.verdict is Verdict.INCONCLUSIVE:
+        # both engines were asked for and one has no answer: nothing to compare, and
+        # the SMT answer alone is not what --engine all promises
+        smt = by_smt.verdict.value + (f" ({by_smt.reason})" if by_smt.reason else "")
+        reason = f"smt: {smt}; {by_explicit.reason}"
+        return PropertyResult(prop, Verdict.INCONCLUSIVE, "smt+explicit", reason=reason)
     # an inconclusive SMT answer is not a disagreement: the explicit one stands beside it
     decided = by_smt.verdict is not Verdict.INCONCLUSIVE
     if decided and by_smt.summary != by_explicit.summary:
@@ -226,12 +249,21 @@ def _smt(
         if fewer.answer is Answer.SAT:
             fewest, found = k, fewer
             break
-    # Spacer's own trace (not necessarily the shortest) bounds the search
-    depth = max(options.depth, found.trace_length or 0)
+    # --depth bounds the search only while no violation is known. Once Spacer has
+    # shown one, the shortest trace exists and BMC (which stops at the first depth
+    # that has one) goes on past --depth to find it: "inconclusive" would withhold
+    # a verdict already decided, and the gate's verdicts must not depend on a bound.
+    depth = DEPTH_LIMIT if found.answer is Answer.SAT else options.depth
     result = bmc.shortest_counterexample(session(fewest), prop, depth, budget)
     if result.answer is Answer.SAT and result.trace is not None:
         trace = replay(system, name, prop, result.trace)
-        return PropertyResult(prop, Verdict.VIOLATED, "bmc", trace=trace)
+        note = ""
+        if trace.depth > options.depth:
+            note = (
+                f"the shortest trace ({trace.depth} steps) is longer than --depth "
+                f"{options.depth}: searched on because Spacer showed a violation exists"
+            )
+        return PropertyResult(prop, Verdict.VIOLATED, "bmc", trace=trace, reason=note)
     if found.answer is Answer.SAT and result.answer is Answer.UNSAT:
         raise InternalError(
             f"{prop.name}: Spacer found a violation with {fewest} vCPUs that BMC "
@@ -261,7 +293,10 @@ def _everywhere(session: Session, prop: Property, proof: Proof, budget: Budget) 
 
 def _explicit(name: str, prop: Property, options: Options, session: Session) -> PropertyResult:
     n, system = options.vcpus, session.system
-    result = session.explored(n)[prop.name]
+    try:
+        result = session.explored(n)[prop.name]
+    except explicit.StateBudgetExceeded as exc:
+        return PropertyResult(prop, Verdict.INCONCLUSIVE, "explicit", reason=str(exc))
     seen = Exploration(n, result.exploration.raw_states, result.exploration.reduced_states)
     if not result.violated:
         return PropertyResult(prop, Verdict.HOLDS, "explicit", exploration=seen)

@@ -129,8 +129,11 @@ class Comparison:
     differences: tuple[Difference, ...]
 
 
-def reachable_updates(name: str, system: System, vcpus: int) -> Side:
-    """Every update reachable under ``system``, with a shortest witness per class."""
+def reachable_updates(
+    name: str, system: System, vcpus: int, max_states: int | None = explicit.DEFAULT_MAX_STATES
+) -> Side:
+    """Every update reachable under ``system``, with a shortest witness per class;
+    :class:`~checker.explicit.StateBudgetExceeded` beyond ``max_states`` states."""
     side = Side(name, system)
     # per class, the first update found of each kind; the best kind becomes the witness
     found: dict[UpdateClass, dict[tuple[bool, bool], tuple[State, Step]]] = {}
@@ -145,7 +148,7 @@ def reachable_updates(name: str, system: System, vcpus: int) -> Side:
         found.setdefault(cls, {}).setdefault(kind, (parent, step))
         return False
 
-    ex, _ = explicit.explore(system, vcpus, visit=visit)
+    ex, _ = explicit.explore(system, vcpus, visit=visit, max_states=max_states)
     side.states = ex.raw_states
     for cls, kinds in found.items():
         # prefer an update whose caller acts on the rule, then (where MMU-writable is
@@ -181,8 +184,15 @@ def compare(a: Side, b: Side) -> Comparison:
     return Comparison(a, b, tuple(differences))
 
 
-def diff(a: tuple[str, System], b: tuple[str, System], vcpus: int) -> Comparison:
-    return compare(reachable_updates(*a, vcpus), reachable_updates(*b, vcpus))
+def diff(
+    a: tuple[str, System],
+    b: tuple[str, System],
+    vcpus: int,
+    max_states: int | None = explicit.DEFAULT_MAX_STATES,
+) -> Comparison:
+    return compare(
+        reachable_updates(*a, vcpus, max_states), reachable_updates(*b, vcpus, max_states)
+    )
 
 
 def replay_witness(system: System, witness: Witness) -> list[Step]:

@@ -23,3 +23,16 @@ class InternalError(CheckerError):
     """The checker contradicted itself, e.g. a counterexample failed to replay. Exit 4."""
 
     exit_code = 4
+
+
+class Inconclusive(CheckerError):
+    """A run that cannot give an answer within its budget (e.g. --max-states). Exit 3."""
+
+    exit_code = 3
+
+
+class Interrupted(CheckerError):
+    """Ctrl-C stopped the run (see ``checker.interrupt``). Exit 130, as for a shell
+    command killed by SIGINT."""
+
+    exit_code = 130

@@ -30,7 +30,8 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from checker import semantics
+from checker import interrupt, semantics
+from checker.errors import Inconclusive
 from checker.logic import CONCRETE
 from checker.model import (
     OPERATIONS,
@@ -185,26 +186,55 @@ class Exploration:
         return initial, actions, where
 
 
+#: states an exploration may store before it gives up (inconclusive). The default
+#: engines' uses fit (8 vCPUs: 3,345 states up to symmetry; 32: 29,625; the concrete
+#: graph of 5 vCPUs: at most 22,240) and a hopeless one (256 vCPUs) stops after
+#: about 45 s on a 2-core machine instead of running for hours
+DEFAULT_MAX_STATES = 50_000
+
+
+class StateBudgetExceeded(Inconclusive):
+    """The reachable states outnumber the exploration's budget."""
+
+    def __init__(self, max_states: int, vcpus: int, symmetric: bool) -> None:
+        counted = " (counted up to symmetry)" if symmetric else ""
+        super().__init__(
+            f"explicit exploration: more than {max_states:,} reachable states at {vcpus} "
+            f"vCPUs{counted}; raise --max-states (e.g. --max-states {max_states * 10}) "
+            "or use fewer vCPUs"
+        )
+
+
 def explore(
     system: System,
     vcpus: int,
     symmetric: bool = True,
     visit: Callable[[Exploration, State, Step], bool] | None = None,
     on_reached: Callable[[State], None] | None = None,
+    max_states: int | None = DEFAULT_MAX_STATES,
 ) -> tuple[Exploration, Step | None]:
     """Breadth-first exploration. ``visit(exploration, parent, step)`` is called for every
     step out of a canonical state; returning True stops there (the step is the
-    answer). ``on_reached(state)`` is called for every state when first reached."""
+    answer). ``on_reached(state)`` is called for every state when first reached.
+    Storing more than ``max_states`` states (None: no bound) raises
+    :class:`StateBudgetExceeded`."""
     ex = Exploration(system, vcpus, symmetric)
     stepper = Stepper(system)
     queue: deque[State] = deque()
+
+    def store() -> None:
+        if max_states is not None and len(ex.parent) >= max_states:
+            raise StateBudgetExceeded(max_states, vcpus, symmetric)
+
     for start in semantics.initial_states(vcpus):
+        store()
         ex.parent[start] = None
         ex.depth[start] = 0
         if on_reached is not None:
             on_reached(start)
         queue.append(start)
     while queue:
+        interrupt.check()
         state = queue.popleft()
         for step in stepper.successors(state, symmetric):
             ex.steps += 1
@@ -213,6 +243,7 @@ def explore(
             after, perm = canonical(step.after) if symmetric else (step.after, tuple(range(vcpus)))
             if after in ex.parent:
                 continue
+            store()
             ex.parent[after] = (state, step.action, perm)
             ex.depth[after] = ex.depth[state] + 1
             if on_reached is not None:
@@ -234,7 +265,11 @@ class ExplicitResult:
 
 
 def check_all(
-    system: System, props: Sequence[Property], vcpus: int, symmetric: bool = True
+    system: System,
+    props: Sequence[Property],
+    vcpus: int,
+    symmetric: bool = True,
+    max_states: int | None = DEFAULT_MAX_STATES,
 ) -> dict[str, ExplicitResult]:
     """Explore once and find, for each property, its shortest violation if any.
 
@@ -260,7 +295,9 @@ def check_all(
                 first_step[p.name] = step
         return False
 
-    ex, _ = explore(system, vcpus, symmetric, visit=visit, on_reached=reached)
+    ex, _ = explore(
+        system, vcpus, symmetric, visit=visit, on_reached=reached, max_states=max_states
+    )
     results = {}
     for p in props:
         if p.name in first_state:

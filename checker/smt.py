@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import z3
 
+from checker import interrupt
+
 SEED = 0
 
 #: rlimit of one solver (z3's abstract work count, summed over its checks). The
@@ -48,8 +50,10 @@ def new_solver(budget: Budget, context: z3.Context | None = None) -> z3.Solver:
 
 def check(solver: z3.Solver, *assumptions: z3.BoolRef) -> Answer:
     """``solver.check(assumptions)`` as an :class:`Answer`. Assumptions must be plain
-    Bool constants (z3 4.15's QF_FD rejects compound ones)."""
-    result = solver.check(*assumptions)
+    Bool constants (z3 4.15's QF_FD rejects compound ones). Ctrl-C during the call
+    raises :class:`~checker.errors.Interrupted` (see ``checker.interrupt``)."""
+    with interrupt.solving(solver.ctx):
+        result = solver.check(*assumptions)
     if result == z3.sat:
         return Answer.SAT
     if result == z3.unsat:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import z3
 
+from checker import interrupt
 from checker.encode import Encoding
 from checker.invariant import Invariant, NotAClause, from_z3
 from checker.model import Kind, Property
@@ -58,11 +59,17 @@ def prove(enc: Encoding, prop: Property, budget: Budget) -> SpacerResult:
     else:
         fp.rule(err(), [inv(*xs), step.formula, enc.bad_step(prop, step)], name="bad")
 
-    try:
-        result = fp.query(err())
-    except z3.Z3Exception as exc:
-        # Spacer reports an exhausted rlimit by raising, not by answering unknown
-        return SpacerResult(Answer.UNKNOWN, reason=f"spacer: {_message(exc)}")
+    # Ctrl-C during the query raises Interrupted on leaving the block: a canceled
+    # query is not an answer
+    failure: str | None = None
+    with interrupt.solving(enc.context):
+        try:
+            result = fp.query(err())
+        except z3.Z3Exception as exc:
+            # Spacer reports an exhausted rlimit by raising, not by answering unknown
+            failure = _message(exc)
+    if failure is not None:
+        return SpacerResult(Answer.UNKNOWN, reason=f"spacer: {failure}")
     if result == z3.unsat:
         # Var(i) in the cover is Inv's i-th argument
         body = z3.substitute_vars(fp.get_cover_delta(-1, inv), *xs)

@@ -24,6 +24,7 @@ Loading validates every file and names the file and field of any problem.
 from __future__ import annotations
 
 import enum
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -82,17 +83,38 @@ def rules_directory(specs: Path) -> Path:
 def load_rules(specs: Path) -> dict[str, Rule]:
     """Every rule under ``specs/rules``, by name."""
     directory = rules_directory(specs)
-    if not directory.is_dir():
+    if not directory.exists():
         raise SpecError(
             f"{directory}: no such directory; run from the project root or pass --specs DIR"
         )
     rules = {}
-    for path in sorted(directory.glob("*.toml")):
+    for path in _spec_files(directory):
         rule = load_rule(path)
         rules[rule.name] = rule
     if not rules:
-        raise SpecError(f"{directory}: no rule files (*.toml)")
+        raise SpecError(
+            f"{directory}: no rule files (*.toml); add one or pass --specs DIR for another "
+            "specs directory"
+        )
     return rules
+
+
+def _spec_files(directory: Path) -> list[Path]:
+    """The ``*.toml`` files of an existing ``directory``, sorted; a SpecError if it is
+    not a directory or cannot be listed (glob would silently find nothing)."""
+    if not directory.is_dir():
+        raise SpecError(
+            f"{directory}: not a directory (it should hold the *.toml files); "
+            "pass --specs DIR for another specs directory"
+        )
+    try:
+        names = sorted(entry.name for entry in os.scandir(directory))
+    except OSError as exc:
+        raise SpecError(
+            f"{directory}: cannot list the directory: {exc.strerror or exc}; "
+            "fix its permissions or pass --specs DIR"
+        ) from None
+    return [directory / name for name in names if name.endswith(".toml")]
 
 
 def _read_toml(path: Path) -> tuple[str, dict[str, Any]]:
@@ -233,8 +255,8 @@ def load_profiles(specs: Path) -> dict[str, Profile]:
     profiles = {
         DEFAULT_PROFILE: Profile(DEFAULT_PROFILE, Paths(), summary="the domain brief's model")
     }
-    if directory.is_dir():
-        for path in sorted(directory.glob("*.toml")):
+    if directory.exists():
+        for path in _spec_files(directory):
             profile = load_profile(path)
             profiles[profile.name] = profile
     return profiles
@@ -268,7 +290,10 @@ def load_profile(path: Path) -> Profile:
 def paths_from(table: dict[str, Any], fail: Any) -> Paths:
     """Paths from ``{field: value}``; every field must be given."""
     values: dict[str, Any] = {}
-    for key in {*table, *_PATH_CHOICES, "prefetch_refresh"}:
+    # a fixed order, so that the field named in an error does not depend on hashing:
+    # unknown fields first (a misspelt one is the likely cause of a missing one)
+    known = [*_PATH_CHOICES, "prefetch_refresh"]
+    for key in [*sorted(k for k in table if k not in known), *known]:
         if key not in table:
             raise fail(key, "missing")
         value = table[key]

@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     StateGraph = nx.MultiDiGraph[str]
 
 
-def state_graph(system: System, vcpus: int, symmetric: bool = False) -> StateGraph:
+def state_graph(
+    system: System,
+    vcpus: int,
+    symmetric: bool = False,
+    max_states: int | None = explicit.DEFAULT_MAX_STATES,
+) -> StateGraph:
+    """The reachable state space; :class:`~checker.explicit.StateBudgetExceeded`
+    beyond ``max_states`` states."""
     import networkx as nx
 
     edges: list[tuple[State, Step, State]] = []
@@ -38,7 +45,7 @@ def state_graph(system: System, vcpus: int, symmetric: bool = False) -> StateGra
         edges.append((parent, step, after))
         return False
 
-    ex, _ = explicit.explore(system, vcpus, symmetric, visit=record)
+    ex, _ = explicit.explore(system, vcpus, symmetric, visit=record, max_states=max_states)
     ids = {state: f"s{i}" for i, state in enumerate(ex.parent)}
     g: StateGraph = nx.MultiDiGraph()
     g.graph.update(vcpus=vcpus, symmetric=symmetric, states=len(ids), raw_states=ex.raw_states)

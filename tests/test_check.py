@@ -75,6 +75,20 @@ def test_an_exhausted_budget_is_inconclusive_never_holds(shipped_rules: dict[str
         assert result.reason
 
 
+@pytest.mark.parametrize(
+    ("rule_name", "prop", "depth"), [("old", "precision", 1), ("legacy", "write_tracking", 4)]
+)
+def test_a_small_depth_still_gives_the_shortest_trace(
+    shipped_rules: dict[str, Rule], rule_name: str, prop: str, depth: int
+) -> None:
+    """--depth below the shortest trace: Spacer shows the violation, so BMC searches on
+    and says so, rather than giving up on a verdict already decided."""
+    result = check_property(shipped_rules[rule_name], PROPERTY_BY_NAME[prop], Options(depth=depth))
+    assert result.verdict is Verdict.VIOLATED and result.trace is not None
+    assert result.trace.depth == SHORTEST[rule_name, prop]
+    assert f"longer than --depth {depth}" in result.reason
+
+
 # --- the paths around the rule, per kernel era -------------------------------------------
 
 

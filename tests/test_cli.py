@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -308,3 +309,101 @@ def test_diff_operands_can_be_exprs_and_kernels(tmp_path: Path) -> None:
     for args in (["diff", "old"], ["diff", "old", "new", "legacy"]):
         result = run(*args, "--specs", str(SPECS))
         assert result.exit_code == 2 and "give two rules to compare" in one_line_error(result)
+
+
+# --- stdout that cannot be written: a closed pipe, a full disk, a closed descriptor ------
+
+
+def _checker(*args: str, **popen: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "checker", *args],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,  # type: ignore[call-overload]
+    )
+
+
+def test_a_reader_that_goes_away_is_a_quiet_exit_141(tmp_path: Path) -> None:
+    """`checker check ... | head -1`: not exit 1 (a violation), no message."""
+    process = _checker(
+        "check",
+        "--rule",
+        "new",
+        "--specs",
+        str(SPECS),
+        "--out",
+        str(tmp_path),
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("rule new:")
+    process.stdout.close()  # the verdicts come later, after z3's work
+    _, stderr = process.communicate(timeout=60)
+    assert (process.returncode, stderr) == (141, "")
+    # `2>&1 | head -1`: the progress on stderr meets the closed pipe
+    progress = _checker(
+        "check",
+        "--rule",
+        "new",
+        "--json",
+        "--specs",
+        str(SPECS),
+        "--out",
+        str(tmp_path),
+        stdout=subprocess.DEVNULL,
+    )
+    assert progress.stderr is not None
+    assert progress.stderr.readline().startswith("new: stale_w")
+    progress.stderr.close()
+    assert progress.wait(timeout=60) == 141
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_stdout_and_a_closed_one_are_one_line_errors() -> None:
+    with open("/dev/full", "w") as full:
+        process = _checker("rules", "--specs", str(SPECS), stdout=full)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert stderr.splitlines() == [
+        "checker: error: cannot write to stdout: No space left on device; "
+        "free space or redirect stdout"
+    ]
+    closed = _checker("rules", "--specs", str(SPECS), preexec_fn=lambda: os.close(1))
+    _, stderr = closed.communicate(timeout=60)
+    assert closed.returncode == 2
+    assert stderr.splitlines() == [
+        "checker: error: stdout is closed; redirect it (e.g. >/dev/null) instead of closing it"
+    ]
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+def test_rules_prints_nothing_on_stdout_when_it_fails(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    result = CliRunner().invoke(cli, ["rules", "--specs", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "no rule files" in one_line_error(result)
+
+
+def test_debug_shows_no_traceback_for_bad_input(tmp_path: Path) -> None:
+    """--debug is for internal errors: an input error stays one line."""
+    result = CliRunner().invoke(
+        cli, ["--debug", "check", "--expr", "is_dirty(old_spte)", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "unknown" in one_line_error(result)
+
+
+def test_bare_checker_prints_a_short_usage_exit_2() -> None:
+    """No command is a usage error: a few lines on stderr, not the whole help."""
+    result = CliRunner().invoke(cli, [])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "usage: checker [--debug] COMMAND [ARGS]...",
+        "commands: check, diff, export, extract, gate, graph, list, rules, show",
+        "checker: error: no command given; see 'checker --help' or 'checker COMMAND --help'",
+    ]

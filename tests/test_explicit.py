@@ -53,3 +53,16 @@ def test_exploration_is_deterministic(systems: dict[str, System]) -> None:
     a, _ = explicit.explore(systems["old"], 2)
     b, _ = explicit.explore(systems["old"], 2)
     assert list(a.parent) == list(b.parent) and a.steps == b.steps
+
+
+def test_an_exploration_beyond_its_state_budget_is_inconclusive(
+    systems: dict[str, System],
+) -> None:
+    with pytest.raises(explicit.StateBudgetExceeded) as raised:
+        explicit.explore(systems["new"], 256, max_states=200)
+    assert raised.value.exit_code == 3
+    assert "more than 200 reachable states at 256 vCPUs" in str(raised.value)
+    assert "raise --max-states" in str(raised.value)
+    # the budget counts what is stored: 2 vCPUs fit in 735 states up to symmetry
+    ex, _ = explicit.explore(systems["new"], 2, max_states=735)
+    assert ex.reduced_states == 735

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,6 +122,57 @@ def test_empty_directory(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
     with pytest.raises(SpecError, match="no rule files"):
         load_rules(tmp_path)
+
+
+def test_a_file_where_a_directory_should_be_says_so(tmp_path: Path) -> None:
+    (tmp_path / "rules").write_text("")
+    with pytest.raises(SpecError) as info:
+        load_rules(tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path / 'rules'}: not a directory (it should hold the *.toml files); "
+        "pass --specs DIR for another specs directory"
+    )
+
+
+def test_an_unreadable_directory_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """chmod 000 (faked: root reads anyway): globbing found nothing and said "no rule
+    files"."""
+    for name in ("rules", "profiles"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "rules" / "new.toml").write_text((SPECS / "rules" / "new.toml").read_text())
+
+    def denied(path: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "scandir", denied)
+    for load in (load_rules, load_profiles):
+        with pytest.raises(SpecError) as info:
+            load(tmp_path)
+        assert str(info.value).endswith(
+            ": cannot list the directory: Permission denied; fix its permissions or pass "
+            "--specs DIR"
+        )
+
+
+def test_the_missing_path_named_does_not_depend_on_the_hash_seed() -> None:
+    """An empty [paths] table: the field named came from iterating a set of strings.
+    Seeds 0 and 2 ordered that set differently."""
+    code = (
+        "from checker.specs import SpecError, paths_from\n"
+        "try:\n    paths_from({}, lambda key, problem: SpecError(f'{key}: {problem}'))\n"
+        "except SpecError as e:\n    print(e)\n"
+    )
+    named = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("0", "2")
+    }
+    assert named == {"harvest_flush: missing\n"}
 
 
 # --- profiles ------------------------------------------------------------------------

@@ -9,8 +9,9 @@ import networkx as nx
 from click.testing import CliRunner
 
 from checker import explicit, statespace
+from checker.check import Engine, Options, Verdict, check_property
 from checker.cli import cli
-from checker.model import System
+from checker.model import PROPERTY_BY_NAME, System
 
 from .conftest import SPECS
 
@@ -81,3 +82,39 @@ def test_graph_command_refusals(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert "cannot write there" in run("-o", str(blocker / "g.json"))
+
+
+def test_graph_and_diff_beyond_the_state_budget_are_inconclusive(tmp_path: Path) -> None:
+    """256 vCPUs: without a budget, hours of exploration; with one, exit 3 and a line
+    saying how to raise it, nothing written."""
+    output = tmp_path / "g.json"
+    for args in (
+        ["graph", "--rule", "new", "--vcpus", "256", "--symmetric", "-o", str(output)],
+        ["diff", "old", "new", "--vcpus", "256"],
+    ):
+        result = CliRunner().invoke(cli, [*args, "--max-states", "200", "--specs", str(SPECS)])
+        assert result.exit_code == 3, result.output
+        assert result.stderr.splitlines() == [
+            "checker: inconclusive: explicit exploration: more than 200 reachable states "
+            "at 256 vCPUs (counted up to symmetry); raise --max-states (e.g. --max-states "
+            "2000) or use fewer vCPUs"
+        ]
+        assert result.stdout == ""
+    assert not output.exists()
+
+
+def test_check_with_the_explicit_engine_beyond_the_budget_is_inconclusive(
+    tmp_path: Path, systems: dict[str, System]
+) -> None:
+    argv = ["check", "--rule", "legacy", "--max-states", "100", "--engine", "explicit"]
+    result = CliRunner().invoke(cli, [*argv, "--specs", str(SPECS), "--out", str(tmp_path)])
+    assert result.exit_code == 3, result.output
+    assert result.stdout.count("INCONCLUSIVE") == 5
+    assert "more than 100 reachable states at 2 vCPUs" in result.stdout
+    assert not any(tmp_path.iterdir())
+    # both engines asked for, one without an answer: inconclusive, not a disagreement
+    rule = systems["legacy"].rule
+    options = Options(engine=Engine.ALL, max_states=100)
+    both = check_property(rule, PROPERTY_BY_NAME["precision"], options)
+    assert both.verdict is Verdict.INCONCLUSIVE and both.trace is None
+    assert both.reason.startswith("smt: violated; explicit exploration: more than 100")

@@ -9,7 +9,10 @@ messages.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -17,16 +20,25 @@ from typing import Any
 
 import click
 
-from checker.errors import CheckerError
+from checker.errors import CheckerError, InternalError, Interrupted
 
-EXIT_CODES = """\b
+#: the exit codes every command shares, beyond its own 0..4
+SIGNAL_EXIT_CODES = """\
+  130  interrupted by Ctrl-C (one line; no file half-written)
+  141  the reader of stdout or stderr went away (e.g. | head): a quiet exit
+"""
+
+EXIT_CODES = (
+    """\b
 Exit codes:
   0  every property holds
   1  a violation (safety or precision)
-  2  usage or spec error
+  2  usage or spec error; also stdout that cannot be written (a full disk, closed)
   3  inconclusive (z3 unknown or an exhausted budget)
   4  internal error (a one-line message; the traceback with --debug)
 """
+    + SIGNAL_EXIT_CODES
+)
 
 #: subcommand name -> "module:attribute", loaded on first use
 COMMANDS: dict[str, str] = {
@@ -63,6 +75,17 @@ class CheckerGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(module), attribute)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # click's main() turns a broken pipe into exit 1, "violation" here: take
+        # failures to write stdout past it
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            stream = _echo_stream(exc)
+            if stream is not None:
+                raise OutputFailure(exc, stream) from exc
+            raise
+
     def main(  # type: ignore[override]
         self,
         args: Sequence[str] | None = None,
@@ -82,35 +105,126 @@ class CheckerGroup(click.Group):
 def _run(
     group: click.Group, argv: list[str], complete_var: str | None, extra: dict[str, Any]
 ) -> int:
+    from checker import interrupt
+
     debug = "--debug" in argv
+    if not _stdout_open():
+        # Python replaces a closed stdout by None and click then prints nothing:
+        # the run would "succeed" with its answer lost
+        _say(f"checker: error: {STDOUT_CLOSED}")
+        return 2
     try:
-        code = click.Group.main(
-            group, argv, "checker", complete_var, standalone_mode=False, **extra
-        )
+        with interrupt.handling():
+            code = click.Group.main(
+                group, argv, "checker", complete_var, standalone_mode=False, **extra
+            )
+            # Ctrl-C while the last lines were printed still stops the run
+            interrupt.check()
     except click.exceptions.Exit as exc:  # --help, shell completion
         return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError:
+        _say(SHORT_USAGE)
+        return 2
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        click.echo(f"checker: error: {exc.format_message()}{hint}", err=True)
+        _say(f"checker: error: {exc.format_message()}{hint}")
         return 2
-    except click.Abort:
-        click.echo("checker: aborted", err=True)
-        return 130
+    except (click.Abort, KeyboardInterrupt, Interrupted):
+        # click.Abort: Ctrl-C at a prompt; KeyboardInterrupt: before the handler
+        # was installed
+        _say("checker: interrupted")
+        return Interrupted.exit_code
     except CheckerError as exc:
-        if debug:
+        if debug and exc.exit_code == InternalError.exit_code:
             traceback.print_exc()
-        click.echo(f"checker: error: {exc}", err=True)
+        prefix = "inconclusive" if exc.exit_code == 3 else "error"
+        _say(f"checker: {prefix}: {exc}")
         return exc.exit_code
+    except OutputFailure as exc:
+        return _output_failed(exc.error, exc.stream)
     except Exception as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(
-            f"checker: internal error: {type(exc).__name__}: {exc} "
-            "(run with --debug for the traceback)",
-            err=True,
-        )
-        return 4
+        return _internal(exc, debug)
     return code if isinstance(code, int) else 0
+
+
+#: what bare ``checker`` prints (on stderr, exit 2: no command is a usage error)
+SHORT_USAGE = (
+    "usage: checker [--debug] COMMAND [ARGS]...\n"
+    f"commands: {', '.join(sorted(COMMANDS))}\n"
+    "checker: error: no command given; see 'checker --help' or 'checker COMMAND --help'"
+)
+STDOUT_CLOSED = "stdout is closed; redirect it (e.g. >/dev/null) instead of closing it"
+#: the exit code of a run whose reader went away, as for a command killed by SIGPIPE
+BROKEN_PIPE = 141
+
+
+class OutputFailure(Exception):
+    """Writing to stdout or stderr failed (carried past click, which would exit 1)."""
+
+    def __init__(self, error: OSError, stream: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        #: "stdout" or "stderr"
+        self.stream = stream
+
+
+def _internal(exc: Exception, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    _say(
+        f"checker: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+    )
+    return InternalError.exit_code
+
+
+def _stdout_open() -> bool:
+    if sys.stdout is None:
+        return False
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return True  # not a file (a test runner's capture): it is open
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _echo_stream(exc: OSError) -> str | None:
+    """``"stdout"`` or ``"stderr"`` if ``exc`` was raised writing there through
+    ``click.echo``; None if it came from elsewhere."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "echo" and frame.f_globals.get("__name__") == "click.utils":
+            return "stderr" if frame.f_locals.get("err") else "stdout"
+        tb = tb.tb_next
+    return None
+
+
+def _output_failed(exc: OSError, stream: str) -> int:
+    """A reader that went away (``| head``, also ``2>&1 | head``) ends the run quietly
+    with 141; any other failure to write stdout (a full disk) is a one-line error,
+    exit 2, as for an output file that cannot be written."""
+    # whatever is still buffered would fail again when Python flushes at exit
+    failed = sys.stdout if stream == "stdout" else sys.stderr
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, failed.fileno())
+        os.close(devnull)
+    if exc.errno == errno.EPIPE:
+        return BROKEN_PIPE
+    why = exc.strerror or str(exc)
+    _say(f"checker: error: cannot write to {stream}: {why}; free space or redirect {stream}")
+    return 2
+
+
+def _say(line: str) -> None:
+    """``line`` on stderr, unless stderr itself cannot be written (then the exit code
+    is all there is)."""
+    with contextlib.suppress(OSError):
+        click.echo(line, err=True)
 
 
 @click.group(cls=CheckerGroup, epilog=EXIT_CODES, context_settings=CONTEXT)

@@ -19,6 +19,7 @@ from checker.cli.common import (
     PathsChoice,
     PathType,
     ensure_writable,
+    max_states_option,
     paths_options,
     reproduce_command,
     resolve_paths,
@@ -61,7 +62,8 @@ if TYPE_CHECKING:
     type=click.IntRange(1, MAX_DEPTH),
     default=30,
     show_default=True,
-    help="Longest counterexample searched for (proofs are for all depths).",
+    help="Longest counterexample searched for while no violation is known (proofs are "
+    "for all depths; a violation Spacer finds is traced however long, and says so).",
 )
 @click.option(
     "--engine",
@@ -77,6 +79,7 @@ if TYPE_CHECKING:
     default=None,
     help="z3 work budget per solver; running out is inconclusive (exit 3).",
 )
+@max_states_option
 @click.option(
     "--json", "as_json", is_flag=True, help="Print JSON on stdout; progress goes to stderr."
 )
@@ -98,6 +101,7 @@ def check(
     depth: int,
     engine: str,
     rlimit: int | None,
+    max_states: int,
     as_json: bool,
     out: Path,
     profile: str,
@@ -120,7 +124,12 @@ def check(
     ensure_writable(out)
     budget = Budget(rlimit) if rlimit else Budget()
     options = Options(
-        vcpus=vcpus, depth=depth, paths=choice.paths, budget=budget, engine=Engine(engine)
+        vcpus=vcpus,
+        depth=depth,
+        paths=choice.paths,
+        budget=budget,
+        engine=Engine(engine),
+        max_states=max_states,
     )
     reports = [check_rule(rule, options, choice, out, as_json) for rule in rules]
     if as_json:
@@ -133,7 +142,7 @@ def check_rule(
     rule: Rule, options: Options, choice: PathsChoice, out: Path, as_json: bool
 ) -> dict[str, Any]:
     """Check every property of ``rule``, print as it goes, return the JSON report."""
-    from checker import formula, version
+    from checker import formula, interrupt, version
     from checker.check import Session, check_property, exit_code
     from checker.model import PROPERTIES, System
     from checker.smt import z3_version
@@ -148,20 +157,24 @@ def check_rule(
         details.append(f"{options.vcpus} vCPU{'s' if options.vcpus > 1 else ''}")
         click.echo("  " + "; ".join(details))
     results = []
-    entries = []
-    session = Session(System(rule, options.paths))
+    session = Session(System(rule, options.paths), options.max_states)
     for prop in PROPERTIES:
         started = time.perf_counter()
         result = check_property(rule, prop, options, session)
         seconds = time.perf_counter() - started
-        files = _write_trace(result, rule, options, choice, out) if result.trace else []
         results.append(result)
-        entries.append(_property_json(result, rule, options, choice, files))
         line = _verdict_line(result, _expected(rule, choice), seconds)
         if as_json:
             click.echo(f"{rule.name}: {line}", err=True)
         else:
             click.echo("  " + line)
+    # traces are written once every property is decided: Ctrl-C before this point
+    # leaves --out as it was
+    interrupt.check()
+    entries = []
+    for result in results:
+        files = _write_trace(result, rule, options, choice, out) if result.trace else []
+        entries.append(_property_json(result, rule, options, choice, files))
     if not as_json:
         _print_details(results, options, entries, rule.expression)
     return {

@@ -46,6 +46,22 @@ def specs_option(f: F) -> F:
     )(f)
 
 
+#: the same as checker.explicit.DEFAULT_MAX_STATES (not imported: --help stays light)
+DEFAULT_MAX_STATES = 50_000
+
+
+def max_states_option(f: F) -> F:
+    """--max-states: the explicit exploration's budget."""
+    return click.option(
+        "--max-states",
+        type=click.IntRange(1),
+        default=DEFAULT_MAX_STATES,
+        show_default=True,
+        help="States the explicit exploration may store; beyond, it stops as "
+        "inconclusive (exit 3).",
+    )(f)
+
+
 def paths_options(f: F) -> F:
     """--profile, --harvest-flush, --enable-flush: the paths around the rule."""
     f = click.option(

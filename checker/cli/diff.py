@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
     MAX_VCPUS,
     PathsChoice,
     PathType,
+    max_states_option,
     named_rule,
     paths_options,
     resolve_paths,
@@ -23,13 +25,17 @@ if TYPE_CHECKING:
     from checker.diff import Comparison, Side, Witness
     from checker.specs import Rule
 
-DIFF_EXIT_CODES = """\b
+DIFF_EXIT_CODES = (
+    """\b
 Exit codes:
   0  the rules decide alike on every reachable update
   1  they decide differently somewhere
   2  usage or spec error
+  3  more reachable states than --max-states (inconclusive)
   4  internal error
 """
+    + SIGNAL_EXIT_CODES
+)
 
 
 @click.command(epilog=DIFF_EXIT_CODES)
@@ -44,6 +50,7 @@ Exit codes:
 )
 @click.option("--vcpus", type=click.IntRange(1, MAX_VCPUS), default=2, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@max_states_option
 @paths_options
 @specs_option
 def diff(
@@ -52,6 +59,7 @@ def diff(
     kernels: tuple[Path, ...],
     vcpus: int,
     as_json: bool,
+    max_states: int,
     profile: str,
     harvest_flush: str | None,
     enable_flush: str | None,
@@ -74,7 +82,7 @@ def diff(
     a, b = ((r.name, System(r, choice.paths)) for r in rules)
     if a[0] == b[0]:
         a, b = (f"{a[0]} (A)", a[1]), (f"{b[0]} (B)", b[1])
-    comparison = engine.diff(a, b, vcpus)
+    comparison = engine.diff(a, b, vcpus, max_states)
     if as_json:
         click.echo(json.dumps(_json(comparison, rules, vcpus, choice), indent=2))
     else:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
     PathType,
     ensure_file_writable,
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
     from checker.gate import GateReport
     from checker.specs import Rule
 
-GATE_EXIT_CODES = """\b
+GATE_EXIT_CODES = (
+    """\b
 Exit codes:
   0  pass: no failure, the lockfile matches (--update: the lockfile was written)
   1  gate failure: a safety verdict REGRESSED against the lockfile, a verdict
@@ -33,8 +35,12 @@ Exit codes:
   2  the lockfile is stale (refresh: checker gate --update, or make lock, and
      commit it), or a usage or spec error (one line on stderr, nothing written)
   4  internal error (a one-line message; the traceback with --debug)
+"""
+    + SIGNAL_EXIT_CODES
+    + """\
 Exit code 3 is not used by the gate.
 """
+)
 
 
 @click.command(epilog=GATE_EXIT_CODES)
@@ -123,8 +129,8 @@ def gate(
     When GITHUB_ACTIONS=true, failures are also written as ::error annotations
     on stderr and a Markdown summary is appended to $GITHUB_STEP_SUMMARY.
     """
+    from checker import interrupt, version
     from checker import lock as lockfile
-    from checker import version
     from checker.check import Options
     from checker.gate import GateSettings
     from checker.gate import gate as run_gate
@@ -194,6 +200,8 @@ def gate(
     # --update succeeds (0) by writing the lock, or is refused (1)
     code = report.exit_code if not update else 1 if refusal is not None else 0
 
+    # the last point where Ctrl-C stops the run with every output untouched
+    interrupt.check()
     if junit is not None:
         from checker import junit as junit_format
 

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
+from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
     MAX_VCPUS,
     PathType,
     ensure_file_writable,
+    max_states_option,
     paths_options,
     resolve_paths,
     select_rules,
@@ -23,7 +25,19 @@ FORMATS = {".json": "json", ".graphml": "graphml", ".dot": "dot", ".gv": "dot"}
 MAX_GRAPH_VCPUS = 6
 
 
-@click.command()
+GRAPH_EXIT_CODES = (
+    """\b
+Exit codes:
+  0  the graph was written
+  2  usage or spec error
+  3  more reachable states than --max-states (nothing written)
+  4  internal error
+"""
+    + SIGNAL_EXIT_CODES
+)
+
+
+@click.command(epilog=GRAPH_EXIT_CODES)
 @click.option("--rule", "rule_name", metavar="NAME", help="A rule from specs/rules.")
 @click.option("--expr", metavar="C", help="An ad-hoc flush condition in C.")
 @click.option("--kernel", type=PathType(path_type=Path), help="The rule of a kernel tree.")
@@ -38,6 +52,7 @@ MAX_GRAPH_VCPUS = 6
 @click.option(
     "--symmetric", is_flag=True, help="One node per class of states equal up to renaming vCPUs."
 )
+@max_states_option
 @paths_options
 @specs_option
 def graph(
@@ -48,6 +63,7 @@ def graph(
     output: Path,
     fmt: str | None,
     symmetric: bool,
+    max_states: int,
     profile: str,
     harvest_flush: str | None,
     enable_flush: str | None,
@@ -75,7 +91,7 @@ def graph(
             f"{MAX_GRAPH_VCPUS} vCPUs; add --symmetric"
         )
     ensure_file_writable(output, "-o")
-    g = statespace.state_graph(System(rule, choice.paths), vcpus, symmetric)
+    g = statespace.state_graph(System(rule, choice.paths), vcpus, symmetric, max_states)
     g.graph.update(rule=rule.name, expression=rule.expression, profile=choice.label)
     if fmt == "dot":
         text = statespace.to_dot(g)

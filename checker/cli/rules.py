@@ -15,12 +15,14 @@ def rules(specs: Path) -> int:
     """List the rules in specs/rules and the profiles in specs/profiles."""
     from checker.specs import load_profiles, load_rules
 
+    # both are read before anything is printed: an error leaves stdout empty
+    known, profiles = load_rules(specs), load_profiles(specs)
     click.echo("rules:")
-    for rule in load_rules(specs).values():
+    for rule in known.values():
         where = rule.origin.get("kernels", "")
         click.echo(f"  {rule.name:12} {rule.expression}" + (f"   [{where}]" if where else ""))
     click.echo("profiles (--profile):")
-    for profile in load_profiles(specs).values():
+    for profile in profiles.values():
         kernels = f"   [{profile.kernels}]" if profile.kernels else ""
         click.echo(f"  {profile.name:12} {profile.summary}{kernels}")
     return 0

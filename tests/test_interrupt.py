@@ -1,0 +1,126 @@
+"""Ctrl-C stops a run: exit 130, one line, nothing half-written, never a wrong verdict."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from checker import interrupt
+from checker.encode import Encoding
+from checker.errors import Interrupted
+from checker.model import PROPERTY_BY_NAME, System
+from checker.smt import Budget, check, new_solver
+from checker.specs import Rule
+
+from .conftest import ROOT, SPECS
+
+
+@pytest.fixture
+def pressed() -> Iterator[None]:
+    """Ctrl-C as the watcher thread sees it, taken back afterwards."""
+    interrupt._interrupt()
+    yield
+    interrupt._requested.clear()
+
+
+def test_a_solver_call_after_ctrl_c_is_an_interruption_not_an_answer(
+    pressed: None, systems: dict[str, System]
+) -> None:
+    solver = new_solver(Budget())
+    with pytest.raises(Interrupted):
+        check(solver)
+
+
+def test_spacer_after_ctrl_c_is_an_interruption_not_inconclusive(
+    pressed: None, shipped_rules: dict[str, Rule]
+) -> None:
+    from checker import spacer
+
+    enc = Encoding(System(shipped_rules["new"]), 1)
+    with pytest.raises(Interrupted):
+        spacer.prove(enc, PROPERTY_BY_NAME["stale_w"], Budget())
+
+
+def _digest(path: Path) -> str | None:
+    """The bytes of a file, or of every file under a directory; None if absent."""
+    if not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(path.parent)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+#: a check slow enough to be interrupted (about 2 s)
+SLOW_CHECK = ("check", "--rule", "legacy", "--vcpus", "8", "--engine", "all")
+#: when SIGINT is sent to each command, in seconds after its first line of output
+#: (few runs: each is a process start)
+MOMENTS = {"check": (0.2, 0.5, 1.0), "gate": (0.2,), "update": (0.5, 1.0)}
+
+
+def test_ctrl_c_stops_check_gate_and_update_with_nothing_written(tmp_path: Path) -> None:
+    """A real SIGINT at several moments of a check, a gate and a gate --update, all
+    started at once (so that each is still running when signalled; moments count
+    from the run's first line of output, past the interpreter's start-up): exit 130,
+    one line on stderr besides the gate's progress, no traceback, outputs untouched."""
+    stale = json.loads((SPECS / "verdicts.lock.json").read_text())
+    del stale["rules"]["new"]  # so that --update would write
+    committed = str(SPECS / "verdicts.lock.json")
+    runs = []
+    for name, moments in MOMENTS.items():
+        for i, moment in enumerate(moments):
+            out, junit, lock = (tmp_path / f"{name}{i}{suffix}" for suffix in ("", ".xml", ".json"))
+            lock.write_text(json.dumps(stale))
+            args, output = {
+                "check": ([*SLOW_CHECK, "--out", str(out)], out),
+                "gate": (["gate", "--lock", committed, "--junit", str(junit)], junit),
+                "update": (["gate", "--update", "--lock", str(lock)], lock),
+            }[name]
+            process = subprocess.Popen(
+                [sys.executable, "-m", "checker", *args, "--specs", str(SPECS)],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            runs.append((name, moment, process, output, _digest(output)))
+    deadlines = []
+    for name, moment, process, *_ in runs:
+        # check prints its rule on stdout first; the gate its progress on stderr
+        first = process.stdout if name == "check" else process.stderr
+        assert first is not None and first.readline()
+        deadlines.append((time.monotonic() + moment, process))
+    signalled = set()
+    for deadline, process in sorted(deadlines, key=lambda d: d[0]):
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        if process.poll() is None:  # a run that already ended has nothing to stop
+            process.send_signal(signal.SIGINT)
+            signalled.add(name_of(runs, process))
+    stopped = set()
+    for name, moment, process, output, before in runs:
+        _, stderr = process.communicate(timeout=60)
+        if process.returncode in (0, 1) and "interrupted" not in stderr:
+            continue  # it ended before the signal came
+        about = f"{name} interrupted after {moment}s: {stderr}"
+        assert process.returncode == 130, about
+        assert "Traceback" not in stderr, about
+        lines = [line for line in stderr.splitlines() if not line.startswith("gate: checking")]
+        assert lines == ["checker: interrupted"], about
+        assert _digest(output) == before, about
+        stopped.add(name)
+    assert stopped == {"check", "gate", "update"}, signalled
+
+
+def name_of(
+    runs: list[tuple[str, float, subprocess.Popen[str], Path, str | None]], process: object
+) -> str:
+    return next(name for name, _, p, *_ in runs if p is process)
