@@ -301,3 +301,16 @@ def test_odd_characters_in_the_path_are_not_blamed_on_the_c(tmp_path: Path, name
     shown = str(bad / "arch/x86/kvm/mmu/mmu.c").replace("\n", "\\n")
     assert str(info.value).startswith(f"{shown}:6:9: unknown identifier 'is_writabl_pte'")
     assert "\n" not in str(info.value)
+
+
+def test_the_text_parsed_is_exactly_the_function(tmp_path: Path) -> None:
+    # the braces in strings make the textual match run on into the next function:
+    # parsed as is, the first definition's body would be read without complaint
+    path = tmp_path / "mmu.c"
+    path.write_text(
+        "static bool mmu_spte_update(u64 *sptep, u64 new_spte)\n"
+        '{\n\tchar *s = "{";\n\treturn true;\n}\n'
+        'static bool other(void)\n{\n\tchar *t = "}";\n\treturn false;\n}\n'
+    )
+    with pytest.raises(KernelError, match=r"mmu.c:1: mmu_spte_update\(\) is not one C function"):
+        extract(path)
