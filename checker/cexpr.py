@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, cast
 
 from checker import formula as F
@@ -148,30 +151,237 @@ _PRELUDE = (
 )
 _PRELUDE_LINES = _PRELUDE.count("\n")
 _EPILOGUE = "\n); }\n"
+_WRAPPER = "__checker_rule"
 
-_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
+#: Limits on C text. Each is far above what a kernel's flush condition needs (the
+#: longest, v6.12's mmu_spte_update(), has about 200 tokens nested 4 deep); beyond
+#: them the text is refused in one line instead of exhausting the stack or memory.
+#: tokens in a flush condition or in the kernel function read
+MAX_TOKENS = 10_000
+#: parentheses, brackets and braces open at once
+MAX_BRACKETS = 100
+#: operators and statements nested in the syntax tree; a chain of one operator
+#: (``a && b && c``, ``a || b || c``) is one level, so such chains of any length pass
+MAX_SYNTAX_DEPTH = 1_000
+#: the rule's formula as a tree: nesting, and nodes (``a == b`` uses each side
+#: twice, so nested comparisons grow exponentially)
+MAX_FORMULA_DEPTH = 200
+MAX_FORMULA_SIZE = 200_000
+#: Python frames a syntax level may take (pycparser's descent for one parenthesis
+#: is about 10): the recursion limit is raised by this much while C text is parsed
+#: and translated, and restored afterwards
+_FRAMES = 12 * MAX_BRACKETS + 5 * MAX_SYNTAX_DEPTH + 500
+
+_COMMENT_START = re.compile(r"/\*|//")
 
 
 def strip_comments(text: str) -> str:
-    """Blank out C comments, keeping every other character (and newline) in place."""
-    return _COMMENT.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+    """Blank out C comments, keeping every other character (and newline) in place.
+
+    Linear in the text: an unclosed ``/*`` is left as it is (the parser then
+    refuses it), and once one is found no later ``/*`` is searched for a closing
+    ``*/`` again.
+    """
+    out: list[str] = []
+    position, closable = 0, True
+    while (start := _COMMENT_START.search(text, position)) is not None:
+        begin = start.start()
+        if start.group() == "//":
+            end = text.find("\n", begin)
+            end = len(text) if end < 0 else end
+        else:
+            close = text.find("*/", begin + 2) if closable else -1
+            if close < 0:
+                closable = False
+                out.append(text[position : begin + 1])
+                position = begin + 1
+                continue
+            end = close + 2
+        out.append(text[position:begin])
+        out.append(re.sub(r"[^\n]", " ", text[begin:end]))
+        position = end
+    out.append(text[position:])
+    return "".join(out)
 
 
-def parse(text: str, origin: Origin, layout: Layout = "x86") -> Formula:
-    """Translate the C expression ``text`` to a Formula over ``old_spte``/``new_spte``."""
+@contextmanager
+def stack_room() -> Iterator[None]:
+    """Room on the stack for C text within the limits above.
+
+    pycparser and the translators recurse once or more per syntax level; the
+    limits bound the levels, and this raises Python's recursion limit by enough
+    frames for them (pure Python frames, bounded), restoring it afterwards.
+    """
+    before = sys.getrecursionlimit()
+    frame: FrameType | None = sys._getframe()
+    depth = 0
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    sys.setrecursionlimit(max(before, depth + _FRAMES))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
+
+
+def check_tokens(text: str, origin: Origin, what: str) -> None:
+    """Refuse C text the parser must not see: over :data:`MAX_TOKENS` tokens,
+    brackets nested over :data:`MAX_BRACKETS` deep, a bracket that closes more than
+    ``text`` opened (``x)); } int y; int f(void) { return (1`` would close our
+    wrapper and declare more), or a preprocessor directive (``#line`` would move
+    the positions). ``what`` names the text in messages ("the flush condition")."""
+    from pycparser.c_lexer import CLexer
+
+    hash_mark = text.find("#")
+    if hash_mark >= 0:
+        line = text.count("\n", 0, hash_mark) + 1
+        column = hash_mark - (text.rfind("\n", 0, hash_mark) + 1) + 1
+        raise CExprError(
+            f"{origin.at(line, column)}: '#' (a preprocessor directive) is not C the "
+            f"checker reads in {what}"
+        )
+
+    def lexing_error(message: str, line: int, column: int) -> None:
+        raise CExprError(f"{origin.at(line, column)}: {message}")
+
+    lexer = CLexer(lexing_error)
+    lexer.input(text, "")
+    closers = {"RPAREN": "LPAREN", "RBRACKET": "LBRACKET", "RBRACE": "LBRACE"}
+    open_: list[str] = []
+    count = 0
+    while (token := lexer.token()) is not None:
+        count += 1
+        if count > MAX_TOKENS:
+            raise CExprError(
+                f"{origin.at(token.lineno, token.column)}: {what} is longer than "
+                f"{MAX_TOKENS} tokens, the checker's limit"
+            )
+        if token.type in ("LPAREN", "LBRACKET", "LBRACE"):
+            open_.append(token.type)
+            if len(open_) > MAX_BRACKETS:
+                raise CExprError(
+                    f"{origin.at(token.lineno, token.column)}: {what} nests brackets more "
+                    f"than {MAX_BRACKETS} deep, the checker's limit"
+                )
+        elif token.type in closers:
+            if not open_ or open_[-1] != closers[token.type]:
+                raise CExprError(
+                    f"{origin.at(token.lineno, token.column)}: unbalanced '{token.value}': "
+                    f"{what} must be exactly one C expression"
+                    if what == FLUSH_CONDITION
+                    else f"{origin.at(token.lineno, token.column)}: unbalanced "
+                    f"'{token.value}' in {what}"
+                )
+            open_.pop()
+
+
+FLUSH_CONDITION = "the flush condition"
+
+
+def check_syntax_depth(node: Any, origin: Origin, where: Callable[[Any], str]) -> None:
+    """Refuse a syntax tree nested over :data:`MAX_SYNTAX_DEPTH` levels (walked
+    without recursion; a chain of ``&&`` or ``||`` is one level)."""
+    from pycparser import c_ast
+
+    stack: list[tuple[Any, int]] = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > MAX_SYNTAX_DEPTH:
+            raise CExprError(
+                f"{where(current)}: the C text is nested more than {MAX_SYNTAX_DEPTH} operators "
+                "or statements deep, the checker's limit"
+            )
+        for _, child in current.children():
+            chained = (
+                isinstance(current, c_ast.BinaryOp)
+                and isinstance(child, c_ast.BinaryOp)
+                and child.op == current.op
+                and current.op in ("&&", "||")
+            )
+            stack.append((child, depth if chained else depth + 1))
+
+
+def check_formula(formula: Formula, where: str, why: str = "") -> None:
+    """Refuse a formula over :data:`MAX_FORMULA_DEPTH` deep or
+    :data:`MAX_FORMULA_SIZE` nodes (``where`` is the position to name, ``why`` what
+    in the text tends to make formulas large)."""
+    depth, size = F.measure(formula)
+    if depth > MAX_FORMULA_DEPTH:
+        raise CExprError(
+            f"{where}: the rule's formula is nested more than {MAX_FORMULA_DEPTH} deep, "
+            "the checker's limit"
+        )
+    if size > MAX_FORMULA_SIZE:
+        raise CExprError(
+            f"{where}: the rule's formula has more than {MAX_FORMULA_SIZE} terms{why}, "
+            "the checker's limit"
+        )
+
+
+def too_deep(origin: Origin) -> CExprError:
+    """The refusal for C that still exhausts the stack within the limits above
+    (long runs of prefix operators such as ``!!!!``, which no bracket counts)."""
+    return CExprError(
+        f"{origin.at(1, 1)}: the C text is nested too deeply for the checker (limits: "
+        f"{MAX_BRACKETS} brackets, {MAX_SYNTAX_DEPTH} operators or statements)"
+    )
+
+
+def _expression(text: str, origin: Origin) -> Any:
+    """The syntax tree of the one C expression ``text``, checked against the limits.
+
+    The expression is parsed inside a wrapper function of our own; the tokens are
+    checked first so the text cannot close the wrapper, and the tree is checked to
+    be exactly the wrapper returning one expression.
+    """
+    from pycparser import c_ast
     from pycparser.c_parser import ParseError
 
     body = strip_comments(text)
     if not body.strip():
         raise CExprError(f"{origin.at(1, 1)}: the flush condition is empty")
+    unclosed = body.find("/*")
+    if unclosed >= 0:
+        line = body.count("\n", 0, unclosed) + 1
+        column = unclosed - (body.rfind("\n", 0, unclosed) + 1) + 1
+        raise CExprError(f"{origin.at(line, column)}: a '/*' comment is not closed")
+    check_tokens(body, origin, FLUSH_CONDITION)
     source = _PRELUDE + body + _EPILOGUE
     try:
         ast = _parser().parse(source, filename="<rule>")
     except ParseError as exc:
         raise CExprError(_parse_error(str(exc), origin, body)) from None
-    function = ast.ext[-1]
-    expression = function.body.block_items[0].expr
-    return _Translator(origin, layout).truth(expression)
+    # the prelude's two typedefs, then the wrapper holding one return of one value
+    function = ast.ext[-1] if len(ast.ext) == 3 else None
+    items = function.body.block_items if isinstance(function, c_ast.FuncDef) else None
+    if (
+        function is None
+        or function.decl.name != _WRAPPER
+        or not items
+        or len(items) != 1
+        or not isinstance(items[0], c_ast.Return)
+        or items[0].expr is None
+    ):
+        raise CExprError(f"{origin.at(1, 1)}: the flush condition must be one C expression")
+    expression = items[0].expr
+    check_syntax_depth(expression, origin, _Translator(origin, "x86")._where)
+    return expression
+
+
+def parse(text: str, origin: Origin, layout: Layout = "x86") -> Formula:
+    """Translate the C expression ``text`` to a Formula over ``old_spte``/``new_spte``.
+
+    Exactly one expression is accepted, within the limits above (:data:`MAX_TOKENS`
+    and friends); anything else is a :class:`CExprError` naming the position.
+    """
+    try:
+        with stack_room():
+            expression = _expression(text, origin)
+            formula = _Translator(origin, layout).truth(expression)
+    except RecursionError:
+        raise too_deep(origin) from None
+    check_formula(formula, origin.at(1, 1), " ('==', '!=' and '^' repeat their operands)")
+    return formula
 
 
 def _parser() -> Any:
@@ -243,8 +453,8 @@ class _Translator:
         coord = getattr(node, "coord", None)
         if coord is None or coord.line is None:
             return self.origin.at(1, 1)
-        if coord.file != "<rule>":  # a kernel file, positioned with a #line directive
-            return f"{coord.file}:{coord.line}:{coord.column or 1}"
+        if coord.file != "<rule>":  # a kernel file's body, parsed at its own lines
+            return f"{self.origin.source}:{coord.line}:{coord.column or 1}"
         return self.origin.at(coord.line - _PRELUDE_LINES, coord.column or 1)
 
     def fail(self, node: object, message: str) -> CExprError:
@@ -290,16 +500,21 @@ class _Translator:
 
         match node:
             case c_ast.BinaryOp(op="&&"):
-                return F.and_(self.truth(node.left), self.truth(node.right))
+                return F.and_(*(self.truth(term) for term in _chain(node)))
             case c_ast.BinaryOp(op="||"):
-                return F.or_(self.truth(node.left), self.truth(node.right))
+                return F.or_(*(self.truth(term) for term in _chain(node)))
             case c_ast.BinaryOp(op="&" | "|" | "^"):
                 return self._bitwise(node.op, self.word(node.left), self.word(node.right))
             case c_ast.BinaryOp(op="==" | "!="):
                 equal = self._equal(node, self.word(node.left), self.word(node.right))
                 return equal if node.op == "==" else F.not_(equal)
             case c_ast.BinaryOp(op="<<"):
-                return Word.const(self._integer(node.left) << self._integer(node.right))
+                value, shift = self._integer(node.left), self._integer(node.right)
+                if not 0 <= shift < WIDTH:
+                    # undefined in C; refused, never reduced
+                    raise self.fail(node.right, f"a shift by {shift} is outside 64 bits")
+                # the bits shifted out of a 64-bit value are lost, as in C's u64
+                return Word.const(value << shift & (1 << WIDTH) - 1)
             case c_ast.UnaryOp(op="!"):
                 return F.not_(self.truth(node.expr))
             case c_ast.UnaryOp(op="~"):
@@ -401,9 +616,13 @@ class _Translator:
         if isinstance(node, c_ast.Constant) and _is_integer(node):
             digits = node.value.rstrip("uUlL")
             try:
-                return int(digits, 0) if not re.fullmatch(r"0[0-7]+", digits) else int(digits, 8)
+                number = int(digits, 0) if not re.fullmatch(r"0[0-7]+", digits) else int(digits, 8)
             except ValueError:
-                raise self.fail(node, f"not an integer constant: {node.value}") from None
+                raise self.fail(node, f"not an integer constant: {_clip(node.value)}") from None
+            if number >> WIDTH:
+                # refused, never truncated: the text would not mean what it says
+                raise self.fail(node, f"the constant {_clip(node.value)} does not fit in 64 bits")
+            return number
         value = self.value(node)
         if isinstance(value, Word) and all(isinstance(b, F.Const) for b in value.bits):
             return sum(1 << i for i, b in enumerate(value.bits) if b == F.TRUE)
@@ -434,6 +653,23 @@ class _Translator:
                 f"(bit {_ranges(unknown)}); mask both sides with known masks",
             )
         return F.and_(*(F.iff(cast(Formula, x), cast(Formula, y)) for x, y in pairs))
+
+
+def _chain(node: Any) -> list[Any]:
+    """The operands of a chain of one operator, ``a && b && c`` -> [a, b, c], walked
+    without recursion (the parser builds the chain nested to the left)."""
+    from pycparser import c_ast
+
+    operands = []
+    while isinstance(node.left, c_ast.BinaryOp) and node.left.op == node.op:
+        operands.append(node.right)
+        node = node.left
+    return [node.left, node.right, *reversed(operands)]
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    """``text`` cut to ``limit`` characters, for messages that quote input."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _is_integer(node: Any) -> bool:
@@ -481,28 +717,28 @@ def explain(
     from pycparser import c_ast, c_generator
 
     origin = Origin("<explain>")
-    source = _PRELUDE + strip_comments(text) + _EPILOGUE
-    expression = _parser().parse(source, filename="<rule>").ext[-1].body.block_items[0].expr
-    translator = _Translator(origin, layout)
-    printer = c_generator.CGenerator()
-    terms: list[Term] = []
+    with stack_room():
+        expression = _expression(text, origin)
+        translator = _Translator(origin, layout)
+        printer = c_generator.CGenerator()
+        terms: list[Term] = []
 
-    def value(f: Formula) -> bool:
-        return bool(F.evaluate(f, CONCRETE, old, new, ad_enabled))
+        def value(f: Formula) -> bool:
+            return bool(F.evaluate(f, CONCRETE, old, new, ad_enabled))
 
-    def visit(node: Any) -> None:
-        atomic = isinstance(node, c_ast.FuncCall) and _callee(node) not in TRANSPARENT
-        atomic = atomic or (
-            isinstance(node, c_ast.BinaryOp) and node.op in ("&", "|", "^", "==", "!=")
-        )
-        if atomic:
-            terms.append(Term(printer.visit(node), value(translator.truth(node))))
-            return
-        for _, child in node.children():
-            visit(child)
-
-    visit(expression)
-    return value(translator.truth(expression)), terms
+        # depth first, in source order, without recursion: chains of && can be long
+        pending = [expression]
+        while pending:
+            node = pending.pop()
+            atomic = isinstance(node, c_ast.FuncCall) and _callee(node) not in TRANSPARENT
+            atomic = atomic or (
+                isinstance(node, c_ast.BinaryOp) and node.op in ("&", "|", "^", "==", "!=")
+            )
+            if atomic:
+                terms.append(Term(printer.visit(node), value(translator.truth(node))))
+                continue
+            pending.extend(reversed([child for _, child in node.children()]))
+        return value(translator.truth(expression)), terms
 
 
 def _callee(node: Any) -> str | None:

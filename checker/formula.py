@@ -232,3 +232,34 @@ def _column(i: int, k: int) -> int:
 def equivalent(a: Formula, b: Formula, assuming: Formula = TRUE) -> bool:
     """``assuming => (a <=> b)`` is valid."""
     return valid(or_(not_(assuming), iff(a, b)))
+
+
+def measure(f: Formula) -> tuple[int, int]:
+    """``f``'s depth and size (number of nodes) as a tree, each shared subformula
+    counted as often as it occurs. Computed without recursion and visiting each
+    distinct node once, so it is cheap even where the tree is exponentially large
+    (``a == b`` uses each side twice): that is what it is for, refusing formulas the
+    recursive functions here would take too long or too deep to walk."""
+    done: dict[int, tuple[int, int]] = {}
+    stack: list[tuple[Formula, bool]] = [(f, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in done:
+            continue
+        children: tuple[Formula, ...] = (
+            (node.arg,)
+            if isinstance(node, Not)
+            else node.args
+            if isinstance(node, And | Or)
+            else ()
+        )
+        if expanded or not children:
+            measured = [done[id(c)] for c in children]
+            done[id(node)] = (
+                1 + max((d for d, _ in measured), default=0),
+                1 + sum(s for _, s in measured),
+            )
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in done)
+    return done[id(f)]

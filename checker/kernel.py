@@ -9,14 +9,17 @@ Where the rule lives:
   ``if (...) flush = true;`` (or ``ret = true;``) statements OR-ed together,
   including the Accessed/Dirty clauses of v4..v6.12, around early returns.
 
-The function is found textually (comments blanked, braces matched), its text is
-handed to pycparser with a ``#line`` directive so positions are the file's own, and
-its body is executed symbolically: Boolean locals, assignments, ``|=``, ``if``/
+The function is found textually (comments blanked, braces matched, in one linear
+pass), its text is handed to pycparser at the file's own line numbers, and its body
+is executed symbolically: Boolean locals, assignments, ``|=``, ``if``/
 ``else`` and ``return`` give the returned value as a formula over the old and new
 SPTE. Calls made for their side effects (``kvm_set_pfn_accessed()``, ``WARN_ON()``)
 and statements on other variables are skipped; a condition that decides the
 result but cannot be understood is an error naming its file and line, never a
-guess.
+guess. So is conditional compilation (``#ifdef``) inside the function around code
+the result depends on: which branch a kernel builds is its configuration's choice.
+The text read is bounded like any rule's C (:data:`checker.cexpr.MAX_TOKENS` and
+friends).
 """
 
 from __future__ import annotations
@@ -96,12 +99,14 @@ def locate(path: Path) -> list[tuple[Path, str]]:
         found = [(path / rel, fn) for rel, fn in CANDIDATES if (path / rel).is_file()]
         if not found:
             wanted = ", ".join(rel for rel, _ in CANDIDATES)
-            raise KernelError(f"{path}: not a kernel tree (none of {wanted}); pass the tree's root")
+            raise KernelError(
+                f"{display(path)}: not a kernel tree (none of {wanted}); pass the tree's root"
+            )
         return found
     if os.path.lexists(path):
         # a file, or something that is not: reading it says which (never opens a FIFO)
         return [(path, fn) for fn in FUNCTIONS]
-    raise KernelError(f"{path}: no such file or directory")
+    raise KernelError(f"{display(path)}: no such file or directory")
 
 
 def extract(path: Path) -> KernelRule:
@@ -114,7 +119,7 @@ def extract(path: Path) -> KernelRule:
             raise KernelError(str(exc)) from None
         found = _find_function(text, function)
         if found is None:
-            tried.append(f"{function}() in {file}")
+            tried.append(f"{function}() in {display(file)}")
             continue
         return _read(file, function, text, *found)
     raise KernelError(f"no flush rule found: looked for {', '.join(tried)}")
@@ -124,22 +129,42 @@ def _find_function(text: str, function: str) -> tuple[int, int, int] | None:
     """Offsets of the definition of ``function``: its name, its body's opening and
     closing braces (in the text with comments and preprocessor lines blanked)."""
     code = _blank_preprocessor(cexpr.strip_comments(text))
+    # every bracket's partner, found once: looking each up from every mention of the
+    # function made a file of unclosed 'mmu_spte_update(' quadratic
+    parens, braces = _partners(code, "(", ")"), _partners(code, "{", "}")
     for m in re.finditer(rf"\b{re.escape(function)}\s*\(", code):
-        i = _matching(code, m.end() - 1, "(", ")")
+        i = parens.get(m.end() - 1)
         if i is None:
             continue
-        body = re.match(r"\s*\{", code[i + 1 :])
+        body = _BODY.match(code, i + 1)
         if body is None:  # a declaration or a call, not the definition
             continue
-        opening = i + body.end()
-        closing = _matching(code, opening, "{", "}")
+        opening = body.end() - 1
+        closing = braces.get(opening)
         if closing is None:
             continue
         return m.start(), opening, closing
     return None
 
 
+_BODY = re.compile(r"\s*\{")
+
+
+def _partners(code: str, opening: str, closing: str) -> dict[int, int]:
+    """The offset of each matched ``opening`` bracket's ``closing`` partner, in one
+    pass (unmatched ones are left out)."""
+    partners: dict[int, int] = {}
+    open_: list[int] = []
+    for m in re.finditer(re.escape(opening) + "|" + re.escape(closing), code):
+        if m.group() == opening:
+            open_.append(m.start())
+        elif open_:
+            partners[open_.pop()] = m.start()
+    return partners
+
+
 def _matching(code: str, at: int, opening: str, closing: str) -> int | None:
+    """The offset of the bracket closing the one at ``at`` (linear from ``at``)."""
     depth = 0
     for i in range(at, len(code)):
         if code[i] == opening:
@@ -168,41 +193,128 @@ def _read(
     """Parse the body of ``function`` and run it symbolically.
 
     Only the body is parsed, under a signature of our own: real declarations carry
-    attributes (``__always_inline``) and types pycparser does not know. A ``#line``
-    directive keeps the body's positions those of the file.
+    attributes (``__always_inline``) and types pycparser does not know. The body is
+    placed at its own line in the parsed text, so positions are the file's; the
+    file's name is never part of the C text (a path may hold any character).
     """
+    from pycparser import c_ast
     from pycparser.c_parser import ParseError
 
-    code = _blank_preprocessor(cexpr.strip_comments(text))
+    shown = display(file)
+    comments_blanked = cexpr.strip_comments(text)
+    code = _blank_preprocessor(comments_blanked)
     line = text.count("\n", 0, name) + 1
     body_line = text.count("\n", 0, opening) + 1
     body = code[opening : closing + 1]
     delegate = "leaf_spte_change_needs_tlb_flush"
     if function != delegate and re.search(rf"\b{delegate}\s*\(", body):
         raise KernelError(
-            f"{file}:{line}: {function}() asks {delegate}() (v6.13+), which is defined in "
+            f"{shown}:{line}: {function}() asks {delegate}() (v6.13+), which is defined in "
             "arch/x86/kvm/mmu/spte.h: pass the kernel tree or that file"
         )
-    source = (
-        f"{_PRELUDE}\n"
-        f"_Bool {function}(u64 *sptep, u64 old_spte, u64 new_spte);\n"
-        f'# {body_line} "{file}"\n'
-        f"_Bool {function}(u64 *sptep, u64 old_spte, u64 new_spte)"
-        f"{body}\n"
-    )
+    _refuse_conditional_code(shown, function, comments_blanked, name, closing)
+    body_column = opening - (text.rfind("\n", 0, opening) + 1) + 1
+    cexpr.check_tokens(body, Origin(shown, body_line, body_column), f"{function}()")
+    signature = f"_Bool {function}(u64 *sptep, u64 old_spte, u64 new_spte)"
+    before_body = f"{_PRELUDE}{signature};" + "\n" * (body_line - 1) + signature
+    source = f"{before_body}{body}\n"  # the body starts at its own line
+    # columns on that line are shifted by what precedes the body there
+    shift = len(before_body) - (before_body.rfind("\n") + 1) - (body_column - 1)
     try:
-        ast = cexpr._parser().parse(source, filename=str(file))
-    except ParseError as exc:
-        raise KernelError(f"{function}() at {exc}; the checker reads plain C only") from None
-    runner = _Runner(file, code)
-    result = runner.run(ast.ext[-1].body)
+        with cexpr.stack_room():
+            try:
+                ast = cexpr._parser().parse(source, filename=_PARSED)
+            except ParseError as exc:
+                message = str(exc).removeprefix(_PARSED)
+                raise KernelError(
+                    f"{function}() at {shown}{message}; the checker reads plain C only"
+                ) from None
+            definition = ast.ext[-1]
+            if len(ast.ext) != len(_TYPES) + 3 or not isinstance(definition, c_ast.FuncDef):
+                raise KernelError(f"{shown}:{line}: {function}() is not one C function body")
+            runner = _Runner(shown, code, body_line, shift)
+            cexpr.check_syntax_depth(definition.body, Origin(shown), runner.where)
+            result = runner.run(definition.body, f"{shown}:{line}")
+    except RecursionError:
+        raise cexpr.too_deep(Origin(shown, body_line)) from None
     if result is None:
-        raise KernelError(f"{file}:{line}: {function}() can end without returning")
+        raise KernelError(f"{shown}:{line}: {function}() can end without returning")
+    cexpr.check_formula(result, f"{shown}:{line}", _REPEATS)
     joined = _joined(runner.clauses, result)
     expression = joined if joined is not None else to_c(result)
     return KernelRule(
         file, function, line, tuple(runner.clauses), expression, joined is not None, result
     )
+
+
+_REPEATS = " (each early return or else-if repeats the conditions before it)"
+
+#: the name the body is parsed under; messages name the real file instead
+_PARSED = "<kernel>"
+
+
+def display(path: Path) -> str:
+    """``path`` for a one-line message: as it is, unless it holds a character that
+    would break the line or be invisible (newline, tab, a byte that is not UTF-8),
+    which are escaped as in a Python string."""
+    text = str(path)
+    if text.isprintable():
+        return text
+    return text.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
+_CONDITIONAL = re.compile(
+    r"^[ \t]*#[ \t]*(if|ifdef|ifndef|elif|elifdef|elifndef|else|endif)\b", re.M
+)
+#: what makes code inside #ifdef matter to the rule: a return, an assignment, a
+#: control statement or a bracket opened on one side of it
+_DECIDES = re.compile(
+    r"\b(?:return|if|else|for|while|do|switch|case|default|goto|break|continue)\b"
+    r"|(?:<<|>>)=|(?<![=!<>])=(?!=)"
+)
+
+
+def _refuse_conditional_code(shown: str, function: str, text: str, name: int, closing: int) -> None:
+    """Refuse ``#if``/``#ifdef``/``#else`` inside the function around code the rule may
+    depend on: reading every branch in sequence would let the first one win.
+
+    A group holding only calls and expressions the execution skips anyway (a
+    ``WARN_ON()`` under ``#ifdef CONFIG_KVM_PROVE_MMU``) gives the same rule whichever
+    branch is built, so it is read; anything else names the directive's line.
+    """
+    open_: list[re.Match[str]] = []
+    for m in _CONDITIONAL.finditer(text, name, closing):
+        directive = m.group(1)
+        if directive.startswith("if"):
+            open_.append(m)
+            continue
+        start = open_[-1] if open_ else m
+        group = text[start.start() : m.start()]
+        if not open_ or _decides(group):
+            where = text.count("\n", 0, start.start()) + 1
+            raise KernelError(
+                f"{shown}:{where}: #{start.group(1)} inside {function}() around code the "
+                "rule depends on: the checker does not guess which branch your kernel "
+                "builds; keep only that branch and retry"
+            )
+        if directive == "endif":
+            open_.pop()
+        else:  # #else, #elif: the next branch starts here
+            open_[-1] = m
+    if open_:
+        start = open_[-1]
+        where = text.count("\n", 0, start.start()) + 1
+        raise KernelError(
+            f"{shown}:{where}: #{start.group(1)} inside {function}() is not closed before the "
+            "function ends: the checker does not guess which branch your kernel builds"
+        )
+
+
+def _decides(group: str) -> bool:
+    """Whether code between two directives may change the function's result."""
+    code = _blank_preprocessor(group)
+    balanced = all(code.count(a) == code.count(b) for a, b in ("()", "{}", "[]"))
+    return not balanced or _DECIDES.search(code) is not None
 
 
 def _joined(clauses: list[Clause], result: Formula) -> str | None:
@@ -254,19 +366,30 @@ class _Runner:
     path plus whatever sets a flush (``flush = true``, ``flush |= c``, ``return c``).
     """
 
-    def __init__(self, file: Path, code: str) -> None:
-        self.file = file
-        self.lines = code.split("\n")
+    def __init__(self, shown: str, code: str, body_line: int, shift: int) -> None:
+        self.shown = shown
+        self.code = code
+        #: on the body's first line, parsed columns are ``shift`` past the file's
+        self.body_line, self.shift = body_line, shift
+        #: offset of each line's start in ``code``, to find a node's text directly
+        self.line_starts = [0, *(m.end() for m in re.finditer("\n", code))]
         self.locals: dict[str, Formula | None] = {}
         self.returned: Formula = F.FALSE
         self.result: Formula = F.FALSE
         self.clauses: list[Clause] = []
 
     def translate(self, node: Any) -> Formula:
-        return cexpr._Translator(Origin(str(self.file)), "x86", self.locals).truth(node)
+        return cexpr._Translator(Origin(self.shown), "x86", self.locals).truth(node)
 
-    def run(self, body: Any) -> Formula | None:
+    def where(self, node: Any) -> str:
+        """``file:line`` of ``node``."""
+        return f"{self.shown}:{node.coord.line}"
+
+    def run(self, body: Any, where: str) -> Formula | None:
+        """The function's result, or None if it can end without returning; ``where``
+        (``file:line``) is named if the formulas outgrow the checker's limits."""
         self.block(body, F.TRUE, ())
+        cexpr.check_formula(self.returned, where, _REPEATS)
         if not F.valid(self.returned):
             return None
         return self.result
@@ -309,10 +432,15 @@ class _Runner:
                     self.statement(other, F.and_(pc, F.not_(c)), (*path, f"!({text})"))
             case c_ast.Return(expr=expr):
                 if expr is None:
-                    raise KernelError(f"{_at(node)}: a flush rule returns a truth value")
+                    raise KernelError(f"{self.where(node)}: a flush rule returns a truth value")
                 value = self.translate(expr)
-                self.result = F.or_(F.and_(active, value), F.and_(F.not_(active), self.result))
-                self.returned = F.or_(self.returned, active)
+                # ``active`` excludes every path that returned before, so the result is
+                # the disjunction over returns; kept flat, it stays shallow however many
+                # returns there are
+                self.result = F.or_(self.result, F.and_(active, value))
+                # returned || (pc && !returned) is returned || pc: flat, where the
+                # former would hold the previous formula twice for every return
+                self.returned = F.or_(self.returned, pc)
                 if not (isinstance(expr, c_ast.ID) and expr.name in self.locals):
                     self._clause(node, path, self.text_of(node), value)
             case c_ast.FuncCall() | c_ast.EmptyStatement() | c_ast.Assignment():
@@ -320,7 +448,7 @@ class _Runner:
             case _:
                 if self._matters(node):
                     kind = type(node).__name__
-                    raise KernelError(f"{_at(node)}: unsupported control flow ({kind})")
+                    raise KernelError(f"{self.where(node)}: unsupported control flow ({kind})")
 
     def assign(
         self, name: str, value: Any, active: Formula, node: Any, path: tuple[str, ...]
@@ -329,7 +457,10 @@ class _Runner:
         if now is None or before is None:
             self.locals[name] = None  # an error only if the result depends on it
             return
-        self.locals[name] = F.or_(F.and_(active, now), F.and_(F.not_(active), before))
+        if now == F.TRUE:  # (active && true) || (!active && before), kept flat
+            self.locals[name] = F.or_(active, before)
+        else:
+            self.locals[name] = F.or_(F.and_(active, now), F.and_(F.not_(active), before))
         self._clause(node, path, self.text_of(node), now)
 
     def _value(self, node: Any) -> Formula | None:
@@ -353,20 +484,24 @@ class _Runner:
         one (comments blanked, whitespace collapsed)."""
         from pycparser import c_ast
 
+        # from the node's own position: slicing the rest of the file for every node
+        # made long functions quadratic
         line, column = node.coord.line, node.coord.column or 1
-        rest = "\n".join([self.lines[line - 1][column - 1 :], *self.lines[line:]])
+        column -= self.shift if line == self.body_line else 0
+        at = self.line_starts[line - 1] + column - 1
+        code = self.code
         if isinstance(node, c_ast.If):
-            opening = rest.index("(")
-            closing = _matching(rest, opening, "(", ")")
+            opening = code.index("(", at)
+            closing = _matching(code, opening, "(", ")")
             assert closing is not None
-            text = rest[opening + 1 : closing]
+            text = code[opening + 1 : closing]
         else:
             start = (
-                rest.index("return") + len("return")
+                code.index("return", at) + len("return")
                 if isinstance(node, c_ast.Return)
-                else (rest.index("=") + 1)
+                else (code.index("=", at) + 1)
             )
-            text = rest[start : _statement_end(rest, start)]
+            text = code[start : _statement_end(code, start)]
         return " ".join(text.split())
 
     def _matters(self, node: Any) -> bool:
@@ -393,11 +528,6 @@ def _statement_end(text: str, start: int) -> int:
         elif text[i] == ";" and depth == 0:
             return i
     return len(text)
-
-
-def _at(node: Any) -> str:
-    coord = node.coord
-    return f"{coord.file}:{coord.line}"
 
 
 def rule_from_kernel(path: Path) -> Rule:

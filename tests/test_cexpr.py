@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import pytest
 import z3
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from checker import cexpr
 from checker import formula as F
 from checker.cexpr import CExprError, Origin
-from checker.model import SPTE_FIELDS
+from checker.errors import InputError
+from checker.model import PROPERTY_BY_NAME, SPTE_FIELDS
 from checker.smt import Symbolic
 
 OLD = {f: F.Bit("old", f) for f in SPTE_FIELDS}
@@ -147,7 +157,7 @@ def test_ept_layout_reads_bit_positions_of_ept() -> None:
         ),
         ("is_mmu_writable_spte(old_spte) &&", "--expr:1:34: the C expression is incomplete"),
         ("(is_writable_pte(old_spte)", "--expr:1:27: missing ')'"),
-        ("is_writable_pte(old_spte))", "--expr:1:27: unbalanced ')'"),
+        ("is_writable_pte(old_spte))", "--expr:1:26: unbalanced ')'"),
         ("a && && b", "--expr:1:6: syntax error: expected an expression"),
         ("is_writable_pte(old_spte) ;", "--expr:1:27: syntax error before ';'"),
         ("", "--expr:1:1: the flush condition is empty"),
@@ -212,3 +222,273 @@ def test_explain_gives_each_test_its_value_on_the_update() -> None:
         "old_spte & shadow_mmu_writable_mask",
         "(new_spte & PT_WRITABLE_MASK) == 0",
     ]
+
+
+# --- hostile input: exactly one expression, within stated limits -------------------------
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Fail the test, instead of hanging it, if the block runs longer than ``seconds``
+    (a bound far above the expected time, so never flaky)."""
+
+    class Expired(BaseException):
+        pass
+
+    def expire(signum: int, frame: object) -> None:
+        raise Expired
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except Expired:
+        # raised afresh here: pytest cannot format a traceback from inside the handler
+        raise AssertionError(f"took longer than {seconds} s: a hang") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # closes the wrapper's 'return (' and declares more: the rule shown would not
+        # be the rule checked (it parsed as 'true' before)
+        (
+            "is_writable_pte(old_spte)); } int foo; int bar(void) { return (1",
+            "--expr:1:26: unbalanced ')': the flush condition must be exactly one C expression",
+        ),
+        ("true); int x = (1", "--expr:1:5: unbalanced ')'"),
+        ("true; }\nint f(void) { return 1", "--expr:1:7: unbalanced '}'"),
+        # a #line directive would move every position the checker reports
+        ('true\n#line 1 "elsewhere.c"\n', "--expr:2:1: '#' (a preprocessor directive)"),
+        ("true /* never closed", "--expr:1:6: a '/*' comment is not closed"),
+        ("true, false", "unsupported construct in a flush condition: ExprList"),
+    ],
+)
+def test_only_one_expression_is_accepted(text: str, message: str) -> None:
+    with pytest.raises(CExprError) as info:
+        parse(text)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_parsed_tree_must_be_the_wrapper_returning_one_expression(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the token check is the first guard; the tree is checked too, on its own
+    monkeypatch.setattr(cexpr, "check_tokens", lambda *args: None)
+    with pytest.raises(CExprError, match=r"^--expr:1:1: the flush condition must be one C"):
+        parse("is_writable_pte(old_spte)); } int foo; int bar(void) { return (1")
+
+
+def test_a_spec_file_cannot_smuggle_a_second_rule(tmp_path: Path) -> None:
+    from checker.specs import load_rule
+
+    spec = tmp_path / "sneaky.toml"
+    expect = "\n".join(f'{p} = "holds"' for p in PROPERTY_BY_NAME)
+    spec.write_text(
+        'name = "sneaky"\n'
+        "expression = 'is_writable_pte(old_spte)); } int foo; int bar(void) { return (1'\n"
+        f"[expect]\n{expect}\n"
+    )
+    with pytest.raises(InputError, match=r"sneaky.toml:2:40: unbalanced '\)'"):
+        load_rule(spec)
+
+
+def chain(operator: str, terms: int) -> str:
+    return f" {operator} ".join(["is_writable_pte(old_spte)"] * terms)
+
+
+@pytest.mark.parametrize(
+    ("text", "meaning"),
+    [
+        # sizes a real kernel could have just work: hundreds of terms, deep brackets
+        (chain("&&", 500), OLD["writable"]),
+        (chain("||", 500), OLD["writable"]),
+        ("(" * 99 + "is_writable_pte(old_spte)" + ")" * 99, OLD["writable"]),
+        ("!" * 500 + "is_writable_pte(old_spte)", OLD["writable"]),
+        (" & ".join(["old_spte"] * 400) + " & PT_WRITABLE_MASK", OLD["writable"]),
+        # a 64-bit shift keeps the low 64 bits, as C's u64 does
+        ("old_spte & (0x8000000000000002ULL << 1) & PT_ACCESSED_MASK", F.FALSE),
+    ],
+)
+def test_large_but_plausible_conditions_are_read(text: str, meaning: F.Formula) -> None:
+    assert equivalent(parse(text), meaning)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "(" * 120 + "true" + ")" * 120,
+            "--expr:1:101: the flush condition nests brackets more than 100 deep, "
+            "the checker's limit",
+        ),
+        (
+            chain("&&", 2500),
+            "the flush condition is longer than 10000 tokens, the checker's limit",
+        ),
+        (
+            "!" * 1200 + "true",
+            "the C text is nested more than 1000 operators or statements deep, the checker's limit",
+        ),
+        (
+            "!" * 9990 + "true",
+            "--expr:1:1: the C text is nested too deeply for the checker "
+            "(limits: 100 brackets, 1000 operators or statements)",
+        ),
+        (
+            "".join(f"is_writable_pte(old_spte) ? {i % 2} : " for i in range(300)) + "0",
+            "--expr:1:1: the rule's formula is nested more than 200 deep, the checker's limit",
+        ),
+        (
+            "(" * 40 + "is_writable_pte(old_spte)" + " == is_writable_pte(new_spte))" * 40,
+            "--expr:1:1: the rule's formula has more than 200000 terms",
+        ),
+        ("old_spte & (1ULL << 1000000000000)", "--expr:1:21: a shift by 1000000000000 is"),
+        ("old_spte & (1ULL << 64)", "--expr:1:21: a shift by 64 is outside 64 bits"),
+        ("old_spte & BIT_ULL(1000000000000)", "BIT_ULL(1000000000000) is outside a 64-bit"),
+        ("old_spte & 0x10000000000000000", "the constant 0x10000000000000000 does not fit"),
+    ],
+)
+def test_deep_or_huge_conditions_are_refused_naming_the_limit(text: str, message: str) -> None:
+    with time_limit(20), pytest.raises(CExprError) as info:
+        parse(text)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_recursion_limit_is_restored() -> None:
+    before = sys.getrecursionlimit()
+    parse(chain("&&", 500))
+    with pytest.raises(CExprError):
+        parse("!" * 9990 + "true")
+    assert sys.getrecursionlimit() == before
+
+
+def test_explain_reads_long_chains() -> None:
+    from checker.model import Spte
+
+    spte = Spte(True, True, True, True, False, False, False)
+    decision, terms = cexpr.explain(chain("&&", 500), spte, spte, False)
+    assert decision is True and len(terms) == 500
+
+
+def test_strip_comments_is_linear_on_unclosed_comments() -> None:
+    # every '/*' used to search the rest of the text for its '*/'
+    text = "/* x " * 100_000
+    with time_limit(20):
+        assert cexpr.strip_comments(text) == text
+
+
+# --- fuzzing the --expr parser -----------------------------------------------------------
+
+VALID = (
+    "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)",
+    "is_mmu_writable_spte(old_spte) && !is_writable_pte(new_spte)",
+    "is_writable_pte(old_spte) && !is_writable_pte(new_spte)",
+    "(old_spte & shadow_mmu_writable_mask) && (new_spte & PT_WRITABLE_MASK) == 0",
+    "spte_is_bit_cleared(old_spte, new_spte, shadow_accessed_mask) || "
+    "unlikely(is_dirty_spte(old_spte) != is_dirty_spte(new_spte))",
+    "/* c */ old_spte & BIT_ULL(10) && !(new_spte & (1ULL << 1)) ? true : false",
+)
+PIECES = (
+    *"()[]{}!~&|^=<>?:;,.#\"'\\/*+-%\n\t 0123456789",
+    "&&",
+    "||",
+    "<<",
+    "==",
+    "/*",
+    "*/",
+    "//",
+    "0x",
+    "ULL",
+    "old_spte",
+    "new_spte",
+    "is_writable_pte(",
+    "BIT_ULL(",
+    "likely(",
+    "(u64)",
+    "true",
+    "false",
+    "}",
+    "return",
+    "int x;",
+    "#line 9",
+    "\x00",
+    "é",
+)
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> str:
+    """A valid condition with a few pieces inserted, deleted or repeated."""
+    text = draw(st.sampled_from(VALID))
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, len(text)))
+        edit = draw(st.sampled_from(("insert", "delete", "repeat")))
+        if edit == "insert":
+            text = text[:at] + draw(st.sampled_from(PIECES)) + text[at:]
+        elif edit == "delete":
+            text = text[:at] + text[at + draw(st.integers(1, 8)) :]
+        else:
+            piece = text[at : at + draw(st.integers(1, 12))]
+            text = text[:at] + piece * draw(st.integers(2, 50)) + text[at:]
+    return text
+
+
+@st.composite
+def grown(draw: st.DrawFn) -> str:
+    """A valid condition grown to a hostile size: deeply bracketed or negated, repeated
+    into a long chain, or shifting by a huge count."""
+    text = draw(st.sampled_from(VALID))
+    n = draw(st.integers(0, 700))
+    return draw(
+        st.sampled_from(
+            (
+                "(" * (n // 2) + text + ")" * (n // 2),
+                "!" * n + f"({text})",
+                " && ".join([f"({text})"] * max(n, 1)),
+                f"({text}) || (old_spte & (1ULL << {draw(st.integers(0, 1 << 40))}))",
+            )
+        )
+    )
+
+
+@settings(max_examples=1000 if os.environ.get("CI") else 150, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.lists(st.sampled_from(PIECES), max_size=60).map("".join),
+        mutated(),
+        grown(),
+    )
+)
+def test_fuzz_every_text_is_a_formula_or_a_one_line_input_error(text: str) -> None:
+    with time_limit(10):
+        try:
+            formula = parse(text)
+        except InputError as error:
+            message = str(error)
+            assert message and "\n" not in message and "\r" not in message, message
+        else:
+            assert isinstance(formula, F.Formula)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "is_writable_pte(old_spte)); } int foo; int bar(void) { return (1",
+        "(" * 120 + "true" + ")" * 120,
+        "old_spte & (1ULL << 1000000000000)",
+    ],
+)
+def test_the_cli_refuses_hostile_expressions_in_one_line(text: str, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from checker.cli import cli
+
+    result = CliRunner().invoke(cli, ["check", "--expr", text, "--out", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not any(tmp_path.iterdir())

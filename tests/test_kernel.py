@@ -12,7 +12,7 @@ from checker.cexpr import Origin
 from checker.errors import InputError
 from checker.kernel import KernelError, extract, rule_from_kernel, to_c
 
-from .test_cexpr import equivalent
+from .test_cexpr import equivalent, time_limit
 
 KERNELS = Path(__file__).parent / "fixtures" / "kernels"
 
@@ -191,3 +191,126 @@ def test_a_device_or_fifo_is_not_a_regular_file_and_not_opened(
     os.mkfifo(fifo)
     with pytest.raises(KernelError, match=r"spte.h: not a regular file \(a FIFO\)"):
         extract(fifo)
+
+
+# --- hostile trees: deep or huge functions, #ifdef, odd paths ----------------------------
+
+HEAD = "\tbool flush = false;\n\tu64 old_spte = *sptep;\n"
+CLAUSE = "is_mmu_writable_spte(old_spte) && !is_writable_pte(new_spte)"
+
+
+def test_hundreds_of_clauses_are_read(tmp_path: Path) -> None:
+    body = HEAD + f"\tif ({CLAUSE})\n\t\tflush = true;\n" * 400
+    body += "\tif (" + " && ".join(["is_writable_pte(old_spte)"] * 500) + ")\n\t\tflush = true;\n"
+    with time_limit(60):
+        found = extract(write(tmp_path, body + "\treturn flush;"))
+    assert len(found.clauses) == 401 and found.from_clauses
+    assert equivalent(found.formula, meaning(f"{CLAUSE} || is_writable_pte(old_spte)"))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            HEAD + "\tif (" + "(" * 120 + "true" + ")" * 120 + ")\n\t\tflush = true;",
+            "mmu.c:6:104: mmu_spte_update() nests brackets more than 100 deep, the checker's limit",
+        ),
+        (
+            HEAD + f"\tif ({CLAUSE})\n\t\treturn true;\n" * 400,
+            "mmu.c:2: the rule's formula has more than 200000 terms (each early return or "
+            "else-if repeats the conditions before it), the checker's limit",
+        ),
+        (
+            "\tbool flush = is_writable_pte(new_spte);\n\tu64 old_spte = *sptep;\n"
+            + "\tif (is_dirty_spte(new_spte))\n\t\tflush = flush && is_writable_pte(old_spte);\n"
+            * 60,
+            "mmu.c:2: the rule's formula has more than 200000 terms",
+        ),
+    ],
+)
+def test_deep_or_huge_functions_are_refused_naming_the_limit(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    with time_limit(60), pytest.raises(InputError) as info:
+        extract(write(tmp_path, body + "\treturn flush;"))
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_finding_the_function_is_linear(tmp_path: Path) -> None:
+    # 30,000 calls left unclosed: each used to scan the rest of the file (minutes)
+    path = tmp_path / "mmu.c"
+    path.write_text("\tx = mmu_spte_update(sptep, new_spte\n" * 30_000)
+    with time_limit(60), pytest.raises(KernelError, match="no flush rule found"):
+        extract(path)
+    path.write_text("mmu_spte_update(a) {" * 30_000 + "/* " * 30_000)
+    with time_limit(60), pytest.raises(KernelError, match="no flush rule found"):
+        extract(path)
+
+
+IFDEF_FIRST_BRANCH_WINS = (
+    HEAD + "#ifdef CONFIG_FOO\n\treturn false;\n#else\n\treturn is_writable_pte(old_spte);\n#endif"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "directive"),
+    [
+        # read in sequence, the first branch won: 'rule: false'
+        (IFDEF_FIRST_BRANCH_WINS, 6, "ifdef"),
+        (HEAD + "#if IS_ENABLED(CONFIG_FOO)\n\tflush = true;\n#endif\n\treturn flush;", 6, "if"),
+        (
+            HEAD + "\tif (is_writable_pte(old_spte))\n#ifndef CONFIG_FOO\n\t\tflush = true;\n"
+            "#else\n\t\tWARN_ON(1);\n#endif\n\treturn flush;",
+            7,
+            "ifndef",
+        ),
+        # an #else whose #if is before the function
+        (HEAD + "\treturn flush;\n#else\n\treturn true;\n#endif", 7, "else"),
+    ],
+)
+def test_conditional_compilation_in_the_function_is_refused(
+    tmp_path: Path, body: str, line: int, directive: str
+) -> None:
+    with pytest.raises(KernelError) as info:
+        extract(write(tmp_path, body))
+    assert str(info.value).startswith(
+        f"{tmp_path / 'arch/x86/kvm/mmu/mmu.c'}:{line}: #{directive} inside mmu_spte_update()"
+    )
+    assert "does not guess which branch your kernel builds" in str(info.value)
+
+
+def test_conditional_compilation_elsewhere_is_fine(tmp_path: Path) -> None:
+    # around the function, and inside it around code the rule does not depend on
+    path = write(
+        tmp_path,
+        HEAD + "#ifdef CONFIG_KVM_PROVE_MMU\n\tWARN_ON(is_writable_pte(new_spte));\n#else\n"
+        "\tkvm_mmu_audit(sptep);\n#endif\n\treturn is_writable_pte(old_spte);",
+    )
+    file = path / "arch/x86/kvm/mmu/mmu.c"
+    file.write_text("#ifdef CONFIG_X86_64\nint a;\n#else\nint b;\n#endif\n" + file.read_text())
+    assert extract(path).expression == "is_writable_pte(old_spte)"
+
+
+@pytest.mark.parametrize("name", ['quo"te', "a space", "back\\slash", "new\nline"])
+def test_odd_characters_in_the_path_are_not_blamed_on_the_c(tmp_path: Path, name: str) -> None:
+    good = write(tmp_path / name, HEAD + f"\treturn {CLAUSE};")
+    assert extract(good).expression == CLAUSE
+    bad = write(tmp_path / f"{name}2", HEAD + "\treturn is_writabl_pte(old_spte);")
+    with pytest.raises(InputError) as info:
+        extract(bad)
+    shown = str(bad / "arch/x86/kvm/mmu/mmu.c").replace("\n", "\\n")
+    assert str(info.value).startswith(f"{shown}:6:9: unknown identifier 'is_writabl_pte'")
+    assert "\n" not in str(info.value)
+
+
+def test_the_text_parsed_is_exactly_the_function(tmp_path: Path) -> None:
+    # the braces in strings make the textual match run on into the next function:
+    # parsed as is, the first definition's body would be read without complaint
+    path = tmp_path / "mmu.c"
+    path.write_text(
+        "static bool mmu_spte_update(u64 *sptep, u64 new_spte)\n"
+        '{\n\tchar *s = "{";\n\treturn true;\n}\n'
+        'static bool other(void)\n{\n\tchar *t = "}";\n\treturn false;\n}\n'
+    )
+    with pytest.raises(KernelError, match=r"mmu.c:1: mmu_spte_update\(\) is not one C function"):
+        extract(path)
