@@ -26,7 +26,10 @@ def extract(path: Path, as_json: bool) -> int:
 
     found = read_rule(path)
     if as_json:
+        from checker.schemas import schema_id
+
         document = {
+            "schema": schema_id("extract"),
             "file": str(found.file),
             "function": found.function,
             "line": found.line,

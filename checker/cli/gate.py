@@ -18,6 +18,7 @@ from checker.cli.common import (
     specs_option,
     write_file,
 )
+from checker.cli.progress import progress_for, progress_options
 from checker.errors import InputError
 from checker.specs import DEFAULT_PROFILE
 
@@ -101,6 +102,7 @@ Exit code 3 is not used by the gate.
     help="With --kernel: a verdict the rule must keep (default: every property holds).",
 )
 @specs_option
+@progress_options
 def gate(
     lock_file: Path | None,
     update: bool,
@@ -113,6 +115,8 @@ def gate(
     kernel: Path | None,
     expect: tuple[str, ...],
     specs: Path,
+    show_progress: bool,
+    quiet: bool,
 ) -> int:
     """Gate every rule in specs/rules on its expected verdicts and on the lockfile.
 
@@ -145,6 +149,7 @@ def gate(
         raise InputError("--changed-since gates specs/rules; drop it with --kernel")
     if kernel is not None and update and lock_file is None:
         raise InputError("--update with --kernel needs --lock FILE to write")
+    progress = progress_for(show_progress, quiet, "gate: ")
     # a kernel tree is gated on its expectations; on a lock only if one is named
     unlocked = kernel is not None and lock_file is None
     lock_path = lock_file if lock_file is not None else lockfile.default_lock_path(specs)
@@ -194,7 +199,7 @@ def gate(
         since=since,
         root=root,
         reproduce=reproduce,
-        progress=lambda name: click.echo(f"gate: checking {name}", err=True),
+        progress=progress,
     )
     refusal = report.refusal() if update else None
     # --update succeeds (0) by writing the lock, or is refused (1)
@@ -227,8 +232,9 @@ def gate(
 
     if as_json:
         from checker.gate import report_json
+        from checker.schemas import schema_id
 
-        document = report_json(report)
+        document = {"schema": schema_id("gate"), **report_json(report)}
         if update:
             document["update"] = {"refused": refusal, "written": written}
             document["exit_code"] = code
