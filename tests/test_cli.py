@@ -302,6 +302,15 @@ def test_diff_old_new(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "unnecessary       9      0" in result.stdout
     assert "update classes decided differently" in result.stdout
+    # what each unnecessary flush's update did, not one fixed phrase for all
+    assert "old: flush: UNNECESSARY (MW kept, A cleared)" in result.stdout
+    assert "old: flush: UNNECESSARY (W cleared, MW kept)" in result.stdout
+    assert "MMU-writable stays set" not in result.stdout
+    assert result.stdout.splitlines()[-1] == (
+        "old and new decide differently on 13 update classes "
+        "(old: 9 unnecessary flushes, 0 missed flushes; "
+        "new: 0 unnecessary flushes, 0 missed flushes)"
+    )
     document = json.loads(run("diff", "old", "new", "--json", "--specs", str(SPECS)).stdout)
     assert document["a"]["unnecessary"] > 0 and document["b"]["unnecessary"] == 0
     first = document["differences"][0]
