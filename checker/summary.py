@@ -77,14 +77,14 @@ def verdicts(reports: Sequence[Mapping[str, Any]]) -> tuple[dict[str, list[str]]
         for name in groups[category]:
             phrases.setdefault((category, _names(details[name])), []).append(name)
     parts = []
-    for (category, detail), names in phrases.items():
+    for (category, said), names in phrases.items():
         one = len(names) == 1
         words = {
             "holds": "holds" if one else "hold",
             "violates_as_expected": f"{'violates' if one else 'violate'} (as expected)",
-            "violates": f"{'violates' if one else 'violate'} {detail}",
-            "not_as_expected": f"NOT AS EXPECTED: {detail}",
-            "inconclusive": f"INCONCLUSIVE: {detail}",
+            "violates": f"{'violates' if one else 'violate'} {said}",
+            "not_as_expected": f"NOT AS EXPECTED: {said}",
+            "inconclusive": f"INCONCLUSIVE: {said}",
         }[category]
         parts.append(f"{_names(names)} {words}")
     return groups, "; ".join(parts)
