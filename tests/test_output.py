@@ -194,6 +194,35 @@ def test_progress_goes_to_a_terminal_unless_quiet(tmp_path: Path) -> None:
     assert _stderr_on_a_terminal(*args, "-o", str(tmp_path / "b.json"), "--quiet") == ""
 
 
+@pytest.mark.parametrize(
+    ("stdout", "stderr", "flags", "live_stdout", "shown"),
+    [
+        (False, True, {}, False, True),  # stderr a terminal
+        (False, False, {}, False, False),  # a pipe or a file: asked for only
+        (False, False, {"show_progress": True}, False, True),
+        (False, True, {"quiet": True}, False, False),
+        # check's text verdicts on the same terminal already show each property end
+        (True, True, {}, True, False),
+        (True, True, {"show_progress": True}, True, True),
+        (False, True, {}, True, True),  # check's text goes to a file: progress shows
+    ],
+)
+def test_when_progress_is_shown(
+    monkeypatch: pytest.MonkeyPatch,
+    stdout: bool,
+    stderr: bool,
+    flags: dict[str, bool],
+    live_stdout: bool,
+    shown: bool,
+) -> None:
+    from checker.cli import progress
+
+    monkeypatch.setattr(progress, "stdout_is_terminal", lambda: stdout)
+    monkeypatch.setattr(progress, "stderr_is_terminal", lambda: stderr)
+    options = {"show_progress": False, "quiet": False} | flags
+    assert progress.progress_for(**options, live_stdout=live_stdout).enabled is shown
+
+
 def test_progress_and_quiet_together_are_a_usage_error(tmp_path: Path) -> None:
     result = invoke("check", "--rule", "new", "--progress", "--quiet", "--specs", SPECS)
     assert result.exit_code == 2

@@ -125,7 +125,7 @@ def check(
     from checker.check import Engine, Options
     from checker.smt import Budget
 
-    progress = progress_for(show_progress, quiet)
+    progress = progress_for(show_progress, quiet, live_stdout=not as_json)
     rules = select_rules(rule_name, expr, all_rules, specs, kernel)
     choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
     ensure_writable(out)

@@ -3,7 +3,9 @@
 A line as each unit of work (a property, an exploration) starts and one as it
 ends. Shown when stderr is a terminal, or when asked with ``--progress``; never
 with ``--quiet``. So a script's or CI log's stderr stays quiet unless it asks, and
-``--json`` on stdout is never mixed with anything.
+``--json`` on stdout is never mixed with anything. Where stdout already shows each
+verdict as it comes (``check`` printing text to a terminal), the terminal is not
+told twice: progress is then shown only when asked.
 """
 
 from __future__ import annotations
@@ -41,7 +43,15 @@ def progress_options(f: F) -> F:
 
 def stderr_is_terminal() -> bool:
     """Whether stderr is a terminal (read at call time: tests replace the stream)."""
-    stream = sys.stderr
+    return _is_terminal(sys.stderr)
+
+
+def stdout_is_terminal() -> bool:
+    """Whether stdout is a terminal."""
+    return _is_terminal(sys.stdout)
+
+
+def _is_terminal(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):  # a replaced or closed stream
@@ -80,9 +90,13 @@ class Progress:
         self.finished(what, " ".join([*outcome, f"{seconds:.2f}s"]))
 
 
-def progress_for(show_progress: bool, quiet: bool, prefix: str = "") -> Progress:
-    """The progress the options ask for (see the module docstring)."""
+def progress_for(
+    show_progress: bool, quiet: bool, prefix: str = "", live_stdout: bool = False
+) -> Progress:
+    """The progress the options ask for (see the module docstring); ``live_stdout``:
+    stdout shows each unit's outcome as it ends, so a terminal there needs no more."""
     if show_progress and quiet:
         raise InputError("--progress and --quiet contradict each other; give one of them")
-    enabled = show_progress or (not quiet and stderr_is_terminal())
+    told = live_stdout and stdout_is_terminal()
+    enabled = show_progress or (not quiet and not told and stderr_is_terminal())
     return Progress(enabled, prefix)
