@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
 from checker import check as check_module
+from checker import schemas
 from checker.cli import cli
 
 from .conftest import ROOT, SPECS
@@ -54,8 +56,11 @@ def test_old_violates_precision_exit_1(tmp_path: Path) -> None:
 
 
 def only_rule(result: Result) -> dict[str, Any]:
-    """The report of the one rule a ``check --json`` run checked."""
-    [report] = json.loads(result.stdout)["rules"]
+    """The report of the one rule a ``check --json`` run checked (the document is
+    valid under the shipped schema)."""
+    document = json.loads(result.stdout)
+    jsonschema.Draft202012Validator(schemas.load("check")).validate(document)
+    [report] = document["rules"]
     assert isinstance(report, dict)
     return report
 

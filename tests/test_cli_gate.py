@@ -8,9 +8,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
+from checker import schemas
 from checker.cli import cli
 
 from .conftest import SPECS
@@ -180,6 +182,7 @@ def test_update_refuses_to_bless_a_regression(checks: list[str], specs: Path) ->
     as_json = run("--specs", str(specs), "--update", "--json")
     assert as_json.exit_code == 1
     document = json.loads(as_json.stdout)
+    jsonschema.Draft202012Validator(schemas.load("gate")).validate(document)
     assert document["exit_code"] == 1 and not document["update"]["written"]
     assert document["update"]["refused"].startswith("the gate fails")
     assert (specs / LOCK).read_bytes() == before
@@ -268,6 +271,7 @@ def test_junit_sarif_and_json_outputs(checks: list[str], specs: Path, tmp_path: 
     )
     assert result.exit_code == 1
     document = json.loads(result.stdout)  # stdout is pure JSON
+    jsonschema.Draft202012Validator(schemas.load("gate")).validate(document)
     assert document["exit_code"] == 1
     assert document["lock"]["stale"][0] == "rule new: expression changed"
     new = next(r for r in document["rules"] if r["rule"] == "new")
