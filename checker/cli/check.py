@@ -28,6 +28,7 @@ from checker.cli.common import (
 )
 from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
+from checker.schemas import schema_id
 from checker.specs import DEFAULT_PROFILE
 
 #: the engines --engine accepts, without importing the engines to list them
@@ -82,7 +83,7 @@ if TYPE_CHECKING:
 )
 @max_states_option
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print JSON on stdout; progress goes to stderr."
+    "--json", "as_json", is_flag=True, help=f"Print JSON on stdout (schema {schema_id('check')})."
 )
 @click.option(
     "--out",
@@ -150,7 +151,6 @@ def check(
 def check_document(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """The JSON of ``checker check``: one shape for one rule and for many (schema
     ``checker/schemas/check.schema.json``)."""
-    from checker.schemas import schema_id
     from checker.summary import check_summary
 
     return {

@@ -21,6 +21,7 @@ from checker.cli.common import (
 )
 from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
+from checker.schemas import schema_id
 from checker.summary import diff_summary
 
 if TYPE_CHECKING:
@@ -52,7 +53,9 @@ Exit codes:
     help="The rule of a kernel tree or file (repeatable).",
 )
 @click.option("--vcpus", type=click.IntRange(1, MAX_VCPUS), default=2, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help=f"Print JSON on stdout (schema {schema_id('diff')})."
+)
 @max_states_option
 @paths_options
 @specs_option
@@ -246,8 +249,6 @@ def _json(
                 },
             }
         )
-    from checker.schemas import schema_id
-
     return {
         "schema": schema_id("diff"),
         "exit_code": _exit_code(comparison),

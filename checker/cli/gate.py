@@ -20,6 +20,7 @@ from checker.cli.common import (
 )
 from checker.cli.progress import progress_for, progress_options
 from checker.errors import InputError
+from checker.schemas import schema_id
 from checker.specs import DEFAULT_PROFILE
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ Exit code 3 is not used by the gate.
     help="Write SARIF 2.1.0: one result per violation, at the rule's line.",
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print JSON on stdout; progress goes to stderr."
+    "--json", "as_json", is_flag=True, help=f"Print JSON on stdout (schema {schema_id('gate')})."
 )
 @click.option(
     "--rlimit",
@@ -232,7 +233,6 @@ def gate(
 
     if as_json:
         from checker.gate import report_json
-        from checker.schemas import schema_id
 
         document = {"schema": schema_id("gate"), **report_json(report)}
         if update:
