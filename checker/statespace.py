@@ -102,7 +102,7 @@ def state_graph(
 #: (Graphviz 2.43, a shared 2-core machine; repeated runs varied up to 2x): 2908
 #: steps took 1.7 s, 3890 (new, 1 vCPU) 2.9-6.0 s, 4233 (legacy, 1 vCPU) 12.5 s,
 #: 4694 5.4 s, 4927 13.5 s, 5859 11 s, 7118 30 s, 8148 (new, 2 vCPUs up to symmetry)
-#: 21 s, 9403 (legacy, the same) 35 s, and 17378 (legacy, 2 vCPUs) 422 s, warning
+#: 21 s, 9403 (legacy, the same) 35 s; 17378 (legacy, 2 vCPUs) was reported at 422 s, warning
 #: "Something is probably seriously wrong". Every shipped rule at 1 vCPU fits.
 DOT_MAX_STEPS = 5000
 
