@@ -4,6 +4,7 @@ a verdict depends on."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,6 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from checker import sarif
+from checker.gate import GateReport
 
 from .conftest import ROOT
 
@@ -62,6 +66,41 @@ def test_the_sarif_upload_is_skipped_on_pull_requests_from_forks() -> None:
     # the only write permission is the one upload-sarif needs
     writes = re.findall(r"^\s*([\w-]+): write\b", text, re.MULTILINE)
     assert writes == ["security-events"]
+
+
+def test_the_upload_leaves_out_expected_violations(
+    regressed_report: GateReport, tmp_path: Path
+) -> None:
+    """Code scanning ignores SARIF suppressions, so the workflow's jq filter drops the
+    suppressed results (old's and legacy's declared violations) before the upload."""
+    jq = shutil.which("jq")
+    if jq is None:
+        if os.environ.get("CI"):
+            pytest.fail("jq is missing (GitHub's runners have it)")
+        pytest.skip("jq is not installed")
+    [program] = re.findall(
+        r"run: jq '([^']+)' gate\.sarif > gate-alerts\.sarif", WORKFLOW.read_text()
+    )
+    (tmp_path / "gate.sarif").write_text(sarif.render(regressed_report))
+    done = subprocess.run(
+        [jq, program, str(tmp_path / "gate.sarif")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    uploaded = json.loads(done.stdout)
+    kept = [
+        (r.get("properties", {}).get("rule"), r["ruleId"]) for r in uploaded["runs"][0]["results"]
+    ]
+    assert kept == [
+        ("new", "stale_w"),
+        ("new", "write_tracking"),
+        ("new", "precision"),
+        (None, "stale-lockfile"),
+    ]
+    everything = json.loads(sarif.render(regressed_report))
+    assert uploaded["runs"][0]["tool"] == everything["runs"][0]["tool"]
 
 
 def test_the_specs_hook_fires_on_the_model_and_the_lock() -> None:
