@@ -6,8 +6,9 @@ scalar attribute, ``depth`` (BFS distance from an initial state), ``initial``,
 name, SPTE and TLBs in one line, for graph viewers such as Gephi and yEd). Edges are
 steps, keyed by the action (``guest_access@vcpu1``), with ``label`` (the step's
 name, ``vcpu1 guest_access``), the operation, vCPU, kernel function, the flush
-decision and ``violates`` (the step properties the step breaks). ``on_shortest_path`` marks the BFS edges leading to a violation, the
-shortest way there.
+decision and ``violates`` (the step properties the step breaks).
+``on_shortest_path`` marks the BFS edges leading to a violation, the shortest way
+there.
 
 With ``symmetric``, states are the vCPU-permutation classes of the explicit
 engine (each node stands for ``orbit`` concrete states); otherwise they are the
