@@ -53,7 +53,8 @@ def test_states_and_steps_carry_labels_for_graph_viewers(systems: dict[str, Syst
     assert g.nodes[bad]["label"].endswith(", violates stale_w")
     step = next(a for _, _, k, a in g.edges(keys=True, data=True) if k == "guest_access@vcpu0")
     assert step["label"] == "vcpu0 guest_access"
-    text = "\n".join(nx.generate_graphml(g))
+    # GraphML declares the attribute (a few edges suffice: the whole graph takes 1 s)
+    text = "\n".join(nx.generate_graphml(g.edge_subgraph(list(g.edges(keys=True))[:3])))
     for kind in ("node", "edge"):
         assert f'for="{kind}" attr.name="label" attr.type="string"' in text
 
