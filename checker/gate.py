@@ -57,8 +57,9 @@ from __future__ import annotations
 
 import enum
 import os
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,9 @@ class PropertyOutcome:
     detail: str = ""
     #: how the result differs from the lock, in words
     differences: tuple[str, ...] = ()
+    #: wall-clock seconds the check took (0 if not re-checked); for reports that
+    #: show timings (JUnit), never part of a verdict or of equality
+    seconds: float = field(default=0.0, compare=False)
 
     @property
     def verdict(self) -> str | None:
@@ -371,10 +375,13 @@ def _recheck(
         if fresh.formula != locked.formula:
             differences.append(f"rule {rule.name}: formula {locked.formula} -> {fresh.formula}")
     for prop in PROPERTIES:
+        started = time.perf_counter()
         result = check_property(rule, prop, options, session)
+        seconds = time.perf_counter() - started
         now = property_lock(result)
         before = locked.properties.get(prop.name) if locked is not None else None
         row = _row(rule, prop, result, now, expected.get(prop.name), before, locked, settings)
+        row = replace(row, seconds=seconds)
         rows.append(row)
         differences.extend(f"rule {rule.name}: {prop.name}: {d}" for d in row.differences)
         if now is not None:
