@@ -76,6 +76,81 @@ class Rule:
         return F.evaluate(self.formula, logic, old, new, ad_enabled)
 
 
+#: the distribution name in pyproject.toml; a checkout is recognised by it
+PROJECT_NAME = "kvm-flush-checker"
+#: where the wheel carries the checkout's top-level ``specs/`` (pyproject.toml's
+#: force-include), beside the package's modules
+PACKAGED_SPECS = "_specs"
+
+
+def checkout_root() -> Path | None:
+    """The root of the project checkout the package is imported from, or None when
+    it is installed elsewhere (a wheel in site-packages).
+
+    A checkout is the package's parent directory holding a ``pyproject.toml`` that
+    names this project and a ``specs/`` directory: an editable install or a run from
+    the source tree, where an edited rule must take effect at once."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        name = tomllib.loads(text).get("project", {}).get("name")
+    except tomllib.TOMLDecodeError:
+        return None
+    if name != PROJECT_NAME or not (root / "specs").is_dir():
+        return None
+    return root
+
+
+def default_specs() -> Path:
+    """The specs directory used when ``--specs`` is not given: the checkout's
+    ``specs/`` when running from one (``specs`` when that is the current
+    directory's, so messages stay short), else the copy shipped in the package."""
+    root = checkout_root()
+    if root is not None:
+        specs = root / "specs"
+        return Path("specs") if _same(Path("specs"), specs) else specs
+    return packaged_specs()
+
+
+def packaged_specs() -> Path:
+    """The specs shipped inside the installed package (read with importlib.resources)."""
+    from importlib import resources
+
+    shipped = resources.files("checker").joinpath(PACKAGED_SPECS)
+    if not isinstance(shipped, Path) or not shipped.is_dir():
+        # a zip import or a wheel built without the specs: nothing to read them from
+        raise SpecError(
+            "the installed checker carries no specs directory (checker/_specs); "
+            "pass --specs DIR or reinstall it from a wheel"
+        )
+    return shipped
+
+
+def specs_origin(specs: Path) -> str:
+    """``specs`` and where it comes from, for messages: the checkout's, the copy
+    installed with the package, or one given with --specs."""
+    root = checkout_root()
+    if root is not None and _same(specs, root / "specs"):
+        return f"{specs} (the checkout's)"
+    try:
+        installed = packaged_specs()
+    except SpecError:
+        installed = None
+    if installed is not None and _same(specs, installed):
+        return f"{specs} (installed with the checker; --specs DIR for others)"
+    return str(specs)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.is_dir() and a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
 def rules_directory(specs: Path) -> Path:
     return specs / RULES_DIRECTORY
 
@@ -85,7 +160,7 @@ def load_rules(specs: Path) -> dict[str, Rule]:
     directory = rules_directory(specs)
     if not directory.exists():
         raise SpecError(
-            f"{directory}: no such directory; run from the project root or pass --specs DIR"
+            f"{directory}: no such directory; pass --specs DIR (the folder holding rules/)"
         )
     rules = {}
     for path in _spec_files(directory):
