@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from checker.cli.common import (
     ensure_file_writable,
     reproduce_command,
     resolve_paths,
+    specs_arguments,
     specs_option,
     write_file,
 )
@@ -181,7 +183,8 @@ def gate(
 
     def reproduce(rule: Rule) -> str:
         command = reproduce_command(rule, settings.options.vcpus, choice)
-        return command if specs == Path("specs") else f"{command} --specs {specs}"
+        extra = specs_arguments(specs)
+        return f"{command} {shlex.join(extra)}" if extra else command
 
     report = run_gate(
         rules,
