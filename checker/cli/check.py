@@ -20,6 +20,7 @@ from checker.cli.common import (
     PathType,
     default_trace_directory,
     ensure_writable,
+    kernel_location,
     max_states_option,
     paths_options,
     reproduce_command,
@@ -281,7 +282,7 @@ def compiler_lines(results: Sequence[PropertyResult], rule: Rule) -> list[str]:
     but should not be written so."""
     if rule.path is None:
         return []
-    where = f"{kernel_display_path(rule)}:{rule.line}"
+    where = kernel_location(rule)
     lines = []
     for r in results:
         if r.verdict.value != "violated":
@@ -293,19 +294,6 @@ def compiler_lines(results: Sequence[PropertyResult], rule: Rule) -> list[str]:
             steps = f" ({r.trace.depth} steps, {vcpus} vCPU{'s' if vcpus > 1 else ''})"
         lines.append(f"{where}: {severity}: {r.prop.name} violated: {r.prop.statement}{steps}")
     return lines
-
-
-def kernel_display_path(rule: Rule) -> str:
-    """The kernel file of ``rule`` relative to the tree's root (``--kernel DIR``), as
-    kbuild and compilers print it; a file given directly as it was given."""
-    assert rule.path is not None
-    given = Path(rule.selector[1])
-    if given.is_dir():
-        try:
-            return rule.path.relative_to(given).as_posix()
-        except ValueError:
-            pass
-    return str(rule.path)
 
 
 def _provenance(rule: Rule, vcpus: int, choice: PathsChoice) -> Any:
@@ -421,9 +409,7 @@ def _print_details(
             if vcpus == options.vcpus
             else f" ({vcpus} vCPU{'s' if vcpus > 1 else ''}: the fewest that show it)"
         )
-        where = (
-            f"written to {', '.join(entry['files'])}" if entry["files"] else unwritten or ""
-        )
+        where = f"written to {', '.join(entry['files'])}" if entry["files"] else unwritten or ""
         about = [f"shortest trace{fewest}, replayed through the step function; {where}"]
         click.echo("")
         for line in view.render(

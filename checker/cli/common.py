@@ -277,3 +277,16 @@ def trace_directory_name(rule: Rule) -> str:
         return rule.name
     digest = hashlib.sha256(formula.render(rule.formula).encode("utf-8")).hexdigest()
     return f"{rule.name}-{digest[:8]}"
+
+
+def kernel_location(rule: Rule) -> str:
+    """``FILE:LINE`` of a kernel rule's expression (as ``checker extract`` finds
+    it), the file relative to the tree's root (``--kernel DIR``) as kbuild and the
+    compilers print it, so that editors and CI logs link to it; a file given
+    directly is shown as it was given."""
+    assert rule.path is not None
+    given = Path(rule.selector[1])
+    shown = str(rule.path)
+    if given.is_dir() and rule.path.is_relative_to(given):
+        shown = rule.path.relative_to(given).as_posix()
+    return f"{shown}:{rule.line}"
