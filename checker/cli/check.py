@@ -118,6 +118,8 @@ def check(
     write), encoding (W => MW => HW) and precision (no unnecessary flush).
     A proof prints the certified inductive invariant behind it; a violation prints
     the shortest trace and writes it under --out as node-link JSON and GraphML.
+    Without --out, traces go to counterexamples/ only when run inside the checker's
+    checkout; elsewhere (say, in a kernel tree) nothing is written.
     """
     from checker.check import Engine, Options
     from checker.smt import Budget

@@ -134,7 +134,7 @@ def resolve_paths(
     if profile not in profiles:
         raise InputError(
             f"unknown profile '{profile}' (known: {', '.join(sorted(profiles))}); "
-            f"add {specs}/profiles/{profile}.toml"
+            f"{_how_to_add(specs, 'profiles', profile)}"
         )
     paths = profiles[profile].paths
     overrides: list[tuple[str, str]] = []
@@ -179,9 +179,23 @@ def named_rule(name: str, known: dict[str, Rule], specs: Path) -> Rule:
     if name not in known:
         raise InputError(
             f"unknown rule '{name}' (known: {', '.join(sorted(known))}); "
-            f"add {specs}/rules/{name}.toml or use --expr"
+            f"{_how_to_add(specs, 'rules', name)} or use --expr"
         )
     return known[name]
+
+
+def _how_to_add(specs: Path, kind: str, name: str) -> str:
+    """How to add a rule or profile: to the specs directory in use, unless that is
+    the copy installed with the package (edits there vanish on reinstall)."""
+    from checker.specs import SpecError, packaged_specs
+
+    try:
+        installed = packaged_specs()
+    except SpecError:
+        installed = None
+    if installed is not None and specs.resolve() == installed.resolve():
+        return f"write DIR/{kind}/{name}.toml (a copy of the specs) and pass --specs DIR"
+    return f"add {specs}/{kind}/{name}.toml"
 
 
 def ensure_writable(out: Path, option: str = "--out") -> None:
