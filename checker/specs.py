@@ -84,24 +84,37 @@ PACKAGED_SPECS = "_specs"
 
 
 def checkout_root() -> Path | None:
-    """The root of the project checkout the package is imported from, or None when
-    it is installed elsewhere (a wheel in site-packages).
+    """The root of the project checkout in use, or None outside any.
 
-    A checkout is the package's parent directory holding a ``pyproject.toml`` that
-    names this project and a ``specs/`` directory: an editable install or a run from
-    the source tree, where an edited rule must take effect at once."""
-    root = Path(__file__).resolve().parent.parent
+    A checkout is a directory holding a ``pyproject.toml`` that names this project
+    and a ``specs/`` directory. The current directory and its parents are looked at
+    first (an installed checker run inside a checkout, e.g. by a pre-commit hook,
+    gates that checkout's rules), then the directory the package was imported from
+    (an editable install run from anywhere), so that an edited rule takes effect at
+    once. A wheel installed in site-packages has none."""
+    candidates = []
+    try:
+        here = Path.cwd().resolve()
+        candidates += [here, *here.parents]
+    except OSError:
+        pass  # the current directory was removed: only the package's own place is left
+    candidates.append(Path(__file__).resolve().parent.parent)
+    for root in candidates:
+        if _is_checkout(root):
+            return root
+    return None
+
+
+def _is_checkout(root: Path) -> bool:
     try:
         text = (root / "pyproject.toml").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return None
+        return False
     try:
         name = tomllib.loads(text).get("project", {}).get("name")
     except tomllib.TOMLDecodeError:
-        return None
-    if name != PROJECT_NAME or not (root / "specs").is_dir():
-        return None
-    return root
+        return False
+    return name == PROJECT_NAME and (root / "specs").is_dir()
 
 
 def default_specs() -> Path:

@@ -147,3 +147,20 @@ def test_version_names_checker_z3_and_python() -> None:
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names == ["checker", "z3", "Python"]
+
+
+def test_an_installed_checker_run_in_a_checkout_reads_its_specs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkout is recognised from the current directory too (a pre-commit hook
+    runs an installed checker at the repository's root): its specs/ are read."""
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    shutil.copytree(SPECS, tmp_path / "specs")
+    (tmp_path / "specs" / "rules" / "old.toml").unlink()
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path / "docs")
+    assert checkout_root() == tmp_path
+    assert default_specs() == tmp_path / "specs"
+    result = run("rules")
+    assert result.stdout.splitlines()[0] == f"specs: {tmp_path / 'specs'} (the checkout's)"
+    assert "  old " not in result.stdout
