@@ -445,6 +445,18 @@ def _row(
     )
 
 
+def expectation_source(rule: Rule) -> str:
+    """Where ``rule``'s expected verdicts come from, as messages name it: a spec
+    rule's ``[expect]`` table; for a kernel tree's rule (which has no spec file)
+    the gate's own default, every property holds, unless ``--expect`` says otherwise."""
+    kind = rule.selector[0]
+    if kind == "--rule" and rule.path is not None:
+        return f"{rule.path.name}'s [expect]"
+    if kind == "--kernel":
+        return "the kernel gate (every property holds unless --expect PROPERTY=violated)"
+    return "the expectation"
+
+
 def _detail(
     status: Status,
     result: PropertyResult,
@@ -454,7 +466,7 @@ def _detail(
     rule: Rule,
 ) -> str:
     steps = f" in {result.trace.depth} steps" if result.trace is not None else ""
-    spec = f"{rule.path.name}'s [expect]" if rule.path is not None else "the expectation"
+    spec = expectation_source(rule)
     if status is Status.INCONCLUSIVE:
         text = f"could not be decided: {result.reason or 'no reason given'}"
         if before is not None and before.verdict == "holds":
