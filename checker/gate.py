@@ -57,8 +57,9 @@ from __future__ import annotations
 
 import enum
 import os
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -145,6 +146,9 @@ class PropertyOutcome:
     detail: str = ""
     #: how the result differs from the lock, in words
     differences: tuple[str, ...] = ()
+    #: wall-clock seconds the check took (0 if not re-checked); for reports that
+    #: show timings (JUnit), never part of a verdict or of equality
+    seconds: float = field(default=0.0, compare=False)
 
     @property
     def verdict(self) -> str | None:
@@ -405,12 +409,15 @@ def _recheck(
         what = f"{rule.name}: {prop.name}"
         if progress is not None:
             progress.started(what)
+        started = time.perf_counter()
         result = check_property(rule, prop, options, session)
+        seconds = time.perf_counter() - started
         now = property_lock(result)
         before = locked.properties.get(prop.name) if locked is not None else None
         row = _row(rule, prop, result, now, expected.get(prop.name), before, locked, settings)
+        row = replace(row, seconds=seconds)
         if progress is not None:
-            progress.finished(what, f"{result.verdict.value} ({row.status.value})")
+            progress.finished(what, f"{result.verdict.value} ({row.status.value}) {seconds:.2f}s")
         rows.append(row)
         differences.extend(f"rule {rule.name}: {prop.name}: {d}" for d in row.differences)
         if now is not None:
@@ -474,6 +481,18 @@ def _row(
     )
 
 
+def expectation_source(rule: Rule) -> str:
+    """Where ``rule``'s expected verdicts come from, as messages name it: a spec
+    rule's ``[expect]`` table; for a kernel tree's rule (which has no spec file)
+    the gate's own default, every property holds, unless ``--expect`` says otherwise."""
+    kind = rule.selector[0]
+    if kind == "--rule" and rule.path is not None:
+        return f"{rule.path.name}'s [expect]"
+    if kind == "--kernel":
+        return "the kernel gate (every property holds unless --expect PROPERTY=violated)"
+    return "the expectation"
+
+
 def _detail(
     status: Status,
     result: PropertyResult,
@@ -483,7 +502,7 @@ def _detail(
     rule: Rule,
 ) -> str:
     steps = f" in {result.trace.depth} steps" if result.trace is not None else ""
-    spec = f"{rule.path.name}'s [expect]" if rule.path is not None else "the expectation"
+    spec = expectation_source(rule)
     if status is Status.INCONCLUSIVE:
         text = f"could not be decided: {result.reason or 'no reason given'}"
         if before is not None and before.verdict == "holds":

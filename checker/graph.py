@@ -3,9 +3,12 @@
 A trace of k steps is a ``DiGraph`` on nodes ``0..k`` (steps, not states: a trace
 may revisit a state). Every attribute is a scalar so that GraphML can hold it:
 
-* node: ``step``, every gfn/SPTE field, ``tlb_vcpu<i>`` (``none``/``ro``/``rw``),
-  ``spte`` (hex, x86 layout), ``violation`` (the property fails here);
-* edge ``(i-1, i)``: ``operation``, ``vcpu`` (absent for host-side operations),
+* node: ``step``, ``label`` (``step 2: vcpu0 guest_access``: the step that led
+  here, for graph viewers such as Gephi and yEd), every gfn/SPTE field,
+  ``tlb_vcpu<i>`` (``none``/``ro``/``rw``), ``spte`` (hex, x86 layout),
+  ``violation`` (the property fails here);
+* edge ``(i-1, i)``: ``label`` (``vcpu0 guest_access``), ``operation``, ``vcpu``
+  (absent for host-side operations),
   the operation's parameters, ``kernel_function``, ``kernel_path``,
   ``flush_policy``, the rule's decision (``rule_consulted``, ``rule_flush``,
   ``old_spte``, ``new_spte``), ``tlb_flush`` (every TLB was flushed) and
@@ -73,10 +76,18 @@ def state_attributes(state: semantics.State) -> dict[str, Any]:
     return attrs
 
 
+def action_label(action: semantics.Action) -> str:
+    """The step's name as graph viewers show it: ``vcpu0 guest_access``,
+    ``host mark_spte_for_access_track``, ``vcpu1 sync_spte(!guest_writable)``."""
+    actor = "host" if action.vcpu is None else f"vcpu{action.vcpu}"
+    return f"{actor} {action.label}"
+
+
 def step_attributes(step: semantics.Step) -> dict[str, Any]:
     op = step.action.operation
     out = step.outcome
     attrs: dict[str, Any] = {
+        "label": action_label(step.action),
         "operation": op.name,
         "title": op.title,
         "kernel_function": op.function,
@@ -115,8 +126,15 @@ def trace_graph(trace: Trace, provenance: Provenance) -> TraceGraph:
     )
     last = trace.depth
     state_property = trace.prop.kind is Kind.STATE
+    names = ["initial state", *(action_label(step.action) for step in trace.steps)]
     for i, state in enumerate(trace.states):
-        g.add_node(i, step=i, **state_attributes(state), violation=state_property and i == last)
+        g.add_node(
+            i,
+            step=i,
+            label=f"step {i}: {names[i]}",
+            **state_attributes(state),
+            violation=state_property and i == last,
+        )
     for i, step in enumerate(trace.steps, start=1):
         g.add_edge(i - 1, i, **step_attributes(step), violation=not state_property and i == last)
     return g

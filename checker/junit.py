@@ -1,8 +1,11 @@
 """The gate's report as JUnit XML, for CI systems that show test results.
 
-One ``<testsuite>`` per rule with one ``<testcase>`` per property
-(``classname="rule.<name>"``, ``name=<property>``), and a ``lockfile`` suite with
-one testcase for the lockfile itself:
+The document is valid against the JUnit schema of Jenkins' xUnit plugin
+(``tests/schemas/junit-10.xsd``), which most CI systems accept. One
+``<testsuite>`` per rule (``file`` the rule file, and the expression's line as a
+``line`` property: a testcase has no place for either) with one ``<testcase>`` per
+property (``classname="rule.<name>"``, ``name=<property>``), and a ``lockfile``
+suite with one testcase for the lockfile itself:
 
 * a row that fails the gate (REGRESSED, VIOLATES EXPECTATION) is a ``<failure>``
   whose text is the trace table and the reproduce command;
@@ -13,7 +16,10 @@ one testcase for the lockfile itself:
   ``<system-out>``, a warning its text;
 * a stale lockfile is a ``<failure>`` of the lockfile testcase, listing why.
 
-No timings are written, so the same report gives the same bytes.
+``time`` is the property's check time in seconds (three decimals), a suite's the
+sum of its testcases', the document's the sum of all: 0 for what was not
+re-checked. Timings are the one part that differs between two runs of the same
+gate; everything else is byte-identical (tests compare with the times masked).
 """
 
 from __future__ import annotations
@@ -36,19 +42,34 @@ def trace_text(outcome: PropertyOutcome, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def seconds(value: float) -> str:
+    """A ``time`` attribute: seconds with three decimals, the schema's precision."""
+    return f"{value:.3f}"
+
+
 def render(report: GateReport) -> str:
     root = ET.Element("testsuites", name="checker gate")
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    # the schema has no "skipped" on <testsuites>: it is counted per suite only
+    totals: dict[str, float] = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0, "time": 0}
     for rule_outcome in report.rules:
         rule = rule_outcome.rule
         suite = ET.SubElement(root, "testsuite", name=f"rule {rule.name}")
-        counts = dict.fromkeys(totals, 0)
+        if rule.path is not None:
+            suite.set("file", report.display(rule.path))
+            located = ET.SubElement(suite, "properties")
+            ET.SubElement(located, "property", name="line", value=str(rule.line))
+        counts = dict.fromkeys(totals, 0.0)
         for p in rule_outcome.properties:
-            case = ET.SubElement(suite, "testcase", classname=f"rule.{rule.name}", name=p.prop.name)
-            if rule.path is not None:
-                case.set("file", report.display(rule.path))
-                case.set("line", str(rule.line))
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"rule.{rule.name}",
+                name=p.prop.name,
+                time=seconds(p.seconds),
+            )
             counts["tests"] += 1
+            # the sum of the times as written, so that a reader's sum agrees
+            counts["time"] += round(p.seconds, 3)
             message = f"{p.status.value}: {p.detail}" if p.detail else p.status.value
             if p.failed and p.status is Status.INCONCLUSIVE:
                 counts["errors"] += 1
@@ -76,8 +97,8 @@ def render(report: GateReport) -> str:
 
     suite = ET.SubElement(root, "testsuite", name="lockfile")
     where = report.display(report.lock_path) if report.lock_path else "lockfile"
-    case = ET.SubElement(suite, "testcase", classname="lockfile", name=where)
-    counts = dict.fromkeys(totals, 0)
+    case = ET.SubElement(suite, "testcase", classname="lockfile", name=where, time=seconds(0))
+    counts = dict.fromkeys(totals, 0.0)
     counts["tests"] = 1
     if report.stale:
         counts["failures"] = 1
@@ -87,12 +108,17 @@ def render(report: GateReport) -> str:
         ).text = text + f"{report.refresh_hint()}\n"
     _count(suite, counts, totals)
     for key, value in totals.items():
-        root.set(key, str(value))
+        if key != "skipped":
+            root.set(key, _text(key, value))
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, "unicode") + "\n"
 
 
-def _count(suite: ET.Element, counts: dict[str, int], totals: dict[str, int]) -> None:
+def _text(key: str, value: float) -> str:
+    return seconds(value) if key == "time" else str(int(value))
+
+
+def _count(suite: ET.Element, counts: dict[str, float], totals: dict[str, float]) -> None:
     for key, value in counts.items():
-        suite.set(key, str(value))
+        suite.set(key, _text(key, value))
         totals[key] += value

@@ -8,6 +8,12 @@ One run; the driver's rules are the properties (``stale_w``, ...) plus
 * ``level`` is ``error`` when the row fails the gate, ``warning`` for an allowed
   inconclusive verdict, ``note`` for a violation the rule is expected to have
   (e.g. ``old``'s precision): reviewers see it without the gate failing on it;
+* a violation the rule's ``[expect]`` table declares (and that does not fail the
+  gate) carries a ``suppressions`` entry: ``kind`` ``external``, ``status``
+  ``accepted`` and a ``justification`` naming the ``[expect]`` entry, so that SARIF
+  viewers file it as accepted rather than as an open problem. GitHub code scanning
+  does not honour ``suppressions``; the workflow leaves suppressed results out of
+  what it uploads, so that they do not sit there as permanent alerts;
 * ``kind`` is ``fail`` for a violation, ``open`` for an inconclusive verdict;
 * the trace is a ``codeFlows[0].threadFlows[0]`` with one location per state
   (the initial one, then one per step), each with the state as ``{"text": ...}``
@@ -161,7 +167,28 @@ def _result(report: GateReport, outcome: RuleOutcome, p: PropertyOutcome) -> dic
     }
     if p.result.trace is not None:
         result["codeFlows"] = [_code_flow(p, uri, rule.line)]
+    if expected_violation(p):
+        where = report.display(rule.path) if rule.path is not None else f"rule {rule.name}"
+        result["suppressions"] = [
+            {
+                "kind": "external",
+                "status": "accepted",
+                "justification": f"expected: the [expect] table of {where} says "
+                f'{p.prop.name} = "violated"',
+            }
+        ]
     return result
+
+
+def expected_violation(p: PropertyOutcome) -> bool:
+    """A violation the rule's ``[expect]`` declares and that does not fail the gate
+    (a REGRESSED row fails even when its ``[expect]`` says violated)."""
+    return (
+        not p.failed
+        and p.expected == "violated"
+        and p.result is not None
+        and p.result.trace is not None
+    )
 
 
 def document(report: GateReport) -> dict[str, Any]:

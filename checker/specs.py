@@ -76,6 +76,94 @@ class Rule:
         return F.evaluate(self.formula, logic, old, new, ad_enabled)
 
 
+#: the distribution name in pyproject.toml; a checkout is recognised by it
+PROJECT_NAME = "kvm-flush-checker"
+#: where the wheel carries the checkout's top-level ``specs/`` (pyproject.toml's
+#: force-include), beside the package's modules
+PACKAGED_SPECS = "_specs"
+
+
+def checkout_root() -> Path | None:
+    """The root of the project checkout in use, or None outside any.
+
+    A checkout is a directory holding a ``pyproject.toml`` that names this project
+    and a ``specs/`` directory. The current directory and its parents are looked at
+    first (an installed checker run inside a checkout, e.g. by a pre-commit hook,
+    gates that checkout's rules), then the directory the package was imported from
+    (an editable install run from anywhere), so that an edited rule takes effect at
+    once. A wheel installed in site-packages has none."""
+    candidates = []
+    try:
+        here = Path.cwd().resolve()
+        candidates += [here, *here.parents]
+    except OSError:
+        pass  # the current directory was removed: only the package's own place is left
+    candidates.append(Path(__file__).resolve().parent.parent)
+    for root in candidates:
+        if _is_checkout(root):
+            return root
+    return None
+
+
+def _is_checkout(root: Path) -> bool:
+    try:
+        text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    try:
+        name = tomllib.loads(text).get("project", {}).get("name")
+    except tomllib.TOMLDecodeError:
+        return False
+    return name == PROJECT_NAME and (root / "specs").is_dir()
+
+
+def default_specs() -> Path:
+    """The specs directory used when ``--specs`` is not given: the checkout's
+    ``specs/`` when running from one (``specs`` when that is the current
+    directory's, so messages stay short), else the copy shipped in the package."""
+    root = checkout_root()
+    if root is not None:
+        specs = root / "specs"
+        return Path("specs") if _same(Path("specs"), specs) else specs
+    return packaged_specs()
+
+
+def packaged_specs() -> Path:
+    """The specs shipped inside the installed package (read with importlib.resources)."""
+    from importlib import resources
+
+    shipped = resources.files("checker").joinpath(PACKAGED_SPECS)
+    if not isinstance(shipped, Path) or not shipped.is_dir():
+        # a zip import or a wheel built without the specs: nothing to read them from
+        raise SpecError(
+            "the installed checker carries no specs directory (checker/_specs); "
+            "pass --specs DIR or reinstall it from a wheel"
+        )
+    return shipped
+
+
+def specs_origin(specs: Path) -> str:
+    """``specs`` and where it comes from, for messages: the checkout's, the copy
+    installed with the package, or one given with --specs."""
+    root = checkout_root()
+    if root is not None and _same(specs, root / "specs"):
+        return f"{specs} (the checkout's)"
+    try:
+        installed = packaged_specs()
+    except SpecError:
+        installed = None
+    if installed is not None and _same(specs, installed):
+        return f"{specs} (installed with the checker; --specs DIR for others)"
+    return str(specs)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.is_dir() and a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
 def rules_directory(specs: Path) -> Path:
     return specs / RULES_DIRECTORY
 
@@ -85,7 +173,7 @@ def load_rules(specs: Path) -> dict[str, Rule]:
     directory = rules_directory(specs)
     if not directory.exists():
         raise SpecError(
-            f"{directory}: no such directory; run from the project root or pass --specs DIR"
+            f"{directory}: no such directory; pass --specs DIR (the folder holding rules/)"
         )
     rules = {}
     for path in _spec_files(directory):

@@ -1,12 +1,14 @@
 """The whole reachable state space as a networkx ``MultiDiGraph``.
 
 Nodes are states (``s0``, ``s1``, ... in breadth-first order), with every field as a
-scalar attribute, ``depth`` (BFS distance from an initial state), ``initial`` and
-``violates`` (the state properties it breaks, comma-separated). Edges are steps,
-keyed by the action (``guest_access@vcpu1``), with the operation, vCPU, kernel
-function, the flush decision and ``violates`` (the step properties the step
-breaks). ``on_shortest_path`` marks the BFS edges leading to a violation, the
-shortest way there.
+scalar attribute, ``depth`` (BFS distance from an initial state), ``initial``,
+``violates`` (the state properties it breaks, comma-separated) and ``label`` (the
+name, SPTE and TLBs in one line, for graph viewers such as Gephi and yEd). Edges are
+steps, keyed by the action (``guest_access@vcpu1``), with ``label`` (the step's
+name, ``vcpu1 guest_access``), the operation, vCPU, kernel function, the flush
+decision and ``violates`` (the step properties the step breaks).
+``on_shortest_path`` marks the BFS edges leading to a violation, the shortest way
+there.
 
 With ``symmetric``, states are the vCPU-permutation classes of the explicit
 engine (each node stands for ``orbit`` concrete states); otherwise they are the
@@ -17,8 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from checker import explicit, semantics
-from checker.graph import state_attributes
+from checker import explicit, semantics, view
+from checker.graph import action_label, state_attributes
 from checker.model import OPERATIONS, PROPERTIES, Kind, System
 from checker.semantics import State, Step
 
@@ -51,7 +53,16 @@ def state_graph(
     g.graph.update(vcpus=vcpus, symmetric=symmetric, states=len(ids), raw_states=ex.raw_states)
     for reached, node in ids.items():
         broken = [p.name for p in PROPERTIES if semantics.state_is_bad(p, reached)]
+        tlbs = " ".join(t.label for t in reached.tlbs)
+        ad = "on" if reached.gfn.ad_enabled else "off"
+        label = (
+            f"{node}: {view.spte_text(reached)}, tlb {tlbs}, gfn {view.gfn_flags(reached)}, "
+            f"A/D {ad}"
+        )
+        if broken:
+            label += f", violates {', '.join(broken)}"
         attrs: dict[str, Any] = {
+            "label": label,
             **state_attributes(reached),
             "depth": ex.depth[reached],
             "initial": ex.parent[reached] is None,
@@ -73,6 +84,7 @@ def state_graph(
             ids[parent],
             ids[after],
             key=key,
+            label=action_label(action),
             operation=action.op,
             **({"vcpu": action.vcpu} if action.vcpu is not None else {}),
             kernel_function=action.operation.function,

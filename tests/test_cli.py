@@ -197,8 +197,10 @@ def test_rules_lists_the_shipped_rules() -> None:
     result = CliRunner().invoke(cli, ["rules", "--specs", str(SPECS)])
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
+    assert lines[0] == f"specs: {SPECS} (the checkout's)"
     profiles = lines.index("profiles (--profile):")
-    assert [line.split()[0] for line in lines[1:profiles]] == ["legacy", "new", "old"]
+    first = lines.index("rules:") + 1
+    assert [line.split()[0] for line in lines[first:profiles]] == ["legacy", "new", "old"]
     assert "default" in [line.split()[0] for line in lines[profiles + 1 :]]
 
 

@@ -67,6 +67,38 @@ def test_edges_carry_operation_vcpu_function_and_decision(legacy_trace: Trace) -
     assert g.edges[4, 5]["violation"] and not g.edges[3, 4]["violation"]
 
 
+def test_nodes_and_edges_carry_labels_for_graph_viewers(legacy_trace: Trace) -> None:
+    """Gephi and yEd label nodes and edges from a ``label`` attribute: the step's name."""
+    g = graph.trace_graph(legacy_trace, PROVENANCE)
+    assert [g.nodes[i]["label"] for i in g.nodes] == [
+        "step 0: initial state",
+        "step 1: vcpu0 page_fault(host_writable)",
+        "step 2: vcpu0 guest_access",
+        "step 3: host aging",
+        "step 4: vcpu0 write_protect",
+        "step 5: vcpu0 guest_write",
+    ]
+    assert g.edges[2, 3]["label"] == "host aging"
+    assert g.edges[3, 4]["label"] == "vcpu0 write_protect"
+    text = graph.graphml_text(g)
+    for kind in ("node", "edge"):
+        assert f'for="{kind}" attr.name="label" attr.type="string"' in text
+    assert "<data key=" in text and ">step 4: vcpu0 write_protect</data>" in text
+
+
+def test_a_counterexample_without_labels_still_reads(legacy_trace: Trace, tmp_path: Path) -> None:
+    """Files written before nodes and edges had labels stay readable."""
+    g = graph.trace_graph(legacy_trace, PROVENANCE)
+    for _, attrs in g.nodes(data=True):
+        del attrs["label"]
+    for _, _, attrs in g.edges(data=True):
+        del attrs["label"]
+    [json_path, graphml_path] = graph.write_counterexample(g, tmp_path, "old")
+    for path in (json_path, graphml_path):
+        loaded = graph.read_counterexample(path)
+        assert len(loaded.actions) == legacy_trace.depth
+
+
 @pytest.mark.parametrize("suffix", [".json", ".graphml"])
 def test_files_round_trip_and_replay(legacy_trace: Trace, tmp_path: Path, suffix: str) -> None:
     g = graph.trace_graph(legacy_trace, PROVENANCE)

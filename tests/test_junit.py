@@ -1,15 +1,33 @@
-"""JUnit XML: it parses, one testcase per (rule, property), and the right counts."""
+"""JUnit XML: valid against Jenkins xUnit's JUnit schema, one testcase per (rule,
+property), the right counts, and check times."""
 
 from __future__ import annotations
 
+import itertools
+import re
 import xml.etree.ElementTree as ET
+from types import SimpleNamespace
 
+import pytest
+import xmlschema
+
+from checker import gate as gate_module
 from checker import junit
 from checker import lock as lockfile
 from checker.check import Options
 from checker.gate import GateReport, GateSettings, gate
 from checker.smt import Budget
 from checker.specs import Rule
+
+from .conftest import ROOT
+
+#: the JUnit schema of Jenkins' xUnit plugin (see the file's header for its source)
+SCHEMA = xmlschema.XMLSchema(ROOT / "tests" / "schemas" / "junit-10.xsd")
+
+
+def masked(text: str) -> str:
+    """The report without its timings, the one part that differs between runs."""
+    return re.sub(r' time="[0-9]+\.[0-9]{3}"', ' time="-"', text)
 
 
 def cases(report: GateReport) -> dict[tuple[str, str], ET.Element]:
@@ -24,10 +42,11 @@ def counts(element: ET.Element) -> dict[str, int]:
 def test_a_regression_is_a_failure_with_the_trace(regressed_report: GateReport) -> None:
     report = regressed_report
     text = junit.render(report)
-    assert text == junit.render(report)  # no timings: the same bytes every time
+    SCHEMA.validate(text)
+    assert masked(text) == masked(junit.render(report))  # the same bytes but for timings
     root = ET.fromstring(text)
     assert root.tag == "testsuites"
-    assert counts(root) == {"tests": 16, "failures": 4, "errors": 0, "skipped": 0}
+    assert counts(root) == {"tests": 16, "failures": 4, "errors": 0, "skipped": -1}
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert list(suites) == ["rule legacy", "rule new", "rule old", "lockfile"]
     assert counts(suites["rule new"]) == {"tests": 5, "failures": 3, "errors": 0, "skipped": 0}
@@ -42,7 +61,11 @@ def test_a_regression_is_a_failure_with_the_trace(regressed_report: GateReport) 
     body = failure.text or ""
     assert "step  vcpu" in body and "sync_spte(!guest_writable)" in body
     assert "reproduce: checker check --rule new --vcpus 2" in body
-    assert regressed.get("file") == "specs/rules/new.toml" and regressed.get("line") == "2"
+    # the schema gives a testcase no file or line: the suite has them
+    assert regressed.get("file") is None and regressed.get("line") is None
+    assert suites["rule new"].get("file") == "specs/rules/new.toml"
+    line = suites["rule new"].find("properties/property[@name='line']")
+    assert line is not None and line.get("value") == "2"
 
     # an expected violation passes, with its trace in system-out
     expected = found["rule.legacy", "write_tracking"]
@@ -63,13 +86,17 @@ def test_inconclusive_is_an_error_or_skipped_when_allowed(
 ) -> None:
     tiny = Options(budget=Budget(rlimit=1000))
     rules = [shipped_rules["new"]]
-    strict = ET.fromstring(junit.render(gate(rules, lock, GateSettings(tiny), complete=False)))
-    assert counts(strict) == {"tests": 6, "failures": 0, "errors": 5, "skipped": 0}
+    text = junit.render(gate(rules, lock, GateSettings(tiny), complete=False))
+    SCHEMA.validate(text)
+    strict = ET.fromstring(text)
+    assert counts(strict) == {"tests": 6, "failures": 0, "errors": 5, "skipped": -1}
     error = next(strict.iter("error"))
     assert error.get("type") == "INCONCLUSIVE"
     allowed = gate(rules, lock, GateSettings(tiny, allow_inconclusive=True), complete=False)
-    root = ET.fromstring(junit.render(allowed))
-    assert counts(root) == {"tests": 6, "failures": 0, "errors": 0, "skipped": 5}
+    text = junit.render(allowed)
+    SCHEMA.validate(text)
+    root = ET.fromstring(text)
+    assert counts(root.find("testsuite")) == {"tests": 5, "failures": 0, "errors": 0, "skipped": 5}
     assert "(allowed)" in (next(root.iter("skipped")).get("message") or "")
 
 
@@ -77,7 +104,52 @@ def test_rules_not_rechecked_are_skipped_and_a_pass_has_no_failure(
     checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
 ) -> None:
     report = gate(list(shipped_rules.values()), lock, GateSettings(), changed={"new"}, since="v1")
-    root = ET.fromstring(junit.render(report))
-    assert counts(root) == {"tests": 16, "failures": 0, "errors": 0, "skipped": 10}
+    text = junit.render(report)
+    SCHEMA.validate(text)
+    root = ET.fromstring(text)
+    skipped = sum(int(s.get("skipped", "0")) for s in root.iter("testsuite"))
+    assert counts(root)["tests"] == 16 and skipped == 10
     skipped = next(root.iter("skipped"))
     assert skipped.get("message") == "not re-checked: unchanged since v1"
+
+
+def test_times_are_the_check_times_and_suites_sum_them(
+    checks: list[str],
+    shipped_rules: dict[str, Rule],
+    lock: lockfile.Lock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a clock on which every check takes 0.125 s: the times are then known exactly
+    ticks = itertools.count()
+    monkeypatch.setattr(
+        gate_module, "time", SimpleNamespace(perf_counter=lambda: next(ticks) * 0.125)
+    )
+    report = gate(list(shipped_rules.values()), lock, GateSettings(), changed={"new"}, since="v1")
+    root = ET.fromstring(junit.render(report))
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    new_cases = [c.get("time") for c in suites["rule new"].iter("testcase")]
+    assert new_cases == ["0.125"] * 5
+    assert suites["rule new"].get("time") == "0.625"
+    # not re-checked: no time spent
+    assert {c.get("time") for c in suites["rule old"].iter("testcase")} == {"0.000"}
+    assert suites["rule old"].get("time") == "0.000"
+    assert root.get("time") == "0.625"
+
+
+def test_the_schema_rejects_what_jenkins_rejects(regressed_report: GateReport) -> None:
+    """Negative controls: the attributes this report used to carry are invalid."""
+    text = junit.render(regressed_report)
+    SCHEMA.validate(text)
+    for broken in [
+        text.replace(
+            '<testcase classname="rule.new"', '<testcase file="x" classname="rule.new"', 1
+        ),
+        text.replace(
+            '<testcase classname="rule.new"', '<testcase line="2" classname="rule.new"', 1
+        ),
+        text.replace("<testsuites ", '<testsuites skipped="0" ', 1),
+        text.replace('time="', 'time="1.5s', 1),
+    ]:
+        assert broken != text
+        with pytest.raises(xmlschema.XMLSchemaValidationError):
+            SCHEMA.validate(broken)

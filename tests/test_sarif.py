@@ -30,6 +30,14 @@ def regression(regressed_report: GateReport) -> dict[str, Any]:
     return document
 
 
+def suppressed(document: dict[str, Any]) -> dict[str, Any]:
+    """The first result that carries a suppression."""
+    result: dict[str, Any] = next(
+        r for r in document["runs"][0]["results"] if r.get("suppressions")
+    )
+    return result
+
+
 def validate(document: dict[str, Any]) -> None:
     jsonschema.validate(document, SCHEMA, format_checker=jsonschema.FormatChecker())
 
@@ -62,6 +70,10 @@ def test_valid_against_the_required_shape(regression: dict[str, Any]) -> None:
             startLine=0
         ),
         lambda d: d.update(version="2.0.0"),
+        lambda d: suppressed(d)["suppressions"][0].update(kind="spec"),
+        lambda d: suppressed(d)["suppressions"][0].pop("kind"),
+        lambda d: suppressed(d)["suppressions"][0].update(status="expected"),
+        lambda d: suppressed(d)["suppressions"][0].update(reason="[expect]"),
     ],
 )
 def test_the_schema_rejects_broken_documents(regression: dict[str, Any], break_it: Any) -> None:
@@ -138,3 +150,32 @@ def test_inconclusive_results_are_open(
     assert len(results) == 5
     assert {(r["kind"], r["level"]) for r in results} == {("open", "error")}
     assert "codeFlows" not in results[0]
+
+
+def test_expected_violations_are_suppressed_by_their_expect_table(
+    regression: dict[str, Any],
+) -> None:
+    """old's and legacy's declared violations are accepted, not open problems; the
+    failing rows (and a rule without such an [expect]) are not suppressed."""
+    results = regression["runs"][0]["results"]
+    by_key = {(r["properties"]["rule"], r["ruleId"]): r for r in results if "properties" in r}
+    suppressed = {key for key, r in by_key.items() if "suppressions" in r}
+    assert suppressed == {
+        ("legacy", "stale_w"),
+        ("legacy", "write_tracking"),
+        ("legacy", "precision"),
+        ("old", "precision"),
+    }
+    assert by_key["old", "precision"]["suppressions"] == [
+        {
+            "kind": "external",
+            "status": "accepted",
+            "justification": "expected: the [expect] table of specs/rules/old.toml says "
+            'precision = "violated"',
+        }
+    ]
+    assert all(by_key[key]["level"] == "note" for key in suppressed)
+    # the new rule's violations fail the gate: open, at error level
+    assert all(by_key["new", p]["level"] == "error" for p in ("stale_w", "write_tracking"))
+    stale = next(r for r in results if r["ruleId"] == "stale-lockfile")
+    assert "suppressions" not in stale

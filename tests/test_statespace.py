@@ -42,6 +42,23 @@ def test_violations_and_the_shortest_paths_to_them(systems: dict[str, System]) -
     assert not any(a["on_shortest_path"] for _, _, a in healthy.edges(data=True))
 
 
+def test_states_and_steps_carry_labels_for_graph_viewers(systems: dict[str, System]) -> None:
+    """Gephi and yEd label nodes and edges from a ``label`` attribute: each state's
+    label names it and tells it apart from every other state."""
+    g = statespace.state_graph(systems["legacy"], 1)
+    assert g.nodes["s0"]["label"] == "s0: 0x0000 -, tlb none, gfn -, A/D off"
+    labels = [a["label"] for _, a in g.nodes(data=True)]
+    assert len({label.split(": ", 1)[1] for label in labels}) == len(labels)
+    bad = next(n for n, a in g.nodes(data=True) if a["violates"] == "stale_w")
+    assert g.nodes[bad]["label"].endswith(", violates stale_w")
+    step = next(a for _, _, k, a in g.edges(keys=True, data=True) if k == "guest_access@vcpu0")
+    assert step["label"] == "vcpu0 guest_access"
+    # GraphML declares the attribute (a few edges suffice: the whole graph takes 1 s)
+    text = "\n".join(nx.generate_graphml(g.edge_subgraph(list(g.edges(keys=True))[:3])))
+    for kind in ("node", "edge"):
+        assert f'for="{kind}" attr.name="label" attr.type="string"' in text
+
+
 def test_symmetric_graph_counts_orbits(systems: dict[str, System]) -> None:
     g = statespace.state_graph(systems["new"], 3, symmetric=True)
     assert sum(a["orbit"] for _, a in g.nodes(data=True)) == g.graph["raw_states"] == 2404

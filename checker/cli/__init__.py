@@ -227,8 +227,35 @@ def _say(line: str) -> None:
         click.echo(line, err=True)
 
 
+def versions() -> list[str]:
+    """The checker's, z3's and Python's versions, one per line (what a bug report
+    needs). z3 is imported here only: other commands that do not solve never load it."""
+    import platform
+
+    from checker import version
+    from checker.smt import z3_version
+
+    return [f"checker {version()}", f"z3 {z3_version()}", f"Python {platform.python_version()}"]
+
+
+def _print_versions(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    for line in versions():
+        click.echo(line)
+    ctx.exit(0)
+
+
 @click.group(cls=CheckerGroup, epilog=EXIT_CODES, context_settings=CONTEXT)
 @click.option("--debug", is_flag=True, help="Show the traceback of internal errors.")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_versions,
+    help="Print the checker, z3 and Python versions and exit.",
+)
 def cli(debug: bool) -> None:
     """Model checker for KVM x86's TLB-flush rule on leaf SPTE updates.
 

@@ -18,13 +18,16 @@ from checker.cli.common import (
     MAX_VCPUS,
     PathsChoice,
     PathType,
+    default_trace_directory,
     ensure_writable,
+    kernel_location,
     max_states_option,
     paths_options,
     reproduce_command,
     resolve_paths,
     select_rules,
     specs_option,
+    trace_directory_name,
 )
 from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
@@ -88,9 +91,9 @@ if TYPE_CHECKING:
 @click.option(
     "--out",
     type=PathType(path_type=Path),
-    default=Path("counterexamples"),
-    show_default=True,
-    help="Where counterexample files are written.",
+    default=None,
+    show_default="counterexamples/ inside the checker's checkout; elsewhere nothing is written",
+    help="Where counterexample files are written (under a folder per rule).",
 )
 @paths_options
 @specs_option
@@ -106,7 +109,7 @@ def check(
     rlimit: int | None,
     max_states: int,
     as_json: bool,
-    out: Path,
+    out: Path | None,
     profile: str,
     harvest_flush: str | None,
     enable_flush: str | None,
@@ -120,6 +123,8 @@ def check(
     write), encoding (W => MW => HW) and precision (no unnecessary flush).
     A proof prints the certified inductive invariant behind it; a violation prints
     the shortest trace and writes it under --out as node-link JSON and GraphML.
+    Without --out, traces go to counterexamples/ only when run inside the checker's
+    checkout; elsewhere (say, in a kernel tree) nothing is written.
     The last line sums up: which rules hold, which violate as their spec expects,
     and anything NOT AS EXPECTED or INCONCLUSIVE.
     """
@@ -129,7 +134,10 @@ def check(
     progress = progress_for(show_progress, quiet, live_stdout=not as_json)
     rules = select_rules(rule_name, expr, all_rules, specs, kernel)
     choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
-    ensure_writable(out)
+    if out is None:
+        out = default_trace_directory()
+    if out is not None:
+        ensure_writable(out)
     budget = Budget(rlimit) if rlimit else Budget()
     options = Options(
         vcpus=vcpus,
@@ -165,7 +173,7 @@ def check_rule(
     rule: Rule,
     options: Options,
     choice: PathsChoice,
-    out: Path,
+    out: Path | None,
     as_json: bool,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -204,10 +212,20 @@ def check_rule(
     interrupt.check()
     entries = []
     for result in results:
-        files = _write_trace(result, rule, options, choice, out) if result.trace else []
+        files = (
+            _write_trace(result, rule, options, choice, out)
+            if result.trace and out is not None
+            else []
+        )
         entries.append(_property_json(result, rule, options, choice, files))
+    unwritten = _unwritten(results, rule, choice) if out is None else None
+    if unwritten is not None and as_json:
+        click.echo(f"{rule.name}: {unwritten}", err=True)
     if not as_json:
-        _print_details(results, options, entries, rule.expression)
+        if rule.selector[0] == "--kernel":
+            for line in compiler_lines(results, rule):
+                click.echo(line)
+        _print_details(results, options, entries, rule.expression, unwritten)
     return {
         "rule": rule.name,
         "expression": rule.expression,
@@ -256,16 +274,59 @@ def _write_trace(
 
     assert result.trace is not None
     g = graph.trace_graph(result.trace, _provenance(rule, result.trace.vcpus, choice))
-    stem = graph.counterexample_stem(result.trace)
-    if choice.label != "default":
-        stem += f"-{choice.label}"
+    stem = _stem(result, choice)
     try:
-        paths = graph.write_counterexample(g, out / rule.name, stem)
+        paths = graph.write_counterexample(g, out / trace_directory_name(rule), stem)
     except OSError as exc:
         raise InputError(
             f"--out {out}: cannot write counterexample: {exc.strerror or exc}"
         ) from None
     return [str(p) for p in paths]
+
+
+def _stem(result: PropertyResult, choice: PathsChoice) -> str:
+    from checker import graph
+
+    assert result.trace is not None
+    stem = graph.counterexample_stem(result.trace)
+    return stem if choice.label == "default" else f"{stem}-{choice.label}"
+
+
+def _unwritten(results: Sequence[PropertyResult], rule: Rule, choice: PathsChoice) -> str | None:
+    """What to say when traces were found but not written (no --out outside the
+    checkout): where they would go and how to ask for them; None if there is none."""
+    traced = [r for r in results if r.trace is not None]
+    if not traced:
+        return None
+    example = f"DIR/{trace_directory_name(rule)}/{_stem(traced[0], choice)}.json"
+    return (
+        "trace files not written (outside the checker's checkout nothing is written "
+        f"unless asked); add --out DIR to write them, e.g. {example}"
+    )
+
+
+def compiler_lines(results: Sequence[PropertyResult], rule: Rule) -> list[str]:
+    """A kernel rule's violations as a compiler reports them, one per line:
+    ``arch/x86/kvm/mmu/spte.h:503: error: stale_w violated: ...``, at the line of
+    the rule's expression (as ``checker extract`` finds it), the path relative to
+    the tree's root, so that editors and CI logs link to it. A safety property's
+    violation is an ``error``; precision's is a ``warning``: an unneeded flush costs
+    time, never correctness, as the kernel's own -W warnings flag code that works
+    but should not be written so."""
+    if rule.path is None:
+        return []
+    where = kernel_location(rule)
+    lines = []
+    for r in results:
+        if r.verdict.value != "violated":
+            continue
+        severity = "error" if r.prop.safety else "warning"
+        steps = ""
+        if r.trace is not None:
+            vcpus = r.trace.vcpus
+            steps = f" ({r.trace.depth} steps, {vcpus} vCPU{'s' if vcpus > 1 else ''})"
+        lines.append(f"{where}: {severity}: {r.prop.name} violated: {r.prop.statement}{steps}")
+    return lines
 
 
 def _provenance(rule: Rule, vcpus: int, choice: PathsChoice) -> Any:
@@ -343,6 +404,7 @@ def _print_details(
     options: Options,
     entries: list[dict[str, Any]],
     expression: str,
+    unwritten: str | None = None,
 ) -> None:
     from checker import view
 
@@ -380,10 +442,8 @@ def _print_details(
             if vcpus == options.vcpus
             else f" ({vcpus} vCPU{'s' if vcpus > 1 else ''}: the fewest that show it)"
         )
-        about = [
-            f"shortest trace{fewest}, replayed through the step function; "
-            f"written to {', '.join(entry['files'])}"
-        ]
+        where = f"written to {', '.join(entry['files'])}" if entry["files"] else unwritten or ""
+        about = [f"shortest trace{fewest}, replayed through the step function; {where}"]
         click.echo("")
         for line in view.render(
             r.trace,

@@ -37,13 +37,30 @@ class PathType(click.Path):
 
 
 def specs_option(f: F) -> F:
+    """--specs DIR, defaulting to :func:`checker.specs.default_specs`: the checkout's
+    ``specs/`` when run from one, else the copy installed with the package."""
     return click.option(
         "--specs",
         type=PathType(path_type=Path),
-        default=Path("specs"),
-        show_default=True,
+        default=None,
+        callback=_default_specs,
+        show_default="the checkout's specs/, else the installed copy",
         help="The specs directory (rules/ and profiles/).",
     )(f)
+
+
+def _default_specs(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    from checker.specs import default_specs
+
+    return value if value is not None else default_specs()
+
+
+def specs_arguments(specs: Path) -> list[str]:
+    """``--specs DIR`` when ``specs`` is not the default one, so that a printed
+    command finds the same rules again; nothing otherwise."""
+    from checker.specs import default_specs
+
+    return [] if specs == default_specs() else ["--specs", str(specs)]
 
 
 #: the same as checker.explicit.DEFAULT_MAX_STATES (not imported: --help stays light)
@@ -117,7 +134,7 @@ def resolve_paths(
     if profile not in profiles:
         raise InputError(
             f"unknown profile '{profile}' (known: {', '.join(sorted(profiles))}); "
-            f"add {specs}/profiles/{profile}.toml"
+            f"{_how_to_add(specs, 'profiles', profile)}"
         )
     paths = profiles[profile].paths
     overrides: list[tuple[str, str]] = []
@@ -162,9 +179,23 @@ def named_rule(name: str, known: dict[str, Rule], specs: Path) -> Rule:
     if name not in known:
         raise InputError(
             f"unknown rule '{name}' (known: {', '.join(sorted(known))}); "
-            f"add {specs}/rules/{name}.toml or use --expr"
+            f"{_how_to_add(specs, 'rules', name)} or use --expr"
         )
     return known[name]
+
+
+def _how_to_add(specs: Path, kind: str, name: str) -> str:
+    """How to add a rule or profile: to the specs directory in use, unless that is
+    the copy installed with the package (edits there vanish on reinstall)."""
+    from checker.specs import SpecError, packaged_specs
+
+    try:
+        installed = packaged_specs()
+    except SpecError:
+        installed = None
+    if installed is not None and specs.resolve() == installed.resolve():
+        return f"write DIR/{kind}/{name}.toml (a copy of the specs) and pass --specs DIR"
+    return f"add {specs}/{kind}/{name}.toml"
 
 
 def ensure_writable(out: Path, option: str = "--out") -> None:
@@ -222,3 +253,54 @@ def reproduce_command(rule: Rule, vcpus: int, choice: PathsChoice) -> str:
     """The command that checks ``rule`` again and finds the same trace."""
     args = ["checker", "check", *rule_arguments(rule), "--vcpus", str(vcpus), *choice.arguments]
     return shlex.join(args)
+
+
+#: where ``check`` writes traces when run inside the checkout without --out
+COUNTEREXAMPLES = "counterexamples"
+
+
+def default_trace_directory() -> Path | None:
+    """Where traces go without ``--out``: the project's ``counterexamples/`` when the
+    checker runs from its checkout and the current directory is inside it; None
+    anywhere else (an installed checker in a kernel tree, which is someone else's
+    and gets nothing written into it unless ``--out`` asks)."""
+    from checker.specs import checkout_root
+
+    root = checkout_root()
+    if root is None:
+        return None
+    try:
+        here = Path.cwd().resolve()
+    except OSError:
+        return None
+    if here == root:
+        return Path(COUNTEREXAMPLES)
+    return root / COUNTEREXAMPLES if here.is_relative_to(root) else None
+
+
+def trace_directory_name(rule: Rule) -> str:
+    """The folder of ``rule``'s traces under --out: a spec rule's name; for an
+    ad-hoc rule (``--expr``, ``--kernel``) that name and a short hash of its
+    normalised formula (``expr-1a2b3c4d``), so that two different rules never
+    overwrite each other's traces and the same rule, however written, finds its own."""
+    import hashlib
+
+    from checker import formula
+
+    if rule.selector[0] == "--rule":
+        return rule.name
+    digest = hashlib.sha256(formula.render(rule.formula).encode("utf-8")).hexdigest()
+    return f"{rule.name}-{digest[:8]}"
+
+
+def kernel_location(rule: Rule) -> str:
+    """``FILE:LINE`` of a kernel rule's expression (as ``checker extract`` finds
+    it), the file relative to the tree's root (``--kernel DIR``) as kbuild and the
+    compilers print it, so that editors and CI logs link to it; a file given
+    directly is shown as it was given."""
+    assert rule.path is not None
+    given = Path(rule.selector[1])
+    shown = str(rule.path)
+    if given.is_dir() and rule.path.is_relative_to(given):
+        shown = rule.path.relative_to(given).as_posix()
+    return f"{shown}:{rule.line}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,8 +14,11 @@ from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
     PathType,
     ensure_file_writable,
+    kernel_location,
+    paths_options,
     reproduce_command,
     resolve_paths,
+    specs_arguments,
     specs_option,
     write_file,
 )
@@ -102,6 +106,7 @@ Exit code 3 is not used by the gate.
     metavar="PROPERTY=VERDICT",
     help="With --kernel: a verdict the rule must keep (default: every property holds).",
 )
+@paths_options
 @specs_option
 @progress_options
 def gate(
@@ -115,6 +120,9 @@ def gate(
     rlimit: int | None,
     kernel: Path | None,
     expect: tuple[str, ...],
+    profile: str,
+    harvest_flush: str | None,
+    enable_flush: str | None,
     specs: Path,
     show_progress: bool,
     quiet: bool,
@@ -130,6 +138,8 @@ def gate(
     With --kernel PATH it gates a kernel tree's own rule instead (the pre-commit
     and CI hook for kernel developers): every property must hold unless --expect
     says otherwise, and it is compared with a lockfile only if --lock names one.
+    --profile NAME (and --harvest-flush, --enable-flush) choose the paths of the
+    tree's era, as for 'checker check'; spec rules are gated on the default paths.
 
     When GITHUB_ACTIONS=true, failures are also written as ::error annotations
     on stderr and a Markdown summary is appended to $GITHUB_STEP_SUMMARY.
@@ -151,6 +161,7 @@ def gate(
     if kernel is not None and update and lock_file is None:
         raise InputError("--update with --kernel needs --lock FILE to write")
     progress = progress_for(show_progress, quiet, "gate: ")
+    _refuse_paths_without_kernel(kernel, profile, harvest_flush, enable_flush)
     # a kernel tree is gated on its expectations; on a lock only if one is named
     unlocked = kernel is not None and lock_file is None
     lock_path = lock_file if lock_file is not None else lockfile.default_lock_path(specs)
@@ -173,7 +184,7 @@ def gate(
         expectations = {rules[0].name: _kernel_expectations(expect)}
     else:
         rules = list(load_rules(specs).values())
-    choice = resolve_paths(specs, DEFAULT_PROFILE, None, None)
+    choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
     lock = None if unlocked else lockfile.read(lock_path)
     budget = Budget(rlimit) if rlimit else Budget()
     settings = GateSettings(
@@ -187,7 +198,8 @@ def gate(
 
     def reproduce(rule: Rule) -> str:
         command = reproduce_command(rule, settings.options.vcpus, choice)
-        return command if specs == Path("specs") else f"{command} --specs {specs}"
+        extra = specs_arguments(specs)
+        return f"{command} {shlex.join(extra)}" if extra else command
 
     report = run_gate(
         rules,
@@ -196,7 +208,8 @@ def gate(
         expectations=expectations,
         complete=kernel is None,
         changed=changed,
-        lock_path=lock_path,
+        # no lockfile is read or written: none is named in messages either
+        lock_path=None if unlocked else lock_path,
         since=since,
         root=root,
         reproduce=reproduce,
@@ -242,6 +255,9 @@ def gate(
     else:
         for line in human_lines(report):
             click.echo(line)
+        if kernel is not None:
+            for line in kernel_findings(report):
+                click.echo(line)
         if update:
             where = report.display(lock_path)
             if refusal is not None:
@@ -254,6 +270,45 @@ def gate(
         else:
             click.echo(report.summary())
     return code
+
+
+def kernel_findings(report: GateReport) -> list[str]:
+    """A kernel tree's gate failures as a compiler reports errors, one per line,
+    ``arch/x86/kvm/mmu/spte.h:23: error: precision VIOLATES EXPECTATION: ...``
+    (then a blank line). Every gate failure is an error, precision's too: the gate
+    fails on it as -Werror fails a build on a warning."""
+    lines = [
+        f"{kernel_location(outcome.rule)}: error: {p.prop.name} {p.status.value}: {p.detail}"
+        for outcome in report.rules
+        if outcome.rule.path is not None
+        for p in outcome.properties
+        if p.failed
+    ]
+    return [*lines, ""] if lines else []
+
+
+def _refuse_paths_without_kernel(
+    kernel: Path | None, profile: str, harvest_flush: str | None, enable_flush: str | None
+) -> None:
+    """Spec rules' [expect] tables and the lockfile are stated for the default paths;
+    other paths are for a kernel tree's era (--kernel)."""
+    if kernel is not None:
+        return
+    given = [
+        option
+        for option, value in (
+            ("--profile", None if profile == DEFAULT_PROFILE else profile),
+            ("--harvest-flush", harvest_flush),
+            ("--enable-flush", enable_flush),
+        )
+        if value is not None
+    ]
+    if given:
+        raise InputError(
+            f"{given[0]} goes with --kernel: specs/rules' [expect] tables and the lockfile "
+            "are stated for the default paths (use 'checker check --rule NAME "
+            f"{given[0]} ...' to see a spec rule on other paths)"
+        )
 
 
 def _kernel_expectations(given: tuple[str, ...]) -> dict[str, str]:
@@ -278,9 +333,12 @@ def human_lines(report: GateReport) -> list[str]:
 
     where = report.display(report.lock_path) if report.lock_path else "(no lockfile)"
     settings = report.settings
+    against = where if report.lock_path else "its expectations (no lockfile)"
+    count = len(report.rules)
     head = (
-        f"gate: {len(report.rules)} rules against {where}; model {report.model.sha256[:12]}, "
-        f"paths {settings.profile}, {settings.options.vcpus} vCPUs"
+        f"gate: {count} rule{'s' if count != 1 else ''} against {against}; "
+        f"model {report.model.sha256[:12]}, paths {settings.profile}, "
+        f"{settings.options.vcpus} vCPUs"
     )
     if report.since is not None:
         head += f"; re-checking rules changed since {report.since}"

@@ -12,11 +12,13 @@ from checker.cli.common import specs_option
 @click.command()
 @specs_option
 def rules(specs: Path) -> int:
-    """List the rules in specs/rules and the profiles in specs/profiles."""
-    from checker.specs import load_profiles, load_rules
+    """List the rules in specs/rules and the profiles in specs/profiles, after the
+    specs directory they were read from."""
+    from checker.specs import load_profiles, load_rules, specs_origin
 
     # both are read before anything is printed: an error leaves stdout empty
     known, profiles = load_rules(specs), load_profiles(specs)
+    click.echo(f"specs: {specs_origin(specs)}")
     click.echo("rules:")
     for rule in known.values():
         where = rule.origin.get("kernels", "")

