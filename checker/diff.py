@@ -25,8 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from checker import explicit
+from checker.formula import FIELD_ABBREVIATIONS
 from checker.logic import CONCRETE
-from checker.model import Flush, Spte, System, Tlb
+from checker.model import SPTE_FIELDS, Flush, Spte, System, Tlb
 from checker.semantics import Action, State, Step
 
 
@@ -39,6 +40,23 @@ class UpdateClass:
     @property
     def clears_mmu_writable(self) -> bool:
         return self.old.mmu_writable and not self.new.mmu_writable
+
+    def change(self) -> str:
+        """What the update does to the SPTE, bit by bit in the SPTE's field order:
+        each bit it sets or clears, and MMU-writable even when unchanged (it decides
+        whether a flush is needed), e.g. ``W cleared, MW kept`` or ``MW kept, A
+        cleared``."""
+        words = []
+        for name in SPTE_FIELDS:
+            before, after = getattr(self.old, name), getattr(self.new, name)
+            bit = FIELD_ABBREVIATIONS[name]
+            if before and not after:
+                words.append(f"{bit} cleared")
+            elif after and not before:
+                words.append(f"{bit} set")
+            elif name == "mmu_writable":
+                words.append(f"{bit} kept" if before else f"{bit} stays clear")
+        return ", ".join(words)
 
 
 @dataclass(frozen=True, order=True)
@@ -117,9 +135,10 @@ class Difference:
                 "flush (ignored by the caller)" if flushes else "no flush (ignored by the caller)"
             )
         needed = self.update_class.clears_mmu_writable
+        change = self.update_class.change()
         if flushes:
-            return "flush" if needed else "flush: UNNECESSARY (MMU-writable stays set)"
-        return "no flush: MISSES A NEEDED FLUSH (MMU-writable cleared)" if needed else "no flush"
+            return "flush" if needed else f"flush: UNNECESSARY ({change})"
+        return f"no flush: MISSES A NEEDED FLUSH ({change})" if needed else "no flush"
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from checker.check import Options, PropertyResult, Session, Verdict, check_property
 from checker.lock import (
@@ -77,6 +77,7 @@ from checker.lock import (
 )
 from checker.model import PROPERTIES, Property, System
 from checker.specs import DEFAULT_PROFILE, Rule, paths_table
+from checker.summary import verdicts
 
 REFRESH_COMMAND = "checker gate --update"
 REFRESH_MAKE = "make lock"
@@ -91,6 +92,14 @@ class Status(enum.Enum):
     VIOLATES_EXPECTATION = "VIOLATES EXPECTATION"
     REGRESSED = "REGRESSED"
     NOT_RECHECKED = "not re-checked"
+
+
+class GateProgress(Protocol):
+    """Told as each property of a re-checked rule starts and ends."""
+
+    def started(self, what: str) -> None: ...
+
+    def finished(self, what: str, outcome: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -255,9 +264,30 @@ class GateReport:
             text += f" ({len(self.rules) - checked} unchanged since {self.since})"
         if self.warnings:
             text += f", {len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}"
-        if not self.settings.require_lock:
-            return text + " (no lockfile compared)"
-        return text + ", lockfile up to date"
+        text += (
+            " (no lockfile compared)" if not self.settings.require_lock else ", lockfile up to date"
+        )
+        # what the verdicts are, so that a pass with violations reads as intended
+        words = self.verdicts()[1]
+        return text + (f": {words}" if words else "")
+
+    def verdicts(self) -> tuple[dict[str, list[str]], str]:
+        """The re-checked rules per category (see :func:`checker.summary.verdicts`)
+        and the words for them."""
+        return verdicts(
+            [
+                {
+                    "rule": r.rule.name,
+                    "properties": [
+                        {"property": p.prop.name, "verdict": p.verdict}
+                        | ({"expected": p.expected} if p.expected is not None else {})
+                        for p in r.properties
+                    ],
+                }
+                for r in self.rules
+                if r.rechecked
+            ]
+        )
 
 
 def display_path(path: Path, root: Path | None) -> str:
@@ -285,7 +315,7 @@ def gate(
     since: str | None = None,
     root: Path | None = None,
     reproduce: Callable[[Rule], str] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: GateProgress | None = None,
 ) -> GateReport:
     """Gate ``rules`` (see the module docstring for the decision table).
 
@@ -293,7 +323,7 @@ def gate(
     keeps its own ``[expect]``). ``complete``: ``rules`` is the whole rule set, so
     lock entries for other rules are stale. ``changed``: the rule names to
     re-check (None: all). ``reproduce`` gives each rule's reproduce command;
-    ``progress`` is told which rule is being checked.
+    ``progress`` is told as each property of a re-checked rule starts and ends.
     """
     options = settings.options
     model = ModelLock(
@@ -327,9 +357,9 @@ def gate(
         expected = dict(given if given is not None else rule.expected)
         command = reproduce(rule) if reproduce is not None else default_command(rule, options.vcpus)
         if must_recheck(rule):
-            if progress is not None:
-                progress(rule.name)
-            outcome = _recheck(rule, expected, locked_rules.get(rule.name), settings, command)
+            outcome = _recheck(
+                rule, expected, locked_rules.get(rule.name), settings, command, progress
+            )
         else:
             outcome = _unchanged(rule, expected, locked_rules[rule.name], command, since)
         outcomes.append(outcome)
@@ -360,6 +390,7 @@ def _recheck(
     locked: RuleLock | None,
     settings: GateSettings,
     command: str,
+    progress: GateProgress | None = None,
 ) -> RuleOutcome:
     options = settings.options
     session = Session(System(rule, options.paths))
@@ -375,6 +406,9 @@ def _recheck(
         if fresh.formula != locked.formula:
             differences.append(f"rule {rule.name}: formula {locked.formula} -> {fresh.formula}")
     for prop in PROPERTIES:
+        what = f"{rule.name}: {prop.name}"
+        if progress is not None:
+            progress.started(what)
         started = time.perf_counter()
         result = check_property(rule, prop, options, session)
         seconds = time.perf_counter() - started
@@ -382,6 +416,8 @@ def _recheck(
         before = locked.properties.get(prop.name) if locked is not None else None
         row = _row(rule, prop, result, now, expected.get(prop.name), before, locked, settings)
         row = replace(row, seconds=seconds)
+        if progress is not None:
+            progress.finished(what, f"{result.verdict.value} ({row.status.value}) {seconds:.2f}s")
         rows.append(row)
         differences.extend(f"rule {rule.name}: {prop.name}: {d}" for d in row.differences)
         if now is not None:
@@ -568,7 +604,7 @@ def report_json(report: GateReport) -> dict[str, Any]:
         )
     return {
         "exit_code": report.exit_code,
-        "summary": report.summary(),
+        "summary": {"text": report.summary(), **report.verdicts()[0]},
         "lock": {
             "path": report.display(report.lock_path) if report.lock_path else None,
             "stale": list(report.stale),

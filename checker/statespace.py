@@ -109,6 +109,34 @@ def state_graph(
 
 # --- DOT ----------------------------------------------------------------------------------
 
+#: the most steps (edges) written as DOT. Graphviz's dot lays graphs of this model out
+#: in time that grows much faster than the steps. Measured with ``time dot -Tsvg``
+#: (Graphviz 2.43, a shared 2-core machine; repeated runs varied up to 2x): 2908
+#: steps took 1.7 s, 3890 (new, 1 vCPU) 2.9-6.0 s, 4233 (legacy, 1 vCPU) 12.5 s,
+#: 4694 5.4 s, 4927 13.5 s, 5859 11 s, 7118 30 s, 8148 (new, 2 vCPUs up to symmetry)
+#: 21 s, 9403 (legacy, the same) 35 s; 17378 (legacy, 2 vCPUs) was reported at 422 s, warning
+#: "Something is probably seriously wrong". Every shipped rule at 1 vCPU fits.
+DOT_MAX_STEPS = 5000
+
+
+def dot_refusal(g: StateGraph) -> str | None:
+    """Why ``g`` is not written as DOT (too many steps for Graphviz to lay out in
+    reasonable time), naming what to do instead; None if it may be."""
+    steps = g.number_of_edges()
+    if steps <= DOT_MAX_STEPS:
+        return None
+    smaller = ["--vcpus 1"] if g.graph["vcpus"] > 1 else []
+    if not g.graph["symmetric"] and g.graph["vcpus"] > 1:
+        smaller.append("--symmetric")
+    instead = "write .json or .graphml instead"
+    if smaller:
+        instead += f", or shrink the graph with {' or '.join(smaller)}"
+    return (
+        f"{g.number_of_nodes()} states and {steps} steps are more than Graphviz lays out "
+        f"in reasonable time (DOT is written up to {DOT_MAX_STEPS} steps); {instead}"
+    )
+
+
 #: one colour per operation, in the order of OPERATIONS
 PALETTE = (
     "#1f77b4",

@@ -7,11 +7,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
 from checker import check as check_module
+from checker import schemas
 from checker.cli import cli
 
 from .conftest import ROOT, SPECS
@@ -52,10 +55,20 @@ def test_old_violates_precision_exit_1(tmp_path: Path) -> None:
     ]
 
 
-def test_json_stdout_is_pure_and_progress_goes_to_stderr(tmp_path: Path) -> None:
-    result = run("check", "--rule", "legacy", "--json", out=tmp_path)
-    assert result.exit_code == 1
+def only_rule(result: Result) -> dict[str, Any]:
+    """The report of the one rule a ``check --json`` run checked (the document is
+    valid under the shipped schema)."""
     document = json.loads(result.stdout)
+    jsonschema.Draft202012Validator(schemas.load("check")).validate(document)
+    [report] = document["rules"]
+    assert isinstance(report, dict)
+    return report
+
+
+def test_json_stdout_is_pure_and_progress_goes_to_stderr(tmp_path: Path) -> None:
+    result = run("check", "--rule", "legacy", "--json", "--progress", out=tmp_path)
+    assert result.exit_code == 1
+    document = only_rule(result)
     verdicts = {p["property"]: p["verdict"] for p in document["properties"]}
     assert verdicts == {
         "stale_w": "violated",
@@ -68,12 +81,16 @@ def test_json_stdout_is_pure_and_progress_goes_to_stderr(tmp_path: Path) -> None
     tracking = next(p for p in document["properties"] if p["property"] == "write_tracking")
     assert tracking["depth"] == 5 and tracking["replayed"]
     assert [s["operation"] for s in tracking["steps"]][-2:] == ["write_protect", "guest_write"]
-    assert "legacy: write_tracking" in result.stderr
+    assert "legacy: write_tracking ..." in result.stderr.splitlines()
+    assert json.loads(result.stdout)["summary"]["text"] == "1 rule: legacy violates (as expected)"
 
 
 def test_json_is_deterministic(tmp_path: Path) -> None:
-    first = run("check", "--rule", "old", "--json", out=tmp_path).stdout
-    assert run("check", "--rule", "old", "--json", out=tmp_path).stdout == first
+    first = run("check", "--rule", "old", "--json", out=tmp_path)
+    second = run("check", "--rule", "old", "--json", out=tmp_path)
+    assert second.stdout == first.stdout
+    # stderr is not a terminal here, and progress was not asked for: nothing
+    assert first.stderr == ""
 
 
 def test_expr_checks_an_adhoc_rule(tmp_path: Path) -> None:
@@ -85,7 +102,7 @@ def test_expr_checks_an_adhoc_rule(tmp_path: Path) -> None:
         out=tmp_path,
     )
     assert result.exit_code == 0
-    assert json.loads(result.stdout)["rule"] == "expr"
+    assert only_rule(result)["rule"] == "expr"
 
 
 def test_all_checks_every_rule(tmp_path: Path) -> None:
@@ -211,7 +228,7 @@ def test_python_dash_m_and_lazy_imports() -> None:
 def test_profiles_and_path_overrides(tmp_path: Path) -> None:
     result = run("check", "--rule", "new", "--profile", "v4.10-v5.19", "--json", out=tmp_path)
     assert result.exit_code == 1
-    document = json.loads(result.stdout)
+    document = only_rule(result)
     assert document["profile"] == "v4.10-v5.19"
     assert document["paths"]["enable_flush"] == "writable"
     lost = next(p for p in document["properties"] if p["property"] == "dirty_log")
@@ -220,7 +237,7 @@ def test_profiles_and_path_overrides(tmp_path: Path) -> None:
     assert lost["files"][0].endswith("dirty_log-1vcpus-v4.10-v5.19.json")
     overridden = run("check", "--rule", "new", "--harvest-flush", "changed", "--json", out=tmp_path)
     assert overridden.exit_code == 1
-    assert json.loads(overridden.stdout)["profile"] == "default+harvest_flush=changed"
+    assert only_rule(overridden)["profile"] == "default+harvest_flush=changed"
 
 
 def test_unknown_profile_is_exit_2(tmp_path: Path) -> None:
@@ -240,9 +257,9 @@ KERNELS = Path(__file__).parent / "fixtures" / "kernels"
 
 @pytest.mark.parametrize("name", ["old", "new", "legacy"])
 def test_expr_gives_the_same_verdicts_as_the_name(tmp_path: Path, name: str) -> None:
-    by_name = json.loads(run("check", "--rule", name, "--json", out=tmp_path).stdout)
+    by_name = only_rule(run("check", "--rule", name, "--json", out=tmp_path))
     text = by_name["expression"]
-    by_expr = json.loads(run("check", "--expr", text, "--json", out=tmp_path).stdout)
+    by_expr = only_rule(run("check", "--expr", text, "--json", out=tmp_path))
     verdicts = [(p["property"], p["verdict"], p.get("depth")) for p in by_name["properties"]]
     assert verdicts == [
         (p["property"], p["verdict"], p.get("depth")) for p in by_expr["properties"]
@@ -268,7 +285,7 @@ def test_extract_prints_the_rule_with_file_and_line() -> None:
 
 def test_check_kernel_checks_the_tree_s_rule(tmp_path: Path) -> None:
     result = run("check", "--kernel", str(KERNELS / "v3.x"), "--json", out=tmp_path)
-    document = json.loads(result.stdout)
+    document = only_rule(result)
     assert document["rule"] == "kernel"
     assert document["expression"] == "is_writable_pte(old_spte) && !is_writable_pte(new_spte)"
     tracking = next(p for p in document["properties"] if p["property"] == "write_tracking")
@@ -292,10 +309,19 @@ def test_diff_old_new(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "unnecessary       9      0" in result.stdout
     assert "update classes decided differently" in result.stdout
+    # what each unnecessary flush's update did, not one fixed phrase for all
+    assert "old: flush: UNNECESSARY (MW kept, A cleared)" in result.stdout
+    assert "old: flush: UNNECESSARY (W cleared, MW kept)" in result.stdout
+    assert "MMU-writable stays set" not in result.stdout
+    assert result.stdout.splitlines()[-1] == (
+        "old and new decide differently on 13 update classes "
+        "(old: 9 unnecessary flushes, 0 missed flushes; "
+        "new: 0 unnecessary flushes, 0 missed flushes)"
+    )
     document = json.loads(run("diff", "old", "new", "--json", "--specs", str(SPECS)).stdout)
     assert document["a"]["unnecessary"] > 0 and document["b"]["unnecessary"] == 0
     first = document["differences"][0]
-    assert first["old"].startswith("flush") and first["new"].startswith("no flush")
+    assert first["a"].startswith("flush") and first["b"].startswith("no flush")
     assert first["witness"]["steps"][-1]["operation"] in (
         "prefetch",
         "harvest",
@@ -349,6 +375,7 @@ def test_a_reader_that_goes_away_is_a_quiet_exit_141(tmp_path: Path) -> None:
         "--rule",
         "new",
         "--json",
+        "--progress",
         "--specs",
         str(SPECS),
         "--out",

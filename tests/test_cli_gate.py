@@ -8,9 +8,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
+from checker import schemas
 from checker.cli import cli
 
 from .conftest import SPECS
@@ -52,11 +54,16 @@ def last_line(result: Result) -> str:
 
 
 def test_the_shipped_specs_pass(checks: list[str]) -> None:
-    result = run("--specs", str(SPECS))
+    result = run("--specs", str(SPECS), "--progress")
     assert result.exit_code == 0, result.output
-    assert last_line(result) == "gate: pass: 3 rules re-checked, lockfile up to date"
+    assert last_line(result) == (
+        "gate: pass: 3 rules re-checked, lockfile up to date: "
+        "new holds; legacy, old violate (as expected)"
+    )
     assert "new     stale_w         holds     holds     holds     ok" in result.stdout
-    assert "gate: checking legacy" in result.stderr
+    assert "gate: legacy: stale_w ..." in result.stderr.splitlines()
+    ended = [line for line in result.stderr.splitlines() if " stale_w violated" in line]
+    assert [line.rsplit(" ", 1)[0] for line in ended] == ["gate: legacy: stale_w violated (ok)"]
 
 
 def test_pass_on_a_scratch_copy_and_layout_does_not_matter(checks: list[str], specs: Path) -> None:
@@ -150,7 +157,10 @@ def test_inconclusive_exits_1_or_warns_with_allow_inconclusive(
     allowed = run("--specs", str(specs), "--rlimit", "1000", "--allow-inconclusive")
     assert allowed.exit_code == 0, allowed.output
     assert "warnings:" in allowed.stdout
-    assert last_line(allowed) == "gate: pass: 3 rules re-checked, 15 warnings, lockfile up to date"
+    assert last_line(allowed) == (
+        "gate: pass: 3 rules re-checked, 15 warnings, lockfile up to date: "
+        "legacy, new, old INCONCLUSIVE: every property"
+    )
     refused = run("--specs", str(specs), "--rlimit", "1000", "--allow-inconclusive", "--update")
     assert refused.exit_code == 1
     assert "inconclusive verdicts cannot be locked" in last_line(refused)
@@ -173,6 +183,7 @@ def test_update_refuses_to_bless_a_regression(checks: list[str], specs: Path) ->
     as_json = run("--specs", str(specs), "--update", "--json")
     assert as_json.exit_code == 1
     document = json.loads(as_json.stdout)
+    jsonschema.Draft202012Validator(schemas.load("gate")).validate(document)
     assert document["exit_code"] == 1 and not document["update"]["written"]
     assert document["update"]["refused"].startswith("the gate fails")
     assert (specs / LOCK).read_bytes() == before
@@ -261,12 +272,13 @@ def test_junit_sarif_and_json_outputs(checks: list[str], specs: Path, tmp_path: 
     )
     assert result.exit_code == 1
     document = json.loads(result.stdout)  # stdout is pure JSON
+    jsonschema.Draft202012Validator(schemas.load("gate")).validate(document)
     assert document["exit_code"] == 1
     assert document["lock"]["stale"][0] == "rule new: expression changed"
     new = next(r for r in document["rules"] if r["rule"] == "new")
     stale_w = next(p for p in new["properties"] if p["property"] == "stale_w")
     assert stale_w["status"] == "REGRESSED" and stale_w["failed"] and stale_w["depth"] == 4
-    assert "gate: checking new" in result.stderr
+    assert result.stderr == ""  # no progress unless stderr is a terminal or it is asked for
     root = ET.parse(out / "gate.xml").getroot()
     assert root.get("tests") == "16" and root.get("failures") == "4"
     sarif = json.loads((out / "gate.sarif").read_text())
@@ -390,7 +402,7 @@ KERNELS = Path(__file__).parent / "fixtures" / "kernels"
 def test_a_kernel_tree_passes_when_every_property_holds(tmp_path: Path) -> None:
     result = run("--kernel", str(KERNELS / "v6.13"))
     assert result.exit_code == 0, result.output
-    assert last_line(result) == "gate: pass: 1 rule re-checked (no lockfile compared)"
+    assert last_line(result) == "gate: pass: 1 rule re-checked (no lockfile compared): kernel holds"
     assert "kernel  precision       holds" in result.stdout
 
 

@@ -87,6 +87,20 @@ def test_the_wheel_works_from_any_directory(tmp_path: Path) -> None:
 
     gate = run("gate")
     assert gate.returncode == 0, (gate.stdout, gate.stderr)
-    assert gate.stdout.splitlines()[-1] == "gate: pass: 3 rules re-checked, lockfile up to date"
+    assert gate.stdout.splitlines()[-1] == (
+        "gate: pass: 3 rules re-checked, lockfile up to date: "
+        "new holds; legacy, old violate (as expected)"
+    )
+
+    # the JSON Schemas of the --json documents are in the wheel
+    load = (
+        "from checker import schemas; "
+        "print(*sorted(schemas.load(c)['$id'] for c in schemas.VERSIONS))"
+    )
+    shipped = _run([str(venv / "bin" / "python"), "-c", load], elsewhere, RUN_TIMEOUT)
+    assert shipped.returncode == 0, shipped.stderr
+    assert shipped.stdout.split() == [
+        f"urn:kvm-flush-checker:schema:{c}:1" for c in ("check", "diff", "extract", "gate")
+    ]
 
     assert list(elsewhere.iterdir()) == []  # nothing written where it ran

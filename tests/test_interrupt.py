@@ -82,8 +82,8 @@ def test_ctrl_c_stops_check_gate_and_update_with_nothing_written(tmp_path: Path)
             lock.write_text(json.dumps(stale))
             args, output = {
                 "check": ([*SLOW_CHECK, "--out", str(out)], out),
-                "gate": (["gate", "--lock", committed, "--junit", str(junit)], junit),
-                "update": (["gate", "--update", "--lock", str(lock)], lock),
+                "gate": (["gate", "--progress", "--lock", committed, "--junit", str(junit)], junit),
+                "update": (["gate", "--progress", "--update", "--lock", str(lock)], lock),
             }[name]
             process = subprocess.Popen(
                 [sys.executable, "-m", "checker", *args, "--specs", str(SPECS)],
@@ -113,7 +113,7 @@ def test_ctrl_c_stops_check_gate_and_update_with_nothing_written(tmp_path: Path)
         about = f"{name} interrupted after {moment}s: {stderr}"
         assert process.returncode == 130, about
         assert "Traceback" not in stderr, about
-        lines = [line for line in stderr.splitlines() if not line.startswith("gate: checking")]
+        lines = [line for line in stderr.splitlines() if not line.startswith("gate: ")]
         assert lines == ["checker: interrupted"], about
         assert _digest(output) == before, about
         stopped.add(name)

@@ -126,7 +126,8 @@ def test_check_with_the_explicit_engine_beyond_the_budget_is_inconclusive(
     argv = ["check", "--rule", "legacy", "--max-states", "100", "--engine", "explicit"]
     result = CliRunner().invoke(cli, [*argv, "--specs", str(SPECS), "--out", str(tmp_path)])
     assert result.exit_code == 3, result.output
-    assert result.stdout.count("INCONCLUSIVE") == 5
+    assert result.stdout.count("INCONCLUSIVE") == 6  # five verdicts and the summary
+    assert result.stdout.splitlines()[-1] == "1 rule: legacy INCONCLUSIVE: every property"
     assert "more than 100 reachable states at 2 vCPUs" in result.stdout
     assert not any(tmp_path.iterdir())
     # both engines asked for, one without an answer: inconclusive, not a disagreement

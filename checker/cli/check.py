@@ -29,7 +29,9 @@ from checker.cli.common import (
     specs_option,
     trace_directory_name,
 )
+from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
+from checker.schemas import schema_id
 from checker.specs import DEFAULT_PROFILE
 
 #: the engines --engine accepts, without importing the engines to list them
@@ -84,7 +86,7 @@ if TYPE_CHECKING:
 )
 @max_states_option
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print JSON on stdout; progress goes to stderr."
+    "--json", "as_json", is_flag=True, help=f"Print JSON on stdout (schema {schema_id('check')})."
 )
 @click.option(
     "--out",
@@ -95,6 +97,7 @@ if TYPE_CHECKING:
 )
 @paths_options
 @specs_option
+@progress_options
 def check(
     rule_name: str | None,
     expr: str | None,
@@ -111,6 +114,8 @@ def check(
     harvest_flush: str | None,
     enable_flush: str | None,
     specs: Path,
+    show_progress: bool,
+    quiet: bool,
 ) -> int:
     """Prove each property of a rule for all depths, or show its shortest violation.
 
@@ -120,10 +125,13 @@ def check(
     the shortest trace and writes it under --out as node-link JSON and GraphML.
     Without --out, traces go to counterexamples/ only when run inside the checker's
     checkout; elsewhere (say, in a kernel tree) nothing is written.
+    The last line sums up: which rules hold, which violate as their spec expects,
+    and anything NOT AS EXPECTED or INCONCLUSIVE.
     """
     from checker.check import Engine, Options
     from checker.smt import Budget
 
+    progress = progress_for(show_progress, quiet, live_stdout=not as_json)
     rules = select_rules(rule_name, expr, all_rules, specs, kernel)
     choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
     if out is None:
@@ -139,17 +147,38 @@ def check(
         engine=Engine(engine),
         max_states=max_states,
     )
-    reports = [check_rule(rule, options, choice, out, as_json) for rule in rules]
+    reports = [check_rule(rule, options, choice, out, as_json, progress) for rule in rules]
+    document = check_document(reports)
     if as_json:
-        document: Any = reports[0] if len(reports) == 1 and not all_rules else {"rules": reports}
         click.echo(json.dumps(document, indent=2))
-    return max(int(report["exit_code"]) for report in reports)
+    else:
+        click.echo(document["summary"]["text"])
+    return int(document["exit_code"])
+
+
+def check_document(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON of ``checker check``: one shape for one rule and for many (schema
+    ``checker/schemas/check.schema.json``)."""
+    from checker.summary import check_summary
+
+    return {
+        "schema": schema_id("check"),
+        "exit_code": max(int(report["exit_code"]) for report in reports),
+        "summary": check_summary(reports),
+        "rules": reports,
+    }
 
 
 def check_rule(
-    rule: Rule, options: Options, choice: PathsChoice, out: Path | None, as_json: bool
+    rule: Rule,
+    options: Options,
+    choice: PathsChoice,
+    out: Path | None,
+    as_json: bool,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Check every property of ``rule``, print as it goes, return the JSON report."""
+    """Check every property of ``rule``, print as it goes (the verdicts on stdout
+    unless ``as_json``; ``progress`` on stderr), return the rule's JSON report."""
     from checker import formula, interrupt, version
     from checker.check import Session, check_property, exit_code
     from checker.model import PROPERTIES, System
@@ -167,14 +196,16 @@ def check_rule(
     results = []
     session = Session(System(rule, options.paths), options.max_states)
     for prop in PROPERTIES:
+        if progress is not None:
+            progress.started(f"{rule.name}: {prop.name}")
         started = time.perf_counter()
         result = check_property(rule, prop, options, session)
         seconds = time.perf_counter() - started
         results.append(result)
         line = _verdict_line(result, _expected(rule, choice), seconds)
-        if as_json:
-            click.echo(f"{rule.name}: {line}", err=True)
-        else:
+        if progress is not None:
+            progress.finished(f"{rule.name}:", line)
+        if not as_json:
             click.echo("  " + line)
     # traces are written once every property is decided: Ctrl-C before this point
     # leaves --out as it was

@@ -19,10 +19,14 @@ from checker.cli.common import (
     resolve_paths,
     specs_option,
 )
+from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
+from checker.schemas import schema_id
+from checker.summary import diff_summary
 
 if TYPE_CHECKING:
     from checker.diff import Comparison, Side, Witness
+    from checker.model import System
     from checker.specs import Rule
 
 DIFF_EXIT_CODES = (
@@ -49,10 +53,13 @@ Exit codes:
     help="The rule of a kernel tree or file (repeatable).",
 )
 @click.option("--vcpus", type=click.IntRange(1, MAX_VCPUS), default=2, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help=f"Print JSON on stdout (schema {schema_id('diff')})."
+)
 @max_states_option
 @paths_options
 @specs_option
+@progress_options
 def diff(
     names: tuple[str, ...],
     exprs: tuple[str, ...],
@@ -64,6 +71,8 @@ def diff(
     harvest_flush: str | None,
     enable_flush: str | None,
     specs: Path,
+    show_progress: bool,
+    quiet: bool,
 ) -> int:
     """Compare two rules over every reachable update through mmu_spte_update.
 
@@ -72,22 +81,43 @@ def diff(
     'checker diff old --kernel ~/linux'. Prints, per (old SPTE, new SPTE) class
     where they decide differently, which side misses a needed flush or asks for an
     unnecessary one, with a shortest witness trace; and how many reachable updates
-    each rule flushes, and how many of those are unnecessary.
+    each rule flushes, and how many of those are unnecessary. The last line sums
+    it up.
     """
-    from checker import diff as engine
     from checker.model import System
 
+    progress = progress_for(show_progress, quiet, "diff: ")
     rules = _operands(names, exprs, kernels, specs)
     choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
     a, b = ((r.name, System(r, choice.paths)) for r in rules)
     if a[0] == b[0]:
         a, b = (f"{a[0]} (A)", a[1]), (f"{b[0]} (B)", b[1])
-    comparison = engine.diff(a, b, vcpus, max_states)
+    comparison = _compare(a, b, vcpus, max_states, progress)
     if as_json:
         click.echo(json.dumps(_json(comparison, rules, vcpus, choice), indent=2))
     else:
         _print(comparison, rules, vcpus, choice)
+        click.echo(f"\n{diff_summary(comparison)['text']}")
+    return _exit_code(comparison)
+
+
+def _exit_code(comparison: Comparison) -> int:
     return 1 if comparison.differences else 0
+
+
+def _compare(
+    a: tuple[str, System], b: tuple[str, System], vcpus: int, max_states: int, progress: Progress
+) -> Comparison:
+    """:func:`checker.diff.diff`, telling ``progress`` about each rule's exploration."""
+    from checker import diff as engine
+
+    sides = []
+    for name, system in (a, b):
+        with progress.step(f"exploring {name} ({vcpus} vCPU{'s' if vcpus > 1 else ''})") as outcome:
+            side = engine.reachable_updates(name, system, vcpus, max_states)
+            outcome.append(f"{side.states} states, {len(side.updates)} updates")
+        sides.append(side)
+    return engine.compare(*sides)
 
 
 def _operands(
@@ -197,10 +227,12 @@ def _json(
                 "new_spte": spte(cls.new),
                 "ad_enabled": cls.ad_enabled,
                 "clears_mmu_writable": cls.clears_mmu_writable,
+                "change": cls.change(),
                 "operations": list(d.operations),
                 "decided": d.decided,
-                comparison.a.name: d.judgement(d.a_flushes),
-                comparison.b.name: d.judgement(d.b_flushes),
+                # keyed a and b, not by the rules' names, so that tools can read them
+                "a": d.judgement(d.a_flushes),
+                "b": d.judgement(d.b_flushes),
                 "witness": {
                     "rule": d.witness.rule,
                     "stale_writable": d.witness.stale_writable,
@@ -218,6 +250,9 @@ def _json(
             }
         )
     return {
+        "schema": schema_id("diff"),
+        "exit_code": _exit_code(comparison),
+        "summary": diff_summary(comparison),
         "vcpus": vcpus,
         "profile": choice.label,
         "paths": paths_table(choice.paths),

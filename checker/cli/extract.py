@@ -8,11 +8,14 @@ from pathlib import Path
 import click
 
 from checker.cli.common import PathType
+from checker.schemas import schema_id
 
 
 @click.command()
 @click.argument("path", type=PathType(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help=f"Print JSON on stdout (schema {schema_id('extract')})."
+)
 def extract(path: Path, as_json: bool) -> int:
     """Print the flush rule of a kernel tree, or of its spte.h or mmu.c.
 
@@ -27,6 +30,7 @@ def extract(path: Path, as_json: bool) -> int:
     found = read_rule(path)
     if as_json:
         document = {
+            "schema": schema_id("extract"),
             "file": str(found.file),
             "function": found.function,
             "line": found.line,

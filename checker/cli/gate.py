@@ -22,7 +22,9 @@ from checker.cli.common import (
     specs_option,
     write_file,
 )
+from checker.cli.progress import progress_for, progress_options
 from checker.errors import InputError
+from checker.schemas import schema_id
 from checker.specs import DEFAULT_PROFILE
 
 if TYPE_CHECKING:
@@ -84,7 +86,7 @@ Exit code 3 is not used by the gate.
     help="Write SARIF 2.1.0: one result per violation, at the rule's line.",
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print JSON on stdout; progress goes to stderr."
+    "--json", "as_json", is_flag=True, help=f"Print JSON on stdout (schema {schema_id('gate')})."
 )
 @click.option(
     "--rlimit",
@@ -106,6 +108,7 @@ Exit code 3 is not used by the gate.
 )
 @paths_options
 @specs_option
+@progress_options
 def gate(
     lock_file: Path | None,
     update: bool,
@@ -121,6 +124,8 @@ def gate(
     harvest_flush: str | None,
     enable_flush: str | None,
     specs: Path,
+    show_progress: bool,
+    quiet: bool,
 ) -> int:
     """Gate every rule in specs/rules on its expected verdicts and on the lockfile.
 
@@ -155,6 +160,7 @@ def gate(
         raise InputError("--changed-since gates specs/rules; drop it with --kernel")
     if kernel is not None and update and lock_file is None:
         raise InputError("--update with --kernel needs --lock FILE to write")
+    progress = progress_for(show_progress, quiet, "gate: ")
     _refuse_paths_without_kernel(kernel, profile, harvest_flush, enable_flush)
     # a kernel tree is gated on its expectations; on a lock only if one is named
     unlocked = kernel is not None and lock_file is None
@@ -207,7 +213,7 @@ def gate(
         since=since,
         root=root,
         reproduce=reproduce,
-        progress=lambda name: click.echo(f"gate: checking {name}", err=True),
+        progress=progress,
     )
     refusal = report.refusal() if update else None
     # --update succeeds (0) by writing the lock, or is refused (1)
@@ -241,7 +247,7 @@ def gate(
     if as_json:
         from checker.gate import report_json
 
-        document = report_json(report)
+        document = {"schema": schema_id("gate"), **report_json(report)}
         if update:
             document["update"] = {"refused": refusal, "written": written}
             document["exit_code"] = code

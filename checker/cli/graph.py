@@ -18,6 +18,7 @@ from checker.cli.common import (
     specs_option,
     write_file,
 )
+from checker.cli.progress import progress_for, progress_options
 from checker.errors import InputError
 
 FORMATS = {".json": "json", ".graphml": "graphml", ".dot": "dot", ".gv": "dot"}
@@ -55,6 +56,7 @@ Exit codes:
 @max_states_option
 @paths_options
 @specs_option
+@progress_options
 def graph(
     rule_name: str | None,
     expr: str | None,
@@ -68,6 +70,8 @@ def graph(
     harvest_flush: str | None,
     enable_flush: str | None,
     specs: Path,
+    show_progress: bool,
+    quiet: bool,
 ) -> int:
     """Write every reachable state and step of a rule as a MultiDiGraph.
 
@@ -75,11 +79,13 @@ def graph(
     are steps keyed by action, with vCPU, kernel function and flush decision. In
     DOT, states are ranked by BFS depth, initial states are filled, edges are
     coloured by operation, and violating states and the shortest paths to them are
-    red.
+    red. DOT is refused (nothing written, exit 2) beyond
+    statespace.DOT_MAX_STEPS steps, which Graphviz cannot lay out in reasonable time.
     """
     from checker import statespace
     from checker.model import System
 
+    progress = progress_for(show_progress, quiet, "graph: ")
     [rule] = select_rules(rule_name, expr, False, specs, kernel)
     choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
     fmt = fmt or FORMATS.get(output.suffix)
@@ -91,7 +97,13 @@ def graph(
             f"{MAX_GRAPH_VCPUS} vCPUs; add --symmetric"
         )
     ensure_file_writable(output, "-o")
-    g = statespace.state_graph(System(rule, choice.paths), vcpus, symmetric, max_states)
+    with progress.step(
+        f"exploring {rule.name} ({vcpus} vCPU{'s' if vcpus > 1 else ''})"
+    ) as outcome:
+        g = statespace.state_graph(System(rule, choice.paths), vcpus, symmetric, max_states)
+        outcome.append(f"{g.number_of_nodes()} states, {g.number_of_edges()} steps")
+    if fmt == "dot" and (refusal := statespace.dot_refusal(g)) is not None:
+        raise InputError(f"-o {output}: nothing written: {refusal}")
     g.graph.update(rule=rule.name, expression=rule.expression, profile=choice.label)
     if fmt == "dot":
         text = statespace.to_dot(g)
