@@ -190,6 +190,9 @@ class GateReport:
     since: str | None = None
     #: paths are shown relative to this directory (the repository root)
     root: Path | None = None
+    #: how to refresh the lock, as the user runs it (``--specs``/``--lock`` included;
+    #: ``make lock`` only where the project's Makefile is at hand)
+    refresh: str = f"'{REFRESH_COMMAND}' (or '{REFRESH_MAKE}')"
 
     @property
     def outcomes(self) -> list[PropertyOutcome]:
@@ -243,7 +246,7 @@ class GateReport:
 
     def refresh_hint(self) -> str:
         where = self.display(self.lock_path) if self.lock_path else "the lockfile"
-        return f"run '{REFRESH_COMMAND}' (or '{REFRESH_MAKE}') and commit {where}"
+        return f"run {self.refresh} and commit {where}"
 
     def summary(self) -> str:
         """The final line: pass or fail, and why."""
@@ -315,6 +318,7 @@ def gate(
     since: str | None = None,
     root: Path | None = None,
     reproduce: Callable[[Rule], str] | None = None,
+    refresh: str | None = None,
     progress: GateProgress | None = None,
 ) -> GateReport:
     """Gate ``rules`` (see the module docstring for the decision table).
@@ -323,7 +327,8 @@ def gate(
     keeps its own ``[expect]``). ``complete``: ``rules`` is the whole rule set, so
     lock entries for other rules are stale. ``changed``: the rule names to
     re-check (None: all). ``reproduce`` gives each rule's reproduce command;
-    ``progress`` is told as each property of a re-checked rule starts and ends.
+    ``refresh`` how to refresh the lock (default: ``checker gate --update`` or
+    ``make lock``); ``progress`` is told as each property of a re-checked rule starts and ends.
     """
     options = settings.options
     model = ModelLock(
@@ -381,6 +386,7 @@ def gate(
         settings=settings,
         since=since,
         root=root,
+        **({"refresh": refresh} if refresh is not None else {}),
     )
 
 

@@ -142,17 +142,21 @@ def packaged_specs() -> Path:
     return shipped
 
 
+def is_packaged(specs: Path) -> bool:
+    """``specs`` is the copy installed with the package (never to be written to)."""
+    try:
+        return _same(specs, packaged_specs())
+    except SpecError:
+        return False
+
+
 def specs_origin(specs: Path) -> str:
     """``specs`` and where it comes from, for messages: the checkout's, the copy
     installed with the package, or one given with --specs."""
     root = checkout_root()
     if root is not None and _same(specs, root / "specs"):
         return f"{specs} (the checkout's)"
-    try:
-        installed = packaged_specs()
-    except SpecError:
-        installed = None
-    if installed is not None and _same(specs, installed):
+    if is_packaged(specs):
         return f"{specs} (installed with the checker; --specs DIR for others)"
     return str(specs)
 

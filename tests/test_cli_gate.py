@@ -19,7 +19,6 @@ from .conftest import SPECS
 from .scenarios import LEGACY, git, scratch_repository
 
 LOCK = "verdicts.lock.json"
-REFRESH = "run 'checker gate --update' (or 'make lock') and commit"
 
 
 def run(*args: str, env: Mapping[str, str | None] | None = None) -> Result:
@@ -107,8 +106,11 @@ def test_a_changed_expression_with_the_same_verdicts_is_a_stale_lock(
     lock = specs / LOCK
     assert f"the lockfile {lock.as_posix()} is stale:" in result.stdout
     assert "  - rule new: expression changed" in result.stdout
+    # the refresh named is the one that refreshes this lock: with its --specs, and
+    # without 'make lock', which only knows the checkout's own specs
     assert last_line(result) == (
-        f"gate: FAIL (exit 2): the lockfile is stale; {REFRESH} {lock.as_posix()}"
+        "gate: FAIL (exit 2): the lockfile is stale; "
+        f"run 'checker gate --update --specs {specs}' and commit {lock.as_posix()}"
     )
     # refreshing it makes the gate pass, and a second refresh changes nothing
     updated = run("--specs", str(specs), "--update")
@@ -120,6 +122,25 @@ def test_a_changed_expression_with_the_same_verdicts_is_a_stale_lock(
     assert last_line(again) == f"gate: {lock.as_posix()} is up to date"
     assert lock.read_bytes() == first
     assert run("--specs", str(specs)).exit_code == 0
+
+
+def test_update_refuses_the_lockfile_installed_with_the_checker(
+    specs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed checker's lock is the project's: refreshing it in site-packages
+    would bless verdicts nobody reviews."""
+    import checker.specs
+
+    monkeypatch.setattr(checker.specs, "packaged_specs", lambda: specs)
+    before = (specs / LOCK).read_bytes()
+    result = run("--specs", str(specs), "--update")
+    assert result.exit_code == 2, result.output
+    assert one_line_error(result) == (
+        "checker: error: --update would rewrite the lockfile installed with the checker "
+        f"({specs}); copy that specs directory and pass --specs DIR, or run it in the "
+        "project's checkout"
+    )
+    assert (specs / LOCK).read_bytes() == before
 
 
 def test_a_changed_model_hash_is_a_stale_lock(checks: list[str], specs: Path) -> None:

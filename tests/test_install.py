@@ -104,3 +104,18 @@ def test_the_wheel_works_from_any_directory(tmp_path: Path) -> None:
     ]
 
     assert list(elsewhere.iterdir()) == []  # nothing written where it ran
+
+
+def test_the_package_requires_the_z3_the_lock_was_made_with() -> None:
+    """An install must get the z3 that wrote the shipped lockfile and traces:
+    pyproject's requirement is the exact pin of constraints.txt."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (required,) = [d for d in project["dependencies"] if d.startswith("z3-solver")]
+    (pinned,) = [
+        line.strip()
+        for line in (ROOT / "constraints.txt").read_text().splitlines()
+        if line.startswith("z3-solver")
+    ]
+    assert required == pinned

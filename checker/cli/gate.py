@@ -150,7 +150,7 @@ def gate(
     from checker.gate import GateSettings
     from checker.gate import gate as run_gate
     from checker.smt import Budget, z3_version
-    from checker.specs import load_rules
+    from checker.specs import is_packaged, load_rules
 
     if update and since is not None:
         raise InputError("--update re-checks every rule; drop --changed-since")
@@ -160,6 +160,14 @@ def gate(
         raise InputError("--changed-since gates specs/rules; drop it with --kernel")
     if kernel is not None and update and lock_file is None:
         raise InputError("--update with --kernel needs --lock FILE to write")
+    if update and lock_file is None and kernel is None and is_packaged(specs):
+        # the lock installed with the checker is the project's, not the user's: a
+        # refreshed copy in site-packages would bless verdicts nobody reviews
+        raise InputError(
+            f"--update would rewrite the lockfile installed with the checker ({specs}); "
+            "copy that specs directory and pass --specs DIR, or run it in the project's "
+            "checkout"
+        )
     progress = progress_for(show_progress, quiet, "gate: ")
     _refuse_paths_without_kernel(kernel, profile, harvest_flush, enable_flush)
     # a kernel tree is gated on its expectations; on a lock only if one is named
@@ -213,6 +221,7 @@ def gate(
         since=since,
         root=root,
         reproduce=reproduce,
+        refresh=_refresh_command(specs, lock_file, kernel),
         progress=progress,
     )
     refusal = report.refusal() if update else None
@@ -270,6 +279,21 @@ def gate(
         else:
             click.echo(report.summary())
     return code
+
+
+def _refresh_command(specs: Path, lock_file: Path | None, kernel: Path | None) -> str:
+    """How the user refreshes this lock: the same ``--kernel``/``--specs``/``--lock``
+    as this run; ``make lock`` only for the checkout's own specs, where the Makefile
+    is."""
+    from checker.specs import checkout_root, default_specs
+
+    extra = ["--kernel", str(kernel)] if kernel is not None else specs_arguments(specs)
+    if lock_file is not None:
+        extra += ["--lock", str(lock_file)]
+    command = shlex.join(["checker", "gate", "--update", *extra])
+    if not extra and checkout_root() is not None and specs == default_specs():
+        return f"'{command}' (or 'make lock')"
+    return f"'{command}'"
 
 
 def kernel_findings(report: GateReport) -> list[str]:
