@@ -4,8 +4,8 @@ The document is valid against the JUnit schema of Jenkins' xUnit plugin
 (``tests/schemas/junit-10.xsd``), which most CI systems accept. One
 ``<testsuite>`` per rule (``file`` the rule file, and the expression's line as a
 ``line`` property: a testcase has no place for either) with one ``<testcase>`` per
-property (``classname="rule.<name>"``, ``name=<property>``), and a ``lockfile``
-suite with one testcase for the lockfile itself:
+property (``classname="rule.<name>"``, ``name=<property>``), and, when the gate
+compares with a lockfile, a ``lockfile`` suite with one testcase for it:
 
 * a row that fails the gate (REGRESSED, VIOLATES EXPECTATION) is a ``<failure>``
   whose text is the trace table and the reproduce command;
@@ -95,18 +95,10 @@ def render(report: GateReport) -> str:
                     ET.SubElement(case, "system-out").text = "".join(out)
         _count(suite, counts, totals)
 
-    suite = ET.SubElement(root, "testsuite", name="lockfile")
-    where = report.display(report.lock_path) if report.lock_path else "lockfile"
-    case = ET.SubElement(suite, "testcase", classname="lockfile", name=where, time=seconds(0))
-    counts = dict.fromkeys(totals, 0.0)
-    counts["tests"] = 1
-    if report.stale:
-        counts["failures"] = 1
-        text = "".join(f"- {reason}\n" for reason in report.stale)
-        ET.SubElement(
-            case, "failure", message=f"the lockfile is stale; {report.refresh_hint()}", type="stale"
-        ).text = text + f"{report.refresh_hint()}\n"
-    _count(suite, counts, totals)
+    # a gate that compares with no lockfile (a kernel tree without --lock) has no
+    # lockfile test to pass or fail
+    if report.settings.require_lock:
+        _lockfile_suite(root, report, totals)
     for key, value in totals.items():
         if key != "skipped":
             root.set(key, _text(key, value))
@@ -122,3 +114,19 @@ def _count(suite: ET.Element, counts: dict[str, float], totals: dict[str, float]
     for key, value in counts.items():
         suite.set(key, _text(key, value))
         totals[key] += value
+
+
+def _lockfile_suite(root: ET.Element, report: GateReport, totals: dict[str, float]) -> None:
+    """The ``lockfile`` suite: one testcase, failed when the lock is stale."""
+    suite = ET.SubElement(root, "testsuite", name="lockfile")
+    where = report.display(report.lock_path) if report.lock_path else "lockfile"
+    case = ET.SubElement(suite, "testcase", classname="lockfile", name=where, time=seconds(0))
+    counts = dict.fromkeys(totals, 0.0)
+    counts["tests"] = 1
+    if report.stale:
+        counts["failures"] = 1
+        text = "".join(f"- {reason}\n" for reason in report.stale)
+        ET.SubElement(
+            case, "failure", message=f"the lockfile is stale; {report.refresh_hint()}", type="stale"
+        ).text = text + f"{report.refresh_hint()}\n"
+    _count(suite, counts, totals)

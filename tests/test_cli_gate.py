@@ -410,7 +410,7 @@ def test_the_shipped_workflow_and_hook_run_the_gate() -> None:
     assert "checker gate" in workflow and "--sarif gate.sarif" in workflow
     assert "github/codeql-action/upload-sarif@" in workflow
     hooks = (ROOT / ".pre-commit-hooks.yaml").read_text()
-    for text in ("id: kvm-flush-gate", "entry: checker gate", "pass_filenames: false"):
+    for text in ("id: kvm-flush-gate", "entry: python -m checker gate", "pass_filenames: false"):
         assert text in hooks
     assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("make gate")
 
@@ -425,6 +425,11 @@ def test_a_kernel_tree_passes_when_every_property_holds(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert last_line(result) == "gate: pass: 1 rule re-checked (no lockfile compared): kernel holds"
     assert "kernel  precision       holds" in result.stdout
+    # no lockfile compared: JUnit has no lockfile test either
+    junit = tmp_path / "kernel.xml"
+    assert run("--kernel", str(KERNELS / "v6.13"), "--junit", str(junit)).exit_code == 0
+    suites = [suite.get("name") for suite in ET.parse(junit).getroot()]
+    assert suites == ["rule kernel"]
 
 
 def test_a_kernel_tree_that_lost_a_flush_fails_where_its_rule_is(tmp_path: Path) -> None:

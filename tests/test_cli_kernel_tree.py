@@ -51,11 +51,14 @@ def test_check_and_gate_write_nothing_into_a_kernel_tree(
 def test_kernel_findings_read_like_compiler_diagnostics(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """file:line: severity: ..., the file relative to the tree's root, the line of the
-    rule's expression; a safety violation is an error, precision a warning."""
-    monkeypatch.chdir(tmp_path)
-    tree = str(KERNELS / "v3.x")
-    lines = run("check", "--kernel", tree).stdout.splitlines()
+    """file:line: severity: ..., the line of the rule's expression, the file as a
+    compiler names it: relative to the current directory in the tree's root (as
+    kbuild prints it), as the tree was given elsewhere. A safety violation is an
+    error, precision a warning; each comes before the trace it is about."""
+    tree = tmp_path / "linux"
+    shutil.copytree(KERNELS / "v3.x", tree)
+    monkeypatch.chdir(tree)
+    lines = run("check", "--kernel", ".").stdout.splitlines()
     found = [line for line in lines if line.startswith("arch/")]
     assert [line.split(": ")[:3] for line in found] == [
         ["arch/x86/kvm/mmu.c:43", "error", "stale_w violated"],
@@ -67,11 +70,24 @@ def test_kernel_findings_read_like_compiler_diagnostics(
     assert lines.index(found[-1]) < traces[0]
     assert found[0].endswith("(4 steps, 1 vCPU)")
 
-    gated = run("gate", "--kernel", tree).stdout.splitlines()
-    assert (
+    gated = run("gate", "--kernel", ".").stdout.splitlines()
+    finding = (
         "arch/x86/kvm/mmu.c:43: error: stale_w VIOLATES EXPECTATION: violated in 4 steps; "
         "the kernel gate (every property holds unless --expect PROPERTY=violated) says it holds"
-    ) in gated
+    )
+    assert finding in gated
+    reproduce = [i for i, line in enumerate(gated) if line.startswith("  reproduce:")]
+    assert gated.index(finding) < reproduce[0]
+
+    # from above the tree, relative to there; from beside it, as the tree was given
+    monkeypatch.chdir(tmp_path)
+    lines = run("check", "--kernel", str(tree)).stdout.splitlines()
+    assert "linux/arch/x86/kvm/mmu.c:43: error: stale_w violated" in "\n".join(lines)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    for given in (str(tree), "../linux"):
+        lines = run("check", "--kernel", given).stdout.splitlines()
+        assert f"{given}/arch/x86/kvm/mmu.c:43: error: stale_w violated" in "\n".join(lines)
 
 
 def test_gate_kernel_takes_the_tree_s_era(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
-from checker import schemas
+from checker import schemas, statespace
 from checker.cli import cli
 from checker.diff import UpdateClass
 from checker.model import Spte
@@ -153,7 +153,11 @@ def test_graph_refuses_dot_graphviz_cannot_lay_out(tmp_path: Path) -> None:
     [line] = result.stderr.splitlines()
     assert "1016 states and 14983 steps are more than Graphviz lays out" in line
     assert "write .json or .graphml instead" in line and "--vcpus 1" in line
+    # not a way out: the symmetric 2-vCPU graph is over the limit too
+    assert "--symmetric" not in line
     assert not dot.exists()
+    assert "beyond 5000 steps" in " ".join(invoke("graph", "--help").stdout.split())
+    assert str(statespace.DOT_MAX_STEPS) == "5000"
 
 
 def _stderr_on_a_terminal(*args: str) -> str:

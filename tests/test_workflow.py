@@ -122,3 +122,33 @@ def test_the_specs_hook_fires_on_the_model_and_the_lock() -> None:
         assert files.search(changed), changed
     for unrelated in ["README.md", "tests/test_gate.py", "bench/bench.py", "docs/checker/x"]:
         assert not files.search(unrelated), unrelated
+
+
+def test_the_specs_hook_gates_the_working_tree_s_checker(tmp_path: Path) -> None:
+    """pre-commit runs a hook from the repository's root in its own install of the
+    hook repository at ``rev``: the specs hook must run the working tree's
+    ``checker/`` (the model being changed), not that install's."""
+    import shlex
+
+    text = HOOKS.read_text()
+    start = text.index("- id: kvm-flush-gate\n")
+    hook = text[start : text.index("\n- id: kvm-flush-gate-kernel\n", start)]
+    [entry] = re.findall(r"^\s*entry: (.+)$", hook, re.MULTILINE)
+    argv = shlex.split(entry)
+    assert argv[-1] == "gate"
+    # a working tree whose model differs from the installed one, told by its version
+    shutil.copytree(ROOT / "checker", tmp_path / "checker")
+    init = tmp_path / "checker" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "', '__version__ = "9.9.9-changed-'))
+    program = [sys.executable] if argv[0] == "python" else [argv[0]]
+    shown = subprocess.run(
+        [*program, *argv[1:-1], "--version"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "9.9.9-changed-" in shown.stdout

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,7 +147,7 @@ def check(
         engine=Engine(engine),
         max_states=max_states,
     )
-    reports = [check_rule(rule, options, choice, out, as_json, progress) for rule in rules]
+    reports = [check_rule(rule, options, choice, out, as_json, progress, quiet) for rule in rules]
     document = check_document(reports)
     if as_json:
         click.echo(json.dumps(document, indent=2))
@@ -176,9 +176,11 @@ def check_rule(
     out: Path | None,
     as_json: bool,
     progress: Progress | None = None,
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Check every property of ``rule``, print as it goes (the verdicts on stdout
-    unless ``as_json``; ``progress`` on stderr), return the rule's JSON report."""
+    unless ``as_json``; ``progress`` on stderr, and with ``as_json`` where traces
+    would go unless ``quiet``), return the rule's JSON report."""
     from checker import formula, interrupt, version
     from checker.check import Session, check_property, exit_code
     from checker.model import PROPERTIES, System
@@ -218,9 +220,15 @@ def check_rule(
             else []
         )
         entries.append(_property_json(result, rule, options, choice, files))
-    unwritten = _unwritten(results, rule, choice) if out is None else None
-    if unwritten is not None and as_json:
-        click.echo(f"{rule.name}: {unwritten}", err=True)
+    unwritten = None
+    if out is None:
+
+        def unwritten(result: PropertyResult) -> str:
+            return _unwritten(result, rule, choice)
+
+        traced = [r for r in results if r.trace is not None]
+        if traced and as_json and not quiet:
+            click.echo(f"{rule.name}: {_unwritten(None, rule, choice)}", err=True)
     if not as_json:
         if rule.selector[0] == "--kernel":
             for line in compiler_lines(results, rule):
@@ -292,13 +300,12 @@ def _stem(result: PropertyResult, choice: PathsChoice) -> str:
     return stem if choice.label == "default" else f"{stem}-{choice.label}"
 
 
-def _unwritten(results: Sequence[PropertyResult], rule: Rule, choice: PathsChoice) -> str | None:
-    """What to say when traces were found but not written (no --out outside the
-    checkout): where they would go and how to ask for them; None if there is none."""
-    traced = [r for r in results if r.trace is not None]
-    if not traced:
-        return None
-    example = f"DIR/{trace_directory_name(rule)}/{_stem(traced[0], choice)}.json"
+def _unwritten(result: PropertyResult | None, rule: Rule, choice: PathsChoice) -> str:
+    """What to say when a trace was found but not written (no --out outside the
+    checkout): where ``result``'s trace would go (any of the rule's, for None) and
+    how to ask for it."""
+    name = f"{_stem(result, choice)}.json" if result is not None else ""
+    example = f"DIR/{trace_directory_name(rule)}/{name}"
     return (
         "trace files not written (outside the checker's checkout nothing is written "
         f"unless asked); add --out DIR to write them, e.g. {example}"
@@ -404,7 +411,7 @@ def _print_details(
     options: Options,
     entries: list[dict[str, Any]],
     expression: str,
-    unwritten: str | None = None,
+    unwritten: Callable[[PropertyResult], str] | None = None,
 ) -> None:
     from checker import view
 
@@ -442,7 +449,10 @@ def _print_details(
             if vcpus == options.vcpus
             else f" ({vcpus} vCPU{'s' if vcpus > 1 else ''}: the fewest that show it)"
         )
-        where = f"written to {', '.join(entry['files'])}" if entry["files"] else unwritten or ""
+        if entry["files"]:
+            where = f"written to {', '.join(entry['files'])}"
+        else:
+            where = unwritten(r) if unwritten is not None else ""
         about = [f"shortest trace{fewest}, replayed through the step function; {where}"]
         click.echo("")
         for line in view.render(

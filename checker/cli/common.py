@@ -295,12 +295,14 @@ def trace_directory_name(rule: Rule) -> str:
 
 def kernel_location(rule: Rule) -> str:
     """``FILE:LINE`` of a kernel rule's expression (as ``checker extract`` finds
-    it), the file relative to the tree's root (``--kernel DIR``) as kbuild and the
-    compilers print it, so that editors and CI logs link to it; a file given
-    directly is shown as it was given."""
+    it), so that editors and CI logs link to it from where the checker ran: the file
+    relative to the current directory when it lies under it (``arch/x86/kvm/...`` in
+    the tree's root, as kbuild prints it), else as the tree was given
+    (``~/linux/arch/...``), as a compiler prints the paths on its command line."""
     assert rule.path is not None
-    given = Path(rule.selector[1])
-    shown = str(rule.path)
-    if given.is_dir() and rule.path.is_relative_to(given):
-        shown = rule.path.relative_to(given).as_posix()
-    return f"{shown}:{rule.line}"
+    try:
+        here = os.path.relpath(rule.path)
+    except ValueError:  # another drive: there is no relative path
+        here = str(rule.path)
+    shown = str(rule.path) if here == ".." or here.startswith("../") else here
+    return f"{Path(shown).as_posix()}:{rule.line}"

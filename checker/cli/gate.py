@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -262,11 +263,9 @@ def gate(
             document["exit_code"] = code
         click.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
-        for line in human_lines(report):
+        findings = kernel_findings(report) if kernel is not None else []
+        for line in human_lines(report, findings):
             click.echo(line)
-        if kernel is not None:
-            for line in kernel_findings(report):
-                click.echo(line)
         if update:
             where = report.display(lock_path)
             if refusal is not None:
@@ -301,14 +300,13 @@ def kernel_findings(report: GateReport) -> list[str]:
     ``arch/x86/kvm/mmu/spte.h:23: error: precision VIOLATES EXPECTATION: ...``
     (then a blank line). Every gate failure is an error, precision's too: the gate
     fails on it as -Werror fails a build on a warning."""
-    lines = [
+    return [
         f"{kernel_location(outcome.rule)}: error: {p.prop.name} {p.status.value}: {p.detail}"
         for outcome in report.rules
         if outcome.rule.path is not None
         for p in outcome.properties
         if p.failed
     ]
-    return [*lines, ""] if lines else []
 
 
 def _refuse_paths_without_kernel(
@@ -351,8 +349,10 @@ def _kernel_expectations(given: tuple[str, ...]) -> dict[str, str]:
     return expected
 
 
-def human_lines(report: GateReport) -> list[str]:
-    """The verdict table, each failure's trace, warnings and the lockfile's state."""
+def human_lines(report: GateReport, findings: Sequence[str] = ()) -> list[str]:
+    """The verdict table, ``findings`` (a kernel tree's compiler-style lines, before
+    the traces they are about), each failure's trace, warnings and the lockfile's
+    state."""
     from checker import view
 
     where = report.display(report.lock_path) if report.lock_path else "(no lockfile)"
@@ -386,6 +386,8 @@ def human_lines(report: GateReport) -> list[str]:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
+    if findings:
+        lines += ["", *findings]
     for outcome in report.rules:
         rule = outcome.rule
         for p in outcome.properties:

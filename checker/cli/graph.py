@@ -79,8 +79,8 @@ def graph(
     are steps keyed by action, with vCPU, kernel function and flush decision. In
     DOT, states are ranked by BFS depth, initial states are filled, edges are
     coloured by operation, and violating states and the shortest paths to them are
-    red. DOT is refused (nothing written, exit 2) beyond
-    statespace.DOT_MAX_STEPS steps, which Graphviz cannot lay out in reasonable time.
+    red. DOT is refused (nothing written, exit 2) beyond 5000 steps, which Graphviz
+    cannot lay out in reasonable time.
     """
     from checker import statespace
     from checker.model import System
