@@ -64,7 +64,7 @@ VCPU_COUNTS = (1, 2, 3)
 
 # An example checks every action (38 at N = 3) with two or three queries each, in
 # both encodings: 0.1 to 0.2 s. CI runs more.
-EXAMPLES = 60 if os.environ.get("CI") else 25
+EXAMPLES = 50 if os.environ.get("CI") else 25
 AGREEMENT = settings(NO_SHRINK, max_examples=EXAMPLES)
 
 
