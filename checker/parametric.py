@@ -36,6 +36,8 @@ from checker.model import (
     SPTE_FIELDS,
     Gfn,
     Kind,
+    Operation,
+    Outcome,
     Property,
     Spte,
     System,
@@ -149,13 +151,15 @@ class AllVcpus:
         )
 
         # one step of any operation, by ``actor`` with free parameters
-        params = {p: z3.Bool(f"param_{p}", ctx=vocab.ctx) for p in PARAMS}
+        self.params = params = {p: z3.Bool(f"param_{p}", ctx=vocab.ctx) for p in PARAMS}
         actor_old = _entry(self.tlb0, actor)
         self.flush = z3.Bool("flush", ctx=vocab.ctx)
         self.actor_new = TlbEntry(
             z3.Bool("actor_cached", ctx=vocab.ctx), z3.Bool("actor_writable", ctx=vocab.ctx)
         )
-        self.operations = []
+        #: per operation: its outcome, and ``chosen``, the step constraint of that
+        #: operation (enabled, ``g1``, ``flush`` and ``actor_new`` as it says)
+        self.operations: list[tuple[Operation, Outcome[z3.BoolRef], z3.BoolRef]] = []
         for op in OPERATIONS:
             out = apply(L, system, op, self.g0, actor_old, {p: params[p] for p in op.params})
             chosen = z3.And(
@@ -177,10 +181,28 @@ class AllVcpus:
             writable=z3.And(z3.Not(flush), z3.If(w == actor, new.writable, kept.writable)),
         )
 
+    def bad_state(self, prop: Property) -> z3.BoolRef:
+        """``prop`` violated in ``(g0, tlb0)`` by some vCPU ``culprit`` (a state property
+        of the form 'some vCPU ...')."""
+        assert prop.kind is Kind.STATE and prop.bad_state is not None
+        culprit = self.vocab.vcpu("culprit")
+        return prop.bad_state(self.vocab.logic, self.g0, [_entry(self.tlb0, culprit)])
+
+    def bad_step(self, prop: Property, only: Operation | None = None) -> z3.BoolRef:
+        """The step violates the step property ``prop``: some operation (``only``, if
+        given) is chosen and is bad."""
+        assert prop.kind is Kind.STEP and prop.bad_step is not None
+        L = self.vocab.logic
+        cases = [
+            z3.And(chosen, prop.bad_step(L, op, self.g0, out))
+            for op, out, chosen in self.operations
+            if only is None or op is only
+        ]
+        return z3.Or(*cases) if cases else L.false
+
     def certify(self, prop: Property, invariant: Invariant, budget: Budget) -> AllVcpusCertificate:
         """Certify ``invariant`` (and ``prop``) for every number of vCPUs."""
         vocab = self.vocab
-        L = vocab.logic
         if prop.kind is Kind.STATE and not _existential(vocab, prop):
             return AllVcpusCertificate(
                 Answer.UNKNOWN,
@@ -189,17 +211,7 @@ class AllVcpus:
                 reason=f"{prop.name} is not of the form 'some vCPU ...'",
             )
         now = _holds(vocab, invariant, self.g0, self.tlb0)
-        if prop.kind is Kind.STATE:
-            assert prop.bad_state is not None
-            bad = prop.bad_state(L, self.g0, [_entry(self.tlb0, vocab.vcpu("culprit"))])
-        else:
-            assert prop.bad_step is not None
-            bad = z3.Or(
-                *(
-                    z3.And(chosen, prop.bad_step(L, op, self.g0, out))
-                    for op, out, chosen in self.operations
-                )
-            )
+        bad = self.bad_state(prop) if prop.kind is Kind.STATE else self.bad_step(prop)
         queries = {
             "initiation": z3.And(self.init, z3.Not(now)),
             "consecution": z3.And(
