@@ -186,22 +186,23 @@ class Exploration:
         return initial, actions, where
 
 
-#: states an exploration may store before it gives up (inconclusive). The default
-#: engines' uses fit (8 vCPUs: 3,345 states up to symmetry; 32: 29,625; the concrete
-#: graph of 5 vCPUs: at most 22,240) and a hopeless one (256 vCPUs) stops after
-#: about 45 s on a 2-core machine instead of running for hours
-DEFAULT_MAX_STATES = 50_000
+#: the exploration's budget, in states × vCPUs: a stored state of N vCPUs costs N,
+#: as its memory (its TLBs, its N-fold steps) and the time spent on it grow with N.
+#: The default engines' uses fit (8 vCPUs: 3,345 states up to symmetry, 26,760; the
+#: concrete graph of 5 vCPUs: at most 22,240 states, 111,200) and a hopeless one
+#: (256 vCPUs: 1,562 states) stops within seconds instead of running out of memory
+DEFAULT_MAX_STATES = 400_000
 
 
 class StateBudgetExceeded(Inconclusive):
-    """The reachable states outnumber the exploration's budget."""
+    """The reachable states, times their vCPUs, outnumber the exploration's budget."""
 
-    def __init__(self, max_states: int, vcpus: int, symmetric: bool) -> None:
-        counted = " (counted up to symmetry)" if symmetric else ""
+    def __init__(self, max_states: int, vcpus: int, symmetric: bool, stored: int) -> None:
+        counted = ", counted up to symmetry" if symmetric else ""
         super().__init__(
-            f"explicit exploration: more than {max_states:,} reachable states at {vcpus} "
-            f"vCPUs{counted}; raise --max-states (e.g. --max-states {max_states * 10}) "
-            "or use fewer vCPUs"
+            f"explicit exploration: more than {max_states:,} states times vCPUs ({stored:,} "
+            f"reachable states at {vcpus} vCPUs{counted}); raise --max-states "
+            f"(e.g. --max-states {max_states * 10}) or use fewer vCPUs"
         )
 
 
@@ -216,15 +217,15 @@ def explore(
     """Breadth-first exploration. ``visit(exploration, parent, step)`` is called for every
     step out of a canonical state; returning True stops there (the step is the
     answer). ``on_reached(state)`` is called for every state when first reached.
-    Storing more than ``max_states`` states (None: no bound) raises
-    :class:`StateBudgetExceeded`."""
+    Storing states whose number times ``vcpus`` exceeds ``max_states`` (None: no
+    bound) raises :class:`StateBudgetExceeded`."""
     ex = Exploration(system, vcpus, symmetric)
     stepper = Stepper(system)
     queue: deque[State] = deque()
 
     def store() -> None:
-        if max_states is not None and len(ex.parent) >= max_states:
-            raise StateBudgetExceeded(max_states, vcpus, symmetric)
+        if max_states is not None and (len(ex.parent) + 1) * vcpus > max_states:
+            raise StateBudgetExceeded(max_states, vcpus, symmetric, len(ex.parent))
 
     for start in semantics.initial_states(vcpus):
         store()

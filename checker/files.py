@@ -14,6 +14,7 @@ Writing never replaces what is not a regular file:
 * a regular file, or a new one, is written to a temporary file beside it and
   renamed over it, so a reader sees the old file or the new one, never half;
 * a symlink is written through: its target is replaced atomically, the link kept;
+  a dangling one's target is created, if its folder exists (never its folders);
 * a device or a FIFO (``/dev/null``, ``/dev/stdout``, ``>(cat)``) is opened and
   written to, never renamed over; a FIFO without a reader is an error, not a hang,
   and so is a write that fails (``/dev/full``: no space left on device);
@@ -215,7 +216,7 @@ def _target(path: Path, option: str) -> Path | None:
         status = os.stat(path)
     except FileNotFoundError:
         # new, or a dangling symlink: create the file (the link's target)
-        return Path(os.path.realpath(path)) if os.path.islink(path) else path
+        return dangling_target(path, option) if os.path.islink(path) else path
     except OSError as exc:
         raise _cannot_write(path, option, exc) from None
     if stat.S_ISDIR(status.st_mode):
@@ -223,6 +224,20 @@ def _target(path: Path, option: str) -> Path | None:
     if not stat.S_ISREG(status.st_mode):
         return None
     return Path(os.path.realpath(path)) if os.path.islink(path) else path
+
+
+def dangling_target(path: Path, option: str = "") -> Path:
+    """The file a dangling symlink ``path`` points to, to be created; a
+    :class:`FileError` unless its folder exists: a link names a file where its
+    owner put it, and a missing folder there is a mistake (a link to a removed
+    tree, a typo) that creating folders along the link would hide."""
+    target = Path(os.path.realpath(path))
+    if not target.parent.is_dir():
+        raise FileError(
+            f"{_prefix(option)}{path}: a symlink to {os.readlink(path)}, whose folder "
+            f"{target.parent} does not exist; create it or pass another file name"
+        )
+    return target
 
 
 def _temporary(target: Path, data: bytes, option: str) -> str:

@@ -257,7 +257,10 @@ def read_counterexample(path: Path) -> Loaded:
     return Loaded(path, g, rule_name, expression, prop, vcpus, profile, paths, actions, states)
 
 
-#: metadata shown as text: no control characters (terminal escapes, line breaks)
+#: metadata shown as text: no control characters (terminal escapes, line breaks).
+#: The checker's own traces keep to it: a ``command`` whose arguments hold such
+#: characters (a multi-line ``--expr``) is written with bash's ANSI-C quoting,
+#: ``$'...\n...'`` (see :func:`checker.cli.common.shell_quote`)
 TEXT_METADATA = ("rule", "profile", "command", "checker_version", "z3_version")
 
 

@@ -37,7 +37,8 @@ def state_graph(
     max_states: int | None = explicit.DEFAULT_MAX_STATES,
 ) -> StateGraph:
     """The reachable state space; :class:`~checker.explicit.StateBudgetExceeded`
-    beyond ``max_states`` states."""
+    beyond ``max_states`` states times vCPUs (the graph's edges, and so its memory,
+    grow with both)."""
     import networkx as nx
 
     edges: list[tuple[State, Step, State]] = []

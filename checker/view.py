@@ -606,7 +606,7 @@ def render(
     if ascii:
         table = ascii_table(table)
     # the rule, the command and the about lines may come from a file: shown, not obeyed
-    rule = printable(f"rule {trace.rule_name}: {' '.join(expression.split())}")
+    rule = f"rule {printable(trace.rule_name)}: {one_line(expression)}"
     lines = [paint(title, Style.HEADER), rule]
     lines += [printable(line) for line in about]
     lines.append("")
@@ -695,6 +695,25 @@ def printable(text: str) -> str:
     ``\\x1b``, ``\\u202e``): what a file holds is shown, never obeyed by the
     terminal, and one value stays on one line."""
     return _CONTROL.sub(lambda m: _escape(m.group()), text)
+
+
+def one_line(text: str) -> str:
+    """Rule text (a spec's expression, an ``--expr``, a kernel's condition) for one
+    line of a terminal, as C reads it: each run of white space (line breaks and tabs
+    among it) as one space, except the line break that ends a ``//`` comment, shown
+    as ``\\n`` (else the comment would seem to swallow the rest); any other control
+    character escaped as :func:`printable` does."""
+    lines = [" ".join(_WHITE_SPACE.split(line)).strip() for line in text.split("\n")]
+    shown = ""
+    for line in filter(None, lines):
+        if shown:
+            shown += " \\n " if "//" in shown.rsplit("\\n", 1)[-1] else " "
+        shown += line
+    return printable(shown)
+
+
+#: the white space C reads between tokens, but the line break (see one_line)
+_WHITE_SPACE = re.compile("[ \t\r\f\v]+")
 
 
 def _escape(c: str) -> str:

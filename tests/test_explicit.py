@@ -59,10 +59,15 @@ def test_an_exploration_beyond_its_state_budget_is_inconclusive(
     systems: dict[str, System],
 ) -> None:
     with pytest.raises(explicit.StateBudgetExceeded) as raised:
-        explicit.explore(systems["new"], 256, max_states=200)
+        explicit.explore(systems["new"], 256, max_states=2000)
     assert raised.value.exit_code == 3
-    assert "more than 200 reachable states at 256 vCPUs" in str(raised.value)
+    assert "more than 2,000 states times vCPUs (7 reachable states at 256 vCPUs" in str(
+        raised.value
+    )
     assert "raise --max-states" in str(raised.value)
-    # the budget counts what is stored: 2 vCPUs fit in 735 states up to symmetry
-    ex, _ = explicit.explore(systems["new"], 2, max_states=735)
+    # the budget counts what is stored, times its vCPUs: 2 vCPUs fit in 735 states
+    # up to symmetry, a budget of 1,470
+    ex, _ = explicit.explore(systems["new"], 2, max_states=1470)
     assert ex.reduced_states == 735
+    with pytest.raises(explicit.StateBudgetExceeded):
+        explicit.explore(systems["new"], 2, max_states=1469)

@@ -150,6 +150,34 @@ def test_a_symlink_is_written_through_to_its_target(tmp_path: Path) -> None:
     assert os.readlink(dangling) == "created.json"
 
 
+def test_a_dangling_symlink_into_a_missing_folder_is_refused(tmp_path: Path) -> None:
+    """``-o link`` with ``link -> nowhere/x.json``: the link's folder is not created
+    (a link to a removed tree or a typo); refused, before any work, in one line."""
+    from click.testing import CliRunner
+
+    from checker.cli import cli
+
+    from .conftest import SPECS
+
+    link = tmp_path / "link.json"
+    link.symlink_to("nowhere/x.json")
+    refusal = (
+        f"{link}: a symlink to nowhere/x.json, whose folder {tmp_path / 'nowhere'} "
+        "does not exist; create it or pass another file name"
+    )
+    with pytest.raises(FileError) as raised:
+        files.write_text(link, "x", "-o")
+    assert str(raised.value) == f"-o {refusal}"
+    with pytest.raises(FileError):
+        files.write_together([(link, "x")])
+    result = CliRunner().invoke(
+        cli, ["graph", "--rule", "new", "--specs", str(SPECS), "-o", str(link)]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [f"checker: error: -o {refusal}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json"]
+
+
 def test_a_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FileError, match="is a directory; pass a file name"):
         files.write_text(tmp_path, "x", "-o")

@@ -109,12 +109,12 @@ def test_graph_and_diff_beyond_the_state_budget_are_inconclusive(tmp_path: Path)
         ["graph", "--rule", "new", "--vcpus", "256", "--symmetric", "-o", str(output)],
         ["diff", "old", "new", "--vcpus", "256"],
     ):
-        result = CliRunner().invoke(cli, [*args, "--max-states", "200", "--specs", str(SPECS)])
+        result = CliRunner().invoke(cli, [*args, "--max-states", "2000", "--specs", str(SPECS)])
         assert result.exit_code == 3, result.output
         assert result.stderr.splitlines() == [
-            "checker: inconclusive: explicit exploration: more than 200 reachable states "
-            "at 256 vCPUs (counted up to symmetry); raise --max-states (e.g. --max-states "
-            "2000) or use fewer vCPUs"
+            "checker: inconclusive: explicit exploration: more than 2,000 states times vCPUs "
+            "(7 reachable states at 256 vCPUs, counted up to symmetry); raise --max-states "
+            "(e.g. --max-states 20000) or use fewer vCPUs"
         ]
         assert result.stdout == ""
     assert not output.exists()
@@ -128,11 +128,40 @@ def test_check_with_the_explicit_engine_beyond_the_budget_is_inconclusive(
     assert result.exit_code == 3, result.output
     assert result.stdout.count("INCONCLUSIVE") == 6  # five verdicts and the summary
     assert result.stdout.splitlines()[-1] == "1 rule: legacy INCONCLUSIVE: every property"
-    assert "more than 100 reachable states at 2 vCPUs" in result.stdout
+    assert "more than 100 states times vCPUs (50 reachable states at 2 vCPUs" in result.stdout
     assert not any(tmp_path.iterdir())
     # both engines asked for, one without an answer: inconclusive, not a disagreement
     rule = systems["legacy"].rule
     options = Options(engine=Engine.ALL, max_states=100)
     both = check_property(rule, PROPERTY_BY_NAME["precision"], options)
     assert both.verdict is Verdict.INCONCLUSIVE and both.trace is None
-    assert both.reason.startswith("smt: violated; explicit exploration: more than 100")
+    assert both.reason.startswith("smt: violated; explicit exploration: more than 100 states")
+
+
+def test_the_default_budget_bounds_a_symmetric_graph_of_256_vcpus(tmp_path: Path) -> None:
+    """The budget counts states times vCPUs: at 256 vCPUs the default one stops the
+    exploration within seconds and in little memory (it stored 50,000 states before,
+    about 4 GB and two minutes, and died of MemoryError under a 4 GB limit)."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    output = tmp_path / "g.json"
+    argv = ["graph", "--rule", "new", "--symmetric", "--vcpus", "256", "-o", str(output)]
+    done = subprocess.run(
+        [sys.executable, "-m", "checker", *argv, "--specs", str(SPECS)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=limit_memory,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.splitlines() == [
+        "checker: inconclusive: explicit exploration: more than 400,000 states times vCPUs "
+        "(1,562 reachable states at 256 vCPUs, counted up to symmetry); raise --max-states "
+        "(e.g. --max-states 4000000) or use fewer vCPUs"
+    ]
+    assert not output.exists()

@@ -152,7 +152,9 @@ def check(
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:
-        click.echo(document["summary"]["text"])
+        from checker.view import printable
+
+        click.echo(printable(document["summary"]["text"]))
     return int(document["exit_code"])
 
 
@@ -186,15 +188,17 @@ def check_rule(
     from checker.model import PROPERTIES, System
     from checker.smt import z3_version
     from checker.specs import paths_table
+    from checker.view import one_line, printable
 
     if not as_json:
-        click.echo(f"rule {rule.name}: {rule.expression}")
+        # the rule's text and origin come from the user or a file: shown, not obeyed
+        click.echo(f"rule {rule.name}: {one_line(rule.expression)}")
         details = [f"model: {formula.render(rule.formula)}"]
         if "kernels" in rule.origin:
             details.append(f"Linux {rule.origin['kernels']}")
         details.append(f"paths: {choice.label}")
         details.append(f"{options.vcpus} vCPU{'s' if options.vcpus > 1 else ''}")
-        click.echo("  " + "; ".join(details))
+        click.echo("  " + printable("; ".join(details)))
     results = []
     session = Session(System(rule, options.paths), options.max_states)
     for prop in PROPERTIES:
@@ -206,9 +210,9 @@ def check_rule(
         results.append(result)
         line = _verdict_line(result, _expected(rule, choice), seconds)
         if progress is not None:
-            progress.finished(f"{rule.name}:", line)
+            progress.finished(f"{rule.name}:", printable(line))
         if not as_json:
-            click.echo("  " + line)
+            click.echo("  " + printable(line))
     # traces are written once every property is decided: Ctrl-C before this point
     # leaves --out as it was
     interrupt.check()
@@ -228,11 +232,11 @@ def check_rule(
 
         traced = [r for r in results if r.trace is not None]
         if traced and as_json and not quiet:
-            click.echo(f"{rule.name}: {_unwritten(None, rule, choice)}", err=True)
+            click.echo(printable(f"{rule.name}: {_unwritten(None, rule, choice)}"), err=True)
     if not as_json:
         if rule.selector[0] == "--kernel":
             for line in compiler_lines(results, rule):
-                click.echo(line)
+                click.echo(printable(line))
         _print_details(results, options, entries, rule.expression, unwritten)
     return {
         "rule": rule.name,

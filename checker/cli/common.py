@@ -64,7 +64,7 @@ def specs_arguments(specs: Path) -> list[str]:
 
 
 #: the same as checker.explicit.DEFAULT_MAX_STATES (not imported: --help stays light)
-DEFAULT_MAX_STATES = 50_000
+DEFAULT_MAX_STATES = 400_000
 
 
 def max_states_option(f: F) -> F:
@@ -74,8 +74,8 @@ def max_states_option(f: F) -> F:
         type=click.IntRange(1),
         default=DEFAULT_MAX_STATES,
         show_default=True,
-        help="States the explicit exploration may store; beyond, it stops as "
-        "inconclusive (exit 3).",
+        help="The explicit exploration's budget, in states times vCPUs (a state of 8 vCPUs "
+        "counts 8); beyond, it stops as inconclusive (exit 3).",
     )(f)
 
 
@@ -220,6 +220,10 @@ def ensure_file_writable(path: Path, option: str) -> None:
         if not os.access(path, os.W_OK):
             raise InputError(f"{option} {path}: cannot write there; pass a writable path")
         return
+    if mode is None and os.path.islink(path):
+        from checker.files import dangling_target
+
+        dangling_target(path, option)
     if not _creatable(Path(os.path.realpath(path)).parent):
         raise InputError(f"{option} {path}: cannot write there; pass a writable path")
 
@@ -250,9 +254,43 @@ def rule_arguments(rule: Rule) -> list[str]:
 
 
 def reproduce_command(rule: Rule, vcpus: int, choice: PathsChoice) -> str:
-    """The command that checks ``rule`` again and finds the same trace."""
+    """The command that checks ``rule`` again and finds the same trace, as one line
+    without control characters (a trace's metadata holds it, and a terminal shows
+    it): see :func:`shell_quote`."""
     args = ["checker", "check", *rule_arguments(rule), "--vcpus", str(vcpus), *choice.arguments]
-    return shlex.join(args)
+    return shell_join(args)
+
+
+def shell_join(args: list[str]) -> str:
+    """:func:`shlex.join`, each argument quoted by :func:`shell_quote`."""
+    return " ".join(shell_quote(arg) for arg in args)
+
+
+def shell_quote(arg: str) -> str:
+    """``arg`` quoted for bash: as :func:`shlex.quote` does, unless it holds a
+    control character (an ``--expr`` over several lines, a tree path with a newline),
+    then in ANSI-C quoting, ``$'a &&\\nb'``, which bash (and zsh, ksh) turns back
+    into the same string, and which itself holds no control character."""
+    from checker.view import control_character
+
+    if control_character(arg) is None:
+        return shlex.quote(arg)
+    return "$'" + "".join(_ansi_c(c) for c in arg) + "'"
+
+
+_ANSI_C_NAMED = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _ansi_c(c: str) -> str:
+    from checker.view import control_character
+
+    if c in _ANSI_C_NAMED:
+        return _ANSI_C_NAMED[c]
+    if control_character(c) is None:
+        return c
+    # a fixed number of digits: the next character is never read as one more
+    code = ord(c)
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
 
 
 #: where ``check`` writes traces when run inside the checkout without --out

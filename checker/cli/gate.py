@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from checker.cli.common import (
     paths_options,
     reproduce_command,
     resolve_paths,
+    shell_join,
     specs_arguments,
     specs_option,
     write_file,
@@ -208,7 +208,7 @@ def gate(
     def reproduce(rule: Rule) -> str:
         command = reproduce_command(rule, settings.options.vcpus, choice)
         extra = specs_arguments(specs)
-        return f"{command} {shlex.join(extra)}" if extra else command
+        return f"{command} {shell_join(extra)}" if extra else command
 
     report = run_gate(
         rules,
@@ -263,20 +263,24 @@ def gate(
             document["exit_code"] = code
         click.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
+        from checker.view import printable
+
+        # rule texts and paths come from the user or files: every line is shown with
+        # its control characters escaped, never obeyed by the terminal
         findings = kernel_findings(report) if kernel is not None else []
         for line in human_lines(report, findings):
-            click.echo(line)
+            click.echo(printable(line))
         if update:
             where = report.display(lock_path)
             if refusal is not None:
-                click.echo(report.summary())
-                click.echo(f"gate: --update refused, {where} left untouched: {refusal}")
+                click.echo(printable(report.summary()))
+                click.echo(printable(f"gate: --update refused, {where} left untouched: {refusal}"))
             elif written:
-                click.echo(f"gate: wrote {where}; commit it")
+                click.echo(printable(f"gate: wrote {where}; commit it"))
             else:
-                click.echo(f"gate: {where} is up to date")
+                click.echo(printable(f"gate: {where} is up to date"))
         else:
-            click.echo(report.summary())
+            click.echo(printable(report.summary()))
     return code
 
 
@@ -289,7 +293,7 @@ def _refresh_command(specs: Path, lock_file: Path | None, kernel: Path | None) -
     extra = ["--kernel", str(kernel)] if kernel is not None else specs_arguments(specs)
     if lock_file is not None:
         extra += ["--lock", str(lock_file)]
-    command = shlex.join(["checker", "gate", "--update", *extra])
+    command = shell_join(["checker", "gate", "--update", *extra])
     if not extra and checkout_root() is not None and specs == default_specs():
         return f"'{command}' (or 'make lock')"
     return f"'{command}'"
@@ -395,7 +399,7 @@ def human_lines(report: GateReport, findings: Sequence[str] = ()) -> list[str]:
                 continue
             lines += ["", f"{rule.name}: {p.prop.name} {p.status.value}: {p.detail}"]
             at = f" ({report.display(rule.path)}:{rule.line})" if rule.path is not None else ""
-            lines.append(f"  rule: {rule.expression}{at}")
+            lines.append(f"  rule: {view.one_line(rule.expression)}{at}")
             lines.append(f"  property: {p.prop.statement}")
             if p.result is not None and p.result.trace is not None:
                 table = view.step_table(p.result.trace, rule.expression)

@@ -6,25 +6,30 @@ from pathlib import Path
 
 import click
 
+from checker.cli import EXIT_CODES
 from checker.cli.common import specs_option
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES)
 @specs_option
 def rules(specs: Path) -> int:
     """List the rules in specs/rules and the profiles in specs/profiles, after the
     specs directory they were read from."""
     from checker.specs import load_profiles, load_rules, specs_origin
+    from checker.view import one_line, printable
 
     # both are read before anything is printed: an error leaves stdout empty
     known, profiles = load_rules(specs), load_profiles(specs)
-    click.echo(f"specs: {specs_origin(specs)}")
+    # the specs' texts and their folder's name are shown, never obeyed: a rule's
+    # expression on one line (see one_line), any control character escaped
+    click.echo(printable(f"specs: {specs_origin(specs)}"))
     click.echo("rules:")
     for rule in known.values():
-        where = rule.origin.get("kernels", "")
-        click.echo(f"  {rule.name:12} {rule.expression}" + (f"   [{where}]" if where else ""))
+        where = printable(rule.origin.get("kernels", ""))
+        shown = one_line(rule.expression)
+        click.echo(f"  {rule.name:12} {shown}" + (f"   [{where}]" if where else ""))
     click.echo("profiles (--profile):")
     for profile in profiles.values():
-        kernels = f"   [{profile.kernels}]" if profile.kernels else ""
-        click.echo(f"  {profile.name:12} {profile.summary}{kernels}")
+        kernels = f"   [{printable(profile.kernels)}]" if profile.kernels else ""
+        click.echo(f"  {profile.name:12} {printable(' '.join(profile.summary.split()))}{kernels}")
     return 0
