@@ -16,8 +16,14 @@ is executed symbolically: Boolean locals, assignments, ``|=``, ``if``/
 SPTE. Calls made for their side effects (``kvm_set_pfn_accessed()``, ``WARN_ON()``)
 and statements on other variables are skipped; a condition that decides the
 result but cannot be understood is an error naming its file and line, never a
-guess. So is conditional compilation (``#ifdef``) inside the function around code
-the result depends on: which branch a kernel builds is its configuration's choice.
+guess. So is any other statement that could change the result (a statement macro
+such as ``RETURN_TRUE;``, a ``goto``, a local changed inside a call's arguments, an
+SPTE variable set from anything but the entry itself). So is conditional
+compilation (``#ifdef``) inside the function, unless each branch is whole
+statements that are calls the execution skips (inside an expression or a statement
+it always is), a definition inside an ``#if`` group (but the include guard), and two
+definitions: which one a kernel builds is its configuration's choice. A control
+character anywhere in the function, comments included, is refused.
 The text read is bounded like any rule's C (:data:`checker.cexpr.MAX_TOKENS` and
 friends).
 """
@@ -137,8 +143,9 @@ def extract(path: Path) -> KernelRule:
 
 
 def _find_function(text: str, function: str) -> list[tuple[int, int, int]]:
-    """Offsets of each definition of ``function``: its name, its body's opening and
-    closing braces (in the text with comments and preprocessor lines blanked)."""
+    """Offsets of the definitions of ``function`` (the first two): its name, its body's
+    opening and closing braces (in the text with comments and preprocessor lines
+    blanked)."""
     code = _blank_preprocessor(cexpr.strip_comments(text))
     # every bracket's partner, found once: looking each up from every mention of the
     # function made a file of unclosed 'mmu_spte_update(' quadratic
@@ -158,6 +165,8 @@ def _find_function(text: str, function: str) -> list[tuple[int, int, int]]:
         if closing is None:
             continue
         found.append((m.start(), opening, closing))
+        if len(found) == 2:  # one too many: enough to refuse
+            break
     return found
 
 
@@ -346,8 +355,8 @@ def _refuse_conditional_code(shown: str, function: str, text: str, name: int, cl
     One pass over the function's directives: ``text`` has comments blanked.
     """
     code = _blank_preprocessor(text)
-    open_: list[tuple[re.Match[str], str]] = []  # each group's directive, and the code
-    # character before it
+    # each open group's directive, and the last character of code before the group
+    open_: list[tuple[re.Match[str], str]] = []
     last = "{"  # the last character of code before the directive at hand
     previous = name
 
@@ -505,7 +514,7 @@ class _Runner:
                 self.block(node, pc, path)
             case c_ast.Decl(name=name, init=init) if isinstance(name, str):
                 if name in cexpr.SPTE_NAMES:
-                    self._no_hidden_writes(init)
+                    self._spte_read(node, init)
                     return
                 if name in self.locals:
                     raise self._refuse(node, f"declares '{name}' again")
@@ -515,7 +524,7 @@ class _Runner:
                 self.assign(name, init, active, node, path)
             case c_ast.Assignment(op="=", lvalue=c_ast.ID(name=name), rvalue=value):
                 if name in cexpr.SPTE_NAMES:
-                    self._no_hidden_writes(value)
+                    self._spte_read(node, value)
                 else:
                     self.assign(name, value, active, node, path)
             case c_ast.Assignment(op="|=", lvalue=c_ast.ID(name=name), rvalue=value) if (
@@ -534,10 +543,11 @@ class _Runner:
             ):
                 # another compound assignment, or an increment: not followed; an error
                 # only if the result depends on the variable
+                if name in cexpr.SPTE_NAMES:
+                    self._spte_read(node, None)
                 if isinstance(node, c_ast.Assignment):
                     self._no_hidden_writes(node.rvalue)
-                if name not in cexpr.SPTE_NAMES:
-                    self.locals[name] = None
+                self.locals[name] = None
             case c_ast.If(cond=cond, iftrue=then, iffalse=other):
                 if not (self._matters(then) or self._matters(other)):
                     # neither branch decides anything: the condition is not read, but
@@ -588,12 +598,16 @@ class _Runner:
                 self._no_hidden_writes(node)
             case c_ast.Assignment(lvalue=lvalue) if not isinstance(lvalue, c_ast.ID):
                 self._no_hidden_writes(node)  # *sptep = ..., as in __set_spte()
-            case c_ast.Assignment(lvalue=c_ast.ID(name=name)) if name in cexpr.SPTE_NAMES:
-                self._no_hidden_writes(node.rvalue)
-            case c_ast.Decl(name=name) if name in cexpr.SPTE_NAMES or (
-                isinstance(name, str) and name not in self.locals
-            ):
-                # an SPTE, or a variable of a block the result does not depend on
+            case (
+                c_ast.Assignment(lvalue=c_ast.ID(name=name))
+                | c_ast.UnaryOp(op="++" | "--" | "p++" | "p--", expr=c_ast.ID(name=name))
+            ) if name in cexpr.SPTE_NAMES:
+                plain = isinstance(node, c_ast.Assignment) and node.op == "="
+                self._spte_read(node, node.rvalue if plain else None)
+            case c_ast.Decl(name=name) if name in cexpr.SPTE_NAMES:
+                self._spte_read(node, node.init)
+            case c_ast.Decl(name=name) if isinstance(name, str) and name not in self.locals:
+                # a variable of a block the result does not depend on
                 self._no_hidden_writes(node.init)
             case c_ast.For() | c_ast.While() | c_ast.DoWhile() | c_ast.Switch() | c_ast.Goto():
                 kind = type(node).__name__
@@ -603,6 +617,20 @@ class _Runner:
                 raise KernelError(f"{self.where(node)}: unsupported control flow ({kind})")
             case _:
                 raise self._refuse(node, "is a statement the checker does not understand")
+
+    def _spte_read(self, node: Any, value: Any) -> None:
+        """Accept an SPTE variable set from the SPTE itself, as kernels do (``u64
+        old_spte = *sptep``, ``old_spte = __update_clear_spte_slow(sptep, new_spte)``,
+        a call returning the entry it replaced); any other value (``old_spte =
+        new_spte``, ``new_spte |= ...``) would change what the rule's conditions read."""
+        from pycparser import c_ast
+
+        if isinstance(value, c_ast.FuncCall) or (
+            isinstance(value, c_ast.UnaryOp) and value.op == "*"
+        ):
+            self._no_hidden_writes(value)
+        elif not (value is None and isinstance(node, c_ast.Decl)):  # 'u64 old_spte;'
+            raise self._refuse(node, "changes an SPTE value the rule reads")
 
     def _refuse(self, node: Any, what: str) -> KernelError:
         from pycparser import c_generator

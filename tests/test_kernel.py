@@ -458,6 +458,10 @@ def test_an_include_guard_is_not_a_condition_on_the_definition(tmp_path: Path) -
         ("\tif (ret |= is_writable_pte(old_spte))\n\t\tWARN_ON(1);", "mmu.c:42: 'ret |= is_"),
         ("\tset_flag(&ret);", "mmu.c:42: '&ret' hands a variable's address on"),
         ("\tbool ret = true;", "mmu.c:42: 'bool ret = true' declares 'ret' again: it could"),
+        # the conditions after it would read another value than the old SPTE
+        ("\told_spte = new_spte;\n" + V3_RULE, "mmu.c:42: 'old_spte = new_spte' changes an SPTE"),
+        ("\tnew_spte |= PT_WRITABLE_MASK;\n" + V3_RULE, "mmu.c:42: 'new_spte |= PT_WRITABLE_MASK"),
+        ("\tif (ret)\n\t\tnew_spte++;\n" + V3_RULE, "mmu.c:43: 'new_spte++' changes an SPTE"),
     ],
 )
 def test_a_statement_that_could_change_the_rule_is_refused(
