@@ -242,7 +242,11 @@ def check_tokens(text: str, origin: Origin, what: str) -> None:
         )
 
     def lexing_error(message: str, line: int, column: int) -> None:
-        raise CExprError(f"{origin.at(line, column)}: {message}")
+        # the lexer quotes the character it refuses: shown escaped if invisible
+        shown = "".join(
+            c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message
+        )
+        raise CExprError(f"{origin.at(line, column)}: {shown}")
 
     lexer = CLexer(lexing_error)
     lexer.input(text, "")
@@ -276,6 +280,29 @@ def check_tokens(text: str, origin: Origin, what: str) -> None:
 
 
 FLUSH_CONDITION = "the flush condition"
+
+#: characters C text may not hold anywhere, comments included: C0 and C1 controls
+#: but tab and newline (a carriage return too: pycparser has never read one), and the invisible
+#: characters that reorder or break a line on a terminal (bidirectional overrides
+#: and isolates, line and paragraph separators). Written back to a terminal, a
+#: trace file or a GraphML document, they would drive the terminal or break the file.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def check_characters(text: str, origin: Origin, what: str, offset: int = 0) -> None:
+    """Refuse a control character anywhere in ``text`` from ``offset`` on, naming
+    its position and the character escaped (``'\\x1b'``)."""
+    m = _CONTROL.search(text, offset)
+    if m is None:
+        return
+    at = m.start()
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    shown = m.group().encode("unicode_escape").decode("ascii")
+    raise CExprError(
+        f"{origin.at(line, column)}: a control character ('{shown}') in {what}: "
+        "C text the checker reads holds printable characters, tabs and newlines only"
+    )
 
 
 def check_syntax_depth(node: Any, origin: Origin, where: Callable[[Any], str]) -> None:
@@ -327,16 +354,19 @@ def too_deep(origin: Origin) -> CExprError:
     )
 
 
-def _expression(text: str, origin: Origin) -> Any:
+def _expression(text: str, origin: Origin, characters: bool = True) -> Any:
     """The syntax tree of the one C expression ``text``, checked against the limits.
 
     The expression is parsed inside a wrapper function of our own; the tokens are
     checked first so the text cannot close the wrapper, and the tree is checked to
-    be exactly the wrapper returning one expression.
+    be exactly the wrapper returning one expression. With ``characters``, a control
+    character anywhere is refused (:func:`check_characters`).
     """
     from pycparser import c_ast
     from pycparser.c_parser import ParseError
 
+    if characters:
+        check_characters(text, origin, FLUSH_CONDITION)
     body = strip_comments(text)
     if not body.strip():
         raise CExprError(f"{origin.at(1, 1)}: the flush condition is empty")
@@ -509,7 +539,16 @@ class _Translator:
                 equal = self._equal(node, self.word(node.left), self.word(node.right))
                 return equal if node.op == "==" else F.not_(equal)
             case c_ast.BinaryOp(op="<<"):
-                value, shift = self._integer(node.left), self._integer(node.right)
+                value = self._integer(
+                    node.left,
+                    "a shift of anything but a constant is not a condition the checker "
+                    "reads (shift constants, as in '1ULL << 10'; test an SPTE bit with a "
+                    "mask, as in 'old_spte & BIT_ULL(10)')",
+                )
+                shift = self._integer(
+                    node.right,
+                    "a shift by anything but a constant is not a condition the checker reads",
+                )
                 if not 0 <= shift < WIDTH:
                     # undefined in C; refused, never reduced
                     raise self.fail(node.right, f"a shift by {shift} is outside 64 bits")
@@ -610,7 +649,9 @@ class _Translator:
             raise self.unknown(node, node.name)
         raise self.fail(node, f"'{helper}' takes old_spte or new_spte")
 
-    def _integer(self, node: object) -> int:
+    def _integer(self, node: object, otherwise: str = "expected an integer constant") -> int:
+        """The value of the constant ``node``; ``otherwise`` says what is wrong if it
+        is not one."""
         from pycparser import c_ast
 
         if isinstance(node, c_ast.Constant) and _is_integer(node):
@@ -626,7 +667,7 @@ class _Translator:
         value = self.value(node)
         if isinstance(value, Word) and all(isinstance(b, F.Const) for b in value.bits):
             return sum(1 << i for i, b in enumerate(value.bits) if b == F.TRUE)
-        raise self.fail(node, "expected an integer constant")
+        raise self.fail(node, otherwise)
 
     @staticmethod
     def _bitwise(op: str, a: Word, b: Word) -> Word:
@@ -718,7 +759,9 @@ def explain(
 
     origin = Origin("<explain>")
     with stack_room():
-        expression = _expression(text, origin)
+        # a trace's expression, read from a file, is shown escaped by the caller: a
+        # control character in a comment is no term and changes no value
+        expression = _expression(text, origin, characters=False)
         translator = _Translator(origin, layout)
         printer = c_generator.CGenerator()
         terms: list[Term] = []

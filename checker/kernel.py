@@ -16,8 +16,14 @@ is executed symbolically: Boolean locals, assignments, ``|=``, ``if``/
 SPTE. Calls made for their side effects (``kvm_set_pfn_accessed()``, ``WARN_ON()``)
 and statements on other variables are skipped; a condition that decides the
 result but cannot be understood is an error naming its file and line, never a
-guess. So is conditional compilation (``#ifdef``) inside the function around code
-the result depends on: which branch a kernel builds is its configuration's choice.
+guess. So is any other statement that could change the result (a statement macro
+such as ``RETURN_TRUE;``, a ``goto``, a local changed inside a call's arguments, an
+SPTE variable set from anything but the entry itself). So is conditional
+compilation (``#ifdef``) inside the function, unless each branch is whole
+statements that are calls the execution skips (inside an expression or a statement
+it always is), a definition inside an ``#if`` group (but the include guard), and two
+definitions: which one a kernel builds is its configuration's choice. A control
+character anywhere in the function, comments included, is refused.
 The text read is bounded like any rule's C (:data:`checker.cexpr.MAX_TOKENS` and
 friends).
 """
@@ -96,7 +102,9 @@ class KernelRule:
 def locate(path: Path) -> list[tuple[Path, str]]:
     """The (file, function) pairs to try for ``path``: a kernel tree or one file."""
     if path.is_dir():
-        found = [(path / rel, fn) for rel, fn in CANDIDATES if (path / rel).is_file()]
+        # present at all, not only as a regular file: reading a FIFO or a directory
+        # there says what it is, instead of "not a kernel tree"
+        found = [(path / rel, fn) for rel, fn in CANDIDATES if os.path.lexists(path / rel)]
         if not found:
             wanted = ", ".join(rel for rel, _ in CANDIDATES)
             raise KernelError(
@@ -118,21 +126,34 @@ def extract(path: Path) -> KernelRule:
         except FileError as exc:
             raise KernelError(str(exc)) from None
         found = _find_function(text, function)
-        if found is None:
+        if not found:
             tried.append(f"{function}() in {display(file)}")
             continue
-        return _read(file, function, text, *found)
+        shown = display(file)
+        lines = [text.count("\n", 0, name) + 1 for name, _, _ in found]
+        if len(found) > 1:
+            raise KernelError(
+                f"{shown}:{lines[1]}: a second definition of {function}() (the first is at "
+                f"{shown}:{lines[0]}): the checker does not guess which one your kernel "
+                "builds; keep only that one and retry"
+            )
+        _refuse_conditional_definition(shown, function, text, found[0][0])
+        return _read(file, function, text, *found[0])
     raise KernelError(f"no flush rule found: looked for {', '.join(tried)}")
 
 
-def _find_function(text: str, function: str) -> tuple[int, int, int] | None:
-    """Offsets of the definition of ``function``: its name, its body's opening and
-    closing braces (in the text with comments and preprocessor lines blanked)."""
+def _find_function(text: str, function: str) -> list[tuple[int, int, int]]:
+    """Offsets of the definitions of ``function`` (the first two): its name, its body's
+    opening and closing braces (in the text with comments and preprocessor lines
+    blanked)."""
     code = _blank_preprocessor(cexpr.strip_comments(text))
     # every bracket's partner, found once: looking each up from every mention of the
     # function made a file of unclosed 'mmu_spte_update(' quadratic
     parens, braces = _partners(code, "(", ")"), _partners(code, "{", "}")
+    found: list[tuple[int, int, int]] = []
     for m in re.finditer(rf"\b{re.escape(function)}\s*\(", code):
+        if found and m.start() < found[-1][2]:
+            continue  # a call inside the definition found last
         i = parens.get(m.end() - 1)
         if i is None:
             continue
@@ -143,8 +164,10 @@ def _find_function(text: str, function: str) -> tuple[int, int, int] | None:
         closing = braces.get(opening)
         if closing is None:
             continue
-        return m.start(), opening, closing
-    return None
+        found.append((m.start(), opening, closing))
+        if len(found) == 2:  # one too many: enough to refuse
+            break
+    return found
 
 
 _BODY = re.compile(r"\s*\{")
@@ -212,6 +235,10 @@ def _read(
             f"{shown}:{line}: {function}() asks {delegate}() (v6.13+), which is defined in "
             "arch/x86/kvm/mmu/spte.h: pass the kernel tree or that file"
         )
+    start_of_line = text.rfind("\n", 0, name) + 1
+    cexpr.check_characters(
+        text[: closing + 1], Origin(shown), f"{function}()", offset=start_of_line
+    )
     _refuse_conditional_code(shown, function, comments_blanked, name, closing)
     body_column = opening - (text.rfind("\n", 0, opening) + 1) + 1
     cexpr.check_tokens(body, Origin(shown, body_line, body_column), f"{function}()")
@@ -266,43 +293,106 @@ def display(path: Path) -> str:
 _CONDITIONAL = re.compile(
     r"^[ \t]*#[ \t]*(if|ifdef|ifndef|elif|elifdef|elifndef|else|endif)\b", re.M
 )
-#: what makes code inside #ifdef matter to the rule: a return, an assignment, a
-#: control statement or a bracket opened on one side of it
+#: any preprocessor directive and its first word: ``#ifndef NAME`` -> (ifndef, NAME)
+_DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*(\w+)[ \t]*(\w*)", re.M)
+#: what makes code inside #ifdef matter to the rule: a return, an assignment or an
+#: increment, a control statement, or a local's address handed to a call
 _DECIDES = re.compile(
     r"\b(?:return|if|else|for|while|do|switch|case|default|goto|break|continue)\b"
-    r"|(?:<<|>>)=|(?<![=!<>])=(?!=)"
+    r"|(?:<<|>>)=|(?<![=!<>])=(?!=)|\+\+|--|[(,]\s*&(?!&)"
 )
+#: ``#if`` groups nested at once inside the function (none of any kernel's is nested)
+MAX_CONDITIONAL_DEPTH = 20
+
+
+def _refuse_conditional_definition(shown: str, function: str, text: str, name: int) -> None:
+    """Refuse a definition of ``function`` inside an ``#if`` group (other than the
+    file's include guard): whether it is built at all is the configuration's choice."""
+    code = cexpr.strip_comments(text)
+    open_: list[re.Match[str]] = []
+    deeper = 0  # groups open beyond MAX_CONDITIONAL_DEPTH, counted but not kept
+    guard: re.Match[str] | None = None
+    for index, m in enumerate(_DIRECTIVE.finditer(code, 0, name)):
+        directive = m.group(1)
+        if (
+            index == 1
+            and open_
+            and open_[0].group(1) == "ifndef"
+            and (directive, m.group(2)) == ("define", open_[0].group(2))
+        ):
+            guard = open_[0]  # '#ifndef X' then '#define X' first in the file
+        if directive.startswith("if"):
+            if len(open_) < MAX_CONDITIONAL_DEPTH:
+                open_.append(m)
+            else:
+                deeper += 1
+        elif directive == "endif" and deeper:
+            deeper -= 1
+        elif directive == "endif" and open_:
+            if open_.pop() is guard:
+                guard = None
+        elif directive.startswith("el") and open_ and open_[-1] is guard and not deeper:
+            guard = None  # an #else of the guard: not a guard
+    enclosing = [m for m in open_ if m is not guard]
+    if enclosing:
+        where = code.count("\n", 0, enclosing[-1].start()) + 1
+        line = code.count("\n", 0, name) + 1
+        raise KernelError(
+            f"{shown}:{line}: {function}() is defined inside the #{enclosing[-1].group(1)} at "
+            f"line {where}: the checker does not guess whether your kernel builds it; "
+            "keep only the definition your kernel builds and retry"
+        )
 
 
 def _refuse_conditional_code(shown: str, function: str, text: str, name: int, closing: int) -> None:
-    """Refuse ``#if``/``#ifdef``/``#else`` inside the function around code the rule may
-    depend on: reading every branch in sequence would let the first one win.
+    """Refuse ``#if``/``#ifdef``/``#else`` inside the function unless each branch is
+    whole statements that are calls the execution skips anyway (a ``WARN_ON()``
+    under ``#ifdef CONFIG_KVM_PROVE_MMU``): such a group gives the same rule whichever
+    branch is built, so it is read. Reading every branch in sequence would let the
+    first one win, and a group inside an expression or a statement would be read as
+    part of it; anything else names the directive's line.
 
-    A group holding only calls and expressions the execution skips anyway (a
-    ``WARN_ON()`` under ``#ifdef CONFIG_KVM_PROVE_MMU``) gives the same rule whichever
-    branch is built, so it is read; anything else names the directive's line.
+    One pass over the function's directives: ``text`` has comments blanked.
     """
-    open_: list[re.Match[str]] = []
+    code = _blank_preprocessor(text)
+    # each open group's directive, and the last character of code before the group
+    open_: list[tuple[re.Match[str], str]] = []
+    last = "{"  # the last character of code before the directive at hand
+    previous = name
+
+    def refuse(start: re.Match[str], why: str) -> KernelError:
+        where = text.count("\n", 0, start.start()) + 1
+        return KernelError(
+            f"{shown}:{where}: #{start.group(1)} inside {function}() {why}: the checker "
+            "does not guess which branch your kernel builds; keep only that branch and retry"
+        )
+
     for m in _CONDITIONAL.finditer(text, name, closing):
+        between = code[previous : m.start()].rstrip()
+        last = between[-1] if between else last
+        previous = m.end()
         directive = m.group(1)
         if directive.startswith("if"):
-            open_.append(m)
+            if len(open_) >= MAX_CONDITIONAL_DEPTH:
+                raise refuse(m, f"is nested more than {MAX_CONDITIONAL_DEPTH} #if deep")
+            open_.append((m, last))
             continue
-        start = open_[-1] if open_ else m
-        group = text[start.start() : m.start()]
-        if not open_ or _decides(group):
-            where = text.count("\n", 0, start.start()) + 1
-            raise KernelError(
-                f"{shown}:{where}: #{start.group(1)} inside {function}() around code the "
-                "rule depends on: the checker does not guess which branch your kernel "
-                "builds; keep only that branch and retry"
-            )
+        if not open_:
+            raise refuse(m, "around code the rule depends on (its #if is before the function)")
+        start, before = open_[-1]
+        group = code[start.end() : m.start()]
+        if group.strip():
+            if before not in ";{}":
+                raise refuse(start, "splits an expression or a statement")
+            if not _ignored_calls(group):
+                raise refuse(start, "around code the rule depends on")
         if directive == "endif":
             open_.pop()
         else:  # #else, #elif: the next branch starts here
-            open_[-1] = m
+            open_[-1] = (m, before)
+            last = before
     if open_:
-        start = open_[-1]
+        start, _ = open_[-1]
         where = text.count("\n", 0, start.start()) + 1
         raise KernelError(
             f"{shown}:{where}: #{start.group(1)} inside {function}() is not closed before the "
@@ -310,11 +400,28 @@ def _refuse_conditional_code(shown: str, function: str, text: str, name: int, cl
         )
 
 
-def _decides(group: str) -> bool:
-    """Whether code between two directives may change the function's result."""
-    code = _blank_preprocessor(group)
-    balanced = all(code.count(a) == code.count(b) for a, b in ("()", "{}", "[]"))
-    return not balanced or _DECIDES.search(code) is not None
+_CALL = re.compile(r"\s*[A-Za-z_]\w*\s*\(.*\)\s*", re.S)
+
+
+def _ignored_calls(group: str) -> bool:
+    """Whether the code between two directives is whole statements, each a call the
+    execution skips (its result unused, no local assigned or handed by address)."""
+    *statements, rest = group.split(";")
+    if rest.strip() or not statements or _DECIDES.search(group):
+        return False
+    return all(_CALL.fullmatch(s) is not None and _balanced(s) for s in statements)
+
+
+def _balanced(code: str) -> bool:
+    depth = 0
+    for c in code:
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
 
 
 def _joined(clauses: list[Clause], result: Formula) -> str | None:
@@ -405,25 +512,49 @@ class _Runner:
         match node:
             case c_ast.Compound():
                 self.block(node, pc, path)
-            case c_ast.Decl(name=name, init=init):
+            case c_ast.Decl(name=name, init=init) if isinstance(name, str):
                 if name in cexpr.SPTE_NAMES:
+                    self._spte_read(node, init)
                     return
+                if name in self.locals:
+                    raise self._refuse(node, f"declares '{name}' again")
                 if init is None:
                     self.locals[name] = F.FALSE  # assigned before use, or false
                     return
                 self.assign(name, init, active, node, path)
             case c_ast.Assignment(op="=", lvalue=c_ast.ID(name=name), rvalue=value):
-                if name not in cexpr.SPTE_NAMES:
+                if name in cexpr.SPTE_NAMES:
+                    self._spte_read(node, value)
+                else:
                     self.assign(name, value, active, node, path)
-            case c_ast.Assignment(op="|=", lvalue=c_ast.ID(name=name), rvalue=value):
+            case c_ast.Assignment(op="|=", lvalue=c_ast.ID(name=name), rvalue=value) if (
+                name not in cexpr.SPTE_NAMES
+            ):
+                self._no_hidden_writes(value)
                 before, now = self.locals.get(name, F.FALSE), self._value(value)
                 if before is None or now is None:
                     self.locals[name] = None
                     return
                 self.locals[name] = F.or_(before, F.and_(active, now))
                 self._clause(node, path, self.text_of(node), now)
+            case (
+                c_ast.Assignment(lvalue=c_ast.ID(name=name))
+                | c_ast.UnaryOp(op="++" | "--" | "p++" | "p--", expr=c_ast.ID(name=name))
+            ):
+                # another compound assignment, or an increment: not followed; an error
+                # only if the result depends on the variable
+                if name in cexpr.SPTE_NAMES:
+                    self._spte_read(node, None)
+                if isinstance(node, c_ast.Assignment):
+                    self._no_hidden_writes(node.rvalue)
+                self.locals[name] = None
             case c_ast.If(cond=cond, iftrue=then, iffalse=other):
                 if not (self._matters(then) or self._matters(other)):
+                    # neither branch decides anything: the condition is not read, but
+                    # what the branches do must be known to be irrelevant
+                    self._no_hidden_writes(cond)
+                    self.skip(then)
+                    self.skip(other)
                     return
                 c = self.translate(cond)
                 text = self.text_of(node)
@@ -443,16 +574,96 @@ class _Runner:
                 self.returned = F.or_(self.returned, pc)
                 if not (isinstance(expr, c_ast.ID) and expr.name in self.locals):
                     self._clause(node, path, self.text_of(node), value)
-            case c_ast.FuncCall() | c_ast.EmptyStatement() | c_ast.Assignment():
-                return  # side effects the rule does not depend on
             case _:
-                if self._matters(node):
-                    kind = type(node).__name__
-                    raise KernelError(f"{self.where(node)}: unsupported control flow ({kind})")
+                self.skip(node)
+
+    def skip(self, node: Any) -> None:
+        """Pass over a statement that does not decide the result: a call whose result
+        is unused (``WARN_ON()``, ``kvm_set_pfn_accessed()``), an assignment through a
+        pointer, an empty statement, or a block or ``if`` of those. Anything else
+        could change the result (``RETURN_TRUE;``, a ``goto``) and is refused."""
+        from pycparser import c_ast
+
+        match node:
+            case None | c_ast.EmptyStatement():
+                return
+            case c_ast.Compound():
+                for item in node.block_items or ():
+                    self.skip(item)
+            case c_ast.If(cond=cond, iftrue=then, iffalse=other):
+                self._no_hidden_writes(cond)
+                self.skip(then)
+                self.skip(other)
+            case c_ast.FuncCall(name=c_ast.ID()):
+                self._no_hidden_writes(node)
+            case c_ast.Assignment(lvalue=lvalue) if not isinstance(lvalue, c_ast.ID):
+                self._no_hidden_writes(node)  # *sptep = ..., as in __set_spte()
+            case (
+                c_ast.Assignment(lvalue=c_ast.ID(name=name))
+                | c_ast.UnaryOp(op="++" | "--" | "p++" | "p--", expr=c_ast.ID(name=name))
+            ) if name in cexpr.SPTE_NAMES:
+                plain = isinstance(node, c_ast.Assignment) and node.op == "="
+                self._spte_read(node, node.rvalue if plain else None)
+            case c_ast.Decl(name=name) if name in cexpr.SPTE_NAMES:
+                self._spte_read(node, node.init)
+            case c_ast.Decl(name=name) if isinstance(name, str) and name not in self.locals:
+                # a variable of a block the result does not depend on
+                self._no_hidden_writes(node.init)
+            case c_ast.For() | c_ast.While() | c_ast.DoWhile() | c_ast.Switch() | c_ast.Goto():
+                kind = type(node).__name__
+                raise KernelError(f"{self.where(node)}: unsupported control flow ({kind})")
+            case c_ast.Label() | c_ast.Break() | c_ast.Continue() | c_ast.Case():
+                kind = type(node).__name__
+                raise KernelError(f"{self.where(node)}: unsupported control flow ({kind})")
+            case _:
+                raise self._refuse(node, "is a statement the checker does not understand")
+
+    def _spte_read(self, node: Any, value: Any) -> None:
+        """Accept an SPTE variable set from the SPTE itself, as kernels do (``u64
+        old_spte = *sptep``, ``old_spte = __update_clear_spte_slow(sptep, new_spte)``,
+        a call returning the entry it replaced); any other value (``old_spte =
+        new_spte``, ``new_spte |= ...``) would change what the rule's conditions read."""
+        from pycparser import c_ast
+
+        if isinstance(value, c_ast.FuncCall) or (
+            isinstance(value, c_ast.UnaryOp) and value.op == "*"
+        ):
+            self._no_hidden_writes(value)
+        elif not (value is None and isinstance(node, c_ast.Decl)):  # 'u64 old_spte;'
+            raise self._refuse(node, "changes an SPTE value the rule reads")
+
+    def _refuse(self, node: Any, what: str) -> KernelError:
+        from pycparser import c_generator
+
+        text = " ".join(c_generator.CGenerator().visit(node).split())
+        return KernelError(
+            f"{self.where(node)}: '{cexpr._clip(text)}' {what}: it could change the result, "
+            "and the checker does not guess"
+        )
+
+    def _no_hidden_writes(self, node: Any) -> None:
+        """Refuse an assignment, increment or address taken of a variable other than
+        the SPTEs inside an expression whose value is not read (a call's arguments,
+        an ``if`` condition that is not read): it could change a local unseen."""
+        from pycparser import c_ast
+
+        pending = [node] if node is not None else []
+        while pending:
+            current = pending.pop()
+            match current:
+                case (
+                    c_ast.Assignment(lvalue=c_ast.ID(name=name))
+                    | c_ast.UnaryOp(op="++" | "--" | "p++" | "p--", expr=c_ast.ID(name=name))
+                ) if name not in cexpr.SPTE_NAMES:
+                    raise self._refuse(current, "changes a variable inside an expression")
+                case c_ast.UnaryOp(op="&", expr=c_ast.ID(name=name)) if name in self.locals:
+                    raise self._refuse(current, "hands a variable's address on")
+            pending.extend(child for _, child in current.children())
 
     def assign(
         self, name: str, value: Any, active: Formula, node: Any, path: tuple[str, ...]
     ) -> None:
+        self._no_hidden_writes(value)
         now, before = self._value(value), self.locals.get(name, F.FALSE)
         if now is None or before is None:
             self.locals[name] = None  # an error only if the result depends on it

@@ -350,6 +350,17 @@ def test_large_but_plausible_conditions_are_read(text: str, meaning: F.Formula) 
         ("old_spte & (1ULL << 64)", "--expr:1:21: a shift by 64 is outside 64 bits"),
         ("old_spte & BIT_ULL(1000000000000)", "BIT_ULL(1000000000000) is outside a 64-bit"),
         ("old_spte & 0x10000000000000000", "the constant 0x10000000000000000 does not fit"),
+        # it said "expected an integer constant"
+        (
+            "old_spte << 1000000000000",
+            "--expr:1:1: a shift of anything but a constant is not a condition the checker "
+            "reads (shift constants, as in '1ULL << 10'; test an SPTE bit with a mask, as in "
+            "'old_spte & BIT_ULL(10)')",
+        ),
+        (
+            "old_spte & (1ULL << new_spte)",
+            "--expr:1:21: a shift by anything but a constant is not a condition the checker reads",
+        ),
     ],
 )
 def test_deep_or_huge_conditions_are_refused_naming_the_limit(text: str, message: str) -> None:
@@ -379,6 +390,43 @@ def test_strip_comments_is_linear_on_unclosed_comments() -> None:
     text = "/* x " * 100_000
     with time_limit(20):
         assert cexpr.strip_comments(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "column", "shown"),
+    [
+        # an OSC sequence in a comment: it reached the terminal and the trace files
+        ("is_writable_pte(old_spte) /* \x1b]0;PWN\x07 */", 30, "\\x1b"),
+        ("is_writable_pte(old_spte)\x07", 26, "\\x07"),
+        ("true // \x00", 9, "\\x00"),
+        ("true\r\n", 5, "\\r"),
+        ("true\x0b", 5, "\\x0b"),
+        ("\x7ftrue", 1, "\\x7f"),
+        ("true /* \x9b2J */", 9, "\\x9b"),
+        ("true /* \u202e */", 9, "\\u202e"),
+    ],
+)
+def test_control_characters_are_refused_anywhere(text: str, column: int, shown: str) -> None:
+    with pytest.raises(CExprError) as info:
+        parse(text)
+    assert str(info.value) == (
+        f"--expr:1:{column}: a control character ('{shown}') in the flush condition: C text "
+        "the checker reads holds printable characters, tabs and newlines only"
+    )
+    # tabs and newlines are C whitespace
+    assert equivalent(parse("\tis_writable_pte(old_spte)\n&& true // x\n"), OLD["writable"])
+
+
+def test_a_spec_file_cannot_hold_a_control_character(tmp_path: Path) -> None:
+    from checker.specs import load_rule
+
+    spec = tmp_path / "bell.toml"
+    expect = "\n".join(f'{p} = "holds"' for p in PROPERTY_BY_NAME)
+    spec.write_text(
+        f'name = "bell"\nexpression = "is_writable_pte(old_spte) \\u001b[2J"\n[expect]\n{expect}\n'
+    )
+    with pytest.raises(InputError, match=r"^\S*bell.toml:2:41: a control character \('\\x1b'\)"):
+        load_rule(spec)
 
 
 # --- fuzzing the --expr parser -----------------------------------------------------------
@@ -417,6 +465,13 @@ PIECES = (
     "#line 9",
     "\x00",
     "é",
+    # control characters, in and out of comments
+    "\x1b",
+    "\x1b]0;x\x07",
+    "\r",
+    "\x7f",
+    "\x85",
+    "\u202e",
 )
 
 
@@ -465,14 +520,32 @@ def grown(draw: st.DrawFn) -> str:
     )
 )
 def test_fuzz_every_text_is_a_formula_or_a_one_line_input_error(text: str) -> None:
-    with time_limit(10):
-        try:
-            formula = parse(text)
-        except InputError as error:
-            message = str(error)
-            assert message and "\n" not in message and "\r" not in message, message
-        else:
-            assert isinstance(formula, F.Formula)
+    """Every outcome is a formula or a one-line InputError free of control
+    characters: never another exception, never more than FUZZ_SECONDS, never more
+    than FUZZ_MEMORY of Python memory."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with time_limit(FUZZ_SECONDS):
+            try:
+                formula = parse(text)
+            except InputError as error:
+                message = str(error)
+                assert message and message.isprintable(), message
+            else:
+                assert isinstance(formula, F.Formula)
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < FUZZ_MEMORY, f"parsing took {peak} bytes"
+
+
+#: bounds on one fuzzed parse, far above what any takes (the largest texts within
+#: the limits, 10,000 tokens or 9,990 '!', peak near 2 MiB and take up to 6 s under
+#: tracemalloc) and far below trouble
+FUZZ_SECONDS = 20
+FUZZ_MEMORY = 64 << 20
 
 
 @pytest.mark.parametrize(

@@ -314,3 +314,199 @@ def test_the_text_parsed_is_exactly_the_function(tmp_path: Path) -> None:
     )
     with pytest.raises(KernelError, match=r"mmu.c:1: mmu_spte_update\(\) is not one C function"):
         extract(path)
+
+
+# --- what could change the rule is refused, never guessed ----------------------------------
+
+V3 = KERNELS / "v3.x" / "arch/x86/kvm/mmu.c"
+V3_RULE = "\tif (is_writable_pte(old_spte) && !is_writable_pte(new_spte))\n\t\tret = true;"
+
+
+def v3_tree(tmp_path: Path, rule: str = V3_RULE, around: tuple[str, str] = ("", "")) -> Path:
+    """The v3.x fixture with its flush clause replaced by ``rule``, and its function
+    wrapped in ``around`` (text before and after it)."""
+    text = V3.read_text()
+    assert V3_RULE in text
+    text = text.replace(V3_RULE, rule)
+    start = text.index("static bool mmu_spte_update(u64 *sptep, u64 new_spte)\n{")
+    text = text[:start] + around[0] + text[start:] + around[1]
+    path = tmp_path / "tree" / "arch/x86/kvm/mmu.c"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    return tmp_path / "tree"
+
+
+@pytest.mark.parametrize(
+    "inside",
+    [
+        # read in sequence, the branch was OR-ed into the condition: 'stale_w holds'
+        "\t    || is_shadow_present_pte(old_spte)\n",
+        # and here AND-ed: 'rule: ... && 0'
+        "\t    && 0\n",
+    ],
+)
+def test_conditional_compilation_inside_a_condition_is_refused(tmp_path: Path, inside: str) -> None:
+    rule = (
+        "\tif (is_writable_pte(old_spte) && !is_writable_pte(new_spte)\n"
+        f"#ifdef CONFIG_NEVER_SET\n{inside}#endif\n\t    ) ret = true;"
+    )
+    with pytest.raises(KernelError) as info:
+        extract(v3_tree(tmp_path, rule))
+    assert str(info.value) == (
+        f"{tmp_path / 'tree/arch/x86/kvm/mmu.c'}:43: #ifdef inside mmu_spte_update() splits an "
+        "expression or a statement: the checker does not guess which branch your kernel "
+        "builds; keep only that branch and retry"
+    )
+
+
+def test_check_kernel_refuses_it_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from checker.cli import cli
+
+    rule = (
+        "\tif (is_writable_pte(old_spte) && !is_writable_pte(new_spte)\n#ifdef CONFIG_NEVER_SET"
+        "\n\t    || is_shadow_present_pte(old_spte)\n#endif\n\t    ) ret = true;"
+    )
+    tree, out = v3_tree(tmp_path, rule), tmp_path / "out"
+    result = CliRunner().invoke(cli, ["check", "--kernel", str(tree), "--out", str(out)])
+    assert result.exit_code == 2 and result.stdout == "", result.output
+    assert result.stderr.count("\n") == 1 and "mmu.c:43: #ifdef inside" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        # inside a statement: the if's body
+        (HEAD + "\tif (is_writable_pte(old_spte))\n#ifdef X\n\t\tWARN_ON(1);\n#endif\n", 7),
+        # inside a call's arguments
+        (HEAD + "\tWARN_ON(is_writable_pte(old_spte)\n#ifdef X\n\t\t&& 1\n#endif\n\t);\n", 7),
+        # whole statements, but one not a call: the rule depends on it
+        (HEAD + "\tWARN_ON(1);\n#ifdef X\n\tflush++;\n#endif\n", 7),
+        # the branch at fault is named
+        (HEAD + "#ifdef X\n\tWARN_ON(1);\n#else\n\tRETURN_TRUE;\n#endif\n", 8),
+        (HEAD + "#ifdef X\n\tfoo(&flush);\n#endif\n", 6),
+    ],
+)
+def test_conditional_compilation_around_other_than_ignored_calls_is_refused(
+    tmp_path: Path, body: str, line: int
+) -> None:
+    with pytest.raises(KernelError) as info:
+        extract(write(tmp_path, body + "\treturn flush;"))
+    assert str(info.value).startswith(f"{tmp_path / 'arch/x86/kvm/mmu/mmu.c'}:{line}: #")
+    assert "does not guess which branch your kernel builds" in str(info.value)
+
+
+def test_two_definitions_are_refused_naming_both(tmp_path: Path) -> None:
+    # the first one used to be read: 'rule: 0 && !is_writable_pte(new_spte)'
+    other = V3.read_text()
+    first = other.index("static bool mmu_spte_update(u64 *sptep, u64 new_spte)\n{")
+    function = other[first:].replace("is_writable_pte(old_spte) && ", "0 && ")
+    tree = v3_tree(tmp_path, around=("#ifdef CONFIG_X\n" + function + "#else\n", "#endif\n"))
+    file = tree / "arch/x86/kvm/mmu.c"
+    with pytest.raises(KernelError) as info:
+        extract(tree)
+    assert str(info.value) == (
+        f"{file}:57: a second definition of mmu_spte_update() (the first is at {file}:25): "
+        "the checker does not guess which one your kernel builds; keep only that one and retry"
+    )
+
+
+@pytest.mark.parametrize(
+    "around", [("#ifdef CONFIG_X\n", "#endif\n"), ("#if 0\n#else\n", "#endif\n")]
+)
+def test_a_definition_inside_an_if_group_is_refused(
+    tmp_path: Path, around: tuple[str, str]
+) -> None:
+    tree = v3_tree(tmp_path, around=around)
+    line = 24 + around[0].count("\n")
+    with pytest.raises(KernelError) as info:
+        extract(tree)
+    assert str(info.value) == (
+        f"{tree / 'arch/x86/kvm/mmu.c'}:{line}: mmu_spte_update() is defined inside the #if"
+        f"{'def' if 'ifdef' in around[0] else ''} at line 24: the checker does not guess "
+        "whether your kernel builds it; keep only the definition your kernel builds and retry"
+    )
+
+
+def test_an_include_guard_is_not_a_condition_on_the_definition(tmp_path: Path) -> None:
+    # v6.13's spte.h is guarded; so is this file, after closed groups of its own
+    tree = v3_tree(
+        tmp_path,
+        around=("#ifdef CONFIG_X86_64\nint a;\n#else\nint b;\n#endif\n", "#endif /* GUARD */\n"),
+    )
+    file = tree / "arch/x86/kvm/mmu.c"
+    file.write_text("#ifndef GUARD\n#define GUARD\n" + file.read_text())
+    assert extract(tree).expression == "is_writable_pte(old_spte) && !is_writable_pte(new_spte)"
+    # an #ifndef that is not followed by the #define of its name is a condition
+    file.write_text("#ifndef GUARD\n#define OTHER\n" + file.read_text()[30:])
+    with pytest.raises(KernelError, match=r"mmu.c:\d+: mmu_spte_update\(\) is defined inside"):
+        extract(tree)
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        # a statement macro: it was dropped, and the rule became 'false'
+        ("\tif (is_writable_pte(old_spte))\n\t\tRETURN_TRUE;", "mmu.c:43: 'RETURN_TRUE' is a"),
+        ("\tRETURN_TRUE;", "mmu.c:42: 'RETURN_TRUE' is a statement the checker does not"),
+        ("\t(void)ret;", "mmu.c:42: '(void) ret' is a statement the checker does not"),
+        ("\tif (is_writable_pte(old_spte))\n\t\tgoto out;", "mmu.c:43: unsupported control flow"),
+        ("\tWARN_ON(ret = true);", "mmu.c:42: 'ret = true' changes a variable inside an"),
+        ("\tkvm_set_pfn_accessed(ret++);", "mmu.c:42: 'ret++' changes a variable"),
+        ("\tif (ret |= is_writable_pte(old_spte))\n\t\tWARN_ON(1);", "mmu.c:42: 'ret |= is_"),
+        ("\tset_flag(&ret);", "mmu.c:42: '&ret' hands a variable's address on"),
+        ("\tbool ret = true;", "mmu.c:42: 'bool ret = true' declares 'ret' again: it could"),
+        # the conditions after it would read another value than the old SPTE
+        ("\told_spte = new_spte;\n" + V3_RULE, "mmu.c:42: 'old_spte = new_spte' changes an SPTE"),
+        ("\tnew_spte |= PT_WRITABLE_MASK;\n" + V3_RULE, "mmu.c:42: 'new_spte |= PT_WRITABLE_MASK"),
+        ("\tif (ret)\n\t\tnew_spte++;\n" + V3_RULE, "mmu.c:43: 'new_spte++' changes an SPTE"),
+    ],
+)
+def test_a_statement_that_could_change_the_rule_is_refused(
+    tmp_path: Path, rule: str, message: str
+) -> None:
+    with pytest.raises(KernelError) as info:
+        extract(v3_tree(tmp_path, rule))
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).startswith(str(tmp_path / "tree" / "arch/x86/kvm/mmu.c:4"))
+
+
+def test_statements_known_to_be_irrelevant_are_skipped(tmp_path: Path) -> None:
+    rule = (
+        "\tWARN_ON(!is_writable_pte(old_spte));\n\tkvm_set_pfn_accessed(spte_to_pfn(old_spte));\n"
+        "\t*sptep = new_spte;\n\tif (spte_has_volatile_bits(old_spte)) {\n"
+        "\t\tkvm_pfn_t pfn = spte_to_pfn(old_spte);\n\t\tkvm_set_pfn_dirty(pfn);\n\t}\n"
+        "\tu64 mask = spte_to_pfn(old_spte);\n\tmask += 1;\n\tmask++;\n" + V3_RULE
+    )
+    found = extract(v3_tree(tmp_path, rule))
+    assert found.expression == "is_writable_pte(old_spte) && !is_writable_pte(new_spte)"
+
+
+def test_a_control_character_in_the_function_is_refused(tmp_path: Path) -> None:
+    # it reached the terminal and the trace files (an invalid GraphML) as it was
+    rule = "\t/* \x1b]0;PWN\x07 */\n" + V3_RULE
+    with pytest.raises(InputError) as info:
+        extract(v3_tree(tmp_path, rule))
+    assert str(info.value) == (
+        f"{tmp_path / 'tree/arch/x86/kvm/mmu.c'}:42:5: a control character ('\\x1b') in "
+        "mmu_spte_update(): C text the checker reads holds printable characters, tabs and "
+        "newlines only"
+    )
+    # elsewhere in the file it is never read as C, nor shown
+    tree = v3_tree(tmp_path / "elsewhere", around=("/* \x1b[2J */\n", ""))
+    assert extract(tree).expression.startswith("is_writable_pte(old_spte)")
+
+
+def test_a_fifo_in_a_tree_is_named_not_taken_for_a_missing_file(
+    tmp_path: Path, deadline: None
+) -> None:
+    (tmp_path / "arch/x86/kvm/mmu").mkdir(parents=True)
+    os.mkfifo(tmp_path / "arch/x86/kvm/mmu/spte.h")
+    with pytest.raises(KernelError) as info:
+        extract(tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path / 'arch/x86/kvm/mmu/spte.h'}: not a regular file (a FIFO); pass a kernel "
+        "tree or source file"
+    )
