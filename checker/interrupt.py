@@ -8,8 +8,9 @@ handler off and takes SIGINT itself:
 
 * the Python-level handler only sets a flag, so no exception is raised in the
   middle of a write or inside a destructor (where Python would print and swallow
-  it); a second Ctrl-C raises KeyboardInterrupt at once, for code that reaches no
-  check point soon;
+  it); a second Ctrl-C stops the process at once (:func:`checker.console.stop`:
+  exit 130, the one line, no exception that z3's destructors could report), for
+  code that reaches no check point soon;
 * a watcher thread, woken through :func:`signal.set_wakeup_fd` even while the main
   thread is inside z3, sets the flag and interrupts the z3 contexts that are
   solving (:func:`solving`), so a long query stops promptly too;
@@ -31,6 +32,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from checker.console import stop
 from checker.errors import Interrupted
 
 _requested = threading.Event()
@@ -90,7 +92,9 @@ def _interrupt() -> None:
 @contextlib.contextmanager
 def handling() -> Iterator[None]:
     """Take SIGINT for the duration of a run (main thread only; elsewhere, Python's
-    default applies). The previous handler is restored afterwards."""
+    default applies). The previous handler is restored afterwards: for the
+    ``checker`` command, :func:`checker.console.on_sigint`, so a Ctrl-C after the
+    run still gives exit 130 and the one line."""
     global _handling, _z3_quiet
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -102,12 +106,14 @@ def handling() -> Iterator[None]:
 
     def pressed(signum: int, frame: object) -> None:
         # the first Ctrl-C asks to stop at the next safe point; a second one stops
-        # wherever the run is (files are written atomically, never half)
+        # wherever the run is (files are written atomically, never half), without
+        # raising: a KeyboardInterrupt inside z3 (a Context being built or freed)
+        # would surface as "Exception ignored" tracebacks, or kill the process
         nonlocal presses
         presses += 1
         _requested.set()
         if presses > 1:
-            raise KeyboardInterrupt
+            stop()
 
     previous = signal.signal(signal.SIGINT, pressed)
     previous_wakeup = signal.set_wakeup_fd(write_end)
