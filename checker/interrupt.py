@@ -10,7 +10,8 @@ handler off and takes SIGINT itself:
   middle of a write or inside a destructor (where Python would print and swallow
   it); a second Ctrl-C stops the process at once (:func:`checker.console.stop`:
   exit 130, the one line, no exception that z3's destructors could report), for
-  code that reaches no check point soon;
+  code that reaches no check point soon (in the middle of writing files, which
+  takes milliseconds, it waits for the next check point);
 * a watcher thread, woken through :func:`signal.set_wakeup_fd` even while the main
   thread is inside z3, sets the flag and interrupts the z3 contexts that are
   solving (:func:`solving`), so a long query stops promptly too;
@@ -30,6 +31,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 from checker.console import stop
@@ -104,15 +106,18 @@ def handling() -> Iterator[None]:
     os.set_blocking(write_end, False)
     presses = 0
 
-    def pressed(signum: int, frame: object) -> None:
+    def pressed(signum: int, frame: FrameType | None) -> None:
         # the first Ctrl-C asks to stop at the next safe point; a second one stops
-        # wherever the run is (files are written atomically, never half), without
-        # raising: a KeyboardInterrupt inside z3 (a Context being built or freed)
-        # would surface as "Exception ignored" tracebacks, or kill the process
+        # wherever the run is, without raising: a KeyboardInterrupt inside z3 (a
+        # Context being built or freed) would surface as "Exception ignored"
+        # tracebacks, or kill the process. In the middle of writing files (a few
+        # milliseconds) it waits: stopping between two renames would leave one
+        # file of a set without the others; the next check point stops the run,
+        # and a further Ctrl-C outside the write stops it at once
         nonlocal presses
         presses += 1
         _requested.set()
-        if presses > 1:
+        if presses > 1 and not _writing_files(frame):
             stop()
 
     previous = signal.signal(signal.SIGINT, pressed)
@@ -134,6 +139,18 @@ def handling() -> Iterator[None]:
 
             z3.set_param("ctrl_c", True)
             _z3_quiet = False
+
+
+def _writing_files(frame: FrameType | None) -> bool:
+    """The main thread is inside :mod:`checker.files` writing (not in a destructor
+    that a garbage collection ran there)."""
+    if frame is None or frame.f_code.co_name == "__del__":
+        return False
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "checker.files":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _watch(read_end: int) -> None:

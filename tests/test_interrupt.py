@@ -137,10 +137,12 @@ def _sigint_caught(pid: int) -> bool:
     return False
 
 
-def _before_the_checker(stderr: str) -> bool:
-    """A traceback from before any of the checker's code ran (the interpreter's
-    own start-up: site, the launcher's first import), which no handler can cover."""
-    return "Traceback" in stderr and f"{os.sep}checker{os.sep}" not in stderr
+def _before_the_checker(returncode: int, stderr: str) -> bool:
+    """The signal came before the checker could take it: in the interpreter's own
+    start-up (site, runpy, the launcher's first import), which no handler of ours
+    can cover. The CLI is imported only once the handler is in place, so anything
+    that went through ``checker/cli`` is not that."""
+    return returncode != 130 and f"{os.sep}checker{os.sep}cli" not in stderr
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
@@ -148,15 +150,16 @@ def test_ctrl_c_while_the_cli_is_imported_is_130_and_one_line() -> None:
     """A SIGINT a few milliseconds into the process, while Python imports click and
     the CLI: not a KeyboardInterrupt traceback, not a death by the signal. Both ways
     in: the console script and `python -m checker`. Delays count from when the
-    interpreter can take a signal at all; a signal that still lands in the
-    interpreter's own start-up (before the checker's first line) is retried."""
+    interpreter can take a signal at all (about 10 ms before the checker's first
+    line); a signal that still lands in the interpreter's own start-up is retried."""
     script = Path(sys.executable).parent / "checker"
     launchers = [[sys.executable, "-m", "checker"]]
     if script.exists():
         launchers.append([sys.executable, str(script)])
     for launcher in launchers:
-        for delay in (0.01, 0.02, 0.04):
-            for _ in range(5):
+        for delay in (0.015, 0.03, 0.05):
+            moment = delay
+            for _ in range(10):
                 process = subprocess.Popen(
                     [*launcher, "rules", "--specs", str(SPECS)],
                     cwd=ROOT,
@@ -167,12 +170,16 @@ def test_ctrl_c_while_the_cli_is_imported_is_130_and_one_line() -> None:
                 deadline = time.monotonic() + 10
                 while not _sigint_caught(process.pid) and time.monotonic() < deadline:
                     time.sleep(0.0005)
-                time.sleep(delay)
+                time.sleep(moment)
                 process.send_signal(signal.SIGINT)
                 _, stderr = process.communicate(timeout=30)
-                if not _before_the_checker(stderr) and process.returncode != 0:
-                    break  # 0: it finished first; both cases: try again
-            about = f"{launcher} SIGINT at {delay}s: {process.returncode} {stderr}"
+                if process.returncode == 0:
+                    moment /= 2  # it finished first: try again, earlier
+                elif _before_the_checker(process.returncode, stderr):
+                    moment += 0.005  # the interpreter was still starting: later
+                else:
+                    break
+            about = f"{launcher} SIGINT at {moment}s: {process.returncode} {stderr}"
             assert process.returncode == 130, about
             assert stderr.splitlines() == ["checker: interrupted"], about
 
@@ -215,3 +222,27 @@ def test_ctrl_c_after_the_run_is_still_130_and_one_line() -> None:
     )
     assert (done.returncode, done.stderr) == (130, "checker: interrupted\n")
     assert "rules:" in done.stdout  # what was printed before is all there
+
+
+def test_a_second_ctrl_c_while_files_are_written_waits_for_the_set(tmp_path: Path) -> None:
+    """Between the renames of a set of files: not the abrupt stop, which would
+    leave one file of the set without the other; the run stops right after."""
+    done = _python(
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from checker import files, interrupt\n"
+        "rename = os.replace\n"
+        "def replace(source, target):\n"
+        "    rename(source, target)\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "os.replace = replace\n"
+        f"out = Path({str(tmp_path)!r})\n"
+        "with interrupt.handling():\n"
+        "    files.write_together([(out / 'a.json', 'a'), (out / 'b.json', 'b')])\n"
+        "    print('written')\n"
+        "    interrupt.check()\n"
+    )
+    assert done.stdout == "written\n"
+    assert "Interrupted" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
