@@ -193,13 +193,8 @@ def test_help_documents_the_exit_codes() -> None:
             assert code in result.stdout
 
 
-#: commands whose --help gets its exit codes from a change made alongside this test
-#: (checker/cli/rules.py): drop the name once that change is in
-EXIT_CODES_ELSEWHERE = {"rules"}
-
-
 def test_every_command_documents_ctrl_c_and_a_closed_pipe() -> None:
-    for args in ([], *([name] for name in sorted(set(COMMANDS) - EXIT_CODES_ELSEWHERE))):
+    for args in ([], *([name] for name in COMMANDS)):
         result = CliRunner().invoke(cli, [*args, "--help"])
         assert result.exit_code == 0, args
         assert "Exit codes:" in result.stdout, args
