@@ -8,8 +8,10 @@ handler off and takes SIGINT itself:
 
 * the Python-level handler only sets a flag, so no exception is raised in the
   middle of a write or inside a destructor (where Python would print and swallow
-  it); a second Ctrl-C raises KeyboardInterrupt at once, for code that reaches no
-  check point soon;
+  it); a second Ctrl-C stops the process at once (:func:`checker.console.stop`:
+  exit 130, the one line, no exception that z3's destructors could report), for
+  code that reaches no check point soon (in the middle of writing files, which
+  takes milliseconds, it waits for the next check point);
 * a watcher thread, woken through :func:`signal.set_wakeup_fd` even while the main
   thread is inside z3, sets the flag and interrupts the z3 contexts that are
   solving (:func:`solving`), so a long query stops promptly too;
@@ -29,8 +31,10 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
+from checker.console import stop
 from checker.errors import Interrupted
 
 _requested = threading.Event()
@@ -90,7 +94,9 @@ def _interrupt() -> None:
 @contextlib.contextmanager
 def handling() -> Iterator[None]:
     """Take SIGINT for the duration of a run (main thread only; elsewhere, Python's
-    default applies). The previous handler is restored afterwards."""
+    default applies). The previous handler is restored afterwards: for the
+    ``checker`` command, :func:`checker.console.on_sigint`, so a Ctrl-C after the
+    run still gives exit 130 and the one line."""
     global _handling, _z3_quiet
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -100,14 +106,19 @@ def handling() -> Iterator[None]:
     os.set_blocking(write_end, False)
     presses = 0
 
-    def pressed(signum: int, frame: object) -> None:
+    def pressed(signum: int, frame: FrameType | None) -> None:
         # the first Ctrl-C asks to stop at the next safe point; a second one stops
-        # wherever the run is (files are written atomically, never half)
+        # wherever the run is, without raising: a KeyboardInterrupt inside z3 (a
+        # Context being built or freed) would surface as "Exception ignored"
+        # tracebacks, or kill the process. In the middle of writing files (a few
+        # milliseconds) it waits: stopping between two renames would leave one
+        # file of a set without the others; the next check point stops the run,
+        # and a further Ctrl-C outside the write stops it at once
         nonlocal presses
         presses += 1
         _requested.set()
-        if presses > 1:
-            raise KeyboardInterrupt
+        if presses > 1 and not _writing_files(frame):
+            stop()
 
     previous = signal.signal(signal.SIGINT, pressed)
     previous_wakeup = signal.set_wakeup_fd(write_end)
@@ -128,6 +139,18 @@ def handling() -> Iterator[None]:
 
             z3.set_param("ctrl_c", True)
             _z3_quiet = False
+
+
+def _writing_files(frame: FrameType | None) -> bool:
+    """The main thread is inside :mod:`checker.files` writing (not in a destructor
+    that a garbage collection ran there)."""
+    if frame is None or frame.f_code.co_name == "__del__":
+        return False
+    while frame is not None:
+        if frame.f_globals.get("__name__") == "checker.files":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _watch(read_end: int) -> None:

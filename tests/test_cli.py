@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 from checker import check as check_module
 from checker import schemas
-from checker.cli import cli
+from checker.cli import COMMANDS, cli
 
 from .conftest import ROOT, SPECS
 
@@ -191,6 +191,15 @@ def test_help_documents_the_exit_codes() -> None:
             "4  internal error",
         ):
             assert code in result.stdout
+
+
+def test_every_command_documents_ctrl_c_and_a_closed_pipe() -> None:
+    for args in ([], *([name] for name in COMMANDS)):
+        result = CliRunner().invoke(cli, [*args, "--help"])
+        assert result.exit_code == 0, args
+        assert "Exit codes:" in result.stdout, args
+        for code in ("130  interrupted by Ctrl-C", "141  the reader of stdout"):
+            assert code in result.stdout, (args, code)
 
 
 def test_rules_lists_the_shipped_rules() -> None:
@@ -404,6 +413,31 @@ def test_a_full_stdout_and_a_closed_one_are_one_line_errors() -> None:
     assert stderr.splitlines() == [
         "checker: error: stdout is closed; redirect it (e.g. >/dev/null) instead of closing it"
     ]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("option", ["--version", "--help"])
+def test_top_level_help_and_version_meet_full_and_closed_stdout(option: str) -> None:
+    """They print from click's eager callbacks, before any command runs: a full disk
+    is the one-line error (exit 2), a reader that went away a quiet 141."""
+    with open("/dev/full", "w") as full:
+        process = _checker(option, stdout=full)
+        _, stderr = process.communicate(timeout=60)
+    assert (process.returncode, stderr.splitlines()) == (
+        2,
+        [
+            "checker: error: cannot write to stdout: No space left on device; "
+            "free space or redirect stdout"
+        ],
+    )
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte
+    try:
+        process = _checker(option, stdout=write_end)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        os.close(write_end)
+    assert (process.returncode, stderr) == (141, "")
 
 
 # --- messages ------------------------------------------------------------------------------

@@ -15,11 +15,12 @@ import importlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
 
+from checker import console
 from checker.errors import CheckerError, InternalError, Interrupted
 
 #: the exit codes every command shares, beyond its own 0..4
@@ -75,16 +76,21 @@ class CheckerGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(module), attribute)
         return command
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # --help and --version print from eager callbacks while the arguments are
+        # parsed, before invoke()
+        with _output_failures():
+            return super().make_context(info_name, args, parent, **extra)
+
     def invoke(self, ctx: click.Context) -> Any:
-        # click's main() turns a broken pipe into exit 1, "violation" here: take
-        # failures to write stdout past it
-        try:
+        with _output_failures():
             return super().invoke(ctx)
-        except OSError as exc:
-            stream = _echo_stream(exc)
-            if stream is not None:
-                raise OutputFailure(exc, stream) from exc
-            raise
 
     def main(  # type: ignore[override]
         self,
@@ -102,7 +108,36 @@ class CheckerGroup(click.Group):
         return code
 
 
+@contextlib.contextmanager
+def _output_failures() -> Iterator[None]:
+    """click's main() turns a broken pipe into exit 1, "violation" here: take
+    failures to write stdout or stderr past it."""
+    try:
+        yield
+    except OSError as exc:
+        stream = _echo_stream(exc)
+        if stream is not None:
+            raise OutputFailure(exc, stream) from exc
+        raise
+
+
 def _run(
+    group: click.Group, argv: list[str], complete_var: str | None, extra: dict[str, Any]
+) -> int:
+    console.new_run()
+    code = _dispatch(group, argv, complete_var, extra)
+    # what is still buffered is written now, while a failure can be reported
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as exc:
+        return _output_failed(exc, "stdout")
+    except ValueError:
+        pass  # closed (reported already)
+    return code
+
+
+def _dispatch(
     group: click.Group, argv: list[str], complete_var: str | None, extra: dict[str, Any]
 ) -> int:
     from checker import interrupt
@@ -131,8 +166,8 @@ def _run(
         return 2
     except (click.Abort, KeyboardInterrupt, Interrupted):
         # click.Abort: Ctrl-C at a prompt; KeyboardInterrupt: before the handler
-        # was installed
-        _say("checker: interrupted")
+        # was installed (in-process callers, who have no checker.console)
+        console.say_interrupted()
         return Interrupted.exit_code
     except CheckerError as exc:
         if debug and exc.exit_code == InternalError.exit_code:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import PathType, write_file
 from checker.errors import InputError
 
@@ -42,7 +43,19 @@ BROWSER_FORMATS = ("html", "svg")
 
 def _formats_help() -> str:
     lines = [f"  {name:8} {what}" for name, what in FORMATS.items()]
-    return "\b\nFormats:\n" + "\n".join(lines)
+    return "\b\nFormats:\n" + "\n".join(lines) + "\n\n" + EXPORT_EXIT_CODES
+
+
+EXPORT_EXIT_CODES = (
+    """\b
+Exit codes:
+  0  the export was written
+  2  usage error, or a file that does not load or replay; also stdout that cannot
+     be written (a full disk, closed)
+  4  internal error
+"""
+    + SIGNAL_EXIT_CODES
+)
 
 
 @click.command(epilog=_formats_help())

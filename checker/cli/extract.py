@@ -7,11 +7,23 @@ from pathlib import Path
 
 import click
 
+from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import PathType
 from checker.schemas import schema_id
 
+EXTRACT_EXIT_CODES = (
+    """\b
+Exit codes:
+  0  the rule was found and printed
+  2  usage error, or no flush rule found where PATH points; also stdout that
+     cannot be written (a full disk, closed)
+  4  internal error
+"""
+    + SIGNAL_EXIT_CODES
+)
 
-@click.command()
+
+@click.command(epilog=EXTRACT_EXIT_CODES)
 @click.argument("path", type=PathType(path_type=Path))
 @click.option(
     "--json", "as_json", is_flag=True, help=f"Print JSON on stdout (schema {schema_id('extract')})."

@@ -6,11 +6,22 @@ from pathlib import Path
 
 import click
 
+from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import PathType
 from checker.errors import InputError
 
+LIST_EXIT_CODES = (
+    """\b
+Exit codes:
+  0  listed (unreadable files are listed as such, not an error)
+  2  usage error, or no such DIRECTORY; also stdout that cannot be written
+  4  internal error
+"""
+    + SIGNAL_EXIT_CODES
+)
 
-@click.command("list")
+
+@click.command("list", epilog=LIST_EXIT_CODES)
 @click.argument(
     "directory", type=PathType(path_type=Path), default=Path("counterexamples"), required=False
 )

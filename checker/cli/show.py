@@ -8,10 +8,22 @@ from pathlib import Path
 
 import click
 
+from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import PathType
 
+SHOW_EXIT_CODES = (
+    """\b
+Exit codes:
+  0  shown
+  2  usage error, or a file that does not parse or does not reproduce its
+     violation; also stdout that cannot be written (a full disk, closed)
+  4  internal error
+"""
+    + SIGNAL_EXIT_CODES
+)
 
-@click.command()
+
+@click.command(epilog=SHOW_EXIT_CODES)
 @click.argument("file", type=PathType(path_type=Path, dir_okay=False))
 @click.option("--diff", is_flag=True, help="Show only what each step changes (step 0 in full).")
 @click.option(
