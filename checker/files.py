@@ -45,21 +45,20 @@ class MissingFile(FileError):
     """The file does not exist (a reader may treat that as "nothing yet")."""
 
 
+#: each kind of file, by the test of its mode, in words
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISREG, "a regular file"),
+)
+
+
 def kind(mode: int) -> str:
     """What a file of ``mode`` is, in words: ``a FIFO``, ``a character device``, ..."""
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISREG(mode):
-        return "a regular file"
-    return "not a file"
+    return next((name for test, name in _KINDS if test(mode)), "not a file")
 
 
 def _reason(exc: OSError) -> str:
