@@ -510,7 +510,7 @@ def grown(draw: st.DrawFn) -> str:
     )
 
 
-@settings(max_examples=1000 if os.environ.get("CI") else 150, deadline=None)
+@settings(max_examples=300 if os.environ.get("CI") else 150, deadline=None)
 @given(
     st.one_of(
         st.text(max_size=80),
