@@ -187,13 +187,9 @@ def named_rule(name: str, known: dict[str, Rule], specs: Path) -> Rule:
 def _how_to_add(specs: Path, kind: str, name: str) -> str:
     """How to add a rule or profile: to the specs directory in use, unless that is
     the copy installed with the package (edits there vanish on reinstall)."""
-    from checker.specs import SpecError, packaged_specs
+    from checker.specs import is_packaged
 
-    try:
-        installed = packaged_specs()
-    except SpecError:
-        installed = None
-    if installed is not None and specs.resolve() == installed.resolve():
+    if is_packaged(specs):
         return f"write DIR/{kind}/{name}.toml (a copy of the specs) and pass --specs DIR"
     return f"add {specs}/{kind}/{name}.toml"
 
