@@ -75,7 +75,8 @@ class Options:
     depth: int = DEFAULT_DEPTH
     budget: Budget = field(default_factory=Budget)
     engine: Engine = Engine.SMT
-    #: states the explicit engine may store before it is inconclusive
+    #: the explicit engine's budget, in stored states times vCPUs, before it is
+    #: inconclusive
     max_states: int = explicit.DEFAULT_MAX_STATES
 
 

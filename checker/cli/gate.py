@@ -268,19 +268,20 @@ def gate(
         # rule texts and paths come from the user or files: every line is shown with
         # its control characters escaped, never obeyed by the terminal
         findings = kernel_findings(report) if kernel is not None else []
-        for line in human_lines(report, findings):
-            click.echo(printable(line))
+        lines = human_lines(report, findings)
         if update:
             where = report.display(lock_path)
             if refusal is not None:
-                click.echo(printable(report.summary()))
-                click.echo(printable(f"gate: --update refused, {where} left untouched: {refusal}"))
+                lines.append(report.summary())
+                lines.append(f"gate: --update refused, {where} left untouched: {refusal}")
             elif written:
-                click.echo(printable(f"gate: wrote {where}; commit it"))
+                lines.append(f"gate: wrote {where}; commit it")
             else:
-                click.echo(printable(f"gate: {where} is up to date"))
+                lines.append(f"gate: {where} is up to date")
         else:
-            click.echo(printable(report.summary()))
+            lines.append(report.summary())
+        for line in lines:
+            click.echo(printable(line))
     return code
 
 
@@ -288,21 +289,22 @@ def _refresh_command(specs: Path, lock_file: Path | None, kernel: Path | None) -
     """How the user refreshes this lock: the same ``--kernel``/``--specs``/``--lock``
     as this run; ``make lock`` only for the checkout's own specs, where the Makefile
     is."""
-    from checker.specs import checkout_root, default_specs
+    from checker.specs import checkout_root
 
     extra = ["--kernel", str(kernel)] if kernel is not None else specs_arguments(specs)
     if lock_file is not None:
         extra += ["--lock", str(lock_file)]
     command = shell_join(["checker", "gate", "--update", *extra])
-    if not extra and checkout_root() is not None and specs == default_specs():
+    # no --specs: the default specs, which are the checkout's when there is one
+    if not extra and checkout_root() is not None:
         return f"'{command}' (or 'make lock')"
     return f"'{command}'"
 
 
 def kernel_findings(report: GateReport) -> list[str]:
     """A kernel tree's gate failures as a compiler reports errors, one per line,
-    ``arch/x86/kvm/mmu/spte.h:23: error: precision VIOLATES EXPECTATION: ...``
-    (then a blank line). Every gate failure is an error, precision's too: the gate
+    ``arch/x86/kvm/mmu/spte.h:23: error: precision VIOLATES EXPECTATION: ...``.
+    Every gate failure is an error, precision's too: the gate
     fails on it as -Werror fails a build on a warning."""
     return [
         f"{kernel_location(outcome.rule)}: error: {p.prop.name} {p.status.value}: {p.detail}"
