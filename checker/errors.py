@@ -6,6 +6,8 @@ message and an exit code.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CheckerError(Exception):
     """Root of the errors the CLI reports in one line."""
@@ -36,3 +38,10 @@ class Interrupted(CheckerError):
     command killed by SIGINT."""
 
     exit_code = 130
+
+
+def quoted(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` (an exception's own text), cut short at ``limit`` characters:
+    a message quotes what a file holds, never all of it."""
+    text = str(value) if isinstance(value, BaseException) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checker import semantics
-from checker.errors import InputError
+from checker.errors import InputError, quoted
 from checker.limits import MAX_DEPTH, MAX_VCPUS
 from checker.model import (
     GFN_FIELDS,
@@ -234,7 +234,7 @@ def read_counterexample(path: Path) -> Loaded:
 
     meta = g.graph
     if meta.get("schema") != SCHEMA:
-        raise bad(f"unknown format {_shown(meta.get('schema'))} (this checker reads {SCHEMA})")
+        raise bad(f"unknown format {quoted(meta.get('schema'))} (this checker reads {SCHEMA})")
     try:
         prop = PROPERTY_BY_NAME[meta["property"]]
         vcpus = checked_size(meta["vcpus"], "vcpus", 1, MAX_VCPUS)
@@ -252,7 +252,7 @@ def read_counterexample(path: Path) -> Loaded:
     except CounterexampleError:
         raise
     except (KeyError, ValueError, TypeError) as exc:
-        raise bad(f"malformed ({type(exc).__name__}: {_shown(exc, 200)})") from None
+        raise bad(f"malformed ({type(exc).__name__}: {quoted(exc, 200)})") from None
     profile = texts.get("profile", "default")
     return Loaded(path, g, rule_name, expression, prop, vcpus, profile, paths, actions, states)
 
@@ -268,7 +268,7 @@ def checked_size(value: Any, key: str, least: int, most: int) -> int:
     """``value`` if it is an integer in ``least..most``, else a ``ValueError``:
     a size from a file is checked before anything is built from it."""
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"'{key}' is not an integer: {_shown(value)}")
+        raise ValueError(f"'{key}' is not an integer: {quoted(value)}")
     if not least <= value <= most:
         raise ValueError(f"'{key}' is {value}, outside {least}..{most}")
     return value
@@ -281,17 +281,11 @@ def metadata_text(meta: Any, key: str, multiline: bool = False) -> str:
 
     value = meta[key]
     if not isinstance(value, str):
-        raise ValueError(f"'{key}' is not a string: {_shown(value)}")
+        raise ValueError(f"'{key}' is not a string: {quoted(value)}")
     found = control_character(value, allow="\n\t" if multiline else "")
     if found is not None:
         raise ValueError(f"'{key}' holds the control character {found!r}")
     return value
-
-
-def _shown(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut short: an error message quotes a file, never all of it."""
-    text = repr(value) if not isinstance(value, BaseException) else str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _state(attrs: dict[str, Any], vcpus: int) -> semantics.State:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checker.cexpr import strip_comments
-from checker.errors import InputError
+from checker.errors import InputError, quoted
 
 if TYPE_CHECKING:
     from checker.check import PropertyResult
@@ -345,12 +345,6 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _shown(value: str) -> str:
-    """``repr(value)``, cut short: a message quotes a file, never all of it."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _parse(data: Any, path: Path) -> Lock:
     """The lock in ``data``; every field is checked (type, range, known names) and
     a bad one is a ``LockError`` naming the file and the field."""
@@ -391,7 +385,7 @@ def _parse(data: Any, path: Path) -> Lock:
     def name(value: str, where: str, known: Any = None) -> str:
         if not _NAME.fullmatch(value) or (known is not None and value not in known):
             expected = f"one of {', '.join(known)}" if known is not None else "a rule name"
-            raise fail(where, f"{_shown(value)} is not {expected}")
+            raise fail(where, f"{quoted(value)} is not {expected}")
         return value
 
     def strings(value: Any, where: str) -> tuple[str, ...]:
