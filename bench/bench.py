@@ -54,11 +54,11 @@ def end_to_end() -> None:
 
 
 def engines() -> None:
-    from checker import explicit, parametric
-    from checker.check import Options, Session, check_property
+    from checker.engines import explicit, parametric
+    from checker.engines.check import Options, Session, check_property
+    from checker.engines.smt import Budget
     from checker.model import PROPERTIES, System
-    from checker.smt import Budget
-    from checker.specs import load_rules
+    from checker.rules.specs import load_rules
 
     rule = load_rules(ROOT / "specs")["new"]
     system = System(rule)

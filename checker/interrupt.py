@@ -8,7 +8,7 @@ handler off and takes SIGINT itself:
 
 * the Python-level handler only sets a flag, so no exception is raised in the
   middle of a write or inside a destructor (where Python would print and swallow
-  it); a second Ctrl-C stops the process at once (:func:`checker.console.stop`:
+  it); a second Ctrl-C stops the process at once (:func:`checker.process.stop`:
   exit 130, the one line, no exception that z3's destructors could report), for
   code that reaches no check point soon (in the middle of writing files, which
   takes milliseconds, it waits for the next check point);
@@ -34,8 +34,8 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-from checker.console import stop
 from checker.errors import Interrupted
+from checker.process import stop
 
 _requested = threading.Event()
 _lock = threading.Lock()
@@ -95,7 +95,7 @@ def _interrupt() -> None:
 def handling() -> Iterator[None]:
     """Take SIGINT for the duration of a run (main thread only; elsewhere, Python's
     default applies). The previous handler is restored afterwards: for the
-    ``checker`` command, :func:`checker.console.on_sigint`, so a Ctrl-C after the
+    ``checker`` command, :func:`checker.process.on_sigint`, so a Ctrl-C after the
     run still gives exit 130 and the one line."""
     global _handling, _z3_quiet
     if threading.current_thread() is not threading.main_thread():

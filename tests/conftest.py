@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import HealthCheck, settings
 
-from checker import lock as lockfile
 from checker.model import System
-from checker.specs import Rule, load_rules
+from checker.report import lock as lockfile
+from checker.rules.specs import Rule, load_rules
 
 if TYPE_CHECKING:
-    from checker.gate import GateReport
+    from checker.report.gate import GateReport
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -56,7 +56,8 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     computed once per session; the log (one rule name per property checked) shows
     what a gate run re-checked.
     """
-    from checker import check, gate
+    from checker.engines import check
+    from checker.report import gate
 
     calls: list[str] = []
     real = check.check_property
@@ -90,7 +91,7 @@ def regressed_report(
 ) -> GateReport:
     """The gate over ``scenarios.new_regressed``, located in this repository, as the
     report writers (JUnit, SARIF, GitHub) see it."""
-    from checker.gate import GateSettings, gate
+    from checker.report.gate import GateSettings, gate
 
     from .scenarios import new_regressed
 

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from checker.specs import Rule
+from checker.rules.specs import Rule
 
 NEW = "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)"
 LEGACY = "is_writable_pte(old_spte) && !is_writable_pte(new_spte)"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from checker import bmc, smt
-from checker.encode import Encoding
+from checker.engines import bmc, smt
+from checker.engines.encode import Encoding
+from checker.engines.smt import Answer, Budget
 from checker.model import PROPERTY_BY_NAME, System
-from checker.smt import Answer, Budget
 
 
 def labels(result: bmc.BmcResult) -> list[tuple[str, int | None]]:

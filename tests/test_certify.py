@@ -6,14 +6,14 @@ import dataclasses
 
 import pytest
 
-from checker import semantics
-from checker.bmc import SmtTrace
-from checker.certify import certify, replay
-from checker.encode import Encoding
+from checker.engines import semantics
+from checker.engines.bmc import SmtTrace
+from checker.engines.certify import certify, replay
+from checker.engines.encode import Encoding
+from checker.engines.invariant import Invariant, Lemma, Lit, Var
+from checker.engines.smt import Answer, Budget
 from checker.errors import InternalError
-from checker.invariant import Invariant, Lemma, Lit, Var
 from checker.model import PROPERTY_BY_NAME, System, Tlb
-from checker.smt import Answer, Budget
 
 STALE_W = PROPERTY_BY_NAME["stale_w"]
 COVERED = Lemma(1, (Lit(Var("mmu_writable")), Lit(Var("writable", 0), False)))

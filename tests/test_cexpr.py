@@ -14,12 +14,12 @@ import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checker import cexpr
-from checker import formula as F
-from checker.cexpr import CExprError, Origin
+from checker.engines.smt import Symbolic
 from checker.errors import InputError
 from checker.model import PROPERTY_BY_NAME, SPTE_FIELDS
-from checker.smt import Symbolic
+from checker.rules import cexpr
+from checker.rules import formula as F
+from checker.rules.cexpr import CExprError, Origin
 
 OLD = {f: F.Bit("old", f) for f in SPTE_FIELDS}
 NEW = {f: F.Bit("new", f) for f in SPTE_FIELDS}
@@ -283,7 +283,7 @@ def test_the_parsed_tree_must_be_the_wrapper_returning_one_expression(
 
 
 def test_a_spec_file_cannot_smuggle_a_second_rule(tmp_path: Path) -> None:
-    from checker.specs import load_rule
+    from checker.rules.specs import load_rule
 
     spec = tmp_path / "sneaky.toml"
     expect = "\n".join(f'{p} = "holds"' for p in PROPERTY_BY_NAME)
@@ -418,7 +418,7 @@ def test_control_characters_are_refused_anywhere(text: str, column: int, shown: 
 
 
 def test_a_spec_file_cannot_hold_a_control_character(tmp_path: Path) -> None:
-    from checker.specs import load_rule
+    from checker.rules.specs import load_rule
 
     spec = tmp_path / "bell.toml"
     expect = "\n".join(f'{p} = "holds"' for p in PROPERTY_BY_NAME)

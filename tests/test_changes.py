@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from checker import changes
 from checker.errors import InputError
+from checker.report import changes
 
 from .conftest import SPECS
 from .scenarios import git, scratch_repository

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from checker.check import Options, Session, Verdict, check_property
+from checker.engines.check import Options, Session, Verdict, check_property
+from checker.engines.smt import Budget
 from checker.model import PROPERTIES, PROPERTY_BY_NAME, HarvestFlush, Paths, System
-from checker.smt import Budget
-from checker.specs import Rule
+from checker.rules.specs import Rule
 
 #: shortest counterexample length per (rule, property); absent means it holds
 SHORTEST = {
@@ -93,7 +93,7 @@ def test_a_small_depth_still_gives_the_shortest_trace(
 
 
 def _profile(name: str) -> Options:
-    from checker.specs import load_profiles
+    from checker.rules.specs import load_profiles
 
     from .conftest import SPECS
 

@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
-from checker import check as check_module
 from checker import schemas
 from checker.cli import COMMANDS, cli
+from checker.engines import check as check_module
 
 from .conftest import ROOT, SPECS
 

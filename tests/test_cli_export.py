@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from checker import counterexample
 from checker.cli import cli
 from checker.cli.export import FORMATS
+from checker.traces import load
 
 from .conftest import COUNTEREXAMPLES, ROOT
 
@@ -53,8 +53,8 @@ def test_readable_formats_round_trip_through_the_cli(fmt: str, tmp_path: Path) -
     name = {"itf": "t.itf.json", "json": "t.json", "graphml": "t.graphml"}[fmt]
     result = export(str(STALE_W), "-o", str(tmp_path / name))  # format from the name
     assert result.exit_code == 0, result.output
-    again = counterexample.load(tmp_path / name)
-    assert again.trace == counterexample.load(STALE_W).trace
+    again = load.load(tmp_path / name)
+    assert again.trace == load.load(STALE_W).trace
     shown = CliRunner().invoke(cli, ["show", str(tmp_path / name)])
     assert shown.exit_code == 0 and "stale_w violated at step 4" in shown.stdout
 

@@ -129,9 +129,9 @@ def test_update_refuses_the_lockfile_installed_with_the_checker(
 ) -> None:
     """An installed checker's lock is the project's: refreshing it in site-packages
     would bless verdicts nobody reviews."""
-    import checker.specs
+    import checker.rules.specs
 
-    monkeypatch.setattr(checker.specs, "packaged_specs", lambda: specs)
+    monkeypatch.setattr(checker.rules.specs, "packaged_specs", lambda: specs)
     before = (specs / LOCK).read_bytes()
     result = run("--specs", str(specs), "--update")
     assert result.exit_code == 2, result.output

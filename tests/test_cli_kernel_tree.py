@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from checker.cli import cli
 from checker.cli.common import default_trace_directory, trace_directory_name
-from checker.specs import adhoc_rule, checkout_root, default_specs
+from checker.rules.specs import adhoc_rule, checkout_root, default_specs
 
 from .conftest import ROOT, SPECS
 

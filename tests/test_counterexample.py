@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checker import counterexample, graph
 from checker.errors import InputError
+from checker.traces import graph, load
 
 from .conftest import COUNTEREXAMPLES
 
@@ -20,7 +20,7 @@ from .conftest import COUNTEREXAMPLES
 @pytest.mark.parametrize("suffix", [".json", ".graphml"])
 def test_a_committed_file_loads_replayed_with_its_provenance(suffix: str) -> None:
     path = COUNTEREXAMPLES / "legacy" / f"write_tracking-1vcpus{suffix}"
-    cx = counterexample.load(path)
+    cx = load.load(path)
     assert cx.trace.depth == 5 and cx.trace.prop.name == "write_tracking"
     assert cx.trace.rule_name == "legacy" and cx.source == str(path)
     assert cx.provenance.command == "checker check --rule legacy --vcpus 1"
@@ -30,7 +30,7 @@ def test_a_committed_file_loads_replayed_with_its_provenance(suffix: str) -> Non
 
 def test_its_graph_is_the_file_it_was_read_from() -> None:
     path = COUNTEREXAMPLES / "old" / "precision-1vcpus.json"
-    assert graph.node_link_json(counterexample.load(path).graph()) == path.read_text()
+    assert graph.node_link_json(load.load(path).graph()) == path.read_text()
 
 
 def test_a_file_whose_trace_does_not_replay_is_an_input_error(tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ def test_a_file_whose_trace_does_not_replay_is_an_input_error(tmp_path: Path) ->
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match=r"edited\.json: .*failed to replay.*regenerate"):
-        counterexample.load(path)
+        load.load(path)
 
 
 def test_a_file_whose_expression_does_not_parse_is_an_input_error(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_a_file_whose_expression_does_not_parse_is_an_input_error(tmp_path: Path
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match="its rule expression does not parse"):
-        counterexample.load(path)
+        load.load(path)
 
 
 def test_a_rule_expression_nested_too_deeply_is_an_input_error(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_a_rule_expression_nested_too_deeply_is_an_input_error(tmp_path: Path) -
     path.write_text(json.dumps(data))
     # refused by the C parser's own bracket limit, before any recursion
     with pytest.raises(InputError, match=r"its rule expression does not parse \(.*more than 100"):
-        counterexample.load(path)
+        load.load(path)
 
 
 # --- fuzzing: hostile trace files load, or are one-line input errors -----------------------
@@ -71,10 +71,10 @@ FUZZ_SECONDS = 5
 
 def _seed_files() -> list[tuple[str, bytes]]:
     """Each committed trace's bytes, and an ITF export of one of them."""
-    from checker import itf
+    from checker.traces import itf
 
     seeds = [(p.name, p.read_bytes()) for p in FUZZ_SEEDS]
-    exported = itf.itf_text(counterexample.load(FUZZ_SEEDS[0]))
+    exported = itf.itf_text(load.load(FUZZ_SEEDS[0]))
     return [*seeds, ("trace.itf.json", exported.encode())]
 
 
@@ -185,7 +185,7 @@ def test_fuzzed_trace_files_load_or_are_one_line_input_errors(file: tuple[str, b
         signal.setitimer(signal.ITIMER_REAL, FUZZ_SECONDS)
         tracemalloc.start()
         try:
-            loaded = counterexample.load(path)
+            loaded = load.load(path)
         except InputError as exc:
             assert "\n" not in str(exc) and str(exc).startswith(f"{path}: "), str(exc)
         else:

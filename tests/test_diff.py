@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from checker import diff
+from checker.engines import diff
 from checker.model import OPERATION_BY_NAME, System
-from checker.specs import Rule
+from checker.rules.specs import Rule
 
 
 def compare(rules: dict[str, Rule], a: str, b: str, vcpus: int = 2) -> diff.Comparison:

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from checker import counterexample, dot
+from checker.traces import dot, load
 
 from .conftest import COUNTEREXAMPLES
 from .traces import classic
@@ -103,4 +103,4 @@ def test_inline_svg_has_no_namespace_url() -> None:
 def test_same_trace_same_bytes(render: object) -> None:
     path = COUNTEREXAMPLES / "legacy" / "write_tracking-1vcpus.json"
     assert callable(render)
-    assert render(counterexample.load(path)) == render(counterexample.load(path))
+    assert render(load.load(path)) == render(load.load(path))

@@ -13,9 +13,9 @@ import z3
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from checker import formula as F
-from checker import semantics
-from checker.encode import OP_BITS, Encoding
+from checker.engines import semantics
+from checker.engines.encode import OP_BITS, Encoding
+from checker.engines.smt import Answer, Budget, check, new_solver
 from checker.model import (
     GFN_FIELDS,
     OPERATIONS,
@@ -31,8 +31,8 @@ from checker.model import (
     System,
     Tlb,
 )
-from checker.smt import Answer, Budget, check, new_solver
-from checker.specs import adhoc_rule
+from checker.rules import formula as F
+from checker.rules.specs import adhoc_rule
 
 VCPUS = 2
 

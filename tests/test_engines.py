@@ -14,8 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checker import formula as F
-from checker.check import (
+from checker.engines.check import (
     Engine,
     EngineDisagreement,
     Options,
@@ -24,7 +23,8 @@ from checker.check import (
     check_property,
 )
 from checker.model import PROPERTIES, System
-from checker.specs import Rule, load_profiles
+from checker.rules import formula as F
+from checker.rules.specs import Rule, load_profiles
 
 from .conftest import SPECS
 from .test_encode import formulas
@@ -93,7 +93,7 @@ def test_random_rules_agree(f: F.Formula, vcpus: int) -> None:
 def test_engine_all_fails_loudly_on_disagreement(
     shipped_rules: dict[str, Rule], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from checker import check
+    from checker.engines import check
 
     real = check._explicit
 

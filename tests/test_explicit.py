@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from checker import explicit, semantics
+from checker.engines import explicit, semantics
 from checker.model import PROPERTY_BY_NAME, System, Tlb
 
 

@@ -6,9 +6,9 @@ from itertools import product
 
 from hypothesis import given
 
-from checker import formula as F
-from checker.logic import CONCRETE
 from checker.model import SPTE_FIELDS, Spte
+from checker.model.logic import CONCRETE
+from checker.rules import formula as F
 
 from .test_encode import formulas
 

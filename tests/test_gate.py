@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 
-from checker import lock as lockfile
-from checker.check import Options
-from checker.gate import GateReport, GateSettings, Status, decide, gate
+from checker.engines.check import Options
+from checker.engines.smt import Budget
 from checker.model import PROPERTY_BY_NAME
-from checker.smt import Budget
-from checker.specs import Rule, adhoc_rule
+from checker.report import lock as lockfile
+from checker.report.gate import GateReport, GateSettings, Status, decide, gate
+from checker.rules.specs import Rule, adhoc_rule
 
 from .conftest import SPECS
 from .scenarios import LEGACY, NEW, new_regressed

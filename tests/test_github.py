@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from checker import github
-from checker.gate import GateReport
+from checker.report import github
+from checker.report.gate import GateReport
 
 
 def test_escaping_follows_the_workflow_command_rules() -> None:

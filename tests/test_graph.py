@@ -8,15 +8,15 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from checker import graph
-from checker.bmc import SmtTrace
-from checker.certify import replay
-from checker.check import Options, check_property
 from checker.cli import main
+from checker.engines.bmc import SmtTrace
+from checker.engines.certify import replay
+from checker.engines.check import Options, check_property
+from checker.engines.trace import Trace
 from checker.errors import InputError, InternalError
 from checker.model import PROPERTY_BY_NAME, System
-from checker.specs import Rule, adhoc_rule
-from checker.trace import Trace
+from checker.rules.specs import Rule, adhoc_rule
+from checker.traces import graph
 
 from .conftest import COUNTEREXAMPLES, SPECS
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from checker import index
+from checker.traces import index
 
 from .conftest import COUNTEREXAMPLES
 
@@ -47,7 +47,7 @@ def test_a_bug_while_reading_is_listed_not_raised(
     def boom(path: Path) -> None:
         raise RuntimeError("reader broke\nbadly")
 
-    monkeypatch.setattr("checker.counterexample.load", boom)
+    monkeypatch.setattr("checker.traces.load.load", boom)
     entries = index.scan(folder)
     assert entries and all(
         e.problem == "internal error: RuntimeError: reader broke badly" for e in entries

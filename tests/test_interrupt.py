@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from checker import interrupt
-from checker.encode import Encoding
+from checker.engines.encode import Encoding
+from checker.engines.smt import Budget, check, new_solver
 from checker.errors import Interrupted
 from checker.model import PROPERTY_BY_NAME, System
-from checker.smt import Budget, check, new_solver
-from checker.specs import Rule
+from checker.rules.specs import Rule
 
 from .conftest import ROOT, SPECS
 
@@ -44,7 +44,7 @@ def test_a_solver_call_after_ctrl_c_is_an_interruption_not_an_answer(
 def test_spacer_after_ctrl_c_is_an_interruption_not_inconclusive(
     pressed: None, shipped_rules: dict[str, Rule]
 ) -> None:
-    from checker import spacer
+    from checker.engines import spacer
 
     enc = Encoding(System(shipped_rules["new"]), 1)
     with pytest.raises(Interrupted):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import z3
 
-from checker.encode import state_vars
-from checker.invariant import Invariant, Lemma, Lit, NotAClause, Var, from_z3
+from checker.engines.encode import state_vars
+from checker.engines.invariant import Invariant, Lemma, Lit, NotAClause, Var, from_z3
 
 
 def test_from_z3_merges_symmetric_copies() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from checker import counterexample, itf
-from checker.counterexample import Counterexample
 from checker.errors import InputError
+from checker.traces import itf, load
+from checker.traces.counterexample import Counterexample
 
 from .conftest import COUNTEREXAMPLES
 from .traces import classic
@@ -85,7 +85,7 @@ def document(cx: Counterexample) -> Any:
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.parent.name + "/" + p.name)
 def test_exports_have_the_itf_shape(path: Path) -> None:
-    check_trace(document(counterexample.load(path)))
+    check_trace(document(load.load(path)))
 
 
 def test_states_carry_the_operation_and_vcpu_in_meta_and_mbt() -> None:
@@ -123,10 +123,10 @@ def test_the_trace_meta_records_what_replay_needs() -> None:
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.parent.name + "/" + p.name)
 def test_round_trip_recovers_and_replays_the_trace(path: Path, tmp_path: Path) -> None:
-    cx = counterexample.load(path)
+    cx = load.load(path)
     exported = tmp_path / "trace.itf.json"
     exported.write_text(itf.itf_text(cx))
-    again = counterexample.load(exported)  # read_itf, then replayed
+    again = load.load(exported)  # read_itf, then replayed
     assert again.trace == cx.trace
     assert again.provenance == cx.provenance
     assert itf.itf_text(again).replace(str(exported), str(path)) == itf.itf_text(cx)
@@ -186,7 +186,7 @@ def test_a_broken_itf_file_is_an_input_error(tmp_path: Path, edit: Any, message:
     path = tmp_path / "bad.itf.json"
     path.write_text(json.dumps(broken(edit)))
     with pytest.raises(InputError) as error:
-        counterexample.load(path)
+        load.load(path)
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
@@ -194,4 +194,4 @@ def test_deep_nesting_is_an_input_error(tmp_path: Path) -> None:
     path = tmp_path / "deep.itf.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(InputError, match="not JSON: RecursionError"):
-        counterexample.load(path)
+        load.load(path)

@@ -11,13 +11,13 @@ from types import SimpleNamespace
 import pytest
 import xmlschema
 
-from checker import gate as gate_module
-from checker import junit
-from checker import lock as lockfile
-from checker.check import Options
-from checker.gate import GateReport, GateSettings, gate
-from checker.smt import Budget
-from checker.specs import Rule
+from checker.engines.check import Options
+from checker.engines.smt import Budget
+from checker.report import gate as gate_module
+from checker.report import junit
+from checker.report import lock as lockfile
+from checker.report.gate import GateReport, GateSettings, gate
+from checker.rules.specs import Rule
 
 from .conftest import ROOT
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from checker import cexpr
-from checker.cexpr import Origin
 from checker.errors import InputError
-from checker.kernel import KernelError, extract, rule_from_kernel, to_c
+from checker.rules import cexpr
+from checker.rules.cexpr import Origin
+from checker.rules.kernel import KernelError, extract, rule_from_kernel, to_c
 
 from .test_cexpr import equivalent, time_limit
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from checker import lock
-from checker.check import Options, check_property
+from checker.engines.check import Options, check_property
 from checker.model import PROPERTY_BY_NAME, HarvestFlush, Paths
-from checker.specs import Rule
+from checker.report import lock
+from checker.rules.specs import Rule
 
 from .conftest import SPECS
 

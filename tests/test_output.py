@@ -19,11 +19,12 @@ import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
-from checker import schemas, statespace
+from checker import schemas
 from checker.cli import cli
-from checker.diff import UpdateClass
+from checker.engines.diff import UpdateClass
 from checker.model import Spte
-from checker.summary import check_summary
+from checker.report.summary import check_summary
+from checker.traces import statespace
 
 from .conftest import ROOT, SPECS
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from checker.check import Options, check_property
-from checker.invariant import Invariant, Lemma, Lit, Var
+from checker.engines.check import Options, check_property
+from checker.engines.invariant import Invariant, Lemma, Lit, Var
+from checker.engines.parametric import certify_all
+from checker.engines.smt import Answer, Budget
 from checker.model import PROPERTIES, PROPERTY_BY_NAME, Kind, Property, System
-from checker.parametric import certify_all
-from checker.smt import Answer, Budget
-from checker.specs import Rule
+from checker.rules.specs import Rule
 
 STALE_W = PROPERTY_BY_NAME["stale_w"]
 

@@ -1,6 +1,6 @@
 """The "every number of vCPUs" encoding agrees with the step function at N = 1, 2, 3.
 
-``checker.parametric`` writes one step over an uninterpreted vCPU sort, with its own
+``checker.engines.parametric`` writes one step over an uninterpreted vCPU sort, with its own
 per-vCPU TLB successor. Here that sort is made finite: N distinct constants
 ``vcpu0 .. vcpu{N-1}`` and the axiom that every vCPU is one of them. For an
 arbitrary concrete state (reachable or not) and every action of the step function
@@ -16,7 +16,7 @@ policy:
   the chosen operation's bad step for step properties) agree with
   ``semantics.state_is_bad`` / ``step_is_bad``.
 
-The z3 transition relation (``checker.encode``) at the same N is compared on the
+The z3 transition relation (``checker.engines.encode``) at the same N is compared on the
 same states and actions, so that each of the three interpretations is checked
 against the others; the planted-bug tests at the end show that a one-operation
 change in any one of them is caught.
@@ -36,9 +36,10 @@ import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checker import encode, parametric, semantics
-from checker import formula as F
-from checker.encode import Encoding
+from checker.engines import encode, parametric, semantics
+from checker.engines.encode import Encoding
+from checker.engines.parametric import AllVcpus
+from checker.engines.smt import SEED, Budget, new_solver
 from checker.model import (
     GFN_FIELDS,
     OPERATION_BY_NAME,
@@ -54,9 +55,8 @@ from checker.model import (
     Tlb,
     TlbEntry,
 )
-from checker.parametric import AllVcpus
-from checker.smt import SEED, Budget, new_solver
-from checker.specs import adhoc_rule
+from checker.rules import formula as F
+from checker.rules.specs import adhoc_rule
 
 from .test_encode import NO_SHRINK, RULE_TEXTS, FormulaRule, formulas, paths_strategy
 
@@ -82,7 +82,7 @@ sized_states = st.sampled_from(VCPU_COUNTS).flatmap(states)
 
 class Harness:
     """The parametric step of ``system`` (its own fresh z3 context, as in
-    ``checker.parametric``) over a domain of exactly ``n`` vCPUs, and the z3
+    ``checker.engines.parametric``) over a domain of exactly ``n`` vCPUs, and the z3
     transition relation with ``n`` vCPUs in that same context."""
 
     def __init__(self, system: System, n: int) -> None:

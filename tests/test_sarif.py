@@ -10,12 +10,12 @@ from typing import Any
 import jsonschema
 import pytest
 
-from checker import lock as lockfile
-from checker import sarif
-from checker.check import Options
-from checker.gate import GateReport, GateSettings, gate
-from checker.smt import Budget
-from checker.specs import Rule
+from checker.engines.check import Options
+from checker.engines.smt import Budget
+from checker.report import lock as lockfile
+from checker.report import sarif
+from checker.report.gate import GateReport, GateSettings, gate
+from checker.rules.specs import Rule
 
 from .conftest import ROOT
 

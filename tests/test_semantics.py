@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from checker import semantics
+from checker.engines import semantics
+from checker.engines.semantics import Action, State
 from checker.model import (
     OPERATIONS,
     PROPERTY_BY_NAME,
@@ -16,7 +17,6 @@ from checker.model import (
     System,
     Tlb,
 )
-from checker.semantics import Action, State
 
 AD_OFF, AD_ON = semantics.initial_states(2)
 

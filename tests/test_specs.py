@@ -11,7 +11,7 @@ import pytest
 
 from checker.errors import InputError
 from checker.model import PROPERTY_BY_NAME, Paths
-from checker.specs import SpecError, load_profile, load_profiles, load_rule, load_rules
+from checker.rules.specs import SpecError, load_profile, load_profiles, load_rule, load_rules
 
 from .conftest import SPECS
 
@@ -156,7 +156,7 @@ def test_the_missing_path_named_does_not_depend_on_the_hash_seed() -> None:
     """An empty [paths] table: the field named came from iterating a set of strings.
     Seeds 0 and 2 ordered that set differently."""
     code = (
-        "from checker.specs import SpecError, paths_from\n"
+        "from checker.rules.specs import SpecError, paths_from\n"
         "try:\n    paths_from({}, lambda key, problem: SpecError(f'{key}: {problem}'))\n"
         "except SpecError as e:\n    print(e)\n"
     )

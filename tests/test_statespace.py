@@ -8,10 +8,11 @@ from pathlib import Path
 import networkx as nx
 from click.testing import CliRunner
 
-from checker import explicit, statespace
-from checker.check import Engine, Options, Verdict, check_property
 from checker.cli import cli
+from checker.engines import explicit
+from checker.engines.check import Engine, Options, Verdict, check_property
 from checker.model import PROPERTY_BY_NAME, System
+from checker.traces import statespace
 
 from .conftest import SPECS
 

@@ -6,12 +6,13 @@ import re
 
 import pytest
 
-from checker import view
-from checker.bmc import SmtTrace
-from checker.certify import replay
+from checker import text
+from checker.engines.bmc import SmtTrace
+from checker.engines.certify import replay
+from checker.engines.semantics import Action
 from checker.model import System
-from checker.semantics import Action
-from checker.specs import adhoc_rule
+from checker.rules.specs import adhoc_rule
+from checker.traces import view
 
 from .traces import CLASSIC, LEGACY, build, classic
 
@@ -122,8 +123,8 @@ def test_diff_keeps_only_changes_and_names_what_never_changes() -> None:
 def test_annotate_places_each_value_after_its_test(
     expression: str, values: list[bool], expected: str
 ) -> None:
-    from checker.cexpr import explain
     from checker.model import Spte
+    from checker.rules.cexpr import explain
 
     t, f = True, False
     _, terms = explain(expression, Spte(t, t, t, t, f, f, f), Spte(t, f, t, t, f, f, f), t)
@@ -220,8 +221,8 @@ def test_text_from_a_file_is_shown_escaped_never_obeyed() -> None:
     lines = view.render(
         trace, expression, f"checker {hostile}", about=[view.source_line(source)], diff=True
     )
-    text = "\n".join(lines)
-    assert view.control_character(text, allow="\n") is None
+    shown = "\n".join(lines)
+    assert text.control_character(shown, allow="\n") is None
     assert lines[1].startswith("rule legacy\\x1b]0;owned\\x07\\x9b2J\\u202e\\n: ")
     assert lines[2].startswith("file evil\\x1b]0;owned\\x07\\x9b2J\\u202e\\n.json (paths")
     assert lines[-1].endswith("reproduce: checker \\x1b]0;owned\\x07\\x9b2J\\u202e\\n")
@@ -230,5 +231,5 @@ def test_text_from_a_file_is_shown_escaped_never_obeyed() -> None:
 def test_printable_escapes_every_control_character() -> None:
     controls = [*map(chr, range(0x20)), "\x7f", *map(chr, range(0x80, 0xA0)), "\u2028"]
     for c in controls:
-        assert view.control_character(view.printable(f"a{c}b")) is None, repr(c)
-    assert view.printable("tab\there é ✗") == "tab\\there é ✗"
+        assert text.control_character(text.printable(f"a{c}b")) is None, repr(c)
+    assert text.printable("tab\there é ✗") == "tab\\there é ✗"

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from checker import counterexample, viewer
 from checker.cli import cli
+from checker.traces import counterexample, load, viewer
 
 from .browser import Browser, find_chromium
 from .conftest import COUNTEREXAMPLES
@@ -131,7 +131,7 @@ def test_the_viewer_in_a_headless_browser(tmp_path: Path) -> None:
     page = tmp_path / "write_tracking.html"
     exported = CliRunner().invoke(cli, ["export", str(WRITE_TRACKING), "-o", str(page)])
     assert exported.exit_code == 0, exported.output
-    depth = counterexample.load(WRITE_TRACKING).trace.depth
+    depth = load.load(WRITE_TRACKING).trace.depth
 
     with Browser(chromium, tmp_path / "profile") as browser:
         browser.open(page.as_uri())

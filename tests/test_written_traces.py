@@ -13,8 +13,8 @@ from click.testing import CliRunner, Result
 
 from checker.cli import cli
 from checker.cli.common import shell_join
-from checker.graph import read_counterexample
-from checker.view import one_line
+from checker.text import one_line
+from checker.traces.graph import read_counterexample
 
 from .conftest import SPECS
 from .scenarios import LEGACY

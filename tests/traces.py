@@ -7,13 +7,13 @@ it is built here by replaying the actions through the step function.
 
 from __future__ import annotations
 
-from checker import semantics
-from checker.counterexample import Counterexample
-from checker.graph import Provenance
+from checker.engines import semantics
+from checker.engines.semantics import Action
+from checker.engines.trace import Trace
 from checker.model import PROPERTY_BY_NAME, System
-from checker.semantics import Action
-from checker.specs import adhoc_rule
-from checker.trace import Trace
+from checker.rules.specs import adhoc_rule
+from checker.traces.counterexample import Counterexample
+from checker.traces.graph import Provenance
 
 LEGACY = "is_writable_pte(old_spte) && !is_writable_pte(new_spte)"
 

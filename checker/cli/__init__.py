@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from checker import console
+from checker import process
 from checker.errors import CheckerError, InternalError, Interrupted
 
 #: the exit codes every command shares, beyond its own 0..4
@@ -124,7 +124,7 @@ def _output_failures() -> Iterator[None]:
 def _run(
     group: click.Group, argv: list[str], complete_var: str | None, extra: dict[str, Any]
 ) -> int:
-    console.new_run()
+    process.new_run()
     code = _dispatch(group, argv, complete_var, extra)
     # what is still buffered is written now, while a failure can be reported
     try:
@@ -167,7 +167,7 @@ def _dispatch(
     except (click.Abort, KeyboardInterrupt, Interrupted):
         # click.Abort: Ctrl-C at a prompt; KeyboardInterrupt: before the handler
         # was installed (in-process callers, who have no checker.console)
-        console.say_interrupted()
+        process.say_interrupted()
         return Interrupted.exit_code
     except CheckerError as exc:
         if debug and exc.exit_code == InternalError.exit_code:
@@ -268,7 +268,7 @@ def versions() -> list[str]:
     import platform
 
     from checker import version
-    from checker.smt import z3_version
+    from checker.engines.smt import z3_version
 
     return [f"checker {version()}", f"z3 {z3_version()}", f"Python {platform.python_version()}"]
 

@@ -31,15 +31,15 @@ from checker.cli.common import (
 )
 from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
+from checker.rules.specs import DEFAULT_PROFILE
 from checker.schemas import schema_id
-from checker.specs import DEFAULT_PROFILE
 
 #: the engines --engine accepts, without importing the engines to list them
 ENGINES = ("smt", "explicit", "all")
 
 if TYPE_CHECKING:
-    from checker.check import Options, PropertyResult
-    from checker.specs import Rule
+    from checker.engines.check import Options, PropertyResult
+    from checker.rules.specs import Rule
 
 
 @click.command(epilog=EXIT_CODES)
@@ -128,8 +128,8 @@ def check(
     The last line sums up: which rules hold, which violate as their spec expects,
     and anything NOT AS EXPECTED or INCONCLUSIVE.
     """
-    from checker.check import Engine, Options
-    from checker.smt import Budget
+    from checker.engines.check import Engine, Options
+    from checker.engines.smt import Budget
 
     progress = progress_for(show_progress, quiet, live_stdout=not as_json)
     rules = select_rules(rule_name, expr, all_rules, specs, kernel)
@@ -152,7 +152,7 @@ def check(
     if as_json:
         click.echo(json.dumps(document, indent=2))
     else:
-        from checker.view import printable
+        from checker.text import printable
 
         click.echo(printable(document["summary"]["text"]))
     return int(document["exit_code"])
@@ -161,7 +161,7 @@ def check(
 def check_document(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """The JSON of ``checker check``: one shape for one rule and for many (schema
     ``checker/schemas/check.schema.json``)."""
-    from checker.summary import check_summary
+    from checker.report.summary import check_summary
 
     return {
         "schema": schema_id("check"),
@@ -183,12 +183,13 @@ def check_rule(
     """Check every property of ``rule``, print as it goes (the verdicts on stdout
     unless ``as_json``; ``progress`` on stderr, and with ``as_json`` where traces
     would go unless ``quiet``), return the rule's JSON report."""
-    from checker import formula, interrupt, version
-    from checker.check import Session, check_property, exit_code
+    from checker import interrupt, version
+    from checker.engines.check import Session, check_property, exit_code
+    from checker.engines.smt import z3_version
     from checker.model import PROPERTIES, System
-    from checker.smt import z3_version
-    from checker.specs import paths_table
-    from checker.view import one_line, printable
+    from checker.rules import formula
+    from checker.rules.specs import paths_table
+    from checker.text import one_line, printable
 
     if not as_json:
         # the rule's text and origin come from the user or a file: shown, not obeyed
@@ -282,7 +283,7 @@ def _verdict_line(result: PropertyResult, expectations: dict[str, str], seconds:
 def _write_trace(
     result: PropertyResult, rule: Rule, options: Options, choice: PathsChoice, out: Path
 ) -> list[str]:
-    from checker import graph
+    from checker.traces import graph
 
     assert result.trace is not None
     g = graph.trace_graph(result.trace, _provenance(rule, result.trace.vcpus, choice))
@@ -297,7 +298,7 @@ def _write_trace(
 
 
 def _stem(result: PropertyResult, choice: PathsChoice) -> str:
-    from checker import graph
+    from checker.traces import graph
 
     assert result.trace is not None
     stem = graph.counterexample_stem(result.trace)
@@ -341,8 +342,9 @@ def compiler_lines(results: Sequence[PropertyResult], rule: Rule) -> list[str]:
 
 
 def _provenance(rule: Rule, vcpus: int, choice: PathsChoice) -> Any:
-    from checker import graph, version
-    from checker.smt import z3_version
+    from checker import version
+    from checker.engines.smt import z3_version
+    from checker.traces import graph
 
     return graph.Provenance(
         expression=rule.expression,
@@ -393,7 +395,7 @@ def _property_json(
             "states_up_to_symmetry": result.exploration.reduced_states,
         }
     if result.trace is not None:
-        from checker import graph
+        from checker.traces import graph
 
         g = graph.trace_graph(result.trace, _provenance(rule, result.trace.vcpus, choice))
         entry["depth"] = result.trace.depth
@@ -417,7 +419,7 @@ def _print_details(
     expression: str,
     unwritten: Callable[[PropertyResult], str] | None = None,
 ) -> None:
-    from checker import view
+    from checker.traces import view
 
     proofs = [r for r in results if r.proof is not None]
     if proofs:

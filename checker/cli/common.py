@@ -14,11 +14,11 @@ import click
 from checker.errors import InputError
 from checker.limits import MAX_DEPTH as MAX_DEPTH
 from checker.limits import MAX_VCPUS as MAX_VCPUS
-from checker.specs import DEFAULT_PROFILE
+from checker.rules.specs import DEFAULT_PROFILE
 
 if TYPE_CHECKING:
     from checker.model import Paths
-    from checker.specs import Rule
+    from checker.rules.specs import Rule
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,7 +37,7 @@ class PathType(click.Path):
 
 
 def specs_option(f: F) -> F:
-    """--specs DIR, defaulting to :func:`checker.specs.default_specs`: the checkout's
+    """--specs DIR, defaulting to :func:`checker.rules.specs.default_specs`: the checkout's
     ``specs/`` when run from one, else the copy installed with the package."""
     return click.option(
         "--specs",
@@ -50,7 +50,7 @@ def specs_option(f: F) -> F:
 
 
 def _default_specs(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
-    from checker.specs import default_specs
+    from checker.rules.specs import default_specs
 
     return value if value is not None else default_specs()
 
@@ -58,12 +58,12 @@ def _default_specs(ctx: click.Context, param: click.Parameter, value: Path | Non
 def specs_arguments(specs: Path) -> list[str]:
     """``--specs DIR`` when ``specs`` is not the default one, so that a printed
     command finds the same rules again; nothing otherwise."""
-    from checker.specs import default_specs
+    from checker.rules.specs import default_specs
 
     return [] if specs == default_specs() else ["--specs", str(specs)]
 
 
-#: the same as checker.explicit.DEFAULT_MAX_STATES (not imported: --help stays light)
+#: the same as checker.engines.explicit.DEFAULT_MAX_STATES (not imported: --help stays light)
 DEFAULT_MAX_STATES = 400_000
 
 
@@ -128,7 +128,7 @@ def resolve_paths(
     import dataclasses
 
     from checker.model import EnableFlush, HarvestFlush
-    from checker.specs import load_profiles
+    from checker.rules.specs import load_profiles
 
     profiles = load_profiles(specs)
     if profile not in profiles:
@@ -155,7 +155,7 @@ def select_rules(
     kernel: Path | None = None,
 ) -> list[Rule]:
     """The rules named by --rule / --expr / --kernel / --all (exactly one of them)."""
-    from checker.specs import adhoc_rule, load_rules
+    from checker.rules.specs import adhoc_rule, load_rules
 
     chosen = [
         x for x in (rule_name is not None, expr is not None, kernel is not None, all_rules) if x
@@ -165,7 +165,7 @@ def select_rules(
     if expr is not None:
         return [adhoc_rule(expr)]
     if kernel is not None:
-        from checker.kernel import rule_from_kernel
+        from checker.rules.kernel import rule_from_kernel
 
         return [rule_from_kernel(kernel)]
     known = load_rules(specs)
@@ -187,7 +187,7 @@ def named_rule(name: str, known: dict[str, Rule], specs: Path) -> Rule:
 def _how_to_add(specs: Path, kind: str, name: str) -> str:
     """How to add a rule or profile: to the specs directory in use, unless that is
     the copy installed with the package (edits there vanish on reinstall)."""
-    from checker.specs import is_packaged
+    from checker.rules.specs import is_packaged
 
     if is_packaged(specs):
         return f"write DIR/{kind}/{name}.toml (a copy of the specs) and pass --specs DIR"
@@ -267,7 +267,7 @@ def shell_quote(arg: str) -> str:
     control character (an ``--expr`` over several lines, a tree path with a newline),
     then in ANSI-C quoting, ``$'a &&\\nb'``, which bash (and zsh, ksh) turns back
     into the same string, and which itself holds no control character."""
-    from checker.view import control_character
+    from checker.text import control_character
 
     if control_character(arg) is None:
         return shlex.quote(arg)
@@ -278,7 +278,7 @@ _ANSI_C_NAMED = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"
 
 
 def _ansi_c(c: str) -> str:
-    from checker.view import control_character
+    from checker.text import control_character
 
     if c in _ANSI_C_NAMED:
         return _ANSI_C_NAMED[c]
@@ -298,7 +298,7 @@ def default_trace_directory() -> Path | None:
     checker runs from its checkout and the current directory is inside it; None
     anywhere else (an installed checker in a kernel tree, which is someone else's
     and gets nothing written into it unless ``--out`` asks)."""
-    from checker.specs import checkout_root
+    from checker.rules.specs import checkout_root
 
     root = checkout_root()
     if root is None:
@@ -319,7 +319,7 @@ def trace_directory_name(rule: Rule) -> str:
     overwrite each other's traces and the same rule, however written, finds its own."""
     import hashlib
 
-    from checker import formula
+    from checker.rules import formula
 
     if rule.selector[0] == "--rule":
         return rule.name

@@ -21,13 +21,13 @@ from checker.cli.common import (
 )
 from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
+from checker.report.summary import diff_summary
 from checker.schemas import schema_id
-from checker.summary import diff_summary
 
 if TYPE_CHECKING:
-    from checker.diff import Comparison, Side, Witness
+    from checker.engines.diff import Comparison, Side, Witness
     from checker.model import System
-    from checker.specs import Rule
+    from checker.rules.specs import Rule
 
 DIFF_EXIT_CODES = (
     """\b
@@ -108,8 +108,8 @@ def _exit_code(comparison: Comparison) -> int:
 def _compare(
     a: tuple[str, System], b: tuple[str, System], vcpus: int, max_states: int, progress: Progress
 ) -> Comparison:
-    """:func:`checker.diff.diff`, telling ``progress`` about each rule's exploration."""
-    from checker import diff as engine
+    """:func:`checker.engines.diff.diff`, telling ``progress`` about each rule's exploration."""
+    from checker.engines import diff as engine
 
     sides = []
     for name, system in (a, b):
@@ -123,8 +123,8 @@ def _compare(
 def _operands(
     names: tuple[str, ...], exprs: tuple[str, ...], kernels: tuple[Path, ...], specs: Path
 ) -> list[Rule]:
-    from checker.kernel import rule_from_kernel
-    from checker.specs import adhoc_rule, load_rules
+    from checker.rules.kernel import rule_from_kernel
+    from checker.rules.specs import adhoc_rule, load_rules
 
     count = len(names) + len(exprs) + len(kernels)
     if count != 2:
@@ -142,7 +142,7 @@ def _operands(
 
 
 def _print(comparison: Comparison, rules: list[Rule], vcpus: int, choice: PathsChoice) -> None:
-    from checker.view import spte_label
+    from checker.traces.view import spte_label
 
     a, b = comparison.a, comparison.b
     for side, rule in zip((a, b), rules, strict=True):
@@ -199,10 +199,10 @@ def _chain(witness: Witness) -> str:
 def _json(
     comparison: Comparison, rules: list[Rule], vcpus: int, choice: PathsChoice
 ) -> dict[str, Any]:
-    from checker import formula
-    from checker.diff import replay_witness
-    from checker.graph import state_attributes
-    from checker.specs import paths_table
+    from checker.engines.diff import replay_witness
+    from checker.rules import formula
+    from checker.rules.specs import paths_table
+    from checker.traces.graph import state_attributes
 
     def side(s: Side, rule: Rule) -> dict[str, Any]:
         counts = {label: _count(s, field) for label, field, _ in COUNTS}

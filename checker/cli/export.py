@@ -13,7 +13,7 @@ from checker.cli.common import PathType, write_file
 from checker.errors import InputError
 
 if TYPE_CHECKING:
-    from checker.counterexample import Counterexample
+    from checker.traces.counterexample import Counterexample
 
 #: format -> what it is
 FORMATS: dict[str, str] = {
@@ -81,7 +81,7 @@ def export(file: Path, fmt: str | None, output: Path | None) -> int:
     the same input gives the same bytes. html and svg are not written to a
     terminal: pass -o.
     """
-    from checker.counterexample import load
+    from checker.traces.load import load
 
     to_stdout = output is None or str(output) == "-"
     if fmt is None:
@@ -128,7 +128,7 @@ def format_of(path: Path) -> str | None:
 
 def render(cx: Counterexample, fmt: str) -> str:
     """The text of ``cx`` in ``fmt``."""
-    from checker import dot, graph, itf, viewer
+    from checker.traces import dot, graph, itf, viewer
 
     if fmt == "html":
         return viewer.html_text(cx)

@@ -36,8 +36,8 @@ def extract(path: Path, as_json: bool) -> int:
     in arch/x86/kvm/mmu/mmu.c (arch/x86/kvm/mmu.c before v5.9), OR-ed together.
     Check it with 'checker check --kernel PATH'.
     """
-    from checker import formula
-    from checker.kernel import extract as read_rule
+    from checker.rules import formula
+    from checker.rules.kernel import extract as read_rule
 
     found = read_rule(path)
     if as_json:

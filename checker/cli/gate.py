@@ -1,4 +1,4 @@
-"""``checker gate``: the CI gate on rule and model changes (see ``checker.gate``)."""
+"""``checker gate``: the CI gate on rule and model changes (see ``checker.report.gate``)."""
 
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ from checker.cli.common import (
 )
 from checker.cli.progress import progress_for, progress_options
 from checker.errors import InputError
+from checker.rules.specs import DEFAULT_PROFILE
 from checker.schemas import schema_id
-from checker.specs import DEFAULT_PROFILE
 
 if TYPE_CHECKING:
-    from checker.gate import GateReport
-    from checker.specs import Rule
+    from checker.report.gate import GateReport
+    from checker.rules.specs import Rule
 
 GATE_EXIT_CODES = (
     """\b
@@ -146,12 +146,12 @@ def gate(
     on stderr and a Markdown summary is appended to $GITHUB_STEP_SUMMARY.
     """
     from checker import interrupt, version
-    from checker import lock as lockfile
-    from checker.check import Options
-    from checker.gate import GateSettings
-    from checker.gate import gate as run_gate
-    from checker.smt import Budget, z3_version
-    from checker.specs import is_packaged, load_rules
+    from checker.engines.check import Options
+    from checker.engines.smt import Budget, z3_version
+    from checker.report import lock as lockfile
+    from checker.report.gate import GateSettings
+    from checker.report.gate import gate as run_gate
+    from checker.rules.specs import is_packaged, load_rules
 
     if update and since is not None:
         raise InputError("--update re-checks every rule; drop --changed-since")
@@ -187,7 +187,7 @@ def gate(
 
     expectations = None
     if kernel is not None:
-        from checker.kernel import rule_from_kernel
+        from checker.rules.kernel import rule_from_kernel
 
         rules = [rule_from_kernel(kernel)]
         expectations = {rules[0].name: _kernel_expectations(expect)}
@@ -232,15 +232,15 @@ def gate(
     # the last point where Ctrl-C stops the run with every output untouched
     interrupt.check()
     if junit is not None:
-        from checker import junit as junit_format
+        from checker.report import junit as junit_format
 
         write_file(junit, junit_format.render(report), "--junit")
     if sarif is not None:
-        from checker import sarif as sarif_format
+        from checker.report import sarif as sarif_format
 
         write_file(sarif, sarif_format.render(report), "--sarif")
     if github:
-        from checker import github as github_format
+        from checker.report import github as github_format
 
         for line in github_format.annotation_commands(report):
             click.echo(line, err=True)
@@ -255,7 +255,7 @@ def gate(
             written = True
 
     if as_json:
-        from checker.gate import report_json
+        from checker.report.gate import report_json
 
         document = {"schema": schema_id("gate"), **report_json(report)}
         if update:
@@ -263,7 +263,7 @@ def gate(
             document["exit_code"] = code
         click.echo(json.dumps(document, indent=2, sort_keys=True))
     else:
-        from checker.view import printable
+        from checker.text import printable
 
         # rule texts and paths come from the user or files: every line is shown with
         # its control characters escaped, never obeyed by the terminal
@@ -289,7 +289,7 @@ def _refresh_command(specs: Path, lock_file: Path | None, kernel: Path | None) -
     """How the user refreshes this lock: the same ``--kernel``/``--specs``/``--lock``
     as this run; ``make lock`` only for the checkout's own specs, where the Makefile
     is."""
-    from checker.specs import checkout_root
+    from checker.rules.specs import checkout_root
 
     extra = ["--kernel", str(kernel)] if kernel is not None else specs_arguments(specs)
     if lock_file is not None:
@@ -359,7 +359,8 @@ def human_lines(report: GateReport, findings: Sequence[str] = ()) -> list[str]:
     """The verdict table, ``findings`` (a kernel tree's compiler-style lines, before
     the traces they are about), each failure's trace, warnings and the lockfile's
     state."""
-    from checker import view
+    from checker import text
+    from checker.traces import view
 
     where = report.display(report.lock_path) if report.lock_path else "(no lockfile)"
     settings = report.settings
@@ -401,7 +402,7 @@ def human_lines(report: GateReport, findings: Sequence[str] = ()) -> list[str]:
                 continue
             lines += ["", f"{rule.name}: {p.prop.name} {p.status.value}: {p.detail}"]
             at = f" ({report.display(rule.path)}:{rule.line})" if rule.path is not None else ""
-            lines.append(f"  rule: {view.one_line(rule.expression)}{at}")
+            lines.append(f"  rule: {text.one_line(rule.expression)}{at}")
             lines.append(f"  property: {p.prop.statement}")
             if p.result is not None and p.result.trace is not None:
                 table = view.step_table(p.result.trace, rule.expression)
@@ -438,7 +439,7 @@ def _append(path: Path, text: str) -> None:
 def _root(specs: Path) -> Path:
     """The repository root paths are shown relative to: git's, else the current
     directory."""
-    from checker.changes import repository_root
+    from checker.report.changes import repository_root
 
     return repository_root(specs) or Path.cwd()
 
@@ -447,8 +448,8 @@ def _changed_rules(specs: Path, since: str, rules: list[Rule], lock_path: Path) 
     """Rules whose files changed since ``since``; every rule if the lockfile, the
     checker's own sources or their pinned versions did."""
     import checker
-    from checker.changes import changed_files, repository_root, under
-    from checker.specs import rules_directory
+    from checker.report.changes import changed_files, repository_root, under
+    from checker.rules.specs import rules_directory
 
     root = repository_root(specs)
     everything = [lock_path]

@@ -82,8 +82,8 @@ def graph(
     red. DOT is refused (nothing written, exit 2) beyond 5000 steps, which Graphviz
     cannot lay out in reasonable time.
     """
-    from checker import statespace
     from checker.model import System
+    from checker.traces import statespace
 
     progress = progress_for(show_progress, quiet, "graph: ")
     [rule] = select_rules(rule_name, expr, False, specs, kernel)

@@ -33,7 +33,7 @@ def list_counterexamples(directory: Path) -> int:
     and z3 versions that wrote it. Each file is read and replayed as 'checker
     show' would; one that cannot be is listed as unreadable, with the reason.
     """
-    from checker import index
+    from checker.traces import index
 
     if not directory.exists():
         raise InputError(f"{directory}: no such directory; pass the folder of the counterexamples")

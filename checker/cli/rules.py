@@ -15,8 +15,8 @@ from checker.cli.common import specs_option
 def rules(specs: Path) -> int:
     """List the rules in specs/rules and the profiles in specs/profiles, after the
     specs directory they were read from."""
-    from checker.specs import load_profiles, load_rules, specs_origin
-    from checker.view import one_line, printable
+    from checker.rules.specs import load_profiles, load_rules, specs_origin
+    from checker.text import one_line, printable
 
     # both are read before anything is printed: an error leaves stdout empty
     known, profiles = load_rules(specs), load_profiles(specs)

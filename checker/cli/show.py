@@ -47,8 +47,8 @@ def show(file: Path, diff: bool, color: bool | None) -> int:
     cleared, * after a changed hex value), with or without colour. The last line
     names the violated property and the command that reproduces the trace.
     """
-    from checker import view
-    from checker.counterexample import load
+    from checker.traces import view
+    from checker.traces.load import load
 
     cx = load(file)
     colour = view.use_colour(color, sys.stdout.isatty(), os.environ)

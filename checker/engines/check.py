@@ -1,0 +1,326 @@
+"""Deciding each property of a rule: prove it, or show its shortest trace.
+
+Two engines share no solver code: ``smt`` (Spacer, BMC, certification; z3) and
+``explicit`` (breadth-first over the reachable states; pure Python). ``all`` runs
+both and insists they agree.
+
+SMT, for a property P and N vCPUs:
+
+0. A step property that no step from any state can violate is proved with the
+   invariant ``true`` (one query), before anything more expensive.
+1. Spacer looks for an inductive invariant with ``min(N, 2)`` vCPUs. Its lemmas
+   are vCPU-symmetric schemas; instantiated over N vCPUs they must pass
+   certification (``checker.engines.certify``) at N. If they do not, Spacer runs again
+   with N vCPUs and its own invariant must pass. P then holds for every depth;
+   the same invariant is then certified over an uninterpreted vCPU sort
+   (``checker.engines.parametric``) for every number of vCPUs.
+2. If P is violated, the fewest vCPUs that show it are found (a violation with n
+   vCPUs is one with any N >= n: extra vCPUs stay idle), and BMC gives the
+   shortest canonical trace with that many, replayed through the step function
+   before it is reported.
+3. If Spacer gives up, BMC still looks for a trace up to the depth bound; without
+   one the verdict is inconclusive, never "holds".
+
+Explicit: breadth-first exploration at N vCPUs decides P for N (no invariant, no
+claim beyond N); a violation's trace is the shortest, with the fewest vCPUs.
+
+Nothing here prints: results are values for the CLI to show.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import z3
+
+from checker.engines import bmc, explicit, parametric, spacer
+from checker.engines.bmc import SmtTrace
+from checker.engines.certify import Certificate, certify, replay
+from checker.engines.encode import Encoding
+from checker.engines.invariant import Invariant
+from checker.engines.smt import Answer, Budget
+from checker.engines.trace import Trace
+from checker.errors import InternalError
+from checker.limits import MAX_DEPTH
+from checker.model import PROPERTIES, Kind, Paths, Property, System
+from checker.rules.specs import Rule
+
+#: vCPUs with which invariants are searched before being lifted to N
+LIFT_FROM = 2
+DEFAULT_DEPTH = 30
+#: how far BMC searches for the trace of a violation Spacer has shown to exist,
+#: whatever --depth says (the CLI's own bound on --depth)
+DEPTH_LIMIT = MAX_DEPTH
+
+
+class Verdict(enum.Enum):
+    HOLDS = "holds"
+    VIOLATED = "violated"
+    INCONCLUSIVE = "inconclusive"
+
+
+class Engine(enum.Enum):
+    SMT = "smt"
+    EXPLICIT = "explicit"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class Options:
+    vcpus: int = 2
+    #: the paths around the rule (dirty-log flushes, aging, prefetch)
+    paths: Paths = field(default_factory=Paths)
+    #: BMC bound: the longest counterexample searched for
+    depth: int = DEFAULT_DEPTH
+    budget: Budget = field(default_factory=Budget)
+    engine: Engine = Engine.SMT
+    #: the explicit engine's budget, in stored states times vCPUs, before it is
+    #: inconclusive
+    max_states: int = explicit.DEFAULT_MAX_STATES
+
+
+@dataclass(frozen=True)
+class Proof:
+    invariant: Invariant
+    #: vCPUs Spacer searched with; the invariant was lifted from there
+    found_with: int
+    certificate: Certificate
+    #: the invariant certified for every number of vCPUs (None: not attempted)
+    all_vcpus: parametric.AllVcpusCertificate | None = None
+
+
+@dataclass(frozen=True)
+class Exploration:
+    """What the explicit engine looked at."""
+
+    vcpus: int
+    raw_states: int
+    reduced_states: int
+
+
+@dataclass(frozen=True)
+class PropertyResult:
+    prop: Property
+    verdict: Verdict
+    engine: str
+    proof: Proof | None = None
+    trace: Trace | None = None
+    reason: str = ""
+    exploration: Exploration | None = None
+
+    @property
+    def summary(self) -> tuple[str, int | None, int | None]:
+        """(verdict, trace length, trace vCPUs): what two engines must agree on."""
+        if self.trace is None:
+            return (self.verdict.value, None, None)
+        return (self.verdict.value, self.trace.depth, self.trace.vcpus)
+
+
+class EngineDisagreement(InternalError):
+    """Two engines gave different answers: one of them is wrong."""
+
+
+class Session:
+    """What the checks of one system share: its SMT encodings and its explicit
+    explorations, one per vCPU count."""
+
+    def __init__(self, system: System, max_states: int = explicit.DEFAULT_MAX_STATES) -> None:
+        self.system = system
+        self.max_states = max_states
+        self._encodings: dict[int, Encoding] = {}
+        self._explored: dict[int, dict[str, explicit.ExplicitResult]] = {}
+        #: explorations that ran out of states, so that they are not run again
+        self._exceeded: dict[int, explicit.StateBudgetExceeded] = {}
+        self._all_vcpus: parametric.AllVcpus | None = None
+
+    def __call__(self, vcpus: int) -> Encoding:
+        if vcpus not in self._encodings:
+            self._encodings[vcpus] = Encoding(self.system, vcpus)
+        return self._encodings[vcpus]
+
+    @property
+    def all_vcpus(self) -> parametric.AllVcpus:
+        """The system over an uninterpreted vCPU sort (built on first use)."""
+        if self._all_vcpus is None:
+            self._all_vcpus = parametric.AllVcpus(self.system)
+        return self._all_vcpus
+
+    def explored(self, vcpus: int) -> dict[str, explicit.ExplicitResult]:
+        """Every property's explicit result with ``vcpus`` vCPUs (one exploration);
+        :class:`~checker.engines.explicit.StateBudgetExceeded` beyond ``max_states``."""
+        if vcpus in self._exceeded:
+            raise self._exceeded[vcpus]
+        if vcpus not in self._explored:
+            try:
+                self._explored[vcpus] = explicit.check_all(
+                    self.system, PROPERTIES, vcpus, max_states=self.max_states
+                )
+            except explicit.StateBudgetExceeded as exc:
+                self._exceeded[vcpus] = exc
+                raise
+        return self._explored[vcpus]
+
+
+def check_property(
+    rule: Rule, prop: Property, options: Options, session: Session | None = None
+) -> PropertyResult:
+    system = System(rule, options.paths)
+    session = session or Session(system, options.max_states)
+    if session.system.rule is not rule or session.system.paths != options.paths:
+        raise ValueError("a session of another rule or other paths")
+    if options.engine is Engine.SMT:
+        return _smt(rule.name, system, prop, options, session)
+    if options.engine is Engine.EXPLICIT:
+        return _explicit(rule.name, prop, options, session)
+    by_smt = _smt(rule.name, system, prop, options, session)
+    by_explicit = _explicit(rule.name, prop, options, session)
+    if by_explicit.verdict is Verdict.INCONCLUSIVE:
+        # both engines were asked for and one has no answer: nothing to compare, and
+        # the SMT answer alone is not what --engine all promises
+        smt = by_smt.verdict.value + (f" ({by_smt.reason})" if by_smt.reason else "")
+        reason = f"smt: {smt}; {by_explicit.reason}"
+        return PropertyResult(prop, Verdict.INCONCLUSIVE, "smt+explicit", reason=reason)
+    # an inconclusive SMT answer is not a disagreement: the explicit one stands beside it
+    decided = by_smt.verdict is not Verdict.INCONCLUSIVE
+    if decided and by_smt.summary != by_explicit.summary:
+        raise EngineDisagreement(_disagreement(prop, by_smt, by_explicit))
+    return PropertyResult(
+        prop,
+        by_smt.verdict,
+        "smt+explicit",
+        proof=by_smt.proof,
+        trace=by_smt.trace,
+        reason=by_smt.reason,
+        exploration=by_explicit.exploration,
+    )
+
+
+def _disagreement(prop: Property, a: PropertyResult, b: PropertyResult) -> str:
+    def answer(r: PropertyResult) -> str:
+        if r.trace is None:
+            return r.verdict.value
+        steps = ", ".join(s.action.label + _at(s.action.vcpu) for s in r.trace.steps)
+        return f"{r.verdict.value} in {r.trace.depth} steps with {r.trace.vcpus} vCPUs: {steps}"
+
+    return f"engines disagree on {prop.name}: smt says {answer(a)}; explicit says {answer(b)}"
+
+
+def _at(vcpu: int | None) -> str:
+    return "" if vcpu is None else f"@vcpu{vcpu}"
+
+
+# --- SMT ------------------------------------------------------------------------------
+
+
+def _smt(
+    name: str, system: System, prop: Property, options: Options, session: Session
+) -> PropertyResult:
+    n, budget = options.vcpus, options.budget
+    if prop.kind is Kind.STEP:
+        # a step property may hold from every state (invariant "true"): one plain
+        # query, much cheaper than a Spacer run
+        certificate = certify(session(n), prop, Invariant(()), budget)
+        if certificate.ok:
+            proof = _everywhere(session, prop, Proof(Invariant(()), n, certificate), budget)
+            return PropertyResult(prop, Verdict.HOLDS, "induction", proof=proof)
+    # search with few vCPUs first and lift; if the lifted invariant is not inductive
+    # at n, search again with n
+    for searched in dict.fromkeys((min(n, LIFT_FROM), n)):
+        found = _spacer(system, searched, prop, budget)
+        if found.answer is not Answer.UNSAT:
+            break
+        assert found.invariant is not None
+        certificate = certify(session(n), prop, found.invariant, budget)
+        if certificate.ok:
+            proof = _everywhere(
+                session, prop, Proof(found.invariant, searched, certificate), budget
+            )
+            return PropertyResult(prop, Verdict.HOLDS, "spacer", proof=proof)
+        if certificate.unknown:
+            reason = "certification of the invariant ran out of budget"
+            return PropertyResult(prop, Verdict.INCONCLUSIVE, "spacer", reason=reason)
+    else:
+        raise InternalError(f"{prop.name}: Spacer's invariant at {n} vCPUs failed certification")
+
+    # violated, or Spacer gave up: look for the shortest trace with the fewest vCPUs
+    fewest = searched if found.answer is Answer.SAT else n
+    for k in range(1, fewest):
+        fewer = _spacer(system, k, prop, budget)
+        if fewer.answer is Answer.SAT:
+            fewest, found = k, fewer
+            break
+    # --depth bounds the search only while no violation is known. Once Spacer has
+    # shown one, the shortest trace exists and BMC (which stops at the first depth
+    # that has one) goes on past --depth to find it: "inconclusive" would withhold
+    # a verdict already decided, and the gate's verdicts must not depend on a bound.
+    depth = DEPTH_LIMIT if found.answer is Answer.SAT else options.depth
+    result = bmc.shortest_counterexample(session(fewest), prop, depth, budget)
+    if result.answer is Answer.SAT and result.trace is not None:
+        trace = replay(system, name, prop, result.trace)
+        note = ""
+        if trace.depth > options.depth:
+            note = (
+                f"the shortest trace ({trace.depth} steps) is longer than --depth "
+                f"{options.depth}: searched on because Spacer showed a violation exists"
+            )
+        return PropertyResult(prop, Verdict.VIOLATED, "bmc", trace=trace, reason=note)
+    if found.answer is Answer.SAT and result.answer is Answer.UNSAT:
+        raise InternalError(
+            f"{prop.name}: Spacer found a violation with {fewest} vCPUs that BMC "
+            f"does not reach within {depth} steps"
+        )
+    reasons = [r for r in (found.reason, result.reason) if r]
+    if result.answer is Answer.UNSAT:
+        reasons.append(f"no violation within {depth} steps")
+    return PropertyResult(prop, Verdict.INCONCLUSIVE, "spacer+bmc", reason="; ".join(reasons))
+
+
+def _spacer(system: System, vcpus: int, prop: Property, budget: Budget) -> spacer.SpacerResult:
+    # Spacer's search depends on the order z3 terms were created in, so it gets a
+    # context of its own, built the same way every time: the same invariant
+    # whatever ran before in this process
+    return spacer.prove(Encoding(system, vcpus, z3.Context()), prop, budget)
+
+
+def _everywhere(session: Session, prop: Property, proof: Proof, budget: Budget) -> Proof:
+    """The proof, with its invariant certified for every number of vCPUs too."""
+    everywhere = session.all_vcpus.certify(prop, proof.invariant, budget)
+    return Proof(proof.invariant, proof.found_with, proof.certificate, everywhere)
+
+
+# --- explicit -------------------------------------------------------------------------
+
+
+def _explicit(name: str, prop: Property, options: Options, session: Session) -> PropertyResult:
+    n, system = options.vcpus, session.system
+    try:
+        result = session.explored(n)[prop.name]
+    except explicit.StateBudgetExceeded as exc:
+        return PropertyResult(prop, Verdict.INCONCLUSIVE, "explicit", reason=str(exc))
+    seen = Exploration(n, result.exploration.raw_states, result.exploration.reduced_states)
+    if not result.violated:
+        return PropertyResult(prop, Verdict.HOLDS, "explicit", exploration=seen)
+    for k in range(1, n + 1):
+        fewest = session.explored(k)[prop.name]
+        if fewest.violated:
+            break
+    assert fewest.initial is not None
+    states = [fewest.initial]
+    stepper = explicit.Stepper(system)
+    for action in fewest.actions:
+        step = stepper.step(states[-1], action)
+        assert step is not None
+        states.append(step.after)
+    trace = replay(system, name, prop, SmtTrace(fewest.actions, tuple(states)))
+    return PropertyResult(prop, Verdict.VIOLATED, "explicit", trace=trace, exploration=seen)
+
+
+def exit_code(results: list[PropertyResult]) -> int:
+    """0 every property holds, 1 a violation, 3 otherwise inconclusive."""
+    verdicts = {r.verdict for r in results}
+    if Verdict.VIOLATED in verdicts:
+        return 1
+    if Verdict.INCONCLUSIVE in verdicts:
+        return 3
+    return 0

@@ -1,0 +1,322 @@
+"""Explicit-state exploration: breadth-first over the reachable states, without z3.
+
+It uses the same pure-Python step function that replays counterexamples, so it
+shares no solver code with the SMT engines and can check them.
+
+Symmetry
+--------
+vCPUs are interchangeable: no operation reads another vCPU's TLB entry and every
+property is symmetric. A state is therefore stored in canonical form, its TLB
+entries sorted (``canonical``), one state per orbit of vCPU permutations. Within
+a canonical state, vCPUs holding equal entries are interchangeable too, so a vCPU
+operation is tried on one representative vCPU per distinct entry. The number of
+concrete states is recovered exactly as the sum of orbit sizes,
+``N! / prod(count(entry)!)``, because the reachable set is closed under
+permutation.
+
+Traces
+------
+Each canonical state records its BFS parent, the action taken there and the
+permutation that canonicalised the successor. A concrete trace is rebuilt by
+replaying those actions from the initial state while tracking which concrete
+vCPU each canonical position stands for. BFS gives shortest traces; actions are
+tried in canonical order, so the result is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from checker import interrupt
+from checker.engines import semantics
+from checker.engines.semantics import Action, State, Step
+from checker.errors import Inconclusive
+from checker.model import (
+    OPERATIONS,
+    Gfn,
+    Kind,
+    Outcome,
+    Property,
+    System,
+    Tlb,
+    apply,
+)
+from checker.model.logic import CONCRETE
+
+
+def canonical(state: State) -> tuple[State, tuple[int, ...]]:
+    """The orbit representative (TLB entries sorted) and the permutation ``perm``
+    with ``representative.tlbs[i] == state.tlbs[perm[i]]``."""
+    perm = tuple(sorted(range(state.vcpus), key=lambda v: state.tlbs[v]))
+    return State(state.gfn, tuple(state.tlbs[v] for v in perm)), perm
+
+
+def orbit_size(state: State) -> int:
+    """How many concrete states the canonical ``state`` stands for."""
+    counts = Counter(state.tlbs)
+    return math.factorial(state.vcpus) // math.prod(math.factorial(c) for c in counts.values())
+
+
+class Stepper:
+    """The step function with each operation's effect memoised.
+
+    An operation's outcome depends only on the gfn, the acting vCPU's entry and the
+    parameters; with many vCPUs the same few combinations recur in every state.
+    """
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self._outcomes: dict[tuple[int, Gfn[bool], Tlb, tuple[bool, ...]], Outcome[bool]] = {}
+
+    def outcome(
+        self, op_index: int, gfn: Gfn[bool], actor: Tlb, params: tuple[bool, ...]
+    ) -> Outcome[bool]:
+        key = (op_index, gfn, actor, params)
+        found = self._outcomes.get(key)
+        if found is None:
+            op = OPERATIONS[op_index]
+            found = apply(
+                CONCRETE,
+                self.system,
+                op,
+                gfn,
+                actor.entry(),
+                dict(zip(op.params, params, strict=True)),
+            )
+            self._outcomes[key] = found
+        return found
+
+    def step(self, state: State, action: Action) -> Step | None:
+        op_index, vcpu, _ = action.sort_key()
+        op = OPERATIONS[op_index]
+        actor = state.tlbs[vcpu] if op.by_vcpu else Tlb.NONE
+        given = dict(action.params)
+        out = self.outcome(op_index, state.gfn, actor, tuple(given[p] for p in op.params))
+        if not out.enabled:
+            return None
+        if out.flush:
+            tlbs = (Tlb.NONE,) * state.vcpus
+        elif op.by_vcpu:
+            after = Tlb.of(out.actor_tlb)
+            tlbs = (
+                state.tlbs
+                if after is actor
+                else (*state.tlbs[:vcpu], after, *state.tlbs[vcpu + 1 :])
+            )
+        else:
+            tlbs = state.tlbs
+        return Step(action, state, State(out.gfn, tlbs), out)
+
+    def successors(self, state: State, symmetric: bool) -> Iterator[Step]:
+        """Every enabled step; with ``symmetric``, one vCPU per distinct TLB entry."""
+        seen: set[Tlb] = set()
+        representatives = []
+        for v, t in enumerate(state.tlbs):
+            if not symmetric or t not in seen:
+                seen.add(t)
+                representatives.append(v)
+        for action in _actions(state.vcpus, tuple(representatives)):
+            s = self.step(state, action)
+            if s is not None:
+                yield s
+
+
+_ACTION_CACHE: dict[tuple[int, tuple[int, ...]], tuple[Action, ...]] = {}
+
+
+def _actions(vcpus: int, representatives: tuple[int, ...]) -> tuple[Action, ...]:
+    key = (vcpus, representatives)
+    if key not in _ACTION_CACHE:
+        _ACTION_CACHE[key] = tuple(
+            a for a in semantics.actions(vcpus) if a.vcpu is None or a.vcpu in representatives
+        )
+    return _ACTION_CACHE[key]
+
+
+@dataclass
+class Exploration:
+    """The reachable states of ``system`` with ``vcpus`` vCPUs, explored breadth-first."""
+
+    system: System
+    vcpus: int
+    symmetric: bool
+    #: canonical state -> (parent, action taken in the parent, successor's permutation)
+    parent: dict[State, tuple[State, Action, tuple[int, ...]] | None] = field(default_factory=dict)
+    depth: dict[State, int] = field(default_factory=dict)
+    #: number of steps explored (transitions out of canonical states)
+    steps: int = 0
+
+    @property
+    def reduced_states(self) -> int:
+        return len(self.parent)
+
+    @property
+    def raw_states(self) -> int:
+        """Concrete states: the sum of orbit sizes (exact, the reachable set is symmetric)."""
+        if not self.symmetric:
+            return len(self.parent)
+        return sum(orbit_size(s) for s in self.parent)
+
+    def trace_to(self, target: State) -> tuple[State, list[Action], list[int]]:
+        """A concrete initial state and actions leading to a permutation of ``target``,
+        and that permutation: ``target.tlbs[i]`` is the concrete state's ``tlbs[where[i]]``."""
+        chain: list[tuple[Action, tuple[int, ...]]] = []
+        node = target
+        while (link := self.parent[node]) is not None:
+            parent, action, perm = link
+            chain.append((action, perm))
+            node = parent
+        chain.reverse()
+        initial = node
+        stepper = Stepper(self.system)
+        concrete = initial
+        where = list(range(self.vcpus))  # canonical position -> concrete vCPU
+        actions = []
+        for action, perm in chain:
+            real = Action(
+                action.op, None if action.vcpu is None else where[action.vcpu], action.params
+            )
+            step = stepper.step(concrete, real)
+            assert step is not None, f"rebuilding the trace: {real.label} not enabled"
+            concrete = step.after
+            actions.append(real)
+            where = [where[perm[i]] for i in range(self.vcpus)] if self.symmetric else where
+        return initial, actions, where
+
+
+#: the exploration's budget, in states × vCPUs: a stored state of N vCPUs costs N,
+#: as its memory (its TLBs, its N-fold steps) and the time spent on it grow with N.
+#: The default engines' uses fit (8 vCPUs: 3,345 states up to symmetry, 26,760; the
+#: concrete graph of 5 vCPUs: at most 22,240 states, 111,200) and a hopeless one
+#: (256 vCPUs: 1,562 states) stops within seconds instead of running out of memory
+DEFAULT_MAX_STATES = 400_000
+
+
+class StateBudgetExceeded(Inconclusive):
+    """The reachable states, times their vCPUs, outnumber the exploration's budget."""
+
+    def __init__(self, max_states: int, vcpus: int, symmetric: bool, stored: int) -> None:
+        counted = ", counted up to symmetry" if symmetric else ""
+        super().__init__(
+            f"explicit exploration: more than {max_states:,} states times vCPUs ({stored:,} "
+            f"reachable states at {vcpus} vCPUs{counted}); raise --max-states "
+            f"(e.g. --max-states {max_states * 10}) or use fewer vCPUs"
+        )
+
+
+def explore(
+    system: System,
+    vcpus: int,
+    symmetric: bool = True,
+    visit: Callable[[Exploration, State, Step], bool] | None = None,
+    on_reached: Callable[[State], None] | None = None,
+    max_states: int | None = DEFAULT_MAX_STATES,
+) -> tuple[Exploration, Step | None]:
+    """Breadth-first exploration. ``visit(exploration, parent, step)`` is called for every
+    step out of a canonical state; returning True stops there (the step is the
+    answer). ``on_reached(state)`` is called for every state when first reached.
+    Storing states whose number times ``vcpus`` exceeds ``max_states`` (None: no
+    bound) raises :class:`StateBudgetExceeded`."""
+    ex = Exploration(system, vcpus, symmetric)
+    stepper = Stepper(system)
+    queue: deque[State] = deque()
+
+    def store() -> None:
+        if max_states is not None and (len(ex.parent) + 1) * vcpus > max_states:
+            raise StateBudgetExceeded(max_states, vcpus, symmetric, len(ex.parent))
+
+    for start in semantics.initial_states(vcpus):
+        store()
+        ex.parent[start] = None
+        ex.depth[start] = 0
+        if on_reached is not None:
+            on_reached(start)
+        queue.append(start)
+    while queue:
+        interrupt.check()
+        state = queue.popleft()
+        for step in stepper.successors(state, symmetric):
+            ex.steps += 1
+            if visit is not None and visit(ex, state, step):
+                return ex, step
+            after, perm = canonical(step.after) if symmetric else (step.after, tuple(range(vcpus)))
+            if after in ex.parent:
+                continue
+            store()
+            ex.parent[after] = (state, step.action, perm)
+            ex.depth[after] = ex.depth[state] + 1
+            if on_reached is not None:
+                on_reached(after)
+            queue.append(after)
+    return ex, None
+
+
+# --- checking properties -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExplicitResult:
+    violated: bool
+    exploration: Exploration
+    #: the shortest violating trace: a concrete initial state and its actions
+    initial: State | None = None
+    actions: tuple[Action, ...] = ()
+
+
+def check_all(
+    system: System,
+    props: Sequence[Property],
+    vcpus: int,
+    symmetric: bool = True,
+    max_states: int | None = DEFAULT_MAX_STATES,
+) -> dict[str, ExplicitResult]:
+    """Explore once and find, for each property, its shortest violation if any.
+
+    States are reached in breadth-first order and steps are taken from states in
+    that order, so the first bad state (for a state property) or bad step (for a
+    step property) found is a shortest violation.
+    """
+    first_state: dict[str, State] = {}
+    first_step: dict[str, Step] = {}
+
+    def reached(state: State) -> None:
+        for p in props:
+            if (
+                p.kind is Kind.STATE
+                and p.name not in first_state
+                and semantics.state_is_bad(p, state)
+            ):
+                first_state[p.name] = state
+
+    def visit(ex: Exploration, parent: State, step: Step) -> bool:
+        for p in props:
+            if p.kind is Kind.STEP and p.name not in first_step and semantics.step_is_bad(p, step):
+                first_step[p.name] = step
+        return False
+
+    ex, _ = explore(
+        system, vcpus, symmetric, visit=visit, on_reached=reached, max_states=max_states
+    )
+    results = {}
+    for p in props:
+        if p.name in first_state:
+            initial, actions, _ = ex.trace_to(first_state[p.name])
+            results[p.name] = ExplicitResult(True, ex, initial, tuple(actions))
+        elif p.name in first_step:
+            bad = first_step[p.name]
+            initial, actions, where = ex.trace_to(bad.before)
+            last = bad.action
+            if last.vcpu is not None:
+                last = Action(last.op, where[last.vcpu], last.params)
+            results[p.name] = ExplicitResult(True, ex, initial, (*actions, last))
+        else:
+            results[p.name] = ExplicitResult(False, ex)
+    return results
+
+
+def check(system: System, prop: Property, vcpus: int, symmetric: bool = True) -> ExplicitResult:
+    """Search every reachable state and step for a violation of ``prop``."""
+    return check_all(system, [prop], vcpus, symmetric)[prop.name]

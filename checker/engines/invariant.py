@@ -1,0 +1,250 @@
+"""Inductive invariants as vCPU-symmetric lemma schemas.
+
+An invariant is a conjunction of lemmas. A lemma is a Boolean formula over the
+gfn's fields and the TLB fields of ``slots`` distinct vCPUs, read as universally
+quantified over them::
+
+    forall distinct v0..v{slots-1}:  body(gfn, tlb[v0], ..., tlb[v{slots-1}])
+
+The model treats vCPUs symmetrically, so an invariant found with a few vCPUs is a
+candidate for any number: :meth:`Invariant.instantiate` expands it over N vCPUs,
+and ``checker.engines.certify`` decides whether it really is inductive there. Nothing here
+trusts a lemma; it only represents it.
+
+Lemmas are plain data (no z3 objects), so they print, hash and serialise the same
+in every process.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from checker.model import GFN_FIELDS, SPTE_FIELDS, TLB_FIELDS
+
+if TYPE_CHECKING:
+    import z3
+
+    from checker.engines.encode import SymState
+
+SHARED_FIELDS: tuple[str, ...] = SPTE_FIELDS + GFN_FIELDS
+SLOT_NAMES = "vwxyz"
+
+
+@dataclass(frozen=True)
+class Var:
+    """A state variable: a gfn/SPTE field (``slot`` None) or ``tlb_<field>[slot]``.
+
+    The SPTE and the TLB entry both have a ``writable`` field, so variables order
+    by (shared before per-vCPU, slot, field), never by comparing None with a slot.
+    """
+
+    field: str
+    slot: int | None = None
+
+    def _key(self) -> tuple[bool, int, str]:
+        return (self.slot is not None, self.slot or 0, self.field)
+
+    def __lt__(self, other: Var) -> bool:
+        return self._key() < other._key()
+
+    def render(self) -> str:
+        if self.slot is None:
+            return self.field
+        return f"tlb_{self.field}[{SLOT_NAMES[self.slot]}]"
+
+
+@dataclass(frozen=True, order=True)
+class Lit:
+    var: Var
+    positive: bool = True
+
+
+@dataclass(frozen=True, order=True)
+class Lemma:
+    """``forall distinct slots: OR(literals)`` (a clause), literals sorted."""
+
+    slots: int
+    literals: tuple[Lit, ...]
+
+    def render(self) -> str:
+        """As an implication: ``premises => conclusions``."""
+        premises = [lit.var.render() for lit in self.literals if not lit.positive]
+        conclusions = [lit.var.render() for lit in self.literals if lit.positive]
+        if not premises:
+            text = " || ".join(conclusions) or "false"
+        elif not conclusions:
+            text = "!(" + " && ".join(premises) + ")"
+        else:
+            text = " && ".join(premises) + " => " + " || ".join(conclusions)
+        return _quantify(self.slots, text)
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """A conjunction of lemmas (empty: ``true``)."""
+
+    lemmas: tuple[Lemma, ...]
+
+    @staticmethod
+    def of(lemmas: Iterable[Lemma]) -> Invariant:
+        """Canonical form: symmetric copies merged, lemmas sorted."""
+        return Invariant(tuple(sorted({_canonical(lem) for lem in lemmas})))
+
+    def render(self) -> list[str]:
+        """One line per group of lemmas with the same premises."""
+        groups: dict[tuple[int, tuple[Lit, ...]], list[Lemma]] = {}
+        for lemma in self.lemmas:
+            premises = tuple(lit for lit in lemma.literals if not lit.positive)
+            positives = [lit for lit in lemma.literals if lit.positive]
+            key = (
+                (lemma.slots, premises)
+                if len(positives) == 1 and premises
+                else (-1, lemma.literals)
+            )
+            groups.setdefault(key, []).append(lemma)
+        lines: list[str] = []
+        for (slots, premises), members in groups.items():
+            if slots < 0 or len(members) == 1:
+                lines.extend(m.render() for m in members)
+                continue
+            conclusions = " && ".join(
+                lit.var.render() for m in members for lit in m.literals if lit.positive
+            )
+            lhs = " && ".join(lit.var.render() for lit in premises)
+            lines.append(_quantify(slots, f"{lhs} => {conclusions}"))
+        return sorted(lines, key=lambda line: (line.startswith("forall"), line)) or ["true"]
+
+    def to_json(self) -> list[dict[str, object]]:
+        return [
+            {
+                "slots": lemma.slots,
+                "clause": [
+                    {"var": lit.var.field, "slot": lit.var.slot, "positive": lit.positive}
+                    for lit in lemma.literals
+                ],
+                "text": lemma.render(),
+            }
+            for lemma in self.lemmas
+        ]
+
+    # -- z3 bridge
+    def instantiate(self, state: SymState) -> z3.BoolRef:
+        """The conjunction of every lemma over every injective map of its slots into
+        ``state``'s vCPUs (lemmas needing more vCPUs than exist are vacuous)."""
+        import z3
+
+        clauses = []
+        vcpus = range(len(state.tlbs))
+        for lemma in self.lemmas:
+            for image in itertools.permutations(vcpus, lemma.slots):
+                clauses.append(z3.Or(*(_literal(lit, state, image) for lit in lemma.literals)))
+        return z3.And(*clauses) if clauses else z3.BoolVal(True, ctx=state.gfn.ad_enabled.ctx)
+
+
+def _quantify(slots: int, text: str) -> str:
+    if slots == 0:
+        return text
+    names = ", ".join(SLOT_NAMES[i] for i in range(slots))
+    return f"forall {names}: {text}"
+
+
+def _literal(lit: Lit, state: SymState, image: Sequence[int]) -> z3.BoolRef:
+    import z3
+
+    var = lit.var
+    if var.slot is None:
+        source = state.gfn.spte if var.field in SPTE_FIELDS else state.gfn
+        x = getattr(source, var.field)
+    else:
+        x = getattr(state.tlbs[image[var.slot]], var.field)
+    return x if lit.positive else z3.Not(x)
+
+
+def _canonical(lemma: Lemma) -> Lemma:
+    """The least renaming of the lemma's slots (symmetric copies become equal)."""
+    best: Lemma | None = None
+    for perm in itertools.permutations(range(lemma.slots)):
+        renamed = Lemma(
+            lemma.slots,
+            tuple(
+                sorted(
+                    Lit(
+                        Var(lit.var.field, None if lit.var.slot is None else perm[lit.var.slot]),
+                        lit.positive,
+                    )
+                    for lit in lemma.literals
+                )
+            ),
+        )
+        if best is None or renamed < best:
+            best = renamed
+    assert best is not None
+    return best
+
+
+class NotAClause(ValueError):
+    """A conjunct of a solver's invariant is not a clause over state variables."""
+
+
+def from_z3(invariant: z3.BoolRef, state: SymState) -> Invariant:
+    """Split a z3 invariant over ``state``'s variables into lemmas.
+
+    Each top-level conjunct must be a clause (a disjunction of state literals),
+    which is what Spacer produces over Boolean state; its vCPUs become slots.
+    """
+    import z3
+
+    where: dict[int, Var] = {}
+    for f in SPTE_FIELDS:
+        where[getattr(state.gfn.spte, f).get_id()] = Var(f)
+    for f in GFN_FIELDS:
+        where[getattr(state.gfn, f).get_id()] = Var(f)
+    for v, tlb in enumerate(state.tlbs):
+        for f in TLB_FIELDS:
+            where[getattr(tlb, f).get_id()] = Var(f, v)
+
+    def literal(e: z3.BoolRef) -> Lit:
+        positive = True
+        while z3.is_not(e):
+            e, positive = e.arg(0), not positive
+        if not z3.is_const(e) or e.get_id() not in where:
+            raise NotAClause(f"not a state literal: {e}")
+        return Lit(where[e.get_id()], positive)
+
+    conjuncts = list(_flatten(invariant, z3.is_and))
+    lemmas = []
+    for c in conjuncts:
+        if z3.is_true(c):
+            continue
+        lits = [literal(d) for d in _flatten(c, z3.is_or)]
+        vcpus = sorted({lit.var.slot for lit in lits if lit.var.slot is not None})
+        slot_of = {v: i for i, v in enumerate(vcpus)}
+        lemmas.append(
+            Lemma(
+                len(vcpus),
+                tuple(
+                    sorted(
+                        Lit(
+                            Var(
+                                lit.var.field,
+                                None if lit.var.slot is None else slot_of[lit.var.slot],
+                            ),
+                            lit.positive,
+                        )
+                        for lit in lits
+                    )
+                ),
+            )
+        )
+    return Invariant.of(lemmas)
+
+
+def _flatten(e: z3.BoolRef, is_op: object) -> Iterable[z3.BoolRef]:
+    if is_op(e):  # type: ignore[operator]
+        for child in e.children():
+            yield from _flatten(child, is_op)
+    else:
+        yield e

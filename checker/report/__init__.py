@@ -1,0 +1,1 @@
+"""Reports: the CI gate, its lockfile, and its JSON, JUnit, SARIF and GitHub outputs."""

@@ -1,0 +1,415 @@
+"""Rules as data: ``specs/rules/<name>.toml``, one file per rule.
+
+A rule file holds the rule's name (its file name), its flush condition as C text
+(the single place a rule is written), where it comes from, and its expected
+verdict for every property::
+
+    name = "new"
+    expression = "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)"
+    summary = "..."
+
+    [origin]
+    kernels = "v6.13+"
+    commit = "081976992f43"
+    function = "leaf_spte_change_needs_tlb_flush()"
+    file = "arch/x86/kvm/mmu/spte.h"
+
+    [expect]
+    stale_w = "holds"
+    ...
+
+Loading validates every file and names the file and field of any problem.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from checker.errors import InputError
+from checker.model import (
+    PROPERTY_BY_NAME,
+    AgingWithoutAd,
+    EnableFlush,
+    HarvestFlush,
+    Paths,
+    Spte,
+)
+from checker.model.logic import Logic
+from checker.rules import cexpr
+from checker.rules import formula as F
+
+B = TypeVar("B")
+
+RULES_DIRECTORY = "rules"
+VERDICTS = ("holds", "violated")
+ORIGIN_KEYS = ("kernels", "commit", "function", "file", "note")
+_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+
+
+class SpecError(InputError):
+    """A malformed rule file."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A flush rule: ``mmu_spte_update`` flushes iff ``formula(old, new)``."""
+
+    name: str
+    expression: str
+    formula: F.Formula
+    summary: str = ""
+    origin: dict[str, str] = field(default_factory=dict)
+    expected: dict[str, str] = field(default_factory=dict)
+    #: the file the rule is written in (a spec or a kernel file) and its line
+    path: Path | None = None
+    line: int = 1
+    #: how the command line names it again: ("--rule", name), ("--expr", text), ...
+    selector: tuple[str, str] = ("--expr", "")
+
+    def decide(self, logic: Logic[B], old: Spte[B], new: Spte[B], ad_enabled: B) -> B:
+        return F.evaluate(self.formula, logic, old, new, ad_enabled)
+
+
+#: the distribution name in pyproject.toml; a checkout is recognised by it
+PROJECT_NAME = "kvm-flush-checker"
+#: where the wheel carries the checkout's top-level ``specs/`` (pyproject.toml's
+#: force-include), beside the package's modules
+PACKAGED_SPECS = "_specs"
+
+
+def checkout_root() -> Path | None:
+    """The root of the project checkout in use, or None outside any.
+
+    A checkout is a directory holding a ``pyproject.toml`` that names this project
+    and a ``specs/`` directory. The current directory and its parents are looked at
+    first (an installed checker run inside a checkout, e.g. by a pre-commit hook,
+    gates that checkout's rules), then the directory the package was imported from
+    (an editable install run from anywhere), so that an edited rule takes effect at
+    once. A wheel installed in site-packages has none."""
+    candidates = []
+    try:
+        here = Path.cwd().resolve()
+        candidates += [here, *here.parents]
+    except OSError:
+        pass  # the current directory was removed: only the package's own place is left
+    candidates.append(Path(__file__).resolve().parents[2])
+    for root in candidates:
+        if _is_checkout(root):
+            return root
+    return None
+
+
+def _is_checkout(root: Path) -> bool:
+    try:
+        text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    try:
+        name = tomllib.loads(text).get("project", {}).get("name")
+    except tomllib.TOMLDecodeError:
+        return False
+    return name == PROJECT_NAME and (root / "specs").is_dir()
+
+
+def default_specs() -> Path:
+    """The specs directory used when ``--specs`` is not given: the checkout's
+    ``specs/`` when running from one (``specs`` when that is the current
+    directory's, so messages stay short), else the copy shipped in the package."""
+    root = checkout_root()
+    if root is not None:
+        specs = root / "specs"
+        return Path("specs") if _same(Path("specs"), specs) else specs
+    return packaged_specs()
+
+
+def packaged_specs() -> Path:
+    """The specs shipped inside the installed package (read with importlib.resources)."""
+    from importlib import resources
+
+    shipped = resources.files("checker").joinpath(PACKAGED_SPECS)
+    if not isinstance(shipped, Path) or not shipped.is_dir():
+        # a zip import or a wheel built without the specs: nothing to read them from
+        raise SpecError(
+            "the installed checker carries no specs directory (checker/_specs); "
+            "pass --specs DIR or reinstall it from a wheel"
+        )
+    return shipped
+
+
+def is_packaged(specs: Path) -> bool:
+    """``specs`` is the copy installed with the package (never to be written to)."""
+    try:
+        return _same(specs, packaged_specs())
+    except SpecError:
+        return False
+
+
+def specs_origin(specs: Path) -> str:
+    """``specs`` and where it comes from, for messages: the checkout's, the copy
+    installed with the package, or one given with --specs."""
+    root = checkout_root()
+    if root is not None and _same(specs, root / "specs"):
+        return f"{specs} (the checkout's)"
+    if is_packaged(specs):
+        return f"{specs} (installed with the checker; --specs DIR for others)"
+    return str(specs)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.is_dir() and a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def rules_directory(specs: Path) -> Path:
+    return specs / RULES_DIRECTORY
+
+
+def load_rules(specs: Path) -> dict[str, Rule]:
+    """Every rule under ``specs/rules``, by name."""
+    directory = rules_directory(specs)
+    if not directory.exists():
+        raise SpecError(
+            f"{directory}: no such directory; pass --specs DIR (the folder holding rules/)"
+        )
+    rules = {}
+    for path in _spec_files(directory):
+        rule = load_rule(path)
+        rules[rule.name] = rule
+    if not rules:
+        raise SpecError(
+            f"{directory}: no rule files (*.toml); add one or pass --specs DIR for another "
+            "specs directory"
+        )
+    return rules
+
+
+def _spec_files(directory: Path) -> list[Path]:
+    """The ``*.toml`` files of an existing ``directory``, sorted; a SpecError if it is
+    not a directory or cannot be listed (glob would silently find nothing)."""
+    if not directory.is_dir():
+        raise SpecError(
+            f"{directory}: not a directory (it should hold the *.toml files); "
+            "pass --specs DIR for another specs directory"
+        )
+    try:
+        names = sorted(entry.name for entry in os.scandir(directory))
+    except OSError as exc:
+        raise SpecError(
+            f"{directory}: cannot list the directory: {exc.strerror or exc}; "
+            "fix its permissions or pass --specs DIR"
+        ) from None
+    return [directory / name for name in names if name.endswith(".toml")]
+
+
+def _read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    """The file's text and its TOML, or a SpecError naming the file."""
+    from checker.files import FileError, read_text
+
+    try:
+        text = read_text(path, what="a TOML spec file")
+    except FileError as exc:
+        raise SpecError(str(exc)) from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: invalid TOML: {exc}") from None
+
+
+def load_rule(path: Path) -> Rule:
+    text, data = _read_toml(path)
+
+    def fail(key: str, problem: str) -> SpecError:
+        return SpecError(f"{path}: field '{key}': {problem}")
+
+    unknown = sorted(set(data) - {"name", "expression", "summary", "origin", "expect"})
+    if unknown:
+        raise fail(unknown[0], "unknown field (fields: name, expression, summary, origin, expect)")
+    name = _string(data, "name", fail)
+    if not _NAME.fullmatch(name):
+        raise fail("name", f"{name!r} is not a rule name (lowercase letters, digits, '-', '_')")
+    if name != path.stem:
+        raise fail("name", f"{name!r} differs from the file name; rename one to match")
+    expression = _string(data, "expression", fail)
+    summary = _string(data, "summary", fail, required=False)
+    origin = _table(data, "origin", fail, required=False)
+    for key, value in origin.items():
+        if key not in ORIGIN_KEYS:
+            raise fail(f"origin.{key}", f"unknown field (fields: {', '.join(ORIGIN_KEYS)})")
+        if not isinstance(value, str):
+            raise fail(f"origin.{key}", "must be a string")
+    expect = _table(data, "expect", fail, required=True)
+    for key, value in expect.items():
+        if key not in PROPERTY_BY_NAME:
+            raise fail(
+                f"expect.{key}", f"unknown property (properties: {', '.join(PROPERTY_BY_NAME)})"
+            )
+        if value not in VERDICTS:
+            raise fail(f"expect.{key}", f"expected 'holds' or 'violated', got {value!r}")
+    missing = [p for p in PROPERTY_BY_NAME if p not in expect]
+    if missing:
+        raise fail(f"expect.{missing[0]}", "missing: every property needs an expected verdict")
+
+    line, column = _expression_position(text)
+    formula = cexpr.parse(expression, cexpr.Origin(str(path), line, column))
+    return Rule(
+        name=name,
+        expression=expression,
+        formula=formula,
+        summary=summary,
+        origin=dict(origin),
+        expected={p: expect[p] for p in PROPERTY_BY_NAME},
+        path=path,
+        line=line,
+        selector=("--rule", name),
+    )
+
+
+def _string(data: dict[str, Any], key: str, fail: Any, required: bool = True) -> str:
+    if key not in data:
+        if required:
+            raise fail(key, "missing")
+        return ""
+    value = data[key]
+    if not isinstance(value, str):
+        raise fail(key, "must be a string")
+    if required and not value.strip():
+        raise fail(key, "is empty")
+    return value
+
+
+def _table(data: dict[str, Any], key: str, fail: Any, required: bool) -> dict[str, Any]:
+    if key not in data:
+        if required:
+            raise fail(key, "missing")
+        return {}
+    value = data[key]
+    if not isinstance(value, dict):
+        raise fail(key, "must be a table")
+    return value
+
+
+def _expression_position(text: str) -> tuple[int, int]:
+    """Line and column where the expression's text starts in the TOML source."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        m = re.match(r"\s*expression\s*=\s*('''|\"\"\"|'|\")", line)
+        if m:
+            column = m.end() + 1
+            if len(m.group(1)) == 3 and not line[m.end() :].strip():
+                # a multi-line string starting with a newline: TOML drops that newline
+                return number + 1, 1
+            return number, column
+    return 1, 1
+
+
+def adhoc_rule(expression: str, name: str = "expr") -> Rule:
+    """A rule given on the command line (``--expr``); no expectations."""
+    formula = cexpr.parse(expression, cexpr.Origin("--expr"))
+    return Rule(name=name, expression=expression, formula=formula, selector=("--expr", expression))
+
+
+# --- profiles: the paths around the rule, per kernel era ------------------------------
+
+PROFILES_DIRECTORY = "profiles"
+DEFAULT_PROFILE = "default"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """``specs/profiles/<name>.toml``: the paths a kernel era puts around the rule."""
+
+    name: str
+    paths: Paths
+    summary: str = ""
+    kernels: str = ""
+    #: what the profile assumes, in words
+    assumes: str = ""
+    path: Path | None = None
+
+
+_PATH_CHOICES: dict[str, type[enum.Enum]] = {
+    "harvest_flush": HarvestFlush,
+    "enable_flush": EnableFlush,
+    "aging_without_ad": AgingWithoutAd,
+}
+
+
+def load_profiles(specs: Path) -> dict[str, Profile]:
+    """Every profile under ``specs/profiles``, by name (at least ``default``)."""
+    directory = specs / PROFILES_DIRECTORY
+    profiles = {
+        DEFAULT_PROFILE: Profile(DEFAULT_PROFILE, Paths(), summary="the domain brief's model")
+    }
+    if directory.exists():
+        for path in _spec_files(directory):
+            profile = load_profile(path)
+            profiles[profile.name] = profile
+    return profiles
+
+
+def load_profile(path: Path) -> Profile:
+    _, data = _read_toml(path)
+
+    def fail(key: str, problem: str) -> SpecError:
+        return SpecError(f"{path}: field '{key}': {problem}")
+
+    unknown = sorted(set(data) - {"name", "summary", "kernels", "assumes", "paths"})
+    if unknown:
+        raise fail(unknown[0], "unknown field (fields: name, summary, kernels, assumes, paths)")
+    name = _string(data, "name", fail)
+    if not _NAME.fullmatch(name.replace(".", "")):
+        raise fail("name", f"{name!r} is not a profile name")
+    if name != path.stem:
+        raise fail("name", f"{name!r} differs from the file name; rename one to match")
+    table = _table(data, "paths", fail, required=True)
+    return Profile(
+        name=name,
+        paths=paths_from(table, lambda key, problem: fail(f"paths.{key}", problem)),
+        summary=_string(data, "summary", fail, required=False),
+        kernels=_string(data, "kernels", fail, required=False),
+        assumes=_string(data, "assumes", fail, required=False),
+        path=path,
+    )
+
+
+def paths_from(table: dict[str, Any], fail: Any) -> Paths:
+    """Paths from ``{field: value}``; every field must be given."""
+    values: dict[str, Any] = {}
+    # a fixed order, so that the field named in an error does not depend on hashing:
+    # unknown fields first (a misspelt one is the likely cause of a missing one)
+    known = [*_PATH_CHOICES, "prefetch_refresh"]
+    for key in [*sorted(k for k in table if k not in known), *known]:
+        if key not in table:
+            raise fail(key, "missing")
+        value = table[key]
+        if key == "prefetch_refresh":
+            if not isinstance(value, bool):
+                raise fail(key, "must be true or false")
+            values[key] = value
+        elif key in _PATH_CHOICES:
+            choices = [c.value for c in _PATH_CHOICES[key]]
+            if value not in choices:
+                raise fail(key, f"expected one of {', '.join(choices)}, got {value!r}")
+            values[key] = _PATH_CHOICES[key](value)
+        else:
+            raise fail(
+                key, f"unknown path (paths: {', '.join([*_PATH_CHOICES, 'prefetch_refresh'])})"
+            )
+    return Paths(**values)
+
+
+def paths_table(paths: Paths) -> dict[str, str | bool]:
+    """``paths`` as plain values, the inverse of :func:`paths_from`."""
+    return {
+        "harvest_flush": paths.harvest_flush.value,
+        "enable_flush": paths.enable_flush.value,
+        "aging_without_ad": paths.aging_without_ad.value,
+        "prefetch_refresh": paths.prefetch_refresh,
+    }

@@ -1,0 +1,1 @@
+"""Traces: counterexample files (node-link JSON, GraphML, ITF), their replay, and their views."""
