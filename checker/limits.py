@@ -8,6 +8,8 @@ from __future__ import annotations
 
 #: the most vCPUs a model is built or a trace read with
 MAX_VCPUS = 256
+#: the most guest frames a model is built or a trace read with
+MAX_GFNS = 64
 #: the longest counterexample searched for, and the most steps a trace file may hold
 MAX_DEPTH = 1000
 

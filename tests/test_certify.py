@@ -16,8 +16,8 @@ from checker.errors import InternalError
 from checker.model import PROPERTY_BY_NAME, System, Tlb
 
 STALE_W = PROPERTY_BY_NAME["stale_w"]
-COVERED = Lemma(1, (Lit(Var("mmu_writable")), Lit(Var("writable", 0), False)))
-PRESENT = Lemma(1, (Lit(Var("present")), Lit(Var("writable", 0), False)))
+COVERED = Lemma(1, (Lit(Var("mmu_writable")), Lit(Var("tlb_writable", 0), False)))
+PRESENT = Lemma(1, (Lit(Var("present")), Lit(Var("tlb_writable", 0), False)))
 W_MW = Lemma(0, (Lit(Var("mmu_writable")), Lit(Var("writable"), False)))
 
 
@@ -64,7 +64,7 @@ def _legacy_trace(system: System) -> SmtTrace:
 
 def test_a_genuine_trace_replays(systems: dict[str, System]) -> None:
     trace = replay(systems["legacy"], "legacy", STALE_W, _legacy_trace(systems["legacy"]))
-    assert trace.depth == 4 and trace.states[-1].tlbs[1] is Tlb.WRITABLE
+    assert trace.depth == 4 and trace.states[-1].tlb(1) is Tlb.WRITABLE
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_a_genuine_trace_replays(systems: dict[str, System]) -> None:
                 t,
                 states=(
                     *t.states[:2],
-                    semantics.with_tlbs(t.states[2], (Tlb.NONE,) * 2),
+                    semantics.with_vcpus(t.states[2], (t.states[0].vcpus[0],) * 2),
                     *t.states[3:],
                 ),
             ),

@@ -48,7 +48,10 @@ def test_legacy_trace_is_the_domain_race(shipped_rules: dict[str, Rule]) -> None
     assert ops == ["page_fault", "guest_access", "aging", "write_protect", "guest_write"]
     protect = result.trace.steps[3]
     assert protect.outcome.rule_consulted and not protect.outcome.rule_flush
-    assert protect.before.gfn.spte.mmu_writable and not protect.after.gfn.spte.mmu_writable
+    assert (
+        protect.before.shared.sptes[0].mmu_writable
+        and not protect.after.shared.sptes[0].mmu_writable
+    )
 
 
 def test_old_over_flushes_on_a_refresh_keeping_mw(shipped_rules: dict[str, Rule]) -> None:
@@ -56,7 +59,7 @@ def test_old_over_flushes_on_a_refresh_keeping_mw(shipped_rules: dict[str, Rule]
     assert result.trace is not None
     last = result.trace.steps[-1]
     assert last.action.op == "prefetch" and last.outcome.rule_flush
-    assert last.before.gfn.spte.mmu_writable and last.after.gfn.spte.mmu_writable
+    assert last.before.shared.sptes[0].mmu_writable and last.after.shared.sptes[0].mmu_writable
 
 
 def test_new_stale_w_invariant_reads_like_the_domain(shipped_rules: dict[str, Rule]) -> None:

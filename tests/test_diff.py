@@ -50,7 +50,7 @@ def test_witnesses_replay_and_end_with_an_update_of_the_class(
         steps = diff.replay_witness(systems[d.witness.rule], d.witness)
         last = steps[-1]
         assert last.outcome.rule_consulted
-        assert (last.before.gfn.spte, last.after.gfn.spte) == (
+        assert (last.before.shared.sptes[0], last.after.shared.sptes[0]) == (
             d.update_class.old,
             d.update_class.new,
         )

@@ -1,35 +1,27 @@
-"""The z3 transition relation and the Python step function agree on every operation.
+"""The z3 transition relation: its action vocabulary is exact and no operation is dead.
 
-For arbitrary states (reachable or not), every action, shipped or random rules and
-random paths around them (dirty-log flushes, aging, prefetch):
-the action is enabled in Python iff the SMT step is satisfiable, the SMT successor
-equals the Python one and is the only one, and every property's bad predicate
-gives the same answer in both.
+(Its agreement with the step function, the explicit successors and the parametric
+encoding is ``tests/test_agreement.py``; the strategies for random rules and path
+policies defined here are shared with it.)
 """
 
 from __future__ import annotations
 
 import z3
-from hypothesis import Phase, given, settings
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
 
 from checker.engines import semantics
-from checker.engines.encode import OP_BITS, Encoding
+from checker.engines.encode import Encoding
 from checker.engines.smt import Answer, Budget, check, new_solver
 from checker.model import (
-    GFN_FIELDS,
     OPERATIONS,
-    PROPERTIES,
     SPTE_FIELDS,
     AgingWithoutAd,
     EnableFlush,
-    Gfn,
     HarvestFlush,
-    Kind,
     Paths,
-    Spte,
     System,
-    Tlb,
 )
 from checker.rules import formula as F
 from checker.rules.specs import adhoc_rule
@@ -68,14 +60,6 @@ formulas = st.recursive(
     max_leaves=6,
 )
 
-states = st.builds(
-    lambda spte, gfn, tlbs: semantics.State(Gfn(spte=Spte(*spte), **gfn), tuple(tlbs)),
-    st.tuples(*(st.booleans() for _ in SPTE_FIELDS)),
-    st.fixed_dictionaries({f: st.booleans() for f in GFN_FIELDS}),
-    st.lists(st.sampled_from(list(Tlb)), min_size=VCPUS, max_size=VCPUS),
-)
-
-
 paths_strategy = st.builds(
     Paths,
     harvest_flush=st.sampled_from(list(HarvestFlush)),
@@ -85,102 +69,10 @@ paths_strategy = st.builds(
 )
 
 
-class Harness:
-    """One encoding and one solver per rule, the transition relation asserted at its
-    base. Each example runs in a push/pop scope: retired activation literals
-    would pile up and slow every later check, while pop drops them."""
-
-    def __init__(self, rule: object, paths: Paths) -> None:
-        self.rule = rule
-        self.system = System(rule, paths)  # type: ignore[arg-type]
-        self.enc = Encoding(self.system, VCPUS)
-        self.solver = new_solver(Budget())
-        self.solver.add(self.enc.transition(0).formula)
-        self.literals = 0
-
-    def literal(self, constraint: z3.BoolRef) -> z3.BoolRef:
-        self.literals += 1
-        lit = z3.Bool(f"query{self.literals}")
-        self.solver.add(z3.Implies(lit, constraint))
-        return lit
-
-
-_HARNESSES: dict[object, Harness] = {}
-
-
-def _harness(key: object, rule: object, paths: Paths) -> Harness:
-    if (key, paths) not in _HARNESSES:
-        _HARNESSES[key, paths] = Harness(rule, paths)
-    return _HARNESSES[key, paths]
-
-
-def _agree(harness: Harness, state: semantics.State) -> None:
-    harness.solver.push()
-    try:
-        _compare(harness, state, [])
-    finally:
-        harness.solver.pop()
-
-
-def _compare(h: Harness, state: semantics.State, used: list[z3.BoolRef]) -> None:
-    enc, solver, system = h.enc, h.solver, h.system
-    step = enc.transition(0)
-
-    def literal(constraint: z3.BoolRef) -> z3.BoolRef:
-        used.append(h.literal(constraint))
-        return used[-1]
-
-    start = literal(enc.state_is(step.before, state))
-    for action in semantics.actions(VCPUS):
-        expected = semantics.step(system, state, action)
-        chosen = literal(enc.action_is(step.action, action))
-        solver.add(z3.Implies(chosen, enc.action_is(step.action, action)))
-        answer = check(solver, start, chosen)
-        if expected is None:
-            assert answer is Answer.UNSAT, f"{action} enabled in SMT only, from {state}"
-            continue
-        assert answer is Answer.SAT, f"{action} enabled in Python only, from {state}"
-        model = solver.model()
-        assert enc.decode_state(model, step.after) == expected.after, action
-        for prop in PROPERTIES:
-            if prop.kind is Kind.STEP:
-                smt_bad = z3.is_true(model.eval(enc.bad_step(prop, step), model_completion=True))
-                assert smt_bad == semantics.step_is_bad(prop, expected), (prop.name, action)
-        other = literal(z3.Not(enc.state_is(step.after, expected.after)))
-        assert check(solver, start, chosen, other) is Answer.UNSAT, (
-            f"{action}: successor not unique"
-        )
-    for prop in PROPERTIES:
-        if prop.kind is Kind.STATE:
-            bad = literal(enc.bad_state(prop, step.before))
-            smt_bad = check(solver, start, bad) is Answer.SAT
-            assert smt_bad == semantics.state_is_bad(prop, state), prop.name
-
-
 # Shrinking is off: each example costs ~40 ms of solver time, so shrinking a failure
 # would run into Hypothesis' five-minute cap; the failing state and formula are
 # small enough to read as drawn, and the assertion names the action.
 NO_SHRINK = settings(phases=(Phase.explicit, Phase.reuse, Phase.generate))
-
-
-@NO_SHRINK
-@given(rule_name=st.sampled_from(sorted(RULE_TEXTS)), state=states)
-def test_shipped_rules_step_agrees_with_smt(rule_name: str, state: semantics.State) -> None:
-    _agree(_harness(rule_name, adhoc_rule(RULE_TEXTS[rule_name], rule_name), Paths()), state)
-
-
-@NO_SHRINK
-@given(rule_name=st.sampled_from(sorted(RULE_TEXTS)), paths=paths_strategy, state=states)
-def test_every_path_policy_agrees_with_smt(
-    rule_name: str, paths: Paths, state: semantics.State
-) -> None:
-    _agree(_harness(rule_name, adhoc_rule(RULE_TEXTS[rule_name], rule_name), paths), state)
-
-
-@NO_SHRINK
-@given(f=formulas, state=states)
-def test_random_rules_step_agrees_with_smt(f: F.Formula, state: semantics.State) -> None:
-    _agree(_harness(f, FormulaRule(f), Paths()), state)
 
 
 def test_no_action_outside_the_operations_is_possible() -> None:
@@ -192,7 +84,7 @@ def test_no_action_outside_the_operations_is_possible() -> None:
     # widen first: comparing with 2**bits on the narrow vector would wrap to 0
     op, vcpu = z3.ZeroExt(8, step.action.op), z3.ZeroExt(8, step.action.vcpu)
     out_of_range = z3.Or(z3.UGE(op, len(OPERATIONS)), z3.UGE(vcpu, 3))
-    assert len(OPERATIONS) <= 1 << OP_BITS
+    assert len(OPERATIONS) <= 1 << enc.op_bits
     assert check(solver) is Answer.SAT
     lit = z3.Bool("oob")
     solver.add(z3.Implies(lit, out_of_range))

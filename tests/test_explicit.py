@@ -5,17 +5,22 @@ from __future__ import annotations
 import pytest
 
 from checker.engines import explicit, semantics
-from checker.model import PROPERTY_BY_NAME, System, Tlb
+from checker.model import PROPERTY_BY_NAME, Actor, System, Tlb
+
+
+def with_tlbs(state: semantics.State, tlbs: tuple[Tlb, ...]) -> semantics.State:
+    """``state`` with each vCPU holding the given entry."""
+    return semantics.with_vcpus(state, tuple(Actor((t.entry(),), ()) for t in tlbs))
 
 
 def test_canonical_sorts_tlbs_and_returns_the_permutation() -> None:
     state = semantics.initial_states(3)[0]
-    state = semantics.with_tlbs(state, (Tlb.WRITABLE, Tlb.NONE, Tlb.READ_ONLY))
+    state = with_tlbs(state, (Tlb.WRITABLE, Tlb.NONE, Tlb.READ_ONLY))
     canon, perm = explicit.canonical(state)
-    assert canon.tlbs == (Tlb.NONE, Tlb.READ_ONLY, Tlb.WRITABLE)
-    assert [state.tlbs[v] for v in perm] == list(canon.tlbs)
+    assert canon.tlbs() == (Tlb.NONE, Tlb.READ_ONLY, Tlb.WRITABLE)
+    assert [state.tlb(v) for v in perm] == list(canon.tlbs())
     assert explicit.orbit_size(canon) == 6
-    assert explicit.orbit_size(semantics.with_tlbs(state, (Tlb.NONE,) * 3)) == 1
+    assert explicit.orbit_size(with_tlbs(state, (Tlb.NONE,) * 3)) == 1
 
 
 @pytest.mark.parametrize("vcpus", [1, 2, 3])

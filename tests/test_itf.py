@@ -99,6 +99,7 @@ def test_states_carry_the_operation_and_vcpu_in_meta_and_mbt() -> None:
     assert fault[itf.ACTION_TAKEN] == "page_fault"
     assert fault[itf.NONDET_PICKS] == {
         "vcpu": {"tag": "Some", "value": {"#bigint": "0"}},
+        "gfn": {"tag": "None", "value": {"#tup": []}},
         "host_writable": {"tag": "Some", "value": True},
         "guest_writable": {"tag": "None", "value": {"#tup": []}},
     }
@@ -107,9 +108,19 @@ def test_states_carry_the_operation_and_vcpu_in_meta_and_mbt() -> None:
     assert harvest[itf.NONDET_PICKS]["vcpu"] == {"tag": "None", "value": {"#tup": []}}
     write = states[7]
     assert write["#meta"]["violation"] and write["#meta"]["vcpu"] == 1
-    assert write["tlb"] == {"#map": [[{"#bigint": "0"}, "none"], [{"#bigint": "1"}, "rw"]]}
-    assert write["spte"]["mmu_writable"] is False and write["write_tracked"] is True
-    assert write["spte_x86"] == "0x0a00" and write["spte_ept"] == "0x0200000000000800"
+    gfn0 = {"#bigint": "0"}
+    assert write["tlb"] == {
+        "#map": [
+            [{"#bigint": "0"}, {"#map": [[gfn0, "none"]]}],
+            [{"#bigint": "1"}, {"#map": [[gfn0, "rw"]]}],
+        ]
+    }
+    assert write["sptes"]["#map"][0][1]["present"] is True
+    assert write["locals"] == {"#map": [[{"#bigint": "0"}, {}], [{"#bigint": "1"}, {}]]}
+    spte, frame = write["sptes"]["#map"][0][1], write["frames"]["#map"][0][1]
+    assert spte["mmu_writable"] is False and frame["write_tracked"] is True
+    assert write["spte_x86"] == {"#map": [[{"#bigint": "0"}, "0x0a00"]]}
+    assert write["spte_ept"] == {"#map": [[{"#bigint": "0"}, "0x0200000000000800"]]}
 
 
 def test_the_trace_meta_records_what_replay_needs() -> None:
@@ -154,7 +165,7 @@ def broken(edit: Any) -> Any:
     [
         (lambda d: d.pop("states"), "not an ITF trace"),
         (lambda d: d["#meta"].pop("checker"), "not an ITF export of this checker"),
-        (lambda d: d["states"][3].pop("spte"), "malformed"),
+        (lambda d: d["states"][3].pop("sptes"), "malformed"),
         (lambda d: d["states"][3].update({itf.ACTION_TAKEN: "teleport"}), "malformed"),
         (
             lambda d: d["states"][4][itf.NONDET_PICKS].update(
@@ -163,7 +174,14 @@ def broken(edit: Any) -> Any:
             "vcpu 7 out of range",
         ),
         (lambda d: d["states"][2]["tlb"].update({"#map": []}), "malformed"),
-        (lambda d: d["states"][6]["spte"].update({"present": False}), "failed to replay"),
+        (
+            lambda d: d["states"][6]["sptes"]["#map"][0][1].update({"present": False}),
+            "failed to replay",
+        ),
+        (
+            lambda d: d["#meta"]["checker"].update({"schema": "checker.itf/1"}),
+            "format checker.itf/1 is from an earlier checker (this one reads checker.itf/2)",
+        ),
         # sizes a crafted file could make the reader allocate (10**9 vCPUs took 24 GB)
         (
             lambda d: d["#meta"]["checker"].update({"vcpus": 10**9}),

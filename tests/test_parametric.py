@@ -23,7 +23,7 @@ def test_every_proof_of_the_shipped_rules_holds_for_every_vcpu_count(
 
 
 def test_a_weak_invariant_is_rejected(systems: dict[str, System]) -> None:
-    weak = Invariant.of([Lemma(1, (Lit(Var("mmu_writable")), Lit(Var("writable", 0), False)))])
+    weak = Invariant.of([Lemma(1, (Lit(Var("mmu_writable")), Lit(Var("tlb_writable", 0), False)))])
     cert = certify_all(systems["new"], STALE_W, weak, Budget())
     assert cert.consecution is Answer.SAT and not cert.ok
 
@@ -35,7 +35,7 @@ def test_true_does_not_prove_a_violated_property(systems: dict[str, System]) -> 
 
 def test_a_lemma_true_only_for_one_vcpu_is_rejected(systems: dict[str, System]) -> None:
     """'No two vCPUs both cache the gfn' is vacuous with one vCPU, false with two."""
-    at_most_one = Lemma(2, (Lit(Var("cached", 0), False), Lit(Var("cached", 1), False)))
+    at_most_one = Lemma(2, (Lit(Var("tlb_cached", 0), False), Lit(Var("tlb_cached", 1), False)))
     cert = certify_all(
         systems["new"], PROPERTY_BY_NAME["encoding"], Invariant((at_most_one,)), Budget()
     )
@@ -45,8 +45,8 @@ def test_a_lemma_true_only_for_one_vcpu_is_rejected(systems: dict[str, System]) 
 def test_a_bad_predicate_over_all_vcpus_is_refused(systems: dict[str, System]) -> None:
     """The Skolem vCPU reading needs 'some vCPU ...'; 'every vCPU ...' is refused."""
 
-    def all_writable(L, g, tlbs):  # type: ignore[no-untyped-def]
-        return L.and_(*(t.writable for t in tlbs))
+    def all_writable(L, shared, vcpus, spte_of):  # type: ignore[no-untyped-def]
+        return L.and_(*(v.tlbs[0].writable for v in vcpus))
 
     everyone = Property("everyone", "t", "s", Kind.STATE, True, bad_state=all_writable)
     cert = certify_all(systems["new"], everyone, Invariant(()), Budget())

@@ -38,9 +38,9 @@ def act(op: str, vcpu: int | None = None) -> Action:
 
 
 def test_initial_states_differ_only_in_ad_support() -> None:
-    assert [s.gfn.ad_enabled for s in (AD_OFF, AD_ON)] == [False, True]
+    assert [s.shared.slot.ad_enabled for s in (AD_OFF, AD_ON)] == [False, True]
     for s in (AD_OFF, AD_ON):
-        assert not s.gfn.spte.present and s.tlbs == (Tlb.NONE, Tlb.NONE)
+        assert not s.shared.sptes[0].present and s.tlbs() == (Tlb.NONE, Tlb.NONE)
 
 
 def test_actions_are_every_instance_in_canonical_order() -> None:
@@ -57,12 +57,12 @@ def test_fault_maps_writable_iff_host_writable_and_untracked(
     systems: dict[str, System],
 ) -> None:
     new = systems["new"]
-    spte = run(new, AD_ON, fault()).gfn.spte
+    spte = run(new, AD_ON, fault()).shared.sptes[0]
     assert (spte.present, spte.writable, spte.mmu_writable, spte.host_writable) == (1, 1, 1, 1)
     assert spte.accessed and spte.dirty
-    spte = run(new, AD_ON, fault(host_writable=False)).gfn.spte
+    spte = run(new, AD_ON, fault(host_writable=False)).shared.sptes[0]
     assert (spte.writable, spte.mmu_writable, spte.host_writable) == (0, 0, 0)
-    tracked = run(new, AD_ON, act("write_protect", 0), fault()).gfn.spte
+    tracked = run(new, AD_ON, act("write_protect", 0), fault()).shared.sptes[0]
     assert (tracked.writable, tracked.mmu_writable, tracked.host_writable) == (0, 0, 1)
 
 
@@ -74,9 +74,9 @@ def test_host_writability_cannot_change_while_present(systems: dict[str, System]
 def test_walk_caches_the_spte_permission(systems: dict[str, System]) -> None:
     new = systems["new"]
     assert semantics.step(new, AD_ON, act("guest_access", 0)) is None  # nothing mapped
-    assert run(new, AD_ON, fault(), act("guest_access", 1)).tlbs == (Tlb.NONE, Tlb.WRITABLE)
+    assert run(new, AD_ON, fault(), act("guest_access", 1)).tlbs() == (Tlb.NONE, Tlb.WRITABLE)
     read_only = run(new, AD_ON, fault(host_writable=False), act("guest_access", 0))
-    assert read_only.tlbs[0] is Tlb.READ_ONLY
+    assert read_only.tlb(0) is Tlb.READ_ONLY
 
 
 def test_aging_without_ad_bits_clears_w_keeps_mw_and_never_flushes(
@@ -84,10 +84,10 @@ def test_aging_without_ad_bits_clears_w_keeps_mw_and_never_flushes(
 ) -> None:
     new = systems["new"]
     state = run(new, AD_OFF, fault(), act("guest_access", 0), act("aging"))
-    spte = state.gfn.spte
+    spte = state.shared.sptes[0]
     assert (spte.writable, spte.mmu_writable, spte.access_tracked) == (0, 1, 1)
-    assert state.tlbs[0] is Tlb.WRITABLE  # stale, tolerated: MW is still set
-    with_ad = run(new, AD_ON, fault(), act("aging")).gfn.spte
+    assert state.tlb(0) is Tlb.WRITABLE  # stale, tolerated: MW is still set
+    with_ad = run(new, AD_ON, fault(), act("aging")).shared.sptes[0]
     assert (with_ad.writable, with_ad.accessed) == (1, 0)
 
 
@@ -103,20 +103,20 @@ def test_harvest_write_protects_then_flushes_in_a_later_step(
         fault(),
         act("guest_access", 0),
     )
-    assert state.gfn.dirty_bit
+    assert state.shared.frames[0].dirty_bit
     harvested = run(new, state, act("harvest"))
-    assert harvested.gfn.harvest_flush_pending and not harvested.gfn.dirty_bit
-    assert (harvested.gfn.spte.writable, harvested.gfn.spte.mmu_writable) == (0, 1)
-    assert harvested.tlbs[0] is Tlb.WRITABLE
+    assert harvested.shared.slot.harvest_flush_pending and not harvested.shared.frames[0].dirty_bit
+    assert (harvested.shared.sptes[0].writable, harvested.shared.sptes[0].mmu_writable) == (0, 1)
+    assert harvested.tlb(0) is Tlb.WRITABLE
     flushed = run(new, harvested, act("harvest_flush"))
-    assert flushed.tlbs == (Tlb.NONE, Tlb.NONE) and not flushed.gfn.harvest_flush_pending
+    assert flushed.tlbs() == (Tlb.NONE, Tlb.NONE) and not flushed.shared.slot.harvest_flush_pending
     # nothing reaped, nothing to harvest
     assert semantics.step(new, flushed, act("harvest")) is None
 
 
 def test_zap_always_flushes(systems: dict[str, System]) -> None:
     state = run(systems["legacy"], AD_ON, fault(), act("guest_access", 0), act("zap"))
-    assert not state.gfn.spte.present and state.tlbs == (Tlb.NONE, Tlb.NONE)
+    assert not state.shared.sptes[0].present and state.tlbs() == (Tlb.NONE, Tlb.NONE)
 
 
 def test_rule_is_consulted_only_on_a_present_spte_that_changes(
@@ -139,7 +139,7 @@ def test_domain_section_6_race(systems: dict[str, System], rule_name: str, stale
     state = run(
         system, AD_OFF, fault(), act("guest_access", 1), act("aging"), act("write_protect", 0)
     )
-    assert (state.tlbs[1] is Tlb.WRITABLE) == stale
+    assert (state.tlb(1) is Tlb.WRITABLE) == stale
     assert semantics.state_is_bad(PROPERTY_BY_NAME["stale_w"], state) == stale
     write = semantics.step(system, state, act("guest_write", 1))
     assert (write is not None) == stale
@@ -153,7 +153,10 @@ def test_old_rule_flushes_a_refresh_that_keeps_mw(systems: dict[str, System]) ->
         state = run(systems[name], AD_ON, fault())
         refresh = semantics.step(systems[name], state, act("prefetch", 0))
         assert refresh is not None
-        assert refresh.after.gfn.spte.mmu_writable and not refresh.after.gfn.spte.writable
+        assert (
+            refresh.after.shared.sptes[0].mmu_writable
+            and not refresh.after.shared.sptes[0].writable
+        )
         assert refresh.outcome.flush == unnecessary
         assert semantics.step_is_bad(precision, refresh) == unnecessary
 
@@ -162,11 +165,15 @@ def test_lost_write_needs_logging_on_and_nothing_recorded(systems: dict[str, Sys
     lost = PROPERTY_BY_NAME["dirty_log"]
     new = systems["new"]
     state = run(new, AD_ON, fault(), act("guest_access", 0))
-    logging = dataclasses.replace(state.gfn, dirty_logging=True)
-    write = semantics.step(new, dataclasses.replace(state, gfn=logging), act("guest_write", 0))
+
+    def with_slot(**changes: bool) -> State:
+        slot = dataclasses.replace(state.shared.slot, **changes)
+        return dataclasses.replace(state, shared=dataclasses.replace(state.shared, slot=slot))
+
+    write = semantics.step(new, with_slot(dirty_logging=True), act("guest_write", 0))
     assert write is not None and semantics.step_is_bad(lost, write)
-    pending = dataclasses.replace(logging, enable_flush_pending=True)
-    write = semantics.step(new, dataclasses.replace(state, gfn=pending), act("guest_write", 0))
+    pending = with_slot(dirty_logging=True, enable_flush_pending=True)
+    write = semantics.step(new, pending, act("guest_write", 0))
     assert write is not None and not semantics.step_is_bad(lost, write)
 
 
@@ -181,7 +188,7 @@ def _harvested(system: System, aged: bool) -> State:
     """A writable TLB entry on vCPU 0, dirty bit set, and (optionally) W already
     cleared by aging, then a harvest."""
     state = run(system, AD_OFF, act("enable_dirty_logging"))
-    if state.gfn.enable_flush_pending:
+    if state.shared.slot.enable_flush_pending:
         state = run(system, state, act("enable_flush"))
     state = run(system, state, fault(), act("guest_access", 0))
     if aged:
@@ -204,8 +211,8 @@ def test_harvest_flush_policies(
     systems: dict[str, System], policy: HarvestFlush, aged: bool, pending: bool, flushed_now: bool
 ) -> None:
     state = _harvested(_with(systems["new"], harvest_flush=policy), aged)
-    assert state.gfn.harvest_flush_pending == pending
-    assert (state.tlbs[0] is Tlb.NONE) == flushed_now
+    assert state.shared.slot.harvest_flush_pending == pending
+    assert (state.tlb(0) is Tlb.NONE) == flushed_now
 
 
 def test_only_an_always_flushing_harvest_runs_with_nothing_reaped(
@@ -214,7 +221,7 @@ def test_only_an_always_flushing_harvest_runs_with_nothing_reaped(
     for policy in HarvestFlush:
         system = _with(systems["new"], harvest_flush=policy)
         state = run(system, AD_ON, act("enable_dirty_logging"))
-        if state.gfn.enable_flush_pending:
+        if state.shared.slot.enable_flush_pending:
             state = run(system, state, act("enable_flush"))
         step = semantics.step(system, state, act("harvest"))
         assert (step is not None) == (policy is HarvestFlush.ALWAYS), policy
@@ -239,17 +246,17 @@ def test_enable_flush_policies(
     if aged:
         state = run(system, state, act("aging"))
     state = run(system, state, act("enable_dirty_logging"))
-    assert state.gfn.enable_flush_pending == pending
-    assert (state.tlbs[0] is Tlb.NONE) == flushed_now
+    assert state.shared.slot.enable_flush_pending == pending
+    assert (state.tlb(0) is Tlb.NONE) == flushed_now
 
 
 def test_aging_without_ad_bits_zaps_in_v3(systems: dict[str, System]) -> None:
     system = _with(systems["legacy"], aging_without_ad=AgingWithoutAd.ZAP)
     state = run(system, AD_OFF, fault(), act("guest_access", 0), act("aging"))
-    assert not state.gfn.spte.present and state.tlbs == (Tlb.NONE, Tlb.NONE)
+    assert not state.shared.sptes[0].present and state.tlbs() == (Tlb.NONE, Tlb.NONE)
     with_ad = run(system, AD_ON, fault(), act("guest_access", 0), act("aging"))
-    assert with_ad.gfn.spte.present and not with_ad.gfn.spte.accessed
-    assert with_ad.tlbs[0] is Tlb.WRITABLE
+    assert with_ad.shared.sptes[0].present and not with_ad.shared.sptes[0].accessed
+    assert with_ad.tlb(0) is Tlb.WRITABLE
 
 
 def test_no_prefetch_refresh_since_v6_13(systems: dict[str, System]) -> None:

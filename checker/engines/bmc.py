@@ -90,9 +90,9 @@ def shortest_counterexample(
 
 def _choice_bits(enc: Encoding, initial: SymState, actions: list[SymAction]) -> list[z3.BoolRef]:
     """Every free choice of a trace, most significant first."""
-    bits: list[z3.BoolRef] = [initial.gfn.ad_enabled]
+    bits: list[z3.BoolRef] = [initial.shared.slot.ad_enabled]
     for a in actions:
-        for vector in (a.op, a.vcpu):
+        for vector in (a.op, a.vcpu, *([] if a.gfn is None else [a.gfn])):
             width = vector.size()
             bits.extend(z3.Extract(i, i, vector) == 1 for i in reversed(range(width)))
         bits.extend(a.params[p] for p in PARAMS)

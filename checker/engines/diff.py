@@ -22,6 +22,7 @@ but flush on their own terms.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from checker.engines import explicit
@@ -160,10 +161,11 @@ def reachable_updates(
     def visit(ex: explicit.Exploration, parent: State, step: Step) -> bool:
         if not step.outcome.rule_consulted:
             return False
-        cls = UpdateClass(step.before.gfn.spte, step.after.gfn.spte, step.before.gfn.ad_enabled)
+        before = step.before.window(step.action)
+        cls = UpdateClass(before.spte, step.outcome.window.spte, before.slot.ad_enabled)
         update = Update(step.action.op, cls)
         side.updates.add(update)
-        kind = (update.decided, Tlb.WRITABLE in step.before.tlbs)
+        kind = (update.decided, _writable_entry(step))
         found.setdefault(cls, {}).setdefault(kind, (parent, step))
         return False
 
@@ -179,11 +181,15 @@ def reachable_updates(
         initial, actions, where = ex.trace_to(parent)
         last = step.action
         if last.vcpu is not None:
-            last = Action(last.op, where[last.vcpu], last.params)
-        side.witnesses[cls] = Witness(
-            name, initial, (*actions, last), Tlb.WRITABLE in step.before.tlbs
-        )
+            last = dataclasses.replace(last, vcpu=where[last.vcpu])
+        side.witnesses[cls] = Witness(name, initial, (*actions, last), _writable_entry(step))
     return side
+
+
+def _writable_entry(step: Step) -> bool:
+    """Some vCPU caches a writable entry for the gfn the step updates."""
+    gfn = step.action.gfn or 0
+    return Tlb.WRITABLE in step.before.tlbs(gfn)
 
 
 def compare(a: Side, b: Side) -> Comparison:

@@ -2,61 +2,64 @@
 
 Vocabulary
 ----------
-A state copy tagged ``k`` has one Bool per field, named ``field@k`` for the gfn and
-SPTE fields and ``tlb_cached[v]@k`` / ``tlb_writable[v]@k`` for vCPU ``v``'s TLB
-entry. An action copy has ``op@k`` (bit-vector, index into ``OPERATIONS``),
-``vcpu@k`` (bit-vector) and one Bool per parameter, ``param_host_writable@k`` ...
-(prefixed: the SPTE has a ``host_writable`` field of its own).
-Variables are created here and looked up by (field, tag); model names are never
-parsed back.
+A state copy tagged ``k`` has one Bool per leaf of the model's vocabulary
+(``checker.model.vocabulary``), named after it: ``writable@k`` for the SPTE's,
+``dirty_logging@k`` for the memslot's, ``tlb_writable[v]@k`` for vCPU ``v``'s TLB
+entry (with several gfns ``writable[1]@k`` and ``tlb_writable[1][v]@k``). An action
+copy has ``op@k`` (bit-vector, index into the model's operations), ``vcpu@k``
+(bit-vector), ``gfn@k`` when the shape has several gfns, and one Bool per
+parameter, ``param_host_writable@k`` ... (prefixed: the SPTE has a
+``host_writable`` field of its own). Variables are created here and looked up by
+(name, tag); model names are never parsed back.
 
 Transition relation
 -------------------
 ``transition(k)`` relates state ``k`` to state ``k+1`` through action ``k``: it is
 
-    op < #ops  and  vcpu < N
-    and  for each operation i:  op = i  =>  enabled_i(s)  and  t.gfn = gfn_i(s)
-                                          and  flush = flush_i(s)  and  actor' = tlb_i(s)
-                                          and  (vcpu = 0 if i has no vCPU)
-                                          and  (p = false for each parameter i ignores)
-    and  for each vCPU v:  t.tlb[v] = none             if flush
-                                    = actor'           if vcpu = v
-                                    = s.tlb[v]         otherwise
+    op < #ops  and  vcpu < N  (and gfn < #gfns)
+    and  for each operation i and gfn g it reaches:
+           op = i and gfn = g  =>  enabled(s)  and  lock available(s)
+                                   and  t.shared = shared'  and  flush = flush'
+                                   and  actor' = the actor's record after the step
+                                   and  (vcpu = 0 if i has no vCPU)
+                                   and  (p = false for each parameter i ignores)
+    and  for each vCPU v:  t.vcpu[v] = vcpu_after(flush, vcpu = v, actor', s.vcpu[v])
 
-where ``gfn_i, flush_i, tlb_i`` come from ``checker.model.apply`` evaluated on z3
-terms, with ``tlb[vcpu]`` read through a multiplexer. ``flush`` and ``actor'`` are
-auxiliary Bools (``flush@k``, ``actor_cached@k``, ``actor_writable@k``), functions of
-``s`` and the action. Pinning unused parameters and the vCPU of vCPU-less
-operations makes each action's encoding unique, so the successor of a state under
-a concrete action is unique and a counterexample's actions are canonical.
+where every right-hand side is the model's own function (``apply``,
+``shared_after``, ``vcpu_after``, ``blocks``) evaluated on z3 terms, with the
+acting vCPU's record read through a multiplexer. ``flush`` and ``actor'`` are
+auxiliary Bools (``flush@k``, ``actor_tlb_cached@k`` ...), functions of ``s`` and
+the action. Pinning unused parameters and the vCPU of vCPU-less operations makes
+each action's encoding unique, so the successor of a state under a concrete
+action is unique and a counterexample's actions are canonical.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import z3
 
 from checker.engines.semantics import Action, State
 from checker.engines.smt import Symbolic
 from checker.model import (
-    GFN_FIELDS,
-    OPERATIONS,
     PARAMS,
-    SPTE_FIELDS,
-    TLB_FIELDS,
-    Gfn,
+    Actor,
+    ActorKind,
     Kind,
+    Operation,
     Outcome,
     Property,
-    Spte,
+    Reach,
+    Shared,
     System,
-    Tlb,
-    TlbEntry,
+    Window,
     apply,
-    initial_gfn,
 )
+from checker.model.operation import blocks, shared_after, takes_lock, vcpu_after
+from checker.model.vocabulary import equal, leaves, rebuild, select
 
 
 def _bits(count: int) -> int:
@@ -64,58 +67,76 @@ def _bits(count: int) -> int:
     return max(1, (count - 1).bit_length())
 
 
-OP_BITS = _bits(len(OPERATIONS))
-
-
 @dataclass(frozen=True)
 class SymState:
-    gfn: Gfn[z3.BoolRef]
-    tlbs: tuple[TlbEntry[z3.BoolRef], ...]
+    shared: Shared[z3.BoolRef]
+    vcpus: tuple[Actor[z3.BoolRef], ...]
+    #: the vocabulary's name of each leaf of ``shared`` and of a vCPU's record
+    shared_names: tuple[str, ...]
+    vcpu_names: tuple[str, ...]
 
     def variables(self) -> list[z3.BoolRef]:
-        """Every state variable, in a fixed order."""
-        spte = [getattr(self.gfn.spte, f) for f in SPTE_FIELDS]
-        gfn = [getattr(self.gfn, f) for f in GFN_FIELDS]
-        tlbs = [getattr(t, f) for t in self.tlbs for f in TLB_FIELDS]
-        return spte + gfn + tlbs
+        """Every state variable, in the vocabulary's order."""
+        return [*leaves(self.shared), *leaves(self.vcpus)]
+
+    def named(self) -> dict[int, tuple[str, int | None]]:
+        """Each state variable's z3 id: its vocabulary name and its vCPU (None for
+        the shared state)."""
+        where: dict[int, tuple[str, int | None]] = {}
+        for name, x in zip(self.shared_names, leaves(self.shared), strict=True):
+            where[x.get_id()] = (name, None)
+        for v, record in enumerate(self.vcpus):
+            for name, x in zip(self.vcpu_names, leaves(record), strict=True):
+                where[x.get_id()] = (name, v)
+        return where
+
+    def variable(self, name: str, vcpu: int | None) -> z3.BoolRef:
+        """The variable named ``name`` (of vCPU ``vcpu``)."""
+        if vcpu is None:
+            return _by_name(self.shared_names, leaves(self.shared), name)
+        return _by_name(self.vcpu_names, leaves(self.vcpus[vcpu]), name)
 
 
 @dataclass(frozen=True)
 class SymAction:
     op: z3.BitVecRef
     vcpu: z3.BitVecRef
+    gfn: z3.BitVecRef | None
     params: dict[str, z3.BoolRef]
 
     def variables(self) -> list[z3.ExprRef]:
-        return [self.op, self.vcpu, *(self.params[p] for p in PARAMS)]
+        gfn = [] if self.gfn is None else [self.gfn]
+        return [self.op, self.vcpu, *gfn, *(self.params[p] for p in PARAMS)]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One (operation, gfn) of a transition: its selector, the window it saw and
+    its outcome."""
+
+    op: Operation
+    gfn: int
+    selected: z3.BoolRef
+    before: Window[z3.BoolRef]
+    outcome: Outcome[z3.BoolRef]
 
 
 @dataclass(frozen=True)
 class SymStep:
-    """One unrolled transition: its constraint and the per-operation outcomes."""
+    """One unrolled transition: its constraint and each case's outcome."""
 
     before: SymState
     action: SymAction
     after: SymState
     formula: z3.BoolRef
-    selected: tuple[z3.BoolRef, ...]
-    outcomes: tuple[Outcome[z3.BoolRef], ...]
+    cases: tuple[Case, ...]
     #: the step's variables that are not state variables (action and auxiliaries)
     local: tuple[z3.ExprRef, ...]
 
 
-def state_vars(vcpus: int, tag: str, context: z3.Context | None = None) -> SymState:
-    def b(name: str) -> z3.BoolRef:
-        return z3.Bool(f"{name}@{tag}", ctx=context)
-
-    spte = Spte(**{f: b(f) for f in SPTE_FIELDS})
-    gfn = Gfn(spte=spte, **{f: b(f) for f in GFN_FIELDS})
-    tlbs = tuple(TlbEntry(**{f: b(f"tlb_{f}[{v}]") for f in TLB_FIELDS}) for v in range(vcpus))
-    return SymState(gfn, tlbs)
-
-
 class Encoding:
-    """The transition system of ``system`` (a rule and its paths) with ``vcpus`` vCPUs.
+    """The transition system of ``system`` (a rule, its paths, a shape) with
+    ``vcpus`` vCPUs.
 
     States, actions and transitions are built once per index and cached: every
     engine of a run unrolls the same terms. All terms live in ``context`` (z3's
@@ -124,26 +145,51 @@ class Encoding:
 
     def __init__(self, system: System, vcpus: int, context: z3.Context | None = None) -> None:
         self.system = system
+        self.model = model = system.model
+        self.shape = system.shape
+        self.op_bits = _bits(len(model.operations))
+        if self.shape.host_threads != 1:
+            raise ValueError("the SMT encoding has one host thread")
         self.vcpus = vcpus
         self.vcpu_bits = _bits(vcpus)
+        self.gfn_bits = _bits(self.shape.gfns)
         self.context = context if context is not None else z3.main_ctx()
         self.logic = Symbolic(self.context)
         self._states: dict[int, SymState] = {}
         self._actions: dict[int, SymAction] = {}
         self._transitions: dict[int, SymStep] = {}
+        f = self.logic.const(False)
+        self._shared_template = model.initial_shared(self.logic, self.shape, f)
+        self._vcpu_template = model.initial_actor(self.logic, self.shape)
+        self.shared_names = model.shared_names(self.shape)
+        self.vcpu_names = model.vcpu_names(self.shape)
 
     # -- vocabulary
     def state(self, k: int) -> SymState:
         if k not in self._states:
-            self._states[k] = state_vars(self.vcpus, str(k), self.context)
+            self._states[k] = self.state_vars(str(k))
         return self._states[k]
+
+    def state_vars(self, tag: str) -> SymState:
+        def b(name: str) -> z3.BoolRef:
+            return z3.Bool(f"{name}@{tag}", ctx=self.context)
+
+        shared = rebuild(self._shared_template, iter([b(n) for n in self.shared_names]))
+        vcpus = tuple(
+            rebuild(self._vcpu_template, iter([b(f"{n}[{v}]") for n in self.vcpu_names]))
+            for v in range(self.vcpus)
+        )
+        return SymState(shared, vcpus, self.shared_names, self.vcpu_names)
 
     def action(self, k: int) -> SymAction:
         if k not in self._actions:
+            ctx = self.context
+            gfn = z3.BitVec(f"gfn@{k}", self.gfn_bits, ctx=ctx) if self.shape.gfns > 1 else None
             self._actions[k] = SymAction(
-                op=z3.BitVec(f"op@{k}", OP_BITS, ctx=self.context),
-                vcpu=z3.BitVec(f"vcpu@{k}", self.vcpu_bits, ctx=self.context),
-                params={p: z3.Bool(f"param_{p}@{k}", ctx=self.context) for p in PARAMS},
+                op=z3.BitVec(f"op@{k}", self.op_bits, ctx=ctx),
+                vcpu=z3.BitVec(f"vcpu@{k}", self.vcpu_bits, ctx=ctx),
+                gfn=gfn,
+                params={p: z3.Bool(f"param_{p}@{k}", ctx=ctx) for p in PARAMS},
             )
         return self._actions[k]
 
@@ -155,75 +201,97 @@ class Encoding:
 
     # -- formulas
     def init(self, s: SymState) -> z3.BoolRef:
-        """Nothing mapped or cached; ``ad_enabled`` free."""
+        """Nothing mapped, cached or held; ``ad_enabled`` free."""
         L = self.logic
-        start = initial_gfn(L, s.gfn.ad_enabled)
-        return L.and_(
-            self._gfn_equal(s.gfn, start),
-            *(L.and_(L.not_(t.cached), L.not_(t.writable)) for t in s.tlbs),
-        )
+        start = self.model.initial_shared(L, self.shape, s.shared.slot.ad_enabled)
+        empty = self.model.initial_actor(L, self.shape)
+        return L.and_(equal(L, s.shared, start), *(equal(L, v, empty) for v in s.vcpus))
 
     def _step(self, s: SymState, a: SymAction, t: SymState, tag: int) -> SymStep:
         L = self.logic
         n = self.vcpus
         ctx = self.context
         flush = z3.Bool(f"flush@{tag}", ctx=ctx)
-        actor_new = TlbEntry(
-            z3.Bool(f"actor_cached@{tag}", ctx=ctx), z3.Bool(f"actor_writable@{tag}", ctx=ctx)
+        actor_new: Actor[z3.BoolRef] = rebuild(
+            self._vcpu_template,
+            iter([z3.Bool(f"actor_{name}@{tag}", ctx=ctx) for name in self.vcpu_names]),
         )
         is_actor = [a.vcpu == v for v in range(n)]
-        actor_old = TlbEntry(
-            cached=self._mux(is_actor, [x.cached for x in s.tlbs]),
-            writable=self._mux(is_actor, [x.writable for x in s.tlbs]),
-        )
+        actor_old = self._mux(is_actor, s.vcpus)
         clauses: list[z3.BoolRef] = []
         # a bound equal to 2**bits would wrap to 0 and empty the relation
-        if len(OPERATIONS) < 1 << OP_BITS:
-            clauses.append(z3.ULT(a.op, len(OPERATIONS)))
+        operations = self.model.operations
+        if len(operations) < 1 << self.op_bits:
+            clauses.append(z3.ULT(a.op, len(operations)))
         if n < 1 << self.vcpu_bits:
             clauses.append(z3.ULT(a.vcpu, n))
-        selected: list[z3.BoolRef] = []
-        outcomes: list[Outcome[z3.BoolRef]] = []
-        for i, op in enumerate(OPERATIONS):
-            sel = a.op == i
-            out = apply(L, self.system, op, s.gfn, actor_old, {p: a.params[p] for p in op.params})
-            pins = [L.not_(a.params[p]) for p in PARAMS if p not in op.params]
-            if not op.by_vcpu:
-                pins.append(a.vcpu == 0)
-            clauses.append(
-                z3.Implies(
-                    sel,
-                    L.and_(
-                        out.enabled,
-                        self._gfn_equal(t.gfn, out.gfn),
-                        L.iff(flush, out.flush),
-                        L.iff(actor_new.cached, out.actor_tlb.cached),
-                        L.iff(actor_new.writable, out.actor_tlb.writable),
-                        *pins,
-                    ),
+        if a.gfn is not None and self.shape.gfns < 1 << self.gfn_bits:
+            clauses.append(z3.ULT(a.gfn, self.shape.gfns))
+        cases: list[Case] = []
+        for i, op in enumerate(operations):
+            vcpu_op = op.actor is ActorKind.VCPU
+            record = actor_old if vcpu_op else s.shared.hosts[0]
+            reach = range(self.shape.gfns) if op.reach is Reach.GFN else range(1)
+            for g in reach:
+                sel = a.op == i
+                if a.gfn is not None:
+                    sel = z3.And(sel, a.gfn == g)
+                before = self.model.window(self.shape, s.shared, record, g)
+                out = apply(
+                    L,
+                    self.system.rule,
+                    self.system.paths,
+                    op,
+                    before,
+                    {p: a.params[p] for p in op.params},
                 )
-            )
-            selected.append(sel)
-            outcomes.append(out)
+                pins = [L.not_(a.params[p]) for p in PARAMS if p not in op.params]
+                if not vcpu_op:
+                    pins.append(a.vcpu == 0)
+                if a.gfn is not None and op.reach is not Reach.GFN:
+                    pins.append(a.gfn == 0)
+                # a host step leaves every vCPU's record as it was
+                mine = out.window.actor if vcpu_op else actor_old
+                clauses.append(
+                    z3.Implies(
+                        sel,
+                        L.and_(
+                            out.enabled,
+                            *self._available(op, s),
+                            equal(L, t.shared, shared_after(op, out, 0)),
+                            L.iff(flush, out.flush),
+                            equal(L, actor_new, mine),
+                            *pins,
+                        ),
+                    )
+                )
+                cases.append(Case(op, g, sel, before, out))
         for v in range(n):
-            for f in TLB_FIELDS:
-                kept = L.ite(is_actor[v], getattr(actor_new, f), getattr(s.tlbs[v], f))
-                clauses.append(L.iff(getattr(t.tlbs[v], f), L.and_(L.not_(flush), kept)))
-        local = (*a.variables(), flush, actor_new.cached, actor_new.writable)
-        return SymStep(s, a, t, L.and_(*clauses), tuple(selected), tuple(outcomes), local)
+            clauses.append(
+                equal(L, t.vcpus[v], vcpu_after(L, flush, is_actor[v], actor_new, s.vcpus[v]))
+            )
+        local = (*a.variables(), flush, *leaves(actor_new))
+        return SymStep(s, a, t, L.and_(*clauses), tuple(cases), local)
+
+    def _available(self, op: Operation, s: SymState) -> list[z3.BoolRef]:
+        """No actor keeps ``op`` from taking ``mmu_lock`` (nothing to say when the
+        model tracks no lock across steps)."""
+        held = self.model.locals
+        if not takes_lock(op) or not held:
+            return []
+        L = self.logic
+        return [L.not_(blocks(L, op.lock, r, held)) for r in (*s.vcpus, *s.shared.hosts)]
 
     def bad_state(self, prop: Property, s: SymState) -> z3.BoolRef:
         assert prop.kind is Kind.STATE and prop.bad_state is not None
-        return prop.bad_state(self.logic, s.gfn, s.tlbs)
+        assert self.shape.spte_of is not None
+        return prop.bad_state(self.logic, s.shared, s.vcpus, self.shape.spte_of)
 
     def bad_step(self, prop: Property, st: SymStep) -> z3.BoolRef:
         assert prop.kind is Kind.STEP and prop.bad_step is not None
         L = self.logic
         return L.or_(
-            *(
-                L.and_(sel, prop.bad_step(L, op, st.before.gfn, out))
-                for sel, op, out in zip(st.selected, OPERATIONS, st.outcomes, strict=True)
-            )
+            *(L.and_(c.selected, prop.bad_step(L, c.op, c.before, c.outcome)) for c in st.cases)
         )
 
     # -- decoding
@@ -231,19 +299,21 @@ class Encoding:
         def val(x: z3.BoolRef) -> bool:
             return bool(z3.is_true(model.eval(x, model_completion=True)))
 
-        spte = Spte(**{f: val(getattr(s.gfn.spte, f)) for f in SPTE_FIELDS})
-        gfn = Gfn(spte=spte, **{f: val(getattr(s.gfn, f)) for f in GFN_FIELDS})
-        tlbs = tuple(Tlb.of(TlbEntry(val(t.cached), val(t.writable))) for t in s.tlbs)
-        return State(gfn, tlbs)
+        shared = rebuild(s.shared, (val(x) for x in leaves(s.shared)))
+        vcpus = tuple(rebuild(v, (val(x) for x in leaves(v))) for v in s.vcpus)
+        return State(shared, vcpus, self.shape)
 
     def decode_action(self, model: z3.ModelRef, a: SymAction) -> Action:
-        index = model.eval(a.op, model_completion=True).as_long()
-        op = OPERATIONS[index]
-        vcpu = model.eval(a.vcpu, model_completion=True).as_long() if op.by_vcpu else None
+        def number(x: z3.BitVecRef) -> int:
+            return int(model.eval(x, model_completion=True).as_long())
+
+        op = self.model.operations[number(a.op)]
+        vcpu = number(a.vcpu) if op.by_vcpu else None
+        gfn = number(a.gfn) if a.gfn is not None and op.reach is Reach.GFN else None
         params = tuple(
             (p, bool(z3.is_true(model.eval(a.params[p], model_completion=True)))) for p in op.params
         )
-        return Action(op.name, vcpu, params)
+        return Action(op.name, vcpu, params, gfn)
 
     # -- constraints from concrete values
     def state_is(self, s: SymState, state: State) -> z3.BoolRef:
@@ -256,31 +326,30 @@ class Encoding:
 
     def action_is(self, a: SymAction, action: Action) -> z3.BoolRef:
         given = dict(action.params)
+        gfn = [] if a.gfn is None else [a.gfn == (action.gfn or 0)]
         return z3.And(
-            a.op == action.sort_key()[0],
+            a.op == self.model.index(action.op),
             a.vcpu == (action.vcpu or 0),
+            *gfn,
             *(a.params[p] == given.get(p, False) for p in PARAMS),
         )
 
     # -- helpers
-    def _gfn_equal(self, x: Gfn[z3.BoolRef], y: Gfn[z3.BoolRef]) -> z3.BoolRef:
+    def _mux(self, is_actor: Sequence[z3.BoolRef], records: Sequence[Any]) -> Any:
         L = self.logic
-        return L.and_(
-            *(L.iff(getattr(x.spte, f), getattr(y.spte, f)) for f in SPTE_FIELDS),
-            *(L.iff(getattr(x, f), getattr(y, f)) for f in GFN_FIELDS),
-        )
-
-    def _mux(self, is_actor: Sequence[z3.BoolRef], values: Sequence[z3.BoolRef]) -> z3.BoolRef:
-        L = self.logic
-        result = values[-1]
-        for sel, value in zip(reversed(is_actor[:-1]), reversed(values[:-1]), strict=True):
-            result = L.ite(sel, value, result)
+        result = records[-1]
+        for sel, record in zip(reversed(is_actor[:-1]), reversed(records[:-1]), strict=True):
+            result = select(L, sel, record, result)
         return result
+
+
+def _by_name(names: Sequence[str], values: Any, name: str) -> z3.BoolRef:
+    for n, x in zip(names, values, strict=True):
+        if n == name:
+            return x
+    raise KeyError(name)
 
 
 def concrete_variables(state: State) -> list[bool]:
     """A concrete state's values, in ``SymState.variables()`` order."""
-    spte = [getattr(state.gfn.spte, f) for f in SPTE_FIELDS]
-    gfn = [getattr(state.gfn, f) for f in GFN_FIELDS]
-    tlbs = [getattr(t.entry(), f) for t in state.tlbs for f in TLB_FIELDS]
-    return spte + gfn + tlbs
+    return [*leaves(state.shared), *leaves(state.vcpus)]

@@ -5,11 +5,13 @@ shares no solver code with the SMT engines and can check them.
 
 Symmetry
 --------
-vCPUs are interchangeable: no operation reads another vCPU's TLB entry and every
-property is symmetric. A state is therefore stored in canonical form, its TLB
-entries sorted (``canonical``), one state per orbit of vCPU permutations. Within
-a canonical state, vCPUs holding equal entries are interchangeable too, so a vCPU
-operation is tried on one representative vCPU per distinct entry. The number of
+vCPUs are interchangeable: no operation reads another vCPU's record and every
+property is symmetric. A state is therefore stored in canonical form, its vCPU
+records (TLB entries and locals) sorted (``canonical``), one state per orbit of
+vCPU permutations. Within a canonical state, vCPUs with equal records are
+interchangeable too, so a vCPU operation is tried on one representative vCPU per
+distinct record. (The model has one host thread; with several, their records
+would be sorted the same way.) The number of
 concrete states is recovered exactly as the sum of orbit sizes,
 ``N! / prod(count(entry)!)``, because the reachable set is closed under
 permutation.
@@ -25,6 +27,7 @@ tried in canonical order, so the result is deterministic.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
@@ -35,103 +38,95 @@ from checker.engines import semantics
 from checker.engines.semantics import Action, State, Step
 from checker.errors import Inconclusive
 from checker.model import (
-    OPERATIONS,
-    Gfn,
+    Actor,
     Kind,
+    Model,
+    Operation,
     Outcome,
     Property,
+    Shape,
+    Shared,
     System,
-    Tlb,
     apply,
 )
 from checker.model.logic import CONCRETE
 
 
 def canonical(state: State) -> tuple[State, tuple[int, ...]]:
-    """The orbit representative (TLB entries sorted) and the permutation ``perm``
-    with ``representative.tlbs[i] == state.tlbs[perm[i]]``."""
-    perm = tuple(sorted(range(state.vcpus), key=lambda v: state.tlbs[v]))
-    return State(state.gfn, tuple(state.tlbs[v] for v in perm)), perm
+    """The orbit representative (vCPU records sorted) and the permutation ``perm``
+    with ``representative.vcpus[i] == state.vcpus[perm[i]]``."""
+    vcpus = state.vcpus
+    perm = tuple(sorted(range(len(vcpus)), key=vcpus.__getitem__))
+    return State(state.shared, tuple(vcpus[v] for v in perm), state.shape), perm
 
 
 def orbit_size(state: State) -> int:
     """How many concrete states the canonical ``state`` stands for."""
-    counts = Counter(state.tlbs)
-    return math.factorial(state.vcpus) // math.prod(math.factorial(c) for c in counts.values())
+    counts = Counter(state.vcpus)
+    return math.factorial(len(state.vcpus)) // math.prod(math.factorial(c) for c in counts.values())
 
 
 class Stepper:
-    """The step function with each operation's effect memoised.
+    """The step function with each operation's outcome memoised.
 
-    An operation's outcome depends only on the gfn, the acting vCPU's entry and the
-    parameters; with many vCPUs the same few combinations recur in every state.
+    An operation's outcome depends only on the shared state, the acting actor's
+    record, the gfn and the parameters; with many vCPUs the same few combinations
+    recur in every state.
     """
 
     def __init__(self, system: System) -> None:
         self.system = system
-        self._outcomes: dict[tuple[int, Gfn[bool], Tlb, tuple[bool, ...]], Outcome[bool]] = {}
+        self.model = system.model
+        self._outcomes: dict[
+            tuple[str, Shared[bool], Actor[bool], int | None, tuple[tuple[str, bool], ...]],
+            Outcome[bool],
+        ] = {}
 
-    def outcome(
-        self, op_index: int, gfn: Gfn[bool], actor: Tlb, params: tuple[bool, ...]
-    ) -> Outcome[bool]:
-        key = (op_index, gfn, actor, params)
+    def outcome(self, op: Operation, state: State, action: Action) -> Outcome[bool]:
+        actor = state.actor(op, action)
+        key = (action.op, state.shared, actor, action.gfn, action.params)
         found = self._outcomes.get(key)
         if found is None:
-            op = OPERATIONS[op_index]
+            window = state.window(action, self.model)
             found = apply(
-                CONCRETE,
-                self.system,
-                op,
-                gfn,
-                actor.entry(),
-                dict(zip(op.params, params, strict=True)),
+                CONCRETE, self.system.rule, self.system.paths, op, window, dict(action.params)
             )
             self._outcomes[key] = found
         return found
 
     def step(self, state: State, action: Action) -> Step | None:
-        op_index, vcpu, _ = action.sort_key()
-        op = OPERATIONS[op_index]
-        actor = state.tlbs[vcpu] if op.by_vcpu else Tlb.NONE
-        given = dict(action.params)
-        out = self.outcome(op_index, state.gfn, actor, tuple(given[p] for p in op.params))
-        if not out.enabled:
+        op = self.model.by_name(action.op)
+        out = self.outcome(op, state, action)
+        if not out.enabled or not semantics.available(self.model, op, state):
             return None
-        if out.flush:
-            tlbs = (Tlb.NONE,) * state.vcpus
-        elif op.by_vcpu:
-            after = Tlb.of(out.actor_tlb)
-            tlbs = (
-                state.tlbs
-                if after is actor
-                else (*state.tlbs[:vcpu], after, *state.tlbs[vcpu + 1 :])
-            )
-        else:
-            tlbs = state.tlbs
-        return Step(action, state, State(out.gfn, tlbs), out)
+        return Step(action, state, semantics.after(op, state, action, out), out)
 
     def successors(self, state: State, symmetric: bool) -> Iterator[Step]:
-        """Every enabled step; with ``symmetric``, one vCPU per distinct TLB entry."""
-        seen: set[Tlb] = set()
+        """Every enabled step; with ``symmetric``, one vCPU per distinct record."""
+        seen: set[Actor[bool]] = set()
         representatives = []
-        for v, t in enumerate(state.tlbs):
-            if not symmetric or t not in seen:
-                seen.add(t)
+        for v, record in enumerate(state.vcpus):
+            if not symmetric or record not in seen:
+                seen.add(record)
                 representatives.append(v)
-        for action in _actions(state.vcpus, tuple(representatives)):
+        for action in _actions(self.model, len(state.vcpus), state.shape, tuple(representatives)):
             s = self.step(state, action)
             if s is not None:
                 yield s
 
 
-_ACTION_CACHE: dict[tuple[int, tuple[int, ...]], tuple[Action, ...]] = {}
+_ACTION_CACHE: dict[tuple[Model, int, Shape, tuple[int, ...]], tuple[Action, ...]] = {}
 
 
-def _actions(vcpus: int, representatives: tuple[int, ...]) -> tuple[Action, ...]:
-    key = (vcpus, representatives)
+def _actions(
+    model: Model, vcpus: int, shape: Shape, representatives: tuple[int, ...]
+) -> tuple[Action, ...]:
+    key = (model, vcpus, shape, representatives)
     if key not in _ACTION_CACHE:
         _ACTION_CACHE[key] = tuple(
-            a for a in semantics.actions(vcpus) if a.vcpu is None or a.vcpu in representatives
+            a
+            for a in semantics.actions(vcpus, shape, model)
+            if a.vcpu is None or a.vcpu in representatives
         )
     return _ACTION_CACHE[key]
 
@@ -162,7 +157,8 @@ class Exploration:
 
     def trace_to(self, target: State) -> tuple[State, list[Action], list[int]]:
         """A concrete initial state and actions leading to a permutation of ``target``,
-        and that permutation: ``target.tlbs[i]`` is the concrete state's ``tlbs[where[i]]``."""
+        and that permutation: ``target.vcpus[i]`` is the concrete state's
+        ``vcpus[where[i]]``."""
         chain: list[tuple[Action, tuple[int, ...]]] = []
         node = target
         while (link := self.parent[node]) is not None:
@@ -176,8 +172,8 @@ class Exploration:
         where = list(range(self.vcpus))  # canonical position -> concrete vCPU
         actions = []
         for action, perm in chain:
-            real = Action(
-                action.op, None if action.vcpu is None else where[action.vcpu], action.params
+            real = dataclasses.replace(
+                action, vcpu=None if action.vcpu is None else where[action.vcpu]
             )
             step = stepper.step(concrete, real)
             assert step is not None, f"rebuilding the trace: {real.label} not enabled"
@@ -228,7 +224,7 @@ def explore(
         if max_states is not None and (len(ex.parent) + 1) * vcpus > max_states:
             raise StateBudgetExceeded(max_states, vcpus, symmetric, len(ex.parent))
 
-    for start in semantics.initial_states(vcpus):
+    for start in semantics.initial_states(vcpus, system.shape, system.model):
         store()
         ex.parent[start] = None
         ex.depth[start] = 0
@@ -293,7 +289,11 @@ def check_all(
 
     def visit(ex: Exploration, parent: State, step: Step) -> bool:
         for p in props:
-            if p.kind is Kind.STEP and p.name not in first_step and semantics.step_is_bad(p, step):
+            if (
+                p.kind is Kind.STEP
+                and p.name not in first_step
+                and semantics.step_is_bad(p, step, system.model)
+            ):
                 first_step[p.name] = step
         return False
 
@@ -310,7 +310,7 @@ def check_all(
             initial, actions, where = ex.trace_to(bad.before)
             last = bad.action
             if last.vcpu is not None:
-                last = Action(last.op, where[last.vcpu], last.params)
+                last = dataclasses.replace(last, vcpu=where[last.vcpu])
             results[p.name] = ExplicitResult(True, ex, initial, (*actions, last))
         else:
             results[p.name] = ExplicitResult(False, ex)

@@ -1,10 +1,10 @@
 """Inductive invariants as vCPU-symmetric lemma schemas.
 
 An invariant is a conjunction of lemmas. A lemma is a Boolean formula over the
-gfn's fields and the TLB fields of ``slots`` distinct vCPUs, read as universally
+shared state and the records (TLB entries, locals) of ``slots`` distinct vCPUs, read as universally
 quantified over them::
 
-    forall distinct v0..v{slots-1}:  body(gfn, tlb[v0], ..., tlb[v{slots-1}])
+    forall distinct v0..v{slots-1}:  body(shared, vcpu[v0], ..., vcpu[v{slots-1}])
 
 The model treats vCPUs symmetrically, so an invariant found with a few vCPUs is a
 candidate for any number: :meth:`Invariant.instantiate` expands it over N vCPUs,
@@ -22,23 +22,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from checker.model import GFN_FIELDS, SPTE_FIELDS, TLB_FIELDS
-
 if TYPE_CHECKING:
     import z3
 
     from checker.engines.encode import SymState
 
-SHARED_FIELDS: tuple[str, ...] = SPTE_FIELDS + GFN_FIELDS
 SLOT_NAMES = "vwxyz"
 
 
 @dataclass(frozen=True)
 class Var:
-    """A state variable: a gfn/SPTE field (``slot`` None) or ``tlb_<field>[slot]``.
-
-    The SPTE and the TLB entry both have a ``writable`` field, so variables order
-    by (shared before per-vCPU, slot, field), never by comparing None with a slot.
+    """A state variable by its vocabulary name: a shared one (``slot`` None, e.g.
+    ``writable``, the SPTE's) or one of a vCPU's (e.g. ``tlb_writable``). Variables
+    order by (shared before per-vCPU, slot, name), never by comparing None with a
+    slot.
     """
 
     field: str
@@ -53,7 +50,7 @@ class Var:
     def render(self) -> str:
         if self.slot is None:
             return self.field
-        return f"tlb_{self.field}[{SLOT_NAMES[self.slot]}]"
+        return f"{self.field}[{SLOT_NAMES[self.slot]}]"
 
 
 @dataclass(frozen=True, order=True)
@@ -137,11 +134,13 @@ class Invariant:
         import z3
 
         clauses = []
-        vcpus = range(len(state.tlbs))
+        vcpus = range(len(state.vcpus))
         for lemma in self.lemmas:
             for image in itertools.permutations(vcpus, lemma.slots):
                 clauses.append(z3.Or(*(_literal(lit, state, image) for lit in lemma.literals)))
-        return z3.And(*clauses) if clauses else z3.BoolVal(True, ctx=state.gfn.ad_enabled.ctx)
+        return (
+            z3.And(*clauses) if clauses else z3.BoolVal(True, ctx=state.shared.slot.ad_enabled.ctx)
+        )
 
 
 def _quantify(slots: int, text: str) -> str:
@@ -155,11 +154,7 @@ def _literal(lit: Lit, state: SymState, image: Sequence[int]) -> z3.BoolRef:
     import z3
 
     var = lit.var
-    if var.slot is None:
-        source = state.gfn.spte if var.field in SPTE_FIELDS else state.gfn
-        x = getattr(source, var.field)
-    else:
-        x = getattr(state.tlbs[image[var.slot]], var.field)
+    x = state.variable(var.field, None if var.slot is None else image[var.slot])
     return x if lit.positive else z3.Not(x)
 
 
@@ -197,14 +192,7 @@ def from_z3(invariant: z3.BoolRef, state: SymState) -> Invariant:
     """
     import z3
 
-    where: dict[int, Var] = {}
-    for f in SPTE_FIELDS:
-        where[getattr(state.gfn.spte, f).get_id()] = Var(f)
-    for f in GFN_FIELDS:
-        where[getattr(state.gfn, f).get_id()] = Var(f)
-    for v, tlb in enumerate(state.tlbs):
-        for f in TLB_FIELDS:
-            where[getattr(tlb, f).get_id()] = Var(f, v)
+    where = {key: Var(name, slot) for key, (name, slot) in state.named().items()}
 
     def literal(e: z3.BoolRef) -> Lit:
         positive = True

@@ -1,14 +1,17 @@
 """Proofs for every number of vCPUs: an invariant certified over an uninterpreted sort.
 
 The vCPUs become an uninterpreted sort ``VCPU`` (any non-empty domain, so any
-N >= 1), their TLB entries two functions ``tlb_cached, tlb_writable: VCPU -> Bool``.
-A lemma with k slots is read as ``forall distinct v1..vk: clause``. The acting vCPU
-of a step is a constant ``actor``; after the step, the entry of any vCPU w is
+N >= 1), and each leaf of a vCPU's record (``tlb_cached``, ``tlb_writable``, its
+locals) a function ``VCPU -> Bool``. A lemma with k slots is read as
+``forall distinct v1..vk: clause``. The acting vCPU of a step is a constant
+``actor``; after the step, the record of any vCPU w is the model's own frame
 
-    tlb'(w) = none if flush, else actor_tlb' if w = actor, else tlb(w)
+    vcpu'(w) = vcpu_after(flush, w = actor, actor', vcpu(w))
 
-which is written into the primed lemmas directly, so no frame axiom needs a
-quantifier. Certification is the usual three queries, each UNSAT:
+written into the primed lemmas directly, so no frame axiom needs a quantifier.
+When the model tracks ``mmu_lock`` across steps, taking it asks every vCPU
+(``forall v: not blocks(vcpu(v))``), a universal in a positive position.
+Certification is the usual three queries, each UNSAT:
 
     initiation   init(s) and not I(s)
     consecution  I(s) and step(s, actor, s') and not I(s')    (one query, all operations)
@@ -31,21 +34,21 @@ import z3
 from checker.engines.invariant import Invariant, Lemma
 from checker.engines.smt import SEED, Answer, Budget, Symbolic
 from checker.model import (
-    GFN_FIELDS,
-    OPERATIONS,
     PARAMS,
-    SPTE_FIELDS,
-    Gfn,
+    Actor,
+    ActorKind,
     Kind,
     Operation,
     Outcome,
     Property,
-    Spte,
+    Reach,
+    Shared,
     System,
-    TlbEntry,
+    Window,
     apply,
-    initial_gfn,
 )
+from checker.model.operation import blocks, shared_after, takes_lock, vcpu_after
+from checker.model.vocabulary import equal, leaves, rebuild
 
 
 @dataclass(frozen=True)
@@ -61,57 +64,73 @@ class AllVcpusCertificate:
 
 
 class _Vocabulary:
-    """Symbols of one (fresh) z3 context."""
+    """Symbols of one (fresh) z3 context, for ``system``'s shape."""
 
-    def __init__(self) -> None:
+    def __init__(self, system: System) -> None:
         self.ctx = z3.Context()
         self.logic = Symbolic(self.ctx)
         self.sort = z3.DeclareSort("VCPU", ctx=self.ctx)
         self.boolean = z3.BoolSort(ctx=self.ctx)
+        self.shape = system.shape
+        self.model = model = system.model
+        f = self.logic.const(False)
+        self.shared_template = model.initial_shared(self.logic, self.shape, f)
+        self.vcpu_template = model.initial_actor(self.logic, self.shape)
+        self.shared_names = model.shared_names(self.shape)
+        self.vcpu_names = model.vcpu_names(self.shape)
 
-    def gfn(self, tag: str) -> Gfn[z3.BoolRef]:
-        def b(name: str) -> z3.BoolRef:
-            return z3.Bool(f"{name}@{tag}", ctx=self.ctx)
-
-        return Gfn(spte=Spte(**{f: b(f) for f in SPTE_FIELDS}), **{f: b(f) for f in GFN_FIELDS})
-
-    def tlb(self, tag: str) -> tuple[z3.FuncDeclRef, z3.FuncDeclRef]:
-        return (
-            z3.Function(f"tlb_cached@{tag}", self.sort, self.boolean),
-            z3.Function(f"tlb_writable@{tag}", self.sort, self.boolean),
+    def shared(self, tag: str) -> Shared[z3.BoolRef]:
+        return rebuild(  # type: ignore[no-any-return]
+            self.shared_template,
+            iter([z3.Bool(f"{name}@{tag}", ctx=self.ctx) for name in self.shared_names]),
         )
+
+    def records(self, tag: str) -> tuple[z3.FuncDeclRef, ...]:
+        """One function per leaf of a vCPU's record."""
+        return tuple(
+            z3.Function(f"{name}@{tag}", self.sort, self.boolean) for name in self.vcpu_names
+        )
+
+    def record(self, functions: tuple[z3.FuncDeclRef, ...], v: z3.ExprRef) -> Actor[z3.BoolRef]:
+        """vCPU ``v``'s record."""
+        return rebuild(self.vcpu_template, iter([fn(v) for fn in functions]))  # type: ignore[no-any-return]
 
     def vcpu(self, name: str) -> z3.ExprRef:
         return z3.Const(name, self.sort)
 
+    def leaf(self, shared: Shared[z3.BoolRef], name: str) -> z3.BoolRef:
+        for n, x in zip(self.shared_names, leaves(shared), strict=True):
+            if n == name:
+                return x
+        raise KeyError(name)
 
-def _clause(lemma: Lemma, gfn: Gfn[z3.BoolRef], entry: list[TlbEntry[z3.BoolRef]]) -> z3.BoolRef:
+
+def _clause(
+    vocab: _Vocabulary, lemma: Lemma, shared: Shared[z3.BoolRef], records: list[Actor[z3.BoolRef]]
+) -> z3.BoolRef:
     lits = []
     for lit in lemma.literals:
         var = lit.var
         if var.slot is None:
-            x = getattr(gfn.spte if var.field in SPTE_FIELDS else gfn, var.field)
+            x = vocab.leaf(shared, var.field)
         else:
-            x = getattr(entry[var.slot], var.field)
+            record = records[var.slot]
+            x = dict(zip(vocab.vcpu_names, leaves(record), strict=True))[var.field]
         lits.append(x if lit.positive else z3.Not(x))
     return z3.Or(*lits)
-
-
-def _entry(tlb: tuple[z3.FuncDeclRef, z3.FuncDeclRef], v: z3.ExprRef) -> TlbEntry[z3.BoolRef]:
-    return TlbEntry(cached=tlb[0](v), writable=tlb[1](v))
 
 
 def _holds(
     vocab: _Vocabulary,
     invariant: Invariant,
-    gfn: Gfn[z3.BoolRef],
-    tlb: tuple[z3.FuncDeclRef, z3.FuncDeclRef],
+    shared: Shared[z3.BoolRef],
+    functions: tuple[z3.FuncDeclRef, ...],
 ) -> z3.BoolRef:
     """I(s): every lemma, universally quantified over distinct vCPUs."""
     parts = []
     for n, lemma in enumerate(invariant.lemmas):
         vs = [z3.Const(f"v{n}_{i}", vocab.sort) for i in range(lemma.slots)]
-        body = _clause(lemma, gfn, [_entry(tlb, v) for v in vs])
+        body = _clause(vocab, lemma, shared, [vocab.record(functions, v) for v in vs])
         if len(vs) >= 2:
             body = z3.Implies(z3.Distinct(*vs), body)
         parts.append(z3.ForAll(vs, body) if vs else body)
@@ -119,17 +138,32 @@ def _holds(
 
 
 def _violated(
-    vocab: _Vocabulary, invariant: Invariant, gfn: Gfn[z3.BoolRef], entry_of: object, tag: str
+    vocab: _Vocabulary,
+    invariant: Invariant,
+    shared: Shared[z3.BoolRef],
+    record_of: object,
+    tag: str,
 ) -> z3.BoolRef:
     """not I(s'), with the vCPUs of each negated lemma as fresh constants."""
     parts = []
     for n, lemma in enumerate(invariant.lemmas):
         ws = [vocab.vcpu(f"w{n}_{i}@{tag}") for i in range(lemma.slots)]
-        body = z3.Not(_clause(lemma, gfn, [entry_of(w) for w in ws]))  # type: ignore[operator]
+        records = [record_of(w) for w in ws]  # type: ignore[operator]
+        body = z3.Not(_clause(vocab, lemma, shared, records))
         if len(ws) >= 2:
             body = z3.And(z3.Distinct(*ws), body)
         parts.append(body)
     return z3.Or(*parts) if parts else vocab.logic.false
+
+
+@dataclass(frozen=True)
+class _Case:
+    op: Operation
+    before: Window[z3.BoolRef]
+    outcome: Outcome[z3.BoolRef]
+    #: the step constraint of this case: enabled, ``g1``, ``flush`` and ``actor_new``
+    #: as it says
+    chosen: z3.BoolRef
 
 
 class AllVcpus:
@@ -137,66 +171,96 @@ class AllVcpus:
     and shared by the certification of every property."""
 
     def __init__(self, system: System) -> None:
-        vocab = self.vocab = _Vocabulary()
+        vocab = self.vocab = _Vocabulary(system)
         L = vocab.logic
-        self.g0, self.g1 = vocab.gfn("0"), vocab.gfn("1")
-        self.tlb0 = vocab.tlb("0")
+        shape = system.shape
+        if shape.host_threads != 1:
+            raise ValueError("the parametric encoding has one host thread")
+        self.g0, self.g1 = vocab.shared("0"), vocab.shared("1")
+        self.tlb0 = vocab.records("0")
         self.actor = actor = vocab.vcpu("actor")
 
-        # initiation: the initial gfn, every TLB entry empty
+        # initiation: the initial shared state, every vCPU's record empty
         v = vocab.vcpu("v")
+        model = system.model
+        start = model.initial_shared(L, shape, self.g0.slot.ad_enabled)
+        empty = model.initial_actor(L, shape)
         self.init = z3.And(
-            _gfn_equal(L, self.g0, initial_gfn(L, self.g0.ad_enabled)),
-            z3.ForAll([v], z3.And(z3.Not(self.tlb0[0](v)), z3.Not(self.tlb0[1](v)))),
+            equal(L, self.g0, start),
+            z3.ForAll([v], equal(L, vocab.record(self.tlb0, v), empty)),
         )
 
         # one step of any operation, by ``actor`` with free parameters
         self.params = params = {p: z3.Bool(f"param_{p}", ctx=vocab.ctx) for p in PARAMS}
-        actor_old = _entry(self.tlb0, actor)
+        actor_old = vocab.record(self.tlb0, actor)
         self.flush = z3.Bool("flush", ctx=vocab.ctx)
-        self.actor_new = TlbEntry(
-            z3.Bool("actor_cached", ctx=vocab.ctx), z3.Bool("actor_writable", ctx=vocab.ctx)
+        self.actor_new: Actor[z3.BoolRef] = rebuild(
+            vocab.vcpu_template,
+            iter([z3.Bool(f"actor_{name}", ctx=vocab.ctx) for name in vocab.vcpu_names]),
         )
-        #: per operation: its outcome, and ``chosen``, the step constraint of that
-        #: operation (enabled, ``g1``, ``flush`` and ``actor_new`` as it says)
-        self.operations: list[tuple[Operation, Outcome[z3.BoolRef], z3.BoolRef]] = []
-        for op in OPERATIONS:
-            out = apply(L, system, op, self.g0, actor_old, {p: params[p] for p in op.params})
-            chosen = z3.And(
-                out.enabled,
-                _gfn_equal(L, self.g1, out.gfn),
-                self.flush == out.flush,
-                self.actor_new.cached == out.actor_tlb.cached,
-                self.actor_new.writable == out.actor_tlb.writable,
-            )
-            self.operations.append((op, out, chosen))
-        self.step = z3.Or(*(chosen for _, _, chosen in self.operations))
+        available = self._available(vocab)
+        #: per operation and gfn it reaches: its window, outcome and step constraint
+        self.cases: list[_Case] = []
+        for op in model.operations:
+            vcpu_op = op.actor is ActorKind.VCPU
+            record = actor_old if vcpu_op else self.g0.hosts[0]
+            for g in range(shape.gfns) if op.reach is Reach.GFN else range(1):
+                before = model.window(shape, self.g0, record, g)
+                out = apply(
+                    L, system.rule, system.paths, op, before, {p: params[p] for p in op.params}
+                )
+                mine = out.window.actor if vcpu_op else actor_old
+                chosen = z3.And(
+                    out.enabled,
+                    *(available[op.lock] if takes_lock(op) else []),
+                    equal(L, self.g1, shared_after(op, out, 0)),
+                    self.flush == out.flush,
+                    equal(L, self.actor_new, mine),
+                )
+                self.cases.append(_Case(op, before, out, chosen))
+        self.step = z3.Or(*(c.chosen for c in self.cases))
 
-    def after(self, w: z3.ExprRef) -> TlbEntry[z3.BoolRef]:
-        """vCPU ``w``'s entry after the step."""
-        kept = _entry(self.tlb0, w)
-        new, flush, actor = self.actor_new, self.flush, self.actor
-        return TlbEntry(
-            cached=z3.And(z3.Not(flush), z3.If(w == actor, new.cached, kept.cached)),
-            writable=z3.And(z3.Not(flush), z3.If(w == actor, new.writable, kept.writable)),
-        )
+    def _available(self, vocab: _Vocabulary) -> dict[object, list[z3.BoolRef]]:
+        """Per lock mode: no vCPU and no host thread keeps a step from taking it."""
+        found: dict[object, list[z3.BoolRef]] = {}
+        L = vocab.logic
+        held = vocab.model.locals
+        for op in vocab.model.operations:
+            if op.lock in found or not takes_lock(op) or not held:
+                found.setdefault(op.lock, [])
+                continue
+            w = vocab.vcpu(f"holder_{op.lock.value}")
+            holders = [blocks(L, op.lock, h, held) for h in self.g0.hosts]
+            vcpus = z3.ForAll([w], z3.Not(blocks(L, op.lock, vocab.record(self.tlb0, w), held)))
+            found[op.lock] = [vcpus, *(z3.Not(h) for h in holders)]
+        return found
+
+    def after(self, w: z3.ExprRef) -> Actor[z3.BoolRef]:
+        """vCPU ``w``'s record after the step."""
+        old = self.vocab.record(self.tlb0, w)
+        return vcpu_after(self.vocab.logic, self.flush, w == self.actor, self.actor_new, old)
 
     def bad_state(self, prop: Property) -> z3.BoolRef:
-        """``prop`` violated in ``(g0, tlb0)`` by some vCPU ``culprit`` (a state property
+        """``prop`` violated in ``g0`` by some vCPU ``culprit`` (a state property
         of the form 'some vCPU ...')."""
         assert prop.kind is Kind.STATE and prop.bad_state is not None
         culprit = self.vocab.vcpu("culprit")
-        return prop.bad_state(self.vocab.logic, self.g0, [_entry(self.tlb0, culprit)])
+        spte_of = self.vocab.shape.spte_of
+        assert spte_of is not None
+        record = self.vocab.record(self.tlb0, culprit)
+        return prop.bad_state(self.vocab.logic, self.g0, [record], spte_of)
 
-    def bad_step(self, prop: Property, only: Operation | None = None) -> z3.BoolRef:
-        """The step violates the step property ``prop``: some operation (``only``, if
-        given) is chosen and is bad."""
+    def bad_step(
+        self, prop: Property, only: Operation | None = None, gfn: int | None = None
+    ) -> z3.BoolRef:
+        """The step violates the step property ``prop``: some operation (``only``, on
+        ``gfn``, if given) is chosen and is bad."""
         assert prop.kind is Kind.STEP and prop.bad_step is not None
         L = self.vocab.logic
         cases = [
-            z3.And(chosen, prop.bad_step(L, op, self.g0, out))
-            for op, out, chosen in self.operations
-            if only is None or op is only
+            z3.And(c.chosen, prop.bad_step(L, c.op, c.before, c.outcome))
+            for c in self.cases
+            if (only is None or c.op is only) and (gfn is None or c.before.gfn == gfn)
         ]
         return z3.Or(*cases) if cases else L.false
 
@@ -244,23 +308,23 @@ def certify_all(
     return AllVcpus(system).certify(prop, invariant, budget)
 
 
-def _gfn_equal(L: Symbolic, x: Gfn[z3.BoolRef], y: Gfn[z3.BoolRef]) -> z3.BoolRef:
-    return L.and_(
-        *(L.iff(getattr(x.spte, f), getattr(y.spte, f)) for f in SPTE_FIELDS),
-        *(L.iff(getattr(x, f), getattr(y, f)) for f in GFN_FIELDS),
-    )
-
-
 def _existential(vocab: _Vocabulary, prop: Property) -> bool:
-    """bad(g, [t1, t2]) == bad(g, [t1]) or bad(g, [t2]), and bad(g, [t, t]) == bad(g, [t])."""
+    """bad(s, [r1, r2]) == bad(s, [r1]) or bad(s, [r2]) on arbitrary records: the
+    property says "some vCPU ..."."""
     assert prop.bad_state is not None
     L = vocab.logic
-    g = vocab.gfn("x")
-    t1, t2 = (
-        TlbEntry(z3.Bool(f"c{i}", ctx=vocab.ctx), z3.Bool(f"w{i}", ctx=vocab.ctx)) for i in (1, 2)
+    spte_of = vocab.shape.spte_of
+    assert spte_of is not None
+    g = vocab.shared("x")
+    r1, r2 = (
+        rebuild(
+            vocab.vcpu_template,
+            iter([z3.Bool(f"{name}#{i}", ctx=vocab.ctx) for name in vocab.vcpu_names]),
+        )
+        for i in (1, 2)
     )
-    both = prop.bad_state(L, g, [t1, t2])
-    each = z3.Or(prop.bad_state(L, g, [t1]), prop.bad_state(L, g, [t2]))
+    both = prop.bad_state(L, g, [r1, r2], spte_of)
+    each = z3.Or(prop.bad_state(L, g, [r1], spte_of), prop.bad_state(L, g, [r2], spte_of))
     solver = z3.Solver(ctx=vocab.ctx)
     solver.add(both != each)
     return bool(solver.check() == z3.unsat)

@@ -1,7 +1,9 @@
 """The model interpreted with Python bools: initial states, actions, the step function.
 
 No solver is involved. This is what replays every counterexample before it is
-reported, and what the explicit-state engine explores.
+reported, and what the explicit-state engine explores. Everything here is the
+declaration (``checker.model``) evaluated with :data:`CONCRETE`: the operation's
+effect, the lock protocol and the frame are the model's own functions.
 """
 
 from __future__ import annotations
@@ -12,46 +14,54 @@ from dataclasses import dataclass
 from functools import cache
 
 from checker.model import (
-    OPERATION_BY_NAME,
-    OPERATIONS,
+    MODEL,
     PARAMS,
-    Gfn,
+    Actor,
+    ActorKind,
     Kind,
+    Model,
     Operation,
     Outcome,
     Property,
+    Reach,
+    Shape,
+    Shared,
     System,
     Tlb,
-    TlbEntry,
+    Window,
     apply,
-    initial_gfn,
 )
 from checker.model.logic import CONCRETE
-
-OPERATION_INDEX: dict[str, int] = {op.name: i for i, op in enumerate(OPERATIONS)}
+from checker.model.operation import blocks, shared_after, takes_lock, vcpu_after
 
 
 @dataclass(frozen=True)
 class Action:
-    """One instance of an operation: which vCPU performs it, with which parameters.
+    """One instance of an operation: which vCPU performs it, on which gfn (None when
+    the model has one gfn, or the operation reaches the whole slot), with which
+    parameters.
 
-    Actions order canonically by (operation index, vCPU, parameters), which is also
-    the bit order of their SMT encoding; counterexamples are minimal in this order.
+    Actions order canonically by (operation index, vCPU, gfn, parameters), which is
+    also the bit order of their SMT encoding; counterexamples are minimal in this
+    order.
     """
 
     op: str
     vcpu: int | None = None
     params: tuple[tuple[str, bool], ...] = ()
+    gfn: int | None = None
 
     @property
     def operation(self) -> Operation:
-        return OPERATION_BY_NAME[self.op]
+        """The shipped model's operation (trace files and views are of that model)."""
+        return MODEL.by_name(self.op)
 
-    def sort_key(self) -> tuple[int, int, tuple[bool, ...]]:
+    def sort_key(self, model: Model = MODEL) -> tuple[int, int, int, tuple[bool, ...]]:
         given = dict(self.params)
         return (
-            OPERATION_INDEX[self.op],
+            model.index(self.op),
             self.vcpu or 0,
+            self.gfn or 0,
             tuple(given.get(name, False) for name in PARAMS),
         )
 
@@ -60,19 +70,44 @@ class Action:
 
     @property
     def label(self) -> str:
-        """e.g. ``page_fault(host_writable)`` or ``sync_spte(!guest_writable)``."""
+        """e.g. ``page_fault(host_writable)``, ``sync_spte(!guest_writable)``, with
+        several gfns ``guest_access@gfn1``."""
         args = [name if value else f"!{name}" for name, value in self.params]
-        return f"{self.op}({', '.join(args)})" if args else self.op
+        text = f"{self.op}({', '.join(args)})" if args else self.op
+        return text if self.gfn is None else f"{text}@gfn{self.gfn}"
 
 
 @dataclass(frozen=True, order=True)
 class State:
-    gfn: Gfn[bool]
-    tlbs: tuple[Tlb, ...]
+    """The shared state and each vCPU's record; ``shape`` says how many SPTEs and
+    gfns there are and which SPTE maps each gfn."""
+
+    shared: Shared[bool]
+    vcpus: tuple[Actor[bool], ...]
+    shape: Shape = dataclasses.field(default_factory=Shape, compare=False, repr=False)
 
     @property
-    def vcpus(self) -> int:
-        return len(self.tlbs)
+    def vcpu_count(self) -> int:
+        return len(self.vcpus)
+
+    def tlb(self, vcpu: int, gfn: int = 0) -> Tlb:
+        """vCPU ``vcpu``'s TLB entry for ``gfn``, as shown to users."""
+        return Tlb.of(self.vcpus[vcpu].tlbs[gfn])
+
+    def tlbs(self, gfn: int = 0) -> tuple[Tlb, ...]:
+        """Every vCPU's entry for ``gfn``."""
+        return tuple(Tlb.of(v.tlbs[gfn]) for v in self.vcpus)
+
+    def actor(self, op: Operation, action: Action) -> Actor[bool]:
+        """The record of the actor that takes ``action`` (of ``op``)."""
+        if op.actor is ActorKind.VCPU:
+            return self.vcpus[action.vcpu or 0]
+        return self.shared.hosts[0]
+
+    def window(self, action: Action, model: Model = MODEL) -> Window[bool]:
+        """What ``action`` sees of this state."""
+        op = model.by_name(action.op)
+        return model.window(self.shape, self.shared, self.actor(op, action), action.gfn or 0)
 
 
 @dataclass(frozen=True)
@@ -83,48 +118,73 @@ class Step:
     outcome: Outcome[bool]
 
 
-def initial_states(vcpus: int) -> tuple[State, ...]:
+def initial_states(
+    vcpus: int, shape: Shape | None = None, model: Model = MODEL
+) -> tuple[State, ...]:
     """The initial states, in canonical order (A/D bits disabled first)."""
+    shape = shape or Shape()
+    vcpu = model.initial_actor(CONCRETE, shape)
     return tuple(
-        State(initial_gfn(CONCRETE, ad_enabled), (Tlb.NONE,) * vcpus)
+        State(model.initial_shared(CONCRETE, shape, ad_enabled), (vcpu,) * vcpus, shape)
         for ad_enabled in (False, True)
     )
 
 
 @cache
-def actions(vcpus: int) -> tuple[Action, ...]:
+def actions(vcpus: int, shape: Shape | None = None, model: Model = MODEL) -> tuple[Action, ...]:
     """Every action instance for ``vcpus`` vCPUs, in canonical order."""
+    shape = shape or Shape()
     found: list[Action] = []
-    for op in OPERATIONS:
+    for op in model.operations:
+        targets: list[int | None] = (
+            list(range(shape.gfns)) if op.reach is Reach.GFN and shape.gfns > 1 else [None]
+        )
         for vcpu in range(vcpus) if op.by_vcpu else (None,):
-            for bits in range(1 << len(op.params)):
-                # first parameter is the most significant, False before True
-                values = [bool(bits >> (len(op.params) - 1 - i) & 1) for i in range(len(op.params))]
-                found.append(Action(op.name, vcpu, tuple(zip(op.params, values, strict=True))))
-    return tuple(sorted(found))
+            for gfn in targets:
+                for bits in range(1 << len(op.params)):
+                    # first parameter is the most significant, False before True
+                    n = len(op.params)
+                    values = [bool(bits >> (n - 1 - i) & 1) for i in range(n)]
+                    params = tuple(zip(op.params, values, strict=True))
+                    found.append(Action(op.name, vcpu, params, gfn))
+    return tuple(sorted(found, key=lambda a: a.sort_key(model)))
+
+
+def available(model: Model, op: Operation, state: State) -> bool:
+    """No actor holds ``mmu_lock`` in a way that keeps ``op`` from taking it."""
+    if not takes_lock(op) or not model.locals:
+        return True
+    holders = (*state.vcpus, *state.shared.hosts)
+    return not any(blocks(CONCRETE, op.lock, r, model.locals) for r in holders)
 
 
 def step(system: System, state: State, action: Action) -> Step | None:
     """The successor of ``state`` under ``action``, or None if it is not enabled."""
-    op = action.operation
-    actor = action.vcpu if action.vcpu is not None else 0
-    actor_tlb = state.tlbs[actor].entry() if state.tlbs else TlbEntry(False, False)
-    outcome = apply(CONCRETE, system, op, state.gfn, actor_tlb, dict(action.params))
-    if not outcome.enabled:
+    model = system.model
+    op = model.by_name(action.op)
+    out = apply(
+        CONCRETE, system.rule, system.paths, op, state.window(action, model), dict(action.params)
+    )
+    if not out.enabled or not available(model, op, state):
         return None
-    if outcome.flush:
-        tlbs = (Tlb.NONE,) * state.vcpus
-    elif op.by_vcpu:
-        tlbs = tuple(
-            Tlb.of(outcome.actor_tlb) if v == actor else t for v, t in enumerate(state.tlbs)
+    return Step(action, state, after(op, state, action, out), out)
+
+
+def after(op: Operation, state: State, action: Action, out: Outcome[bool]) -> State:
+    """The state after ``action`` (of ``op``) had ``out``: the model's frame, applied."""
+    vcpu = action.vcpu if op.by_vcpu else None
+    if out.flush or (vcpu is not None and out.window.actor != state.vcpus[vcpu]):
+        vcpus = tuple(
+            vcpu_after(CONCRETE, out.flush, v == vcpu, out.window.actor, record)
+            for v, record in enumerate(state.vcpus)
         )
     else:
-        tlbs = state.tlbs
-    return Step(action, state, State(outcome.gfn, tlbs), outcome)
+        vcpus = state.vcpus  # the frame keeps every record: nothing to rebuild
+    return State(shared_after(op, out, 0), vcpus, state.shape)
 
 
 def successors(system: System, state: State) -> Iterator[Step]:
-    for action in actions(state.vcpus):
+    for action in actions(state.vcpu_count, state.shape, system.model):
         s = step(system, state, action)
         if s is not None:
             yield s
@@ -134,16 +194,17 @@ def state_is_bad(prop: Property, state: State) -> bool:
     """``state`` violates the state property ``prop`` (False for step properties)."""
     if prop.kind is not Kind.STATE or prop.bad_state is None:
         return False
-    entries = [t.entry() for t in state.tlbs]
-    return bool(prop.bad_state(CONCRETE, state.gfn, entries))
+    assert state.shape.spte_of is not None
+    return bool(prop.bad_state(CONCRETE, state.shared, state.vcpus, state.shape.spte_of))
 
 
-def step_is_bad(prop: Property, s: Step) -> bool:
+def step_is_bad(prop: Property, s: Step, model: Model = MODEL) -> bool:
     """``s`` violates the step property ``prop`` (False for state properties)."""
     if prop.kind is not Kind.STEP or prop.bad_step is None:
         return False
-    return bool(prop.bad_step(CONCRETE, s.action.operation, s.before.gfn, s.outcome))
+    op = model.by_name(s.action.op)
+    return bool(prop.bad_step(CONCRETE, op, s.before.window(s.action, model), s.outcome))
 
 
-def with_tlbs(state: State, tlbs: tuple[Tlb, ...]) -> State:
-    return dataclasses.replace(state, tlbs=tlbs)
+def with_vcpus(state: State, vcpus: tuple[Actor[bool], ...]) -> State:
+    return dataclasses.replace(state, vcpus=vcpus)

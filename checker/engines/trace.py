@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from checker.engines.semantics import State, Step
-from checker.model import Paths, Property, spte_value
+from checker.model import Layout, Paths, Property, spte_value
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Trace:
 
     @property
     def vcpus(self) -> int:
-        return self.initial.vcpus
+        return self.initial.vcpu_count
 
     @property
     def depth(self) -> int:
@@ -32,6 +32,6 @@ class Trace:
         return (self.initial, *(s.after for s in self.steps))
 
 
-def spte_hex(state: State, layout: str = "x86") -> str:
-    """The SPTE as hex in ``layout`` (domain.md section 2), e.g. ``0x0e06``."""
-    return f"0x{spte_value(state.gfn.spte, layout):04x}"  # type: ignore[arg-type]
+def spte_hex(state: State, layout: Layout = "x86", spte: int = 0) -> str:
+    """SPTE ``spte`` as hex in ``layout`` (domain.md section 2), e.g. ``0x0e06``."""
+    return f"0x{spte_value(state.shared.sptes[spte], layout):04x}"

@@ -84,19 +84,28 @@ def invariant_sha256(invariant: Invariant) -> str:
 def canonical_trace(trace: Trace) -> list[Any]:
     """A trace as plain values: every state (all fields, every TLB entry) and every
     action with the outcome it had. Nothing about versions, files or commands."""
-    from checker.model import GFN_FIELDS, SPTE_FIELDS
+    from checker.model import MODEL
+    from checker.model.vocabulary import leaves
 
     def state(s: Any) -> dict[str, Any]:
-        values: dict[str, Any] = {f: getattr(s.gfn.spte, f) for f in SPTE_FIELDS}
-        values.update({f: getattr(s.gfn, f) for f in GFN_FIELDS})
-        values["tlbs"] = [t.label for t in s.tlbs]
+        # the vocabulary's names: with one SPTE and one gfn, the fields of
+        # both by name, and each vCPU's TLB entry in "tlbs"
+        values: dict[str, Any] = dict(
+            zip(MODEL.shared_names(s.shape), leaves(s.shared), strict=True)
+        )
+        tlbs = [[s.tlb(v, g).label for g in range(s.shape.gfns)] for v in range(s.vcpu_count)]
+        values["tlbs"] = [t[0] for t in tlbs] if s.shape.gfns == 1 else tlbs
+        if MODEL.locals:
+            values["locals"] = [list(record.local) for record in s.vcpus]
         return values
 
     steps: list[Any] = [state(trace.initial)]
     for step in trace.steps:
         out = step.outcome
+        gfn = {} if step.action.gfn is None else {"gfn": step.action.gfn}
         steps.append(
             {
+                **gfn,
                 "operation": step.action.op,
                 "vcpu": step.action.vcpu,
                 "params": [[name, value] for name, value in step.action.params],

@@ -89,19 +89,14 @@ def _location(uri: str, line: int, message: str | None = None) -> dict[str, Any]
 
 
 def _state(state: State) -> dict[str, dict[str, str]]:
-    values = {
-        "spte": view.spte_text(state),
-        **{f"tlb{v}": t.label for v, t in enumerate(state.tlbs)},
-        "gfn": view.gfn_flags(state),
-    }
-    return {key: {"text": value} for key, value in values.items()}
+    return {key: {"text": value} for key, value in view.state_items(state)}
 
 
 def _code_flow(p: PropertyOutcome, uri: str, line: int) -> dict[str, Any]:
     assert p.result is not None and p.result.trace is not None
     trace = p.result.trace
     first = trace.initial
-    ad = "on" if first.gfn.ad_enabled else "off"
+    ad = "on" if first.shared.slot.ad_enabled else "off"
     locations = [
         {
             "location": _location(uri, line, f"step 0: initial state, A/D bits {ad}"),

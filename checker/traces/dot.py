@@ -19,7 +19,7 @@ from html import escape
 from checker.engines.semantics import State, Step
 from checker.model import Flush
 from checker.traces.counterexample import Counterexample
-from checker.traces.view import actor, hex_value, spte_bits
+from checker.traces.view import actor, gfn_items, hex_value, spte_bits
 
 RED = "#c62828"
 CHANGED = "#b45309"
@@ -55,28 +55,26 @@ class Drawing:
     edges: tuple[Edge, ...]
 
 
-def _gfn(state: State) -> str:
-    g = state.gfn
-    flags = [
-        ("tracked", g.write_tracked),
-        ("logging", g.dirty_logging),
-        ("dirty-bit", g.dirty_bit),
-        ("harvest-in-flight", g.harvest_flush_pending),
-        ("enable-in-flight", g.enable_flush_pending),
-    ]
-    return " ".join(name for name, on in flags if on) or "-"
-
-
 def _state_lines(state: State) -> list[tuple[str, str]]:
     """(what, text) per line; ``what`` decides whether a step changed the line."""
-    spte = state.gfn.spte
-    tlbs = " ".join(f"vcpu{v}={t.label}" for v, t in enumerate(state.tlbs))
-    return [
-        ("spte", f"SPTE {spte_bits(spte)}"),
-        ("hex", f"x86 {hex_value(spte, 'x86')} EPT {hex_value(spte, 'ept')}"),
-        ("tlb", f"tlb {tlbs}"),
-        ("gfn", f"gfn {_gfn(state)}"),
-    ]
+    shape = state.shape
+    lines = []
+    for i, spte in enumerate(state.shared.sptes):
+        n = "" if shape.sptes == 1 else str(i)
+        lines += [
+            (f"spte{n}", f"SPTE{n} {spte_bits(spte)}"),
+            (f"hex{n}", f"x86 {hex_value(spte, 'x86')} EPT {hex_value(spte, 'ept')}"),
+        ]
+    tlbs = " ".join(
+        f"vcpu{v}={state.tlb(v, g).label}"
+        if shape.gfns == 1
+        else f"vcpu{v}.{g}={state.tlb(v, g).label}"
+        for v in range(state.vcpu_count)
+        for g in range(shape.gfns)
+    )
+    lines.append(("tlb", f"tlb {tlbs}"))
+    lines += [(key, f"{key} {text}") for key, text in gfn_items(state)]
+    return lines
 
 
 def _action_lines(step: Step) -> tuple[Line, ...]:

@@ -4,18 +4,22 @@ A trace of k steps is a ``DiGraph`` on nodes ``0..k`` (steps, not states: a trac
 may revisit a state). Every attribute is a scalar so that GraphML can hold it:
 
 * node: ``step``, ``label`` (``step 2: vcpu0 guest_access``: the step that led
-  here, for graph viewers such as Gephi and yEd), every gfn/SPTE field,
-  ``tlb_vcpu<i>`` (``none``/``ro``/``rw``), ``spte`` (hex, x86 layout),
+  here, for graph viewers such as Gephi and yEd), every value of the state by its
+  vocabulary name (:mod:`checker.traces.fields`: each SPTE, memslot and gfn field,
+  ``tlb_vcpu<i>`` as ``none``/``ro``/``rw``, each vCPU's locals, ``spte`` in hex),
   ``violation`` (the property fails here);
 * edge ``(i-1, i)``: ``label`` (``vcpu0 guest_access``), ``operation``, ``vcpu``
-  (absent for host-side operations),
-  the operation's parameters, ``kernel_function``, ``kernel_path``,
+  (absent for host-side operations), ``gfn`` (with several gfns, for an operation
+  on one), the operation's parameters, ``kernel_function``, ``kernel_path``,
   ``flush_policy``, the rule's decision (``rule_consulted``, ``rule_flush``,
-  ``old_spte``, ``new_spte``), ``tlb_flush`` (every TLB was flushed) and
-  ``violation``;
-* graph: ``schema``, rule, expression, property, vCPUs, depth, the paths around
-  the rule (``profile`` and one attribute per path), versions and the command that
-  reproduces the trace.
+  ``old_spte``, ``new_spte``: the target SPTE's), ``tlb_flush`` (every TLB was
+  flushed) and ``violation``;
+* graph: ``schema``, rule, expression, property, vCPUs, the shape (``gfns``,
+  ``spte_of``), depth, the paths around the rule (``profile`` and one attribute
+  per path), versions and the command that reproduces the trace.
+
+Format ``checker.counterexample/2``; a file of version 1 (one SPTE, no shape) is
+refused with a line naming its version.
 
 Files are node-link JSON (``edges="edges"``, sorted keys) and GraphML, written
 atomically, byte-identical for the same trace and versions.
@@ -32,20 +36,15 @@ from typing import TYPE_CHECKING, Any
 from checker.engines import semantics
 from checker.engines.trace import Trace, spte_hex
 from checker.errors import InputError, quoted
-from checker.limits import MAX_DEPTH, MAX_VCPUS
-from checker.model import (
-    GFN_FIELDS,
-    OPERATION_BY_NAME,
-    PROPERTY_BY_NAME,
-    SPTE_FIELDS,
-    Gfn,
-    Kind,
-    Paths,
-    Property,
-    Spte,
-    Tlb,
-)
+from checker.limits import MAX_DEPTH, MAX_GFNS, MAX_VCPUS
+from checker.model import OPERATION_BY_NAME, PROPERTY_BY_NAME, Kind, Paths, Property, Reach, Shape
 from checker.rules.specs import paths_from, paths_table
+from checker.traces.fields import (
+    shape_from_values,
+    shape_values,
+    state_from_values,
+    state_values,
+)
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -53,7 +52,9 @@ if TYPE_CHECKING:
     #: a trace: nodes are step numbers
     TraceGraph = nx.DiGraph[int]
 
-SCHEMA = "checker.counterexample/1"
+SCHEMA = "checker.counterexample/2"
+#: earlier formats, refused by name
+OLD_SCHEMAS = ("checker.counterexample/1",)
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,7 @@ class Provenance:
 
 
 def state_attributes(state: semantics.State) -> dict[str, Any]:
-    attrs: dict[str, Any] = {f: getattr(state.gfn.spte, f) for f in SPTE_FIELDS}
-    attrs.update({f: getattr(state.gfn, f) for f in GFN_FIELDS})
-    attrs.update({f"tlb_vcpu{v}": t.label for v, t in enumerate(state.tlbs)})
-    attrs["spte"] = spte_hex(state)
-    return attrs
+    return state_values(state)
 
 
 def action_label(action: semantics.Action) -> str:
@@ -95,12 +92,14 @@ def step_attributes(step: semantics.Step) -> dict[str, Any]:
         "flush_policy": op.flush.value,
         "rule_consulted": out.rule_consulted,
         "rule_flush": out.rule_flush if out.rule_consulted else False,
-        "old_spte": spte_hex(step.before),
-        "new_spte": spte_hex(step.after),
+        "old_spte": spte_hex(step.before, spte=out.window.spte_index),
+        "new_spte": spte_hex(step.after, spte=out.window.spte_index),
         "tlb_flush": out.flush,
     }
     if step.action.vcpu is not None:
         attrs["vcpu"] = step.action.vcpu
+    if step.action.gfn is not None:
+        attrs["gfn"] = step.action.gfn
     attrs.update({f"param_{name}": value for name, value in step.action.params})
     return attrs
 
@@ -117,6 +116,7 @@ def trace_graph(trace: Trace, provenance: Provenance) -> TraceGraph:
         property_title=trace.prop.title,
         property_statement=trace.prop.statement,
         vcpus=trace.vcpus,
+        **shape_values(trace.initial.shape),
         depth=trace.depth,
         profile=provenance.profile,
         **paths_table(trace.paths),
@@ -184,14 +184,12 @@ class Loaded:
     expression: str
     prop: Property
     vcpus: int
+    shape: Shape
     profile: str
     paths: Paths
     actions: tuple[semantics.Action, ...]
     #: the states the file records, the initial one first
     states: tuple[semantics.State, ...]
-
-
-_TLB_LABELS = {t.label: t for t in Tlb}
 
 
 def read_counterexample(path: Path) -> Loaded:
@@ -233,11 +231,14 @@ def read_counterexample(path: Path) -> Loaded:
         raise bad(f"not a counterexample file ({type(exc).__name__}: {exc})") from None
 
     meta = g.graph
+    if meta.get("schema") in OLD_SCHEMAS:
+        raise bad(f"format {meta['schema']} is from an earlier checker (this one reads {SCHEMA})")
     if meta.get("schema") != SCHEMA:
         raise bad(f"unknown format {quoted(meta.get('schema'))} (this checker reads {SCHEMA})")
     try:
         prop = PROPERTY_BY_NAME[meta["property"]]
         vcpus = checked_size(meta["vcpus"], "vcpus", 1, MAX_VCPUS)
+        shape = shape_from_values(meta, MAX_GFNS)
         depth = checked_size(meta["depth"], "depth", 0, MAX_DEPTH)
         texts = {key: metadata_text(meta, key) for key in TEXT_METADATA if key in meta}
         rule_name, expression = texts["rule"], metadata_text(meta, "expression", multiline=True)
@@ -247,14 +248,16 @@ def read_counterexample(path: Path) -> Loaded:
         )
         if sorted(g.nodes) != list(range(depth + 1)):
             raise bad(f"nodes are not the steps 0..{depth}")
-        states = tuple(_state(g.nodes[i], vcpus) for i in range(depth + 1))
-        actions = tuple(_action(g, i, vcpus) for i in range(1, depth + 1))
+        states = tuple(state_from_values(g.nodes[i], shape, vcpus, _bool) for i in range(depth + 1))
+        actions = tuple(_action(g, i, vcpus, shape) for i in range(1, depth + 1))
     except CounterexampleError:
         raise
     except (KeyError, ValueError, TypeError) as exc:
         raise bad(f"malformed ({type(exc).__name__}: {quoted(exc, 200)})") from None
     profile = texts.get("profile", "default")
-    return Loaded(path, g, rule_name, expression, prop, vcpus, profile, paths, actions, states)
+    return Loaded(
+        path, g, rule_name, expression, prop, vcpus, shape, profile, paths, actions, states
+    )
 
 
 #: metadata shown as text: no control characters (terminal escapes, line breaks).
@@ -288,13 +291,7 @@ def metadata_text(meta: Any, key: str, multiline: bool = False) -> str:
     return value
 
 
-def _state(attrs: dict[str, Any], vcpus: int) -> semantics.State:
-    spte = Spte(**{f: _bool(attrs[f]) for f in SPTE_FIELDS})
-    gfn = Gfn(spte=spte, **{f: _bool(attrs[f]) for f in GFN_FIELDS})
-    return semantics.State(gfn, tuple(_TLB_LABELS[attrs[f"tlb_vcpu{v}"]] for v in range(vcpus)))
-
-
-def _action(g: TraceGraph, i: int, vcpus: int) -> semantics.Action:
+def _action(g: TraceGraph, i: int, vcpus: int, shape: Shape) -> semantics.Action:
     if not g.has_edge(i - 1, i):
         raise ValueError(f"no edge from step {i - 1} to step {i}")
     attrs = g.edges[i - 1, i]
@@ -303,7 +300,12 @@ def _action(g: TraceGraph, i: int, vcpus: int) -> semantics.Action:
     if vcpu is not None and not 0 <= vcpu < vcpus:
         raise ValueError(f"step {i}: vcpu {vcpu} out of range")
     params = tuple((p, _bool(attrs[f"param_{p}"])) for p in op.params)
-    return semantics.Action(op.name, vcpu, params)
+    gfn = None
+    if op.reach is Reach.GFN and shape.gfns > 1:
+        gfn = int(attrs["gfn"])
+        if not 0 <= gfn < shape.gfns:
+            raise ValueError(f"step {i}: gfn {gfn} out of range")
+    return semantics.Action(op.name, vcpu, params, gfn)
 
 
 def _bool(value: Any) -> bool:

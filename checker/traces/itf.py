@@ -5,11 +5,16 @@ Shape of the document (keys sorted when written)::
     {"#meta": {"format": "ITF", "format-description": ..., "source": ...,
                "description": ..., "checker": {rule, expression, property, ...}},
      "params": [],
-     "vars": ["ad_enabled", ..., "tlb", "mbt::actionTaken", "mbt::nondetPicks"],
+     "vars": ["sptes", "spte_x86", "spte_ept", "frames", "tlb", "locals", "host_locals",
+              "ad_enabled", ..., "mbt::actionTaken", "mbt::nondetPicks"],
      "states": [{"#meta": {"index": i, "operation": ..., "actor": ..., "vcpu": ...},
-                 "spte": {"present": true, ...}, "tlb": {"#map": [[{"#bigint": "0"}, "rw"]]},
-                 ..., "mbt::actionTaken": "page_fault",
+                 "sptes": {"#map": [[{"#bigint": "0"}, {"present": true, ...}]]},
+                 "frames": {"#map": [[{"#bigint": "0"}, {"write_tracked": false, ...}]]},
+                 "tlb": {"#map": [[{"#bigint": "0"}, {"#map": [[{"#bigint": "0"}, "rw"]]}]]},
+                 "locals": {"#map": [[{"#bigint": "0"}, {}]]}, ...,
+                 "mbt::actionTaken": "page_fault",
                  "mbt::nondetPicks": {"vcpu": {"tag": "Some", "value": {"#bigint": "0"}},
+                                      "gfn": {"tag": "None", "value": {"#tup": []}},
                                       "host_writable": {"tag": "Some", "value": true},
                                       "guest_writable": {"tag": "None", "value": {"#tup": []}}}}]}
 
@@ -17,9 +22,13 @@ State ``i`` is the state after step ``i``; ``mbt::actionTaken`` is the operation
 that led to it (``init`` for state 0) and ``mbt::nondetPicks`` its choices, as
 Quint's model-based-testing traces have them (each pick an ``Option`` variant). The
 operation and acting vCPU are repeated in each state's ``#meta``. Integers are
-``#bigint``; the TLB is a map from vCPU to ``none``/``ro``/``rw``. ``#meta.checker``
-records the rule, property, paths and provenance, so :func:`read_itf` can replay
-the trace like any other counterexample file.
+``#bigint``. SPTEs and gfns are maps from their number to a record; the TLB is a
+map from vCPU to a map from gfn to ``none``/``ro``/``rw``; ``locals`` maps each
+vCPU to its locals (``host_locals`` each host thread), empty records when the
+model has none; the memslot's fields are variables of their own. ``#meta.checker``
+records the rule, property, shape, paths and provenance, so :func:`read_itf` can
+replay the trace like any other counterexample file. Format ``checker.itf/2``; an
+export of version 1 (one SPTE) is refused with a line naming its version.
 """
 
 from __future__ import annotations
@@ -29,16 +38,23 @@ from pathlib import Path
 from typing import Any
 
 from checker.engines.semantics import Action, State
-from checker.limits import MAX_DEPTH, MAX_VCPUS
+from checker.limits import MAX_DEPTH, MAX_GFNS, MAX_VCPUS
 from checker.model import (
-    GFN_FIELDS,
+    FRAME_FIELDS,
+    MODEL,
     OPERATION_BY_NAME,
     PARAMS,
     PROPERTY_BY_NAME,
+    SLOT_FIELDS,
     SPTE_FIELDS,
-    Gfn,
+    Actor,
+    Frame,
     Kind,
     Paths,
+    Reach,
+    Shape,
+    Shared,
+    Slot,
     Spte,
     Tlb,
 )
@@ -49,16 +65,27 @@ from checker.traces.view import hex_value
 
 SUFFIX = ".itf.json"
 FORMAT_DESCRIPTION = "https://apalache-mc.org/docs/adr/015adr-trace.html"
-SCHEMA = "checker.itf/1"
+SCHEMA = "checker.itf/2"
+#: earlier formats, refused by name
+OLD_SCHEMAS = ("checker.itf/1",)
 ACTION_TAKEN = "mbt::actionTaken"
 NONDET_PICKS = "mbt::nondetPicks"
 INIT = "init"
 
 #: the state variables, in the order of ``vars``
-STATE_VARS: tuple[str, ...] = ("spte", "spte_x86", "spte_ept", "tlb", *GFN_FIELDS)
+STATE_VARS: tuple[str, ...] = (
+    "sptes",
+    "spte_x86",
+    "spte_ept",
+    "frames",
+    "tlb",
+    "locals",
+    "host_locals",
+    *SLOT_FIELDS,
+)
 VARS: tuple[str, ...] = (*STATE_VARS, ACTION_TAKEN, NONDET_PICKS)
-#: every choice an action makes: the acting vCPU and the operation's parameters
-PICKS: tuple[str, ...] = ("vcpu", *PARAMS)
+#: every choice an action makes: the acting vCPU, the gfn and the operation's parameters
+PICKS: tuple[str, ...] = ("vcpu", "gfn", *PARAMS)
 
 
 def is_itf_path(path: Path) -> bool:
@@ -79,15 +106,27 @@ def some(value: Any) -> dict[str, Any]:
 NONE: dict[str, Any] = {"tag": "None", "value": {"#tup": []}}
 
 
+def _map(items: Any) -> dict[str, Any]:
+    return {"#map": [[bigint(i), value] for i, value in enumerate(items)]}
+
+
+def _locals(record: Actor[bool]) -> dict[str, bool]:
+    return {x.name: bool(v) for x, v in zip(MODEL.locals, record.local, strict=True)}
+
+
 def state_values(state: State) -> dict[str, Any]:
     """The ITF values of a state's variables (without the action)."""
+    shared = state.shared
     values: dict[str, Any] = {
-        "spte": {f: bool(getattr(state.gfn.spte, f)) for f in SPTE_FIELDS},
-        "spte_x86": hex_value(state.gfn.spte, "x86"),
-        "spte_ept": hex_value(state.gfn.spte, "ept"),
-        "tlb": {"#map": [[bigint(v), t.label] for v, t in enumerate(state.tlbs)]},
+        "sptes": _map({f: bool(getattr(s, f)) for f in SPTE_FIELDS} for s in shared.sptes),
+        "spte_x86": _map(hex_value(s, "x86") for s in shared.sptes),
+        "spte_ept": _map(hex_value(s, "ept") for s in shared.sptes),
+        "frames": _map({f: bool(getattr(x, f)) for f in FRAME_FIELDS} for x in shared.frames),
+        "tlb": _map(_map(Tlb.of(e).label for e in v.tlbs) for v in state.vcpus),
+        "locals": _map(_locals(v) for v in state.vcpus),
+        "host_locals": _map(_locals(h) for h in shared.hosts),
     }
-    values.update({f: bool(getattr(state.gfn, f)) for f in GFN_FIELDS})
+    values.update({f: bool(getattr(shared.slot, f)) for f in SLOT_FIELDS})
     return values
 
 
@@ -97,6 +136,8 @@ def picks(action: Action | None) -> dict[str, Any]:
     if action is not None:
         if action.vcpu is not None:
             chosen["vcpu"] = some(bigint(action.vcpu))
+        if action.gfn is not None:
+            chosen["gfn"] = some(bigint(action.gfn))
         for name, value in action.params:
             chosen[name] = some(value)
     return chosen
@@ -140,6 +181,8 @@ def itf_document(cx: Counterexample) -> dict[str, Any]:
         "property_statement": prop.statement,
         "violation": "state" if prop.kind is Kind.STATE else "step",
         "vcpus": trace.vcpus,
+        "gfns": trace.initial.shape.gfns,
+        "spte_of": list(trace.initial.shape.spte_of or ()),
         "depth": trace.depth,
         "profile": provenance.profile,
         "paths": paths_table(trace.paths),
@@ -201,6 +244,8 @@ def parse_itf(data: Any, path: Path) -> Counterexample:
     if not isinstance(data, dict) or not isinstance(data.get("states"), list):
         raise bad("not an ITF trace (expected an object with 'states')")
     meta = data.get("#meta", {}).get("checker") if isinstance(data.get("#meta"), dict) else None
+    if isinstance(meta, dict) and meta.get("schema") in OLD_SCHEMAS:
+        raise bad(f"format {meta['schema']} is from an earlier checker (this one reads {SCHEMA})")
     if not isinstance(meta, dict) or meta.get("schema") != SCHEMA:
         found = meta.get("schema") if isinstance(meta, dict) else None
         shown = repr(found) if len(repr(found)) <= 60 else repr(found)[:57] + "..."
@@ -208,6 +253,11 @@ def parse_itf(data: Any, path: Path) -> Counterexample:
     try:
         prop = PROPERTY_BY_NAME[meta["property"]]
         vcpus = checked_size(meta["vcpus"], "vcpus", 1, MAX_VCPUS)
+        gfns = checked_size(meta["gfns"], "gfns", 1, MAX_GFNS)
+        spte_of = meta["spte_of"]
+        if not isinstance(spte_of, list) or len(spte_of) != gfns:
+            raise ValueError(f"'spte_of' is not a list of {gfns} SPTE numbers")
+        shape = Shape(gfns, tuple(checked_size(i, "spte_of", 0, gfns - 1) for i in spte_of))
         raw = data["states"]
         if not raw:
             raise ValueError("no states")
@@ -222,8 +272,8 @@ def parse_itf(data: Any, path: Path) -> Counterexample:
         paths: Paths = paths_from(
             dict(meta["paths"]), lambda key, problem: bad(f"#meta paths '{key}': {problem}")
         )
-        states = tuple(_state(s, vcpus) for s in raw)
-        actions = tuple(_action(s, vcpus) for s in raw[1:])
+        states = tuple(_state(s, vcpus, shape) for s in raw)
+        actions = tuple(_action(s, vcpus, shape) for s in raw[1:])
         if raw[0][ACTION_TAKEN] != INIT:
             raise ValueError(f"state 0: {ACTION_TAKEN} is not {INIT!r}")
     except CounterexampleError:
@@ -259,16 +309,47 @@ def _int(value: Any) -> int:
     raise ValueError(f"not an integer: {value!r}")
 
 
-def _state(values: dict[str, Any], vcpus: int) -> State:
-    spte = Spte(**{f: _bool(values["spte"][f]) for f in SPTE_FIELDS})
-    gfn = Gfn(spte=spte, **{f: _bool(values[f]) for f in GFN_FIELDS})
-    tlb = {_int(k): _TLB[v] for k, v in values["tlb"]["#map"]}
-    if sorted(tlb) != list(range(vcpus)):
-        raise ValueError(f"tlb has vCPUs {sorted(tlb)}, expected 0..{vcpus - 1}")
-    return State(gfn, tuple(tlb[v] for v in range(vcpus)))
+def _indexed(value: Any, name: str, count: int) -> list[Any]:
+    """The values of an ITF map from 0..count-1, in order."""
+    found = {_int(k): v for k, v in value["#map"]}
+    if sorted(found) != list(range(count)):
+        raise ValueError(f"{name} has keys {sorted(found)}, expected 0..{count - 1}")
+    return [found[i] for i in range(count)]
 
 
-def _action(values: dict[str, Any], vcpus: int) -> Action:
+def _record_locals(value: Any) -> tuple[bool, ...]:
+    if set(value) != {x.name for x in MODEL.locals}:
+        raise ValueError(f"locals {sorted(value)}, expected {[x.name for x in MODEL.locals]}")
+    return tuple(_bool(value[x.name]) for x in MODEL.locals)
+
+
+def _state(values: dict[str, Any], vcpus: int, shape: Shape) -> State:
+    sptes = tuple(
+        Spte(**{f: _bool(s[f]) for f in SPTE_FIELDS})
+        for s in _indexed(values["sptes"], "sptes", shape.sptes)
+    )
+    frames = tuple(
+        Frame(**{f: _bool(x[f]) for f in FRAME_FIELDS})
+        for x in _indexed(values["frames"], "frames", shape.gfns)
+    )
+    hosts = tuple(
+        Actor((), _record_locals(x))
+        for x in _indexed(values["host_locals"], "host_locals", shape.host_threads)
+    )
+    slot = Slot(**{f: _bool(values[f]) for f in SLOT_FIELDS})
+    tlbs = _indexed(values["tlb"], "tlb", vcpus)
+    local = _indexed(values["locals"], "locals", vcpus)
+    records = tuple(
+        Actor(
+            tuple(_TLB[label].entry() for label in _indexed(tlbs[v], "tlb", shape.gfns)),
+            _record_locals(local[v]),
+        )
+        for v in range(vcpus)
+    )
+    return State(Shared(sptes, slot, frames, hosts), records, shape)
+
+
+def _action(values: dict[str, Any], vcpus: int, shape: Shape) -> Action:
     op = OPERATION_BY_NAME[values[ACTION_TAKEN]]
     chosen = values[NONDET_PICKS]
 
@@ -286,10 +367,16 @@ def _action(values: dict[str, Any], vcpus: int) -> Action:
         raise ValueError(f"{op.name}: vcpu pick {vcpu!r} does not fit the operation")
     if vcpu is not None and not 0 <= vcpu < vcpus:
         raise ValueError(f"{op.name}: vcpu {vcpu} out of range")
+    gfn_value = pick("gfn")
+    gfn = None if gfn_value is None else _int(gfn_value)
+    if (op.reach is Reach.GFN and shape.gfns > 1) != (gfn is not None):
+        raise ValueError(f"{op.name}: gfn pick {gfn!r} does not fit the operation")
+    if gfn is not None and not 0 <= gfn < shape.gfns:
+        raise ValueError(f"{op.name}: gfn {gfn} out of range")
     params = []
     for name in op.params:
         value = pick(name)
         if value is None:
             raise ValueError(f"{op.name}: parameter {name!r} not picked")
         params.append((name, _bool(value)))
-    return Action(op.name, vcpu, tuple(params))
+    return Action(op.name, vcpu, tuple(params), gfn)

@@ -55,12 +55,14 @@ def state_graph(
     g.graph.update(vcpus=vcpus, symmetric=symmetric, states=len(ids), raw_states=ex.raw_states)
     for reached, node in ids.items():
         broken = [p.name for p in PROPERTIES if semantics.state_is_bad(p, reached)]
-        tlbs = " ".join(t.label for t in reached.tlbs)
-        ad = "on" if reached.gfn.ad_enabled else "off"
-        label = (
-            f"{node}: {view.spte_text(reached)}, tlb {tlbs}, gfn {view.gfn_flags(reached)}, "
-            f"A/D {ad}"
+        shape = reached.shape
+        sptes = ", ".join(view.spte_text(reached, i) for i in range(shape.sptes))
+        tlbs = " ".join(
+            reached.tlb(v, g).label for v in range(reached.vcpu_count) for g in range(shape.gfns)
         )
+        flags = ", ".join(f"{key} {text}" for key, text in view.gfn_items(reached))
+        ad = "on" if reached.shared.slot.ad_enabled else "off"
+        label = f"{node}: {sptes}, tlb {tlbs}, {flags}, A/D {ad}"
         if broken:
             label += f", violates {', '.join(broken)}"
         attrs: dict[str, Any] = {

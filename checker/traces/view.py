@@ -23,7 +23,17 @@ from typing import TYPE_CHECKING
 
 from checker.engines.semantics import State, Step
 from checker.engines.trace import Trace
-from checker.model import SPTE_FIELDS, Flush, Kind, Spte, spte_value
+from checker.model import (
+    FRAME_FIELDS,
+    MODEL,
+    SLOT_FIELDS,
+    SPTE_FIELDS,
+    Flush,
+    Kind,
+    Shape,
+    Spte,
+    spte_value,
+)
 from checker.rules.formula import FIELD_ABBREVIATIONS
 from checker.text import one_line, printable
 
@@ -160,13 +170,30 @@ def actor(step: Step) -> str:
     return f"vcpu{vcpu}" if vcpu is not None else "host"
 
 
-def _spte_flags(state: State) -> dict[str, bool]:
-    spte = state.gfn.spte
-    return {FIELD_ABBREVIATIONS[f]: bool(getattr(spte, f)) for f in SPTE_FIELDS}
+def _spte_flags(state: State, spte: int = 0) -> dict[str, bool]:
+    record = state.shared.sptes[spte]
+    return {FIELD_ABBREVIATIONS[f]: bool(getattr(record, f)) for f in SPTE_FIELDS}
 
 
-def _gfn_flags(state: State) -> dict[str, bool]:
-    return {name: bool(getattr(state.gfn, f)) for f, (name, _) in GFN_FLAGS.items()}
+def _flag(state: State, field: str, gfn: int) -> bool:
+    """A memslot field, or gfn ``gfn``'s."""
+    if field in FRAME_FIELDS:
+        return bool(getattr(state.shared.frames[gfn], field))
+    return bool(getattr(state.shared.slot, field))
+
+
+def _gfn_flags(state: State, gfn: int = 0, fields: Sequence[str] = ()) -> dict[str, bool]:
+    """The named flags of gfn ``gfn`` and the memslot (``fields``: all of them)."""
+    return {
+        name: _flag(state, f, gfn)
+        for f, (name, _) in GFN_FLAGS.items()
+        if not fields or f in fields
+    }
+
+
+def _locals(state: State, vcpu: int) -> dict[str, bool]:
+    record = state.vcpus[vcpu]
+    return {x.name: bool(v) for x, v in zip(MODEL.locals, record.local, strict=True)}
 
 
 def flags_cell(before: dict[str, bool] | None, after: dict[str, bool], diff: bool) -> Cell:
@@ -221,8 +248,10 @@ class StateColumn:
     cell: Callable[[State | None, State, bool], Cell]
 
 
-def state_columns(vcpus: int) -> tuple[StateColumn, ...]:
-    """SPTE bits, x86 hex, EPT hex, one TLB column per vCPU, the gfn's flags."""
+def state_columns(vcpus: int, shape: Shape | None = None) -> tuple[StateColumn, ...]:
+    """Per SPTE its bits, x86 hex and EPT hex; one TLB column per vCPU and gfn; the
+    gfn's and the memslot's flags; each vCPU's locals when the model has any."""
+    shape = shape or Shape()
 
     def flags(
         read: Callable[[State], dict[str, bool]],
@@ -238,58 +267,116 @@ def state_columns(vcpus: int) -> tuple[StateColumn, ...]:
             None if before is None else read(before), read(after), diff
         )
 
-    def tlb(v: int) -> Callable[[State], str]:
-        return lambda s: s.tlbs[v].label
+    def set_flags(read: Callable[[State], dict[str, bool]]) -> Callable[[State], str]:
+        return lambda s: " ".join(n for n, on in read(s).items() if on) or "-"
 
-    def x86(s: State) -> str:
-        return hex_value(s.gfn.spte, "x86")
-
-    def ept(s: State) -> str:
-        return hex_value(s.gfn.spte, "ept")
-
-    def gfn_text(s: State) -> str:
-        return " ".join(n for n, on in _gfn_flags(s).items() if on) or "-"
-
+    columns: list[StateColumn] = []
     bits = ", ".join(f"{FIELD_ABBREVIATIONS[f]} {SPTE_BIT_NAMES[f]}" for f in SPTE_FIELDS)
-    columns = [
-        StateColumn(
-            Column("spte", "SPTE", Group.STATE, f"the leaf SPTE's bits: {bits}"),
-            lambda s: spte_bits(s.gfn.spte),
-            flags(_spte_flags),
-        ),
-        StateColumn(
-            Column("x86", "x86", Group.STATE, "the SPTE in hex, x86 (shadow paging/NPT) layout"),
-            x86,
-            words(x86, hex_cell),
-        ),
-        StateColumn(
-            Column("ept", "EPT", Group.STATE, "the SPTE in hex, EPT layout"),
-            ept,
-            words(ept, hex_cell),
-        ),
-    ]
-    columns += [
-        StateColumn(
-            Column(f"tlb{v}", f"tlb{v}", Group.STATE, f"vCPU {v}'s TLB entry: none, ro or rw"),
-            tlb(v),
-            words(tlb(v), value_cell),
+    for i in range(shape.sptes):
+        n = "" if shape.sptes == 1 else str(i)
+        which = "the leaf SPTE" if shape.sptes == 1 else f"leaf SPTE {i}"
+
+        def spte_flags(s: State, i: int = i) -> dict[str, bool]:
+            return _spte_flags(s, i)
+
+        def x86(s: State, i: int = i) -> str:
+            return hex_value(s.shared.sptes[i], "x86")
+
+        def ept(s: State, i: int = i) -> str:
+            return hex_value(s.shared.sptes[i], "ept")
+
+        columns += [
+            StateColumn(
+                Column(f"spte{n}", f"SPTE{n}", Group.STATE, f"{which}'s bits: {bits}"),
+                lambda s, i=i: spte_bits(s.shared.sptes[i]),  # type: ignore[misc]
+                flags(spte_flags),
+            ),
+            StateColumn(
+                Column(
+                    f"x86{n}", f"x86{n}", Group.STATE, f"{which} in hex, x86 (shadow/NPT) layout"
+                ),
+                x86,
+                words(x86, hex_cell),
+            ),
+            StateColumn(
+                Column(f"ept{n}", f"EPT{n}", Group.STATE, f"{which} in hex, EPT layout"),
+                ept,
+                words(ept, hex_cell),
+            ),
+        ]
+    for v in range(vcpus):
+        for g in range(shape.gfns):
+            key = f"tlb{v}" if shape.gfns == 1 else f"tlb{v}.{g}"
+            of = "" if shape.gfns == 1 else f" for gfn {g}"
+
+            def tlb(s: State, v: int = v, g: int = g) -> str:
+                return s.tlb(v, g).label
+
+            columns.append(
+                StateColumn(
+                    Column(key, key, Group.STATE, f"vCPU {v}'s TLB entry{of}: none, ro or rw"),
+                    tlb,
+                    words(tlb, value_cell),
+                )
+            )
+    if shape.gfns == 1:
+        meaning = "; ".join(f"{name}: {what}" for name, what in GFN_FLAGS.values())
+        columns.append(
+            StateColumn(
+                Column("gfn", "gfn", Group.STATE, f"the gfn's flags ({meaning})"),
+                set_flags(_gfn_flags),
+                flags(_gfn_flags),
+            )
         )
-        for v in range(vcpus)
-    ]
-    meaning = "; ".join(f"{name}: {what}" for name, what in GFN_FLAGS.values())
-    columns.append(
-        StateColumn(
-            Column("gfn", "gfn", Group.STATE, f"the gfn's flags ({meaning})"),
-            gfn_text,
-            flags(_gfn_flags),
+    else:
+        for g in range(shape.gfns):
+
+            def frame(s: State, g: int = g) -> dict[str, bool]:
+                return _gfn_flags(s, g, FRAME_FIELDS)
+
+            meaning = "; ".join(f"{GFN_FLAGS[f][0]}: {GFN_FLAGS[f][1]}" for f in FRAME_FIELDS)
+            columns.append(
+                StateColumn(
+                    Column(f"gfn{g}", f"gfn{g}", Group.STATE, f"gfn {g}'s flags ({meaning})"),
+                    set_flags(frame),
+                    flags(frame),
+                )
+            )
+
+        def slot(s: State) -> dict[str, bool]:
+            return _gfn_flags(s, 0, SLOT_FIELDS)
+
+        meaning = "; ".join(f"{n}: {w}" for f, (n, w) in GFN_FLAGS.items() if f in SLOT_FIELDS)
+        columns.append(
+            StateColumn(
+                Column("slot", "slot", Group.STATE, f"the memslot's flags ({meaning})"),
+                set_flags(slot),
+                flags(slot),
+            )
         )
-    )
+    if MODEL.locals:
+        for v in range(vcpus):
+
+            def local(s: State, v: int = v) -> dict[str, bool]:
+                return _locals(s, v)
+
+            names = ", ".join(f"{x.name}: {x.doc}" for x in MODEL.locals)
+            columns.append(
+                StateColumn(
+                    Column(
+                        f"local{v}", f"local{v}", Group.STATE, f"vCPU {v}'s locals set ({names})"
+                    ),
+                    set_flags(local),
+                    flags(local),
+                )
+            )
     return tuple(columns)
 
 
 def in_flight(state: State) -> bool:
     """A flush that KVM issues after dropping mmu_lock is pending."""
-    return bool(state.gfn.harvest_flush_pending or state.gfn.enable_flush_pending)
+    slot = state.shared.slot
+    return bool(slot.harvest_flush_pending or slot.enable_flush_pending)
 
 
 # --- the rule's decision ----------------------------------------------------------------
@@ -400,14 +487,15 @@ def decision_text(step: Step, expression: str) -> str:
         return ""
     if op.flush is Flush.ALWAYS:
         return "always flushes"
-    before, after = step.before.gfn.spte, step.after.gfn.spte
+    window = step.before.window(step.action)
+    before, after = window.spte, step.outcome.window.spte
     later = ""
     if op.flush is Flush.DEFERRED and in_flight(step.after):
         later = "the caller flushes after unlock"
     if not out.rule_consulted:
         why = "the old SPTE is not present" if not before.present else "the SPTE does not change"
         return f"rule not consulted: {why}" + (f"; {later}" if later else "")
-    _, terms = explain(expression, before, after, bool(step.before.gfn.ad_enabled))
+    _, terms = explain(expression, before, after, bool(window.slot.ad_enabled))
     annotated = annotate(expression, [(t.text, t.value) for t in terms])
     if annotated is None:  # a test the text search cannot place: list the values instead
         values = ", ".join(f"{t.text}={int(t.value)}" for t in terms)
@@ -441,7 +529,7 @@ def step_table(trace: Trace, expression: str, diff: bool = False) -> Table:
         for lane in lanes
     ]
     columns.append(Column("function", "kernel function", Group.EVENT, "the kernel function"))
-    states = state_columns(trace.vcpus)
+    states = state_columns(trace.vcpus, trace.initial.shape)
     violation_kind = trace.prop.kind
     shown_states = list(states)
     unchanged: list[tuple[str, str]] = []
@@ -595,7 +683,7 @@ def render(
     marks ``→`` and ``✗`` are spelled ``->`` and ``X``.
     """
     prop = trace.prop
-    ad = "on" if trace.initial.gfn.ad_enabled else "off"
+    ad = "on" if trace.initial.shared.slot.ad_enabled else "off"
     vcpus = f"{trace.vcpus} vCPU{'s' if trace.vcpus != 1 else ''}"
     name = prop.name if prop.title == prop.name else f"{prop.name} ({prop.title})"
     title = (
@@ -680,14 +768,47 @@ def spte_label(spte: Spte[bool]) -> str:
     return f"{hex_value(spte, 'x86')} {spte_bits(spte)}"
 
 
-def spte_text(state: State) -> str:
-    """:func:`spte_label` of a state's SPTE."""
-    return spte_label(state.gfn.spte)
+def spte_text(state: State, spte: int = 0) -> str:
+    """:func:`spte_label` of a state's SPTE ``spte``."""
+    return spte_label(state.shared.sptes[spte])
 
 
-def gfn_flags(state: State) -> str:
-    """The gfn's other state as named flags, ``-`` when none is set."""
-    return " ".join(name for name, on in _gfn_flags(state).items() if on) or "-"
+def gfn_flags(state: State, gfn: int = 0) -> str:
+    """Gfn ``gfn``'s and the memslot's other state as named flags, ``-`` when none
+    is set."""
+    return " ".join(name for name, on in _gfn_flags(state, gfn).items() if on) or "-"
+
+
+def gfn_items(state: State) -> list[tuple[str, str]]:
+    """The gfns' and the memslot's flags, as short (key, text) pairs: ``gfn`` with
+    one gfn, else ``gfn0``, ``gfn1`` ... and ``slot``."""
+    if state.shape.gfns == 1:
+        return [("gfn", gfn_flags(state))]
+    items = [(f"gfn{g}", _set(_gfn_flags(state, g, FRAME_FIELDS))) for g in range(state.shape.gfns)]
+    return [*items, ("slot", _set(_gfn_flags(state, 0, SLOT_FIELDS)))]
+
+
+def state_items(state: State) -> list[tuple[str, str]]:
+    """The whole state as short (key, text) pairs: each SPTE (``spte``, or
+    ``spte0``...), each TLB entry (``tlb0``, or ``tlb0.1`` per gfn), the flags
+    (:func:`gfn_items`) and each vCPU's locals (``local0``) when the model has any."""
+    shape = state.shape
+    items = [
+        ("spte" if shape.sptes == 1 else f"spte{i}", spte_text(state, i))
+        for i in range(shape.sptes)
+    ]
+    for v in range(state.vcpu_count):
+        for g in range(shape.gfns):
+            key = f"tlb{v}" if shape.gfns == 1 else f"tlb{v}.{g}"
+            items.append((key, state.tlb(v, g).label))
+    items += gfn_items(state)
+    if MODEL.locals:
+        items += [(f"local{v}", _set(_locals(state, v))) for v in range(state.vcpu_count)]
+    return items
+
+
+def _set(flags: Mapping[str, bool]) -> str:
+    return " ".join(name for name, on in flags.items() if on) or "-"
 
 
 def table_cells(table: Table) -> list[list[str]]:

@@ -260,7 +260,7 @@ def table_html(full: view.Table, diff: view.Table) -> str:
 
 
 def _spte_rows(step: Step) -> str:
-    before, after = step.before.gfn.spte, step.after.gfn.spte
+    before, after = step.before.window(step.action).spte, step.outcome.window.spte
     rows = [("bits", view.spte_bits(before), view.spte_bits(after))]
     for name, layout in (("x86", "x86"), ("EPT", "ept")):
         rows.append((name, view.hex_value(before, layout), view.hex_value(after, layout)))
@@ -278,8 +278,8 @@ def _terms_html(step: Step, expression: str) -> str:
 
     if not step.outcome.rule_consulted:
         return ""
-    before, after = step.before.gfn.spte, step.after.gfn.spte
-    _, terms = explain(expression, before, after, bool(step.before.gfn.ad_enabled))
+    window = step.before.window(step.action)
+    _, terms = explain(expression, window.spte, step.outcome.window.spte, window.slot.ad_enabled)
     items = "".join(
         f'<li><code>{escape(t.text)}</code> = <b class="term-{str(t.value).lower()}">'
         f"{int(t.value)}</b></li>"
@@ -296,7 +296,7 @@ def detail_html(cx: Counterexample, k: int) -> str:
     classes = "detail violation" if last else "detail"
     parts = [f'<article class="{classes}" id="detail-{k}" data-step="{k}" hidden>']
     if k == 0:
-        ad = "on" if trace.initial.gfn.ad_enabled else "off"
+        ad = "on" if trace.initial.shared.slot.ad_enabled else "off"
         parts.append("<h2>Step 0: the initial state</h2>")
         parts.append(
             f"<p>Nothing mapped, cached, tracked or logged; the MMU's A/D bits are {ad}.</p>"
@@ -341,7 +341,7 @@ def html_text(cx: Counterexample) -> str:
 
     trace, p = cx.trace, cx.provenance
     prop = trace.prop
-    ad = "on" if trace.initial.gfn.ad_enabled else "off"
+    ad = "on" if trace.initial.shared.slot.ad_enabled else "off"
     title = f"{trace.rule_name}: {prop.name} violated in {trace.depth} steps"
     source = f"{cx.source} · " if cx.source else ""
     data = nx.node_link_data(cx.graph(), edges="edges")

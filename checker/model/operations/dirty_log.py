@@ -1,0 +1,200 @@
+"""Dirty logging (``virt/kvm/kvm_main.c``, ``arch/x86/kvm/x86.c``,
+``arch/x86/kvm/mmu/mmu.c``): enabling it write-protects the memslot, a harvest
+reaps the dirty bitmap and write-protects what it reaped, and both flush after
+dropping ``mmu_lock``, as separate steps with a pending flag in between. Memslot
+updates and harvests serialise on ``slots_lock``, hence at most one of those
+flushes is pending (the ``idle`` condition below)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TypeVar
+
+from checker.model.logic import Logic
+from checker.model.operation import (
+    ActorKind,
+    Effect,
+    Flush,
+    LockMode,
+    Operation,
+    Params,
+    Part,
+    Reach,
+    Window,
+)
+from checker.model.paths import EnableFlush, HarvestFlush, Paths
+
+B = TypeVar("B")
+
+
+def _idle(L: Logic[B], w: Window[B]) -> B:
+    """No flush after unlock is pending (``slots_lock`` is free)."""
+    return L.not_(L.or_(w.slot.harvest_flush_pending, w.slot.enable_flush_pending))
+
+
+def _enable_dirty_logging(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
+    """Write-protect the slot (W cleared, MW kept); the flush comes after unlock, if
+    the paths ask for one (v3.x flushed before unlocking).
+
+    enabled = !logging && idle;  W'[*] = 0;  logging' = 1;  dirty_bit'[*] = 0;
+    enable_flush_pending' = per paths.enable_flush (over every SPTE)
+    """
+    enabled = L.and_(L.not_(w.slot.dirty_logging), _idle(L, w))
+    sptes = w.shared.sptes
+    later = {
+        EnableFlush.ALWAYS: L.const(True),
+        EnableFlush.WRITABLE: L.or_(*(L.and_(s.present, s.writable) for s in sptes)),
+        EnableFlush.MMU_WRITABLE: L.or_(*(L.and_(s.present, s.mmu_writable) for s in sptes)),
+        EnableFlush.NEVER: L.const(False),
+        EnableFlush.LOCKED: L.const(False),
+    }[paths.enable_flush]
+    f = L.const(False)
+    after = w.with_sptes({i: dataclasses.replace(s, writable=f) for i, s in enumerate(sptes)})
+    after = after.with_every_frame(dirty_bit=f)
+    after = after.with_slot(dirty_logging=L.const(True), enable_flush_pending=later)
+    return Effect(enabled, after, L.const(paths.enable_flush is EnableFlush.LOCKED))
+
+
+def _enable_flush(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
+    """The flush after enabling dirty logging.  enabled = pending;  pending' = 0; flush"""
+    after = w.with_slot(enable_flush_pending=L.const(False))
+    return Effect(w.slot.enable_flush_pending, after, L.const(True))
+
+
+def _harvest(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
+    """Reap the dirty bitmap and write-protect each reaped gfn's SPTE (W cleared, MW
+    kept), then unlock; the flush follows as the paths say (today: after unlock iff
+    something was reaped).
+
+    reaped = OR dirty_bit[*];  enabled = logging && idle && (reaped || policy ALWAYS);
+    W'[spte_of(g)] = W && !dirty_bit[g];  dirty_bit'[*] = 0;
+    harvest_flush_pending' = per paths.harvest_flush
+    """
+    shape_sptes = w.shared.sptes
+    frames = w.shared.frames
+    policy = paths.harvest_flush
+    reaped = L.or_(*(x.dirty_bit for x in frames))
+    # a harvest that reaps nothing changes nothing, unless it flushes regardless
+    wanted = L.or_(reaped, L.const(policy is HarvestFlush.ALWAYS))
+    enabled = L.and_(w.slot.dirty_logging, _idle(L, w), wanted)
+    # the reaped gfns of each SPTE
+    protect: dict[int, list[B]] = {}
+    for g, x in enumerate(frames):
+        protect.setdefault(w.spte_of[g], []).append(x.dirty_bit)
+    changed = L.or_(
+        *(
+            L.and_(L.or_(*protect.get(i, [])), s.present, s.writable)
+            for i, s in enumerate(shape_sptes)
+        )
+    )
+    later = {
+        HarvestFlush.REAPED: reaped,
+        HarvestFlush.CHANGED: changed,
+        HarvestFlush.ALWAYS: L.const(True),
+        HarvestFlush.NEVER: L.const(False),
+        HarvestFlush.LOCKED: L.const(False),
+    }[policy]
+    now = L.and_(L.const(policy is HarvestFlush.LOCKED), reaped)
+    after = w.with_sptes(
+        {
+            i: dataclasses.replace(
+                s, writable=L.and_(s.writable, L.not_(L.or_(*protect.get(i, []))))
+            )
+            for i, s in enumerate(shape_sptes)
+        }
+    )
+    f = L.const(False)
+    after = after.with_every_frame(dirty_bit=f)
+    after = after.with_slot(harvest_flush_pending=later)
+    return Effect(enabled, after, now)
+
+
+def _harvest_flush(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
+    """The harvest's flush, after unlock.  enabled = pending;  pending' = 0;  flush"""
+    after = w.with_slot(harvest_flush_pending=L.const(False))
+    return Effect(w.slot.harvest_flush_pending, after, L.const(True))
+
+
+def _disable_dirty_logging(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
+    """enabled = logging && idle;  logging' = 0;  dirty_bit'[*] = 0"""
+    f = L.const(False)
+    after = w.with_slot(dirty_logging=f)
+    after = after.with_every_frame(dirty_bit=f)
+    return Effect(L.and_(w.slot.dirty_logging, _idle(L, w)), after, f)
+
+
+ENABLE_DIRTY_LOGGING = Operation(
+    name="enable_dirty_logging",
+    title="enable dirty logging (write-protect the slot)",
+    function="kvm_mmu_slot_apply_flags",
+    path="kvm_mmu_slot_apply_flags -> kvm_mmu_slot_remove_write_access -> spte_write_protect",
+    source=(
+        "v6.12, arch/x86/kvm/x86.c kvm_mmu_slot_apply_flags(); the flush after unlock "
+        "since b64d740ea7dd"
+    ),
+    actor=ActorKind.HOST,
+    lock=LockMode.WRITE,
+    reach=Reach.SLOT,
+    flush=Flush.DEFERRED,
+    writes=frozenset({Part.SPTE, Part.FRAME, Part.SLOT}),
+    effect=_enable_dirty_logging,
+)
+
+ENABLE_FLUSH = Operation(
+    name="enable_flush",
+    title="flush after enabling dirty logging",
+    function="kvm_flush_remote_tlbs_memslot",
+    path="kvm_mmu_slot_apply_flags -> kvm_flush_remote_tlbs_memslot",
+    source="v6.12, arch/x86/kvm/x86.c kvm_mmu_slot_apply_flags()",
+    actor=ActorKind.HOST,
+    lock=LockMode.NONE,
+    reach=Reach.SLOT,
+    flush=Flush.ALWAYS,
+    writes=frozenset({Part.SLOT}),
+    effect=_enable_flush,
+)
+
+HARVEST = Operation(
+    name="harvest",
+    title="dirty-log harvest (reap and write-protect)",
+    function="kvm_arch_mmu_enable_log_dirty_pt_masked",
+    path=(
+        "kvm_get_dirty_log_protect/kvm_clear_dirty_log_protect -> "
+        "kvm_arch_mmu_enable_log_dirty_pt_masked -> spte_write_protect"
+    ),
+    source="v6.12, virt/kvm/kvm_main.c kvm_get_dirty_log_protect()",
+    actor=ActorKind.HOST,
+    lock=LockMode.WRITE,
+    reach=Reach.SLOT,
+    flush=Flush.DEFERRED,
+    writes=frozenset({Part.SPTE, Part.FRAME, Part.SLOT}),
+    effect=_harvest,
+)
+
+HARVEST_FLUSH = Operation(
+    name="harvest_flush",
+    title="harvest's flush after unlock",
+    function="kvm_flush_remote_tlbs_memslot",
+    path=("kvm_get_dirty_log_protect/kvm_clear_dirty_log_protect -> kvm_flush_remote_tlbs_memslot"),
+    source="v6.12, virt/kvm/kvm_main.c kvm_get_dirty_log_protect()",
+    actor=ActorKind.HOST,
+    lock=LockMode.NONE,
+    reach=Reach.SLOT,
+    flush=Flush.ALWAYS,
+    writes=frozenset({Part.SLOT}),
+    effect=_harvest_flush,
+)
+
+DISABLE_DIRTY_LOGGING = Operation(
+    name="disable_dirty_logging",
+    title="disable dirty logging",
+    function="kvm_mmu_slot_apply_flags",
+    path="kvm_mmu_slot_apply_flags",
+    source="v6.12, arch/x86/kvm/x86.c kvm_mmu_slot_apply_flags()",
+    actor=ActorKind.HOST,
+    lock=LockMode.NONE,
+    reach=Reach.SLOT,
+    flush=Flush.NEVER,
+    writes=frozenset({Part.SLOT, Part.FRAME}),
+    effect=_disable_dirty_logging,
+)

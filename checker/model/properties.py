@@ -1,0 +1,174 @@
+"""The properties, each given by its violation (``bad``).
+
+A property holds iff no reachable state (``Kind.STATE``) or step (``Kind.STEP``)
+is bad. Properties read operations through their declared attributes (their
+traits and flush kind), never through their names, so renaming an operation
+cannot make a property hold vacuously.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from checker.model.logic import Logic
+from checker.model.operation import Flush, Operation, Outcome, Trait, Window
+from checker.model.vocabulary import Actor, Shared
+
+B = TypeVar("B")
+
+
+class Kind(enum.Enum):
+    #: a predicate on every reachable state
+    STATE = "state"
+    #: a predicate on every step (the window before it, the operation, its outcome)
+    STEP = "step"
+
+
+StateBad = Callable[[Logic[B], Shared[B], Sequence[Actor[B]], tuple[int, ...]], B]
+StepBad = Callable[[Logic[B], Operation, Window[B], Outcome[B]], B]
+
+
+@dataclass(frozen=True)
+class Property:
+    """A property, given by its violation (``bad``): it holds iff no reachable state
+    (``Kind.STATE``) or step (``Kind.STEP``) is bad.
+
+    A state property's ``bad`` is existential in the vCPUs ("some vCPU ..."): the
+    parametric proof relies on it and checks it."""
+
+    name: str
+    title: str
+    statement: str
+    kind: Kind
+    safety: bool
+    bad_state: StateBad | None = None  # type: ignore[type-arg]
+    bad_step: StepBad | None = None  # type: ignore[type-arg]
+
+
+def _stale_writable(
+    L: Logic[B], shared: Shared[B], vcpus: Sequence[Actor[B]], spte_of: tuple[int, ...]
+) -> B:
+    """Some vCPU caches a writable entry for a gfn whose SPTE is not present and MW.
+
+    bad = OR over vCPUs v, gfns g:  tlb[v][g].writable && !(P && MW)(spte_of(g))
+
+    Today every ``mmu_lock`` section is one step, so the lock is free in every
+    state; a model whose sections span steps must restrict this to states where
+    the lock is free.
+    """
+    sptes = [shared.sptes[i] for i in spte_of]
+    uncovered = [L.not_(L.and_(s.present, s.mmu_writable)) for s in sptes]
+    return L.or_(
+        *(L.and_(v.tlbs[g].writable, uncovered[g]) for v in vcpus for g in range(len(sptes)))
+    )
+
+
+def _tracked_write(L: Logic[B], op: Operation, before: Window[B], out: Outcome[B]) -> B:
+    """A guest store that does not fault while its gfn is write-tracked.
+
+    bad = op is a GUEST_STORE && tracked(gfn)
+    """
+    if Trait.GUEST_STORE not in op.traits:
+        return L.const(False)
+    return before.frame.write_tracked
+
+
+def _lost_write(L: Logic[B], op: Operation, before: Window[B], out: Outcome[B]) -> B:
+    """A guest store that does not fault while logging is on, with nothing to record
+    it: the gfn's dirty bit is clear and no harvest that reaped it is waiting for
+    its flush.
+
+    Logging is on once enabling it has flushed: until the enable ioctl returns,
+    userspace has not started tracking and must treat every page as dirty anyway.
+
+    bad = op is a GUEST_STORE && logging && !enable_flush_pending
+          && !dirty_bit(gfn) && !harvest_flush_pending
+    """
+    if Trait.GUEST_STORE not in op.traits:
+        return L.const(False)
+    slot = before.slot
+    logging_on = L.and_(slot.dirty_logging, L.not_(slot.enable_flush_pending))
+    unrecorded = L.not_(L.or_(before.frame.dirty_bit, slot.harvest_flush_pending))
+    return L.and_(logging_on, unrecorded)
+
+
+def _bad_encoding(
+    L: Logic[B], shared: Shared[B], vcpus: Sequence[Actor[B]], spte_of: tuple[int, ...]
+) -> B:
+    """Some present SPTE breaks W => MW => HW."""
+    return L.or_(
+        *(
+            L.and_(
+                s.present,
+                L.or_(
+                    L.and_(s.writable, L.not_(s.mmu_writable)),
+                    L.and_(s.mmu_writable, L.not_(s.host_writable)),
+                ),
+            )
+            for s in shared.sptes
+        )
+    )
+
+
+def _unneeded_flush(L: Logic[B], op: Operation, before: Window[B], out: Outcome[B]) -> B:
+    """The rule flushes on an update that does not clear MMU-writable.
+
+    bad = op.flush is RULE && consulted && rule(old, new) && !(MW(old) && !MW(new))
+    """
+    if op.flush is not Flush.RULE:
+        return L.const(False)
+    clears_mw = L.and_(before.spte.mmu_writable, L.not_(out.window.spte.mmu_writable))
+    return L.and_(out.rule_consulted, out.rule_flush, L.not_(clears_mw))
+
+
+PROPERTIES: tuple[Property, ...] = (
+    Property(
+        "stale_w",
+        "stale-W coverage",
+        "whenever mmu_lock is free, a vCPU holding a writable TLB entry implies the SPTE "
+        "is present and MMU-writable",
+        Kind.STATE,
+        True,
+        bad_state=_stale_writable,
+    ),
+    Property(
+        "write_tracking",
+        "write-tracking",
+        "once a write-protect for tracking has released mmu_lock, no vCPU writes the gfn "
+        "without a fault",
+        Kind.STEP,
+        True,
+        bad_step=_tracked_write,
+    ),
+    Property(
+        "dirty_log",
+        "dirty logging, no lost write",
+        "once dirty logging is on (enabled and flushed), a write that does not fault "
+        "happens only if the gfn's dirty bit is set or a harvest that reaped it has not "
+        "flushed yet",
+        Kind.STEP,
+        True,
+        bad_step=_lost_write,
+    ),
+    Property(
+        "encoding",
+        "encoding",
+        "on a present SPTE, W => MW => HW",
+        Kind.STATE,
+        True,
+        bad_state=_bad_encoding,
+    ),
+    Property(
+        "precision",
+        "precision",
+        "the rule asks for a flush only on updates that clear MMU-writable (MW(old) && !MW(new))",
+        Kind.STEP,
+        False,
+        bad_step=_unneeded_flush,
+    ),
+)
+
+PROPERTY_BY_NAME: dict[str, Property] = {p.name: p for p in PROPERTIES}

@@ -1,0 +1,279 @@
+"""The state vocabulary, declared once: every engine's state layout comes from here.
+
+A state of the model is
+
+* the **shared** part (:class:`Shared`): one record per leaf SPTE (:class:`Spte`),
+  the memslot's scalars (:class:`Slot`), one per guest frame (:class:`Frame`), and one
+  per host thread (:class:`Actor`);
+* one :class:`Actor` record per vCPU: its TLB entry for each gfn
+  (:class:`TlbEntry`) and its local state.
+
+An actor's local state is what an operation that spans several steps remembers
+between them (the SPTE value it read before its ``cmpxchg``, the ``mmu_lock`` it
+holds). Which locals exist is declared by the operations (:class:`Local`); the
+model (:mod:`checker.model.declaration`) collects them, so a model whose operations
+all complete in one step has none.
+
+How many SPTEs, gfns and host threads there are is the configuration
+(:class:`Shape`); the number of vCPUs is the engines' parameter (an uninterpreted
+sort for the parametric proof).
+
+Every record is generic in ``B``, the Boolean type of the interpretation (``bool``
+for the step function, z3 terms for the relations). The functions at the end
+(:func:`leaves`, :func:`rebuild`, :func:`leaf_names`, :func:`select`) walk any record
+the same way, so the order of a state's variables, their names, equality and
+decoding are written once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from checker.model.logic import Logic
+
+B = TypeVar("B")
+C = TypeVar("C")
+
+
+@dataclass(frozen=True, order=True)
+class Spte(Generic[B]):
+    """A leaf SPTE. Non-present SPTEs are all-zero (a zap clears every bit)."""
+
+    present: B
+    writable: B
+    mmu_writable: B
+    host_writable: B
+    accessed: B
+    dirty: B
+    access_tracked: B
+
+
+@dataclass(frozen=True, order=True)
+class Slot(Generic[B]):
+    """The memslot, and the VM-wide configuration the model reads."""
+
+    #: the MMU has hardware Accessed/Dirty bits (a configuration bit, fixed in the
+    #: initial state)
+    ad_enabled: B
+    dirty_logging: B
+    #: a dirty-log harvest reaped a gfn and has not flushed yet (it flushes after
+    #: dropping mmu_lock)
+    harvest_flush_pending: B
+    #: enabling dirty logging has not flushed yet
+    enable_flush_pending: B
+
+
+@dataclass(frozen=True, order=True)
+class Frame(Generic[B]):
+    """One guest frame (gfn): its write-tracking and its bit in the dirty bitmap."""
+
+    write_tracked: B
+    dirty_bit: B
+
+
+@dataclass(frozen=True, order=True)
+class TlbEntry(Generic[B]):
+    """One vCPU's TLB entry for one gfn: none (not cached), read-only or writable."""
+
+    cached: B
+    writable: B
+
+
+@dataclass(frozen=True, order=True)
+class Actor(Generic[B]):
+    """A vCPU or a host thread: its TLB entries (one per gfn; none for a host
+    thread) and its local state, in the model's declared order of locals."""
+
+    tlbs: tuple[TlbEntry[B], ...]
+    local: tuple[B, ...]
+
+
+@dataclass(frozen=True, order=True)
+class Shared(Generic[B]):
+    """Everything that is not one vCPU's."""
+
+    sptes: tuple[Spte[B], ...]
+    slot: Slot[B]
+    frames: tuple[Frame[B], ...]
+    hosts: tuple[Actor[B], ...]
+
+
+SPTE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Spte))
+SLOT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Slot))
+FRAME_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Frame))
+TLB_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TlbEntry))
+
+
+class Tlb(enum.IntEnum):
+    """A concrete TLB entry, as shown to users."""
+
+    NONE = 0
+    READ_ONLY = 1
+    WRITABLE = 2
+
+    @property
+    def label(self) -> str:
+        return ("none", "ro", "rw")[self]
+
+    def entry(self) -> TlbEntry[bool]:
+        return _ENTRIES[self]
+
+    @staticmethod
+    def of(entry: TlbEntry[bool]) -> Tlb:
+        if entry.writable and not entry.cached:
+            raise ValueError("TLB entry writable but not cached")
+        if not entry.cached:
+            return Tlb.NONE
+        return Tlb.WRITABLE if entry.writable else Tlb.READ_ONLY
+
+
+_ENTRIES = {
+    Tlb.NONE: TlbEntry(False, False),
+    Tlb.READ_ONLY: TlbEntry(True, False),
+    Tlb.WRITABLE: TlbEntry(True, True),
+}
+
+
+@dataclass(frozen=True)
+class Local:
+    """A local variable of an actor, declared by the operations that use it."""
+
+    name: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How many guest frames and leaf SPTEs the model holds, and which SPTE maps
+    each gfn (``spte_of[g]``; by default one 4K SPTE per gfn)."""
+
+    gfns: int = 1
+    spte_of: tuple[int, ...] | None = None
+    host_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.gfns < 1 or self.host_threads < 1:
+            raise ValueError("a model needs at least one gfn and one host thread")
+        mapping = self.spte_of if self.spte_of is not None else tuple(range(self.gfns))
+        if len(mapping) != self.gfns or sorted(set(mapping)) != list(range(max(mapping) + 1)):
+            raise ValueError(f"spte_of {mapping} does not map {self.gfns} gfns onto SPTEs")
+        object.__setattr__(self, "spte_of", mapping)
+
+    @property
+    def sptes(self) -> int:
+        assert self.spte_of is not None
+        return max(self.spte_of) + 1
+
+    def spte(self, gfn: int) -> int:
+        assert self.spte_of is not None
+        return self.spte_of[gfn]
+
+
+#: bit position of each SPTE field that has one, per layout (domain.md section 2).
+#: Access tracking has no bit of its own in these layouts.
+Layout = Literal["x86", "ept"]
+BIT_POSITIONS: dict[Layout, dict[str, int]] = {
+    "x86": {
+        "writable": 1,
+        "accessed": 5,
+        "dirty": 6,
+        "host_writable": 9,
+        "mmu_writable": 10,
+        "present": 11,
+    },
+    "ept": {
+        "writable": 1,
+        "accessed": 8,
+        "dirty": 9,
+        "present": 11,
+        "host_writable": 57,
+        "mmu_writable": 58,
+    },
+}
+
+
+def spte_value(spte: Spte[bool], layout: Layout = "x86") -> int:
+    """The SPTE's modelled bits as a 64-bit value in ``layout``."""
+    return sum(1 << pos for field, pos in BIT_POSITIONS[layout].items() if getattr(spte, field))
+
+
+# --- records, walked generically ---------------------------------------------------------
+
+
+def leaves(record: Any) -> Iterator[Any]:
+    """The record's Boolean leaves, depth first in declaration order."""
+    if dataclasses.is_dataclass(record):
+        for f in dataclasses.fields(record):
+            yield from leaves(getattr(record, f.name))
+    elif isinstance(record, tuple):
+        for item in record:
+            yield from leaves(item)
+    else:
+        yield record
+
+
+def rebuild(template: Any, values: Iterator[C]) -> Any:
+    """A record shaped like ``template`` with its leaves taken from ``values``."""
+    if dataclasses.is_dataclass(template):
+        parts = (rebuild(getattr(template, f.name), values) for f in dataclasses.fields(template))
+        return type(template)(*parts)  # type: ignore[misc]
+    if isinstance(template, tuple):
+        return tuple(rebuild(item, values) for item in template)
+    return next(values)
+
+
+def map_leaves(fn: Callable[[Any], C], record: Any) -> Any:
+    """The record with ``fn`` applied to every leaf."""
+    return rebuild(record, (fn(x) for x in leaves(record)))
+
+
+def select(logic: Logic[B], cond: B, then: C, other: C) -> C:
+    """``then`` if ``cond`` else ``other``, leaf by leaf; with a Python ``bool``
+    condition, the chosen record itself (the step function pays nothing)."""
+    if cond is True:
+        return then
+    if cond is False:
+        return other
+    return rebuild(  # type: ignore[no-any-return]
+        then,
+        (logic.ite(cond, a, b) for a, b in zip(leaves(then), leaves(other), strict=True)),
+    )
+
+
+def equal(logic: Logic[B], x: Any, y: Any) -> B:
+    """Two records agree on every leaf."""
+    return logic.and_(*(logic.iff(a, b) for a, b in zip(leaves(x), leaves(y), strict=True)))
+
+
+def _indexed(name: str, index: int, count: int) -> str:
+    # one of a kind keeps its plain name: the default shape's names are the model's
+    return name if count == 1 else f"{name}[{index}]"
+
+
+def shared_names(shape: Shape, locals_: Sequence[Local]) -> tuple[str, ...]:
+    """The name of each leaf of :class:`Shared`, in :func:`leaves` order: an SPTE's
+    ``writable``, a frame's ``dirty_bit``, a host thread's ``host.<local>``; with
+    several SPTEs or gfns, ``writable[1]``."""
+    names = []
+    for i in range(shape.sptes):
+        names += [_indexed(f, i, shape.sptes) for f in SPTE_FIELDS]
+    names += SLOT_FIELDS
+    for g in range(shape.gfns):
+        names += [_indexed(f, g, shape.gfns) for f in FRAME_FIELDS]
+    for h in range(shape.host_threads):
+        names += [_indexed(f"host.{x.name}", h, shape.host_threads) for x in locals_]
+    return tuple(names)
+
+
+def actor_names(shape: Shape, locals_: Sequence[Local], tlbs: bool = True) -> tuple[str, ...]:
+    """The name of each leaf of a vCPU's :class:`Actor` record: ``tlb_cached``,
+    ``tlb_writable`` (with several gfns ``tlb_writable[1]``), then its locals."""
+    names = []
+    if tlbs:
+        for g in range(shape.gfns):
+            names += [_indexed(f"tlb_{f}", g, shape.gfns) for f in TLB_FIELDS]
+    return (*names, *(x.name for x in locals_))
