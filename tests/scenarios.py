@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from checker.rules.specs import Rule
+from checker.verdict import Verdict
 
 NEW = "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)"
 LEGACY = "is_writable_pte(old_spte) && !is_writable_pte(new_spte)"
@@ -26,7 +27,7 @@ def new_regressed(shipped: dict[str, Rule]) -> list[Rule]:
         shipped["new"],
         expression=LEGACY,
         formula=shipped["legacy"].formula,
-        expected={**shipped["new"].expected, "stale_w": "violated"},
+        expected={**shipped["new"].expected, "stale_w": Verdict.VIOLATED},
     )
     return with_rules(shipped, new=new)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from checker.engines.check import Options, Session, Verdict, check_property
+from checker.engines.check import Options, Session, check_property
 from checker.engines.smt import Budget
 from checker.model import PROPERTIES, PROPERTY_BY_NAME, HarvestFlush, Paths, System
 from checker.rules.specs import Rule
+from checker.verdict import Verdict
 
 #: shortest counterexample length per (rule, property); absent means it holds
 SHORTEST = {
@@ -27,7 +28,7 @@ def test_verdicts_match_the_specs(
     session = Session(System(rule))
     for prop in PROPERTIES:
         result = check_property(rule, prop, Options(vcpus=vcpus), session)
-        assert result.verdict.value == rule.expected[prop.name], prop.name
+        assert result.verdict is rule.expected[prop.name], prop.name
         if result.verdict is Verdict.HOLDS:
             assert result.proof is not None and result.proof.certificate.ok
             assert result.proof.certificate.vcpus == vcpus

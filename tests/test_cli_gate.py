@@ -471,6 +471,10 @@ def test_a_kernel_rule_can_be_locked(tmp_path: Path) -> None:
     [
         (["--expect", "precision=holds"], "--expect goes with --kernel"),
         (["--kernel", "KERNEL", "--expect", "speed=holds"], "--expect speed=holds: expected"),
+        (
+            ["--kernel", "KERNEL", "--expect", "precision=inconclusive"],
+            "--expect precision=inconclusive: expected PROPERTY=holds|violated",
+        ),
         (["--kernel", "KERNEL", "--changed-since", "HEAD"], "drop it with --kernel"),
         (["--kernel", "KERNEL", "--update"], "--update with --kernel needs --lock FILE"),
         (["--kernel", "/nowhere"], "no such file or directory"),

@@ -12,12 +12,14 @@ from checker.model import PROPERTY_BY_NAME
 from checker.report import lock as lockfile
 from checker.report.gate import GateReport, GateSettings, Status, decide, gate
 from checker.rules.specs import Rule, adhoc_rule
+from checker.verdict import Verdict
 
 from .conftest import SPECS
 from .scenarios import LEGACY, NEW, new_regressed
 from .scenarios import with_rules as rules_with
 
 SETTINGS = GateSettings()
+H, V, I = Verdict.HOLDS, Verdict.VIOLATED, Verdict.INCONCLUSIVE
 
 
 def status(report: GateReport, rule: str, prop: str) -> Status:
@@ -30,22 +32,26 @@ def status(report: GateReport, rule: str, prop: str) -> Status:
 @pytest.mark.parametrize(
     ("prop", "verdict", "expected", "locked", "wanted"),
     [
-        ("stale_w", "inconclusive", "holds", "holds", Status.INCONCLUSIVE),
-        ("stale_w", "violated", "holds", "holds", Status.REGRESSED),
+        ("stale_w", I, H, H, Status.INCONCLUSIVE),
+        ("stale_w", V, H, H, Status.REGRESSED),
         # an expectation edited to "violated" does not excuse a regression
-        ("stale_w", "violated", "violated", "holds", Status.REGRESSED),
-        ("stale_w", "violated", "holds", None, Status.VIOLATES_EXPECTATION),
-        ("stale_w", "violated", "violated", "violated", None),
-        ("stale_w", "holds", "violated", "violated", Status.UNEXPECTEDLY_HOLDS),
-        ("stale_w", "holds", "holds", "violated", None),  # an improvement
+        ("stale_w", V, V, H, Status.REGRESSED),
+        ("stale_w", V, H, None, Status.VIOLATES_EXPECTATION),
+        ("stale_w", V, V, V, None),
+        ("stale_w", H, V, V, Status.UNEXPECTEDLY_HOLDS),
+        ("stale_w", H, H, V, None),  # an improvement
         # precision is not safety: it fails only when expected to hold
-        ("precision", "violated", "violated", "holds", None),
-        ("precision", "violated", "holds", "holds", Status.VIOLATES_EXPECTATION),
-        ("precision", "holds", None, None, None),
+        ("precision", V, V, H, None),
+        ("precision", V, H, H, Status.VIOLATES_EXPECTATION),
+        ("precision", H, None, None, None),
     ],
 )
 def test_decision_table(
-    prop: str, verdict: str, expected: str | None, locked: str | None, wanted: Status | None
+    prop: str,
+    verdict: Verdict,
+    expected: Verdict | None,
+    locked: Verdict | None,
+    wanted: Status | None,
 ) -> None:
     assert decide(PROPERTY_BY_NAME[prop], verdict, expected, locked) is wanted
 
@@ -103,7 +109,7 @@ def test_a_precision_regression_is_reported_and_fails_only_if_expected_to_hold(
     checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
 ) -> None:
     old_condition = shipped_rules["old"]
-    expected = {**shipped_rules["new"].expected, "precision": "violated"}
+    expected = {**shipped_rules["new"].expected, "precision": Verdict.VIOLATED}
     new = dataclasses.replace(
         shipped_rules["new"],
         expression=old_condition.expression,

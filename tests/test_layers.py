@@ -1,7 +1,7 @@
 """The package's layout is its pipeline, and the import graph must say so.
 
 Layers, lowest first: the shared base (errors, files, limits, text, process, interrupt,
-schemas), then ``model`` (the declaration), ``rules`` (C text to a
+schemas, verdict), then ``model`` (the declaration), ``rules`` (C text to a
 formula over the model's SPTE fields), ``engines`` (the model's interpretations and
 the checks), ``traces`` (counterexample files and their views), ``report`` (the
 gate and its outputs), ``cli``, and the console script that runs it. A module

@@ -13,6 +13,7 @@ from checker.engines.check import Options, check_property
 from checker.model import PROPERTY_BY_NAME, HarvestFlush, Paths
 from checker.report import lock
 from checker.rules.specs import Rule
+from checker.verdict import Verdict
 
 from .conftest import SPECS
 
@@ -81,7 +82,7 @@ def test_trace_and_invariant_hashes_are_deterministic(shipped_rules: dict[str, R
     proof = check_property(new, PROPERTY_BY_NAME["stale_w"], Options()).proof
     assert proof is not None
     entry = lock.property_lock(check_property(new, PROPERTY_BY_NAME["stale_w"], Options()))
-    assert entry is not None and entry.verdict == "holds"
+    assert entry is not None and entry.verdict is Verdict.HOLDS
     assert entry.invariant_sha256 == lock.invariant_sha256(proof.invariant)
     assert entry.lemmas == tuple(proof.invariant.render())
 
@@ -127,6 +128,12 @@ def test_a_fifo_as_lock_is_refused_not_waited_on(tmp_path: Path, deadline: None)
         (
             lambda d: _set(d, ["rules", "new", "properties", "stale_w", "verdict"], "maybe"),
             "field 'rules.new.properties.stale_w.verdict': expected 'holds' or 'violated'",
+        ),
+        # an undecided verdict is never locked
+        (
+            lambda d: _set(d, ["rules", "new", "properties", "stale_w", "verdict"], "inconclusive"),
+            "field 'rules.new.properties.stale_w.verdict': expected 'holds' or 'violated', "
+            "got 'inconclusive'",
         ),
         (
             lambda d: _set(d, ["rules", "old", "properties", "precision", "counterexample"], 3),

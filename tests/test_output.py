@@ -23,8 +23,9 @@ from checker import schemas
 from checker.cli import cli
 from checker.engines.diff import UpdateClass
 from checker.model import Spte
-from checker.report.summary import check_summary
+from checker.report.summary import PropertyVerdict, RuleVerdicts, check_summary
 from checker.traces import statespace
+from checker.verdict import Verdict
 
 from .conftest import ROOT, SPECS
 
@@ -57,9 +58,18 @@ def test_the_shipped_schemas_are_draft_2020_12_and_name_their_version() -> None:
         assert schema["properties"]["schema"] == {"const": schemas.schema_id(command)}
 
 
-def test_check_json_has_one_shape_for_one_rule_and_for_all(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def check_all(tmp_path_factory: pytest.TempPathFactory) -> Result:
+    """``checker check --all --json`` over the shipped specs."""
+    out = tmp_path_factory.mktemp("all")
+    return invoke("check", "--all", "--json", "--specs", SPECS, "--out", out)
+
+
+def test_check_json_has_one_shape_for_one_rule_and_for_all(
+    tmp_path: Path, check_all: Result
+) -> None:
     one = invoke("check", "--rule", "old", "--json", "--specs", SPECS, "--out", tmp_path / "1")
-    every = invoke("check", "--all", "--json", "--specs", SPECS, "--out", tmp_path / "all")
+    every = check_all
     assert (one.exit_code, every.exit_code) == (1, 1)
     single, whole = json.loads(one.stdout), json.loads(every.stdout)
     for document in (single, whole):
@@ -102,6 +112,43 @@ def test_gate_diff_and_extract_json_match_their_schemas(checks: list[str]) -> No
     rejected("extract", documents["extract"], lambda d: d.update(line="20"))
 
 
+#: what only ``check`` writes of a property (its trace's states and files), and
+#: only the gate (its columns)
+CHECK_ONLY = {"replayed", "initial_state", "steps", "files", "command"}
+GATE_ONLY = {"locked", "status", "failed", "warning", "detail"}
+
+
+def test_check_and_gate_write_rules_and_properties_alike(
+    checks: list[str], check_all: Result
+) -> None:
+    """One serializer for both documents: what both say about a rule and each of its
+    properties (verdict, expectation, invariant, trace) is written the same way."""
+    gate = invoke("gate", "--specs", SPECS, "--json")
+    assert (check_all.exit_code, gate.exit_code) == (1, 0), gate.output
+    checked, gated = json.loads(check_all.stdout), json.loads(gate.stdout)
+    # the same settings (2 vCPUs, depth 30), so the same results
+    assert [r["vcpus"] for r in checked["rules"]] == [gated["model"]["vcpus"]] * 3
+    by_name = {r["rule"]: r for r in checked["rules"]}
+    assert sorted(by_name) == [r["rule"] for r in gated["rules"]] == ["legacy", "new", "old"]
+    seen: set[str] = set()
+    for rule in gated["rules"]:
+        mine = by_name[rule["rule"]]
+        shared = (mine.keys() & rule.keys()) - {"properties"}
+        assert shared == {"rule", "expression", "formula", "origin"}
+        assert {k: mine[k] for k in shared} == {k: rule[k] for k in shared}
+        for a, b in zip(mine["properties"], rule["properties"], strict=True):
+            assert a.keys() - b.keys() <= CHECK_ONLY and b.keys() - a.keys() <= GATE_ONLY
+            shared = a.keys() & b.keys()
+            assert {k: a[k] for k in shared} == {k: b[k] for k in shared}, a["property"]
+            seen |= shared
+    assert seen >= {"property", "title", "safety", "verdict", "engine", "expected"}
+    assert seen >= {"invariant", "lemmas", "certificate", "all_vcpus", "depth", "vcpus", "actions"}
+    # the summary's categories alike too (its text is each command's own last line)
+    assert {k: v for k, v in checked["summary"].items() if k != "text"} == {
+        k: v for k, v in gated["summary"].items() if k != "text"
+    }
+
+
 def test_text_runs_end_with_the_summary_line(tmp_path: Path) -> None:
     """(``diff``'s is checked in test_cli's test_diff_old_new, the gate's in test_cli_gate.)"""
     check = invoke("check", "--rule", "legacy", "--vcpus", "1", "--specs", SPECS, "--out", tmp_path)
@@ -111,25 +158,23 @@ def test_text_runs_end_with_the_summary_line(tmp_path: Path) -> None:
 
 
 def test_the_summary_says_what_is_not_as_expected_or_inconclusive() -> None:
-    def prop(name: str, verdict: str, expected: str | None = None) -> dict[str, str]:
-        return {"property": name, "verdict": verdict} | ({"expected": expected} if expected else {})
-
-    reports = [
-        {"rule": "a", "properties": [prop("stale_w", "holds", "violated")]},
-        {
-            "rule": "b",
-            "properties": [prop("stale_w", "inconclusive", "holds"), prop("encoding", "holds")],
-        },
-        {"rule": "expr", "properties": [prop("precision", "violated")]},
-        {"rule": "c", "properties": [prop("precision", "violated", "violated")]},
-        {"rule": "d", "properties": [prop("precision", "holds", "holds")]},
+    holds, violated, inconclusive = Verdict.HOLDS, Verdict.VIOLATED, Verdict.INCONCLUSIVE
+    rules = [
+        RuleVerdicts("a", [PropertyVerdict("stale_w", holds, violated)]),
+        RuleVerdicts(
+            "b",
+            [PropertyVerdict("stale_w", inconclusive, holds), PropertyVerdict("encoding", holds)],
+        ),
+        RuleVerdicts("expr", [PropertyVerdict("precision", violated)]),
+        RuleVerdicts("c", [PropertyVerdict("precision", violated, violated)]),
+        RuleVerdicts("d", [PropertyVerdict("precision", holds, holds)]),
     ]
-    summary = check_summary(reports)
-    assert summary["text"] == (
+    summary = check_summary(rules)
+    assert summary.text == (
         "5 rules: d holds; c violates (as expected); expr violates precision; "
         "a NOT AS EXPECTED: stale_w holds (expected violated); b INCONCLUSIVE: stale_w"
     )
-    assert summary["not_as_expected"] == ["a"] and summary["inconclusive"] == ["b"]
+    assert summary.groups["not_as_expected"] == ["a"] and summary.groups["inconclusive"] == ["b"]
 
 
 def test_diff_says_what_the_update_did() -> None:

@@ -81,6 +81,10 @@ def test_multiline_expression_positions(tmp_path: Path) -> None:
             lambda t: t.replace('precision = "holds"', 'precision = "maybe"'),
             "field 'expect.precision': expected 'holds' or 'violated', got 'maybe'",
         ),
+        (
+            lambda t: t.replace('precision = "holds"', 'precision = "inconclusive"'),
+            "field 'expect.precision': expected 'holds' or 'violated', got 'inconclusive'",
+        ),
         (lambda t: t.replace('precision = "holds"\n', ""), "field 'expect.precision': missing"),
         (lambda t: t + 'bogus = "holds"\n', "field 'expect.bogus': unknown property"),
         (lambda t: "colour = 1\n" + t, "field 'colour': unknown field"),

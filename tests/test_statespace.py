@@ -10,9 +10,10 @@ from click.testing import CliRunner
 
 from checker.cli import cli
 from checker.engines import explicit
-from checker.engines.check import Engine, Options, Verdict, check_property
+from checker.engines.check import Engine, Options, check_property
 from checker.model import PROPERTY_BY_NAME, System
 from checker.traces import statespace
+from checker.verdict import Verdict
 
 from .conftest import SPECS
 

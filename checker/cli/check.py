@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -33,13 +32,16 @@ from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
 from checker.rules.specs import DEFAULT_PROFILE
 from checker.schemas import schema_id
+from checker.verdict import Verdict
 
 #: the engines --engine accepts, without importing the engines to list them
 ENGINES = ("smt", "explicit", "all")
 
 if TYPE_CHECKING:
     from checker.engines.check import Options, PropertyResult
+    from checker.report.document import CheckedProperty, CheckedRule
     from checker.rules.specs import Rule
+    from checker.traces.graph import TraceGraph
 
 
 @click.command(epilog=EXIT_CODES)
@@ -130,6 +132,7 @@ def check(
     """
     from checker.engines.check import Engine, Options
     from checker.engines.smt import Budget
+    from checker.report import document
 
     progress = progress_for(show_progress, quiet, live_stdout=not as_json)
     rules = select_rules(rule_name, expr, all_rules, specs, kernel)
@@ -147,28 +150,14 @@ def check(
         engine=Engine(engine),
         max_states=max_states,
     )
-    reports = [check_rule(rule, options, choice, out, as_json, progress, quiet) for rule in rules]
-    document = check_document(reports)
+    checked = [check_rule(rule, options, choice, out, as_json, progress, quiet) for rule in rules]
     if as_json:
-        click.echo(json.dumps(document, indent=2))
+        click.echo(document.render(document.check_json(checked)))
     else:
         from checker.text import printable
 
-        click.echo(printable(document["summary"]["text"]))
-    return int(document["exit_code"])
-
-
-def check_document(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """The JSON of ``checker check``: one shape for one rule and for many (schema
-    ``checker/schemas/check.schema.json``)."""
-    from checker.report.summary import check_summary
-
-    return {
-        "schema": schema_id("check"),
-        "exit_code": max(int(report["exit_code"]) for report in reports),
-        "summary": check_summary(reports),
-        "rules": reports,
-    }
+        click.echo(printable(document.check_summary(checked).text))
+    return max(r.exit_code for r in checked)
 
 
 def check_rule(
@@ -179,16 +168,15 @@ def check_rule(
     as_json: bool,
     progress: Progress | None = None,
     quiet: bool = False,
-) -> dict[str, Any]:
+) -> CheckedRule:
     """Check every property of ``rule``, print as it goes (the verdicts on stdout
     unless ``as_json``; ``progress`` on stderr, and with ``as_json`` where traces
-    would go unless ``quiet``), return the rule's JSON report."""
-    from checker import interrupt, version
-    from checker.engines.check import Session, check_property, exit_code
-    from checker.engines.smt import z3_version
+    would go unless ``quiet``), write the traces to ``out``, return what was found."""
+    from checker import interrupt
+    from checker.engines.check import Session, check_property
     from checker.model import PROPERTIES, System
+    from checker.report.document import CheckedProperty, CheckedRule
     from checker.rules import formula
-    from checker.rules.specs import paths_table
     from checker.text import one_line, printable
 
     if not as_json:
@@ -201,6 +189,7 @@ def check_rule(
         details.append(f"{options.vcpus} vCPU{'s' if options.vcpus > 1 else ''}")
         click.echo("  " + printable("; ".join(details)))
     results = []
+    expected = _expected(rule, choice)
     session = Session(System(rule, options.paths), options.max_states)
     for prop in PROPERTIES:
         if progress is not None:
@@ -209,7 +198,7 @@ def check_rule(
         result = check_property(rule, prop, options, session)
         seconds = time.perf_counter() - started
         results.append(result)
-        line = _verdict_line(result, _expected(rule, choice), seconds)
+        line = _verdict_line(result, expected, seconds)
         if progress is not None:
             progress.finished(f"{rule.name}:", printable(line))
         if not as_json:
@@ -217,14 +206,15 @@ def check_rule(
     # traces are written once every property is decided: Ctrl-C before this point
     # leaves --out as it was
     interrupt.check()
-    entries = []
+    checked = []
     for result in results:
+        trace = _trace_graph(result, rule, choice)
         files = (
-            _write_trace(result, rule, options, choice, out)
-            if result.trace and out is not None
-            else []
+            _write_trace(trace, result, rule, choice, out)
+            if trace is not None and out is not None
+            else ()
         )
-        entries.append(_property_json(result, rule, options, choice, files))
+        checked.append(CheckedProperty(result, expected.get(result.prop.name), trace, files))
     unwritten = None
     if out is None:
 
@@ -238,31 +228,18 @@ def check_rule(
         if rule.selector[0] == "--kernel":
             for line in compiler_lines(results, rule):
                 click.echo(printable(line))
-        _print_details(results, options, entries, rule.expression, unwritten)
-    return {
-        "rule": rule.name,
-        "expression": rule.expression,
-        "formula": formula.render(rule.formula),
-        "origin": rule.origin,
-        "profile": choice.label,
-        "paths": paths_table(options.paths),
-        "vcpus": options.vcpus,
-        "depth_bound": options.depth,
-        "checker_version": version(),
-        "z3_version": z3_version(),
-        "exit_code": exit_code(results),
-        "properties": entries,
-    }
+        _print_details(checked, options, rule.expression, unwritten)
+    return CheckedRule(rule, choice.label, options, tuple(checked))
 
 
-def _expected(rule: Rule, choice: PathsChoice) -> dict[str, str]:
+def _expected(rule: Rule, choice: PathsChoice) -> dict[str, Verdict]:
     """The spec's expected verdicts: they are stated for the default paths only."""
     return rule.expected if choice.label == DEFAULT_PROFILE else {}
 
 
-def _verdict_line(result: PropertyResult, expectations: dict[str, str], seconds: float) -> str:
-    verdict = result.verdict.value
-    shown = verdict if verdict == "holds" else verdict.upper()
+def _verdict_line(result: PropertyResult, expectations: dict[str, Verdict], seconds: float) -> str:
+    word = result.verdict.value
+    shown = word if result.verdict is Verdict.HOLDS else word.upper()
     text = f"{result.prop.name:15} {shown:12} {result.engine:10} {seconds:6.2f}s"
     if result.trace is not None:
         vcpus = result.trace.vcpus
@@ -274,19 +251,28 @@ def _verdict_line(result: PropertyResult, expectations: dict[str, str], seconds:
         text += f"  [{seen.raw_states} states, {seen.reduced_states} up to symmetry]"
     expected = expectations.get(result.prop.name)
     if expected is not None:
-        text += "  (as expected)" if expected == verdict else f"  (EXPECTED {expected})"
+        text += (
+            "  (as expected)" if expected is result.verdict else f"  (EXPECTED {expected.value})"
+        )
     if result.reason:
         text += f"  {result.reason}"
     return text
 
 
-def _write_trace(
-    result: PropertyResult, rule: Rule, options: Options, choice: PathsChoice, out: Path
-) -> list[str]:
+def _trace_graph(result: PropertyResult, rule: Rule, choice: PathsChoice) -> TraceGraph | None:
+    """A violation's trace as its files hold it; None without a trace."""
     from checker.traces import graph
 
-    assert result.trace is not None
-    g = graph.trace_graph(result.trace, _provenance(rule, result.trace.vcpus, choice))
+    if result.trace is None:
+        return None
+    return graph.trace_graph(result.trace, _provenance(rule, result.trace.vcpus, choice))
+
+
+def _write_trace(
+    g: TraceGraph, result: PropertyResult, rule: Rule, choice: PathsChoice, out: Path
+) -> tuple[str, ...]:
+    from checker.traces import graph
+
     stem = _stem(result, choice)
     try:
         paths = graph.write_counterexample(g, out / trace_directory_name(rule), stem)
@@ -294,7 +280,7 @@ def _write_trace(
         raise InputError(
             f"--out {out}: cannot write counterexample: {exc.strerror or exc}"
         ) from None
-    return [str(p) for p in paths]
+    return tuple(str(p) for p in paths)
 
 
 def _stem(result: PropertyResult, choice: PathsChoice) -> str:
@@ -330,7 +316,7 @@ def compiler_lines(results: Sequence[PropertyResult], rule: Rule) -> list[str]:
     where = kernel_location(rule)
     lines = []
     for r in results:
-        if r.verdict.value != "violated":
+        if r.verdict is not Verdict.VIOLATED:
             continue
         severity = "error" if r.prop.safety else "warning"
         steps = ""
@@ -355,73 +341,15 @@ def _provenance(rule: Rule, vcpus: int, choice: PathsChoice) -> Any:
     )
 
 
-def _property_json(
-    result: PropertyResult, rule: Rule, options: Options, choice: PathsChoice, files: list[str]
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "property": result.prop.name,
-        "title": result.prop.title,
-        "verdict": result.verdict.value,
-        "engine": result.engine,
-    }
-    expected = _expected(rule, choice)
-    if result.prop.name in expected:
-        entry["expected"] = expected[result.prop.name]
-    if result.proof is not None:
-        proof = result.proof
-        entry["invariant"] = proof.invariant.render()
-        entry["lemmas"] = proof.invariant.to_json()
-        entry["invariant_found_with_vcpus"] = proof.found_with
-        cert = proof.certificate
-        entry["certificate"] = {
-            "vcpus": cert.vcpus,
-            "initiation": cert.initiation.value,
-            "consecution": cert.consecution.value,
-            "safety": cert.safety.value,
-        }
-        if proof.all_vcpus is not None:
-            every = proof.all_vcpus
-            entry["all_vcpus"] = {
-                "holds": every.ok,
-                "initiation": every.initiation.value,
-                "consecution": every.consecution.value,
-                "safety": every.safety.value,
-                **({"reason": every.reason} if every.reason else {}),
-            }
-    if result.exploration is not None:
-        entry["exploration"] = {
-            "vcpus": result.exploration.vcpus,
-            "states": result.exploration.raw_states,
-            "states_up_to_symmetry": result.exploration.reduced_states,
-        }
-    if result.trace is not None:
-        from checker.traces import graph
-
-        g = graph.trace_graph(result.trace, _provenance(rule, result.trace.vcpus, choice))
-        entry["depth"] = result.trace.depth
-        entry["vcpus"] = result.trace.vcpus
-        entry["replayed"] = True
-        entry["initial_state"] = g.nodes[0]
-        entry["steps"] = [
-            {"step": i, **g.edges[i - 1, i], "state": g.nodes[i]} for i in range(1, len(g.nodes))
-        ]
-        entry["files"] = files
-        entry["command"] = g.graph["command"]
-    if result.reason:
-        entry["reason"] = result.reason
-    return entry
-
-
 def _print_details(
-    results: Sequence[PropertyResult],
+    checked: Sequence[CheckedProperty],
     options: Options,
-    entries: list[dict[str, Any]],
     expression: str,
     unwritten: Callable[[PropertyResult], str] | None = None,
 ) -> None:
     from checker.traces import view
 
-    proofs = [r for r in results if r.proof is not None]
+    proofs = [p.result for p in checked if p.result.proof is not None]
     if proofs:
         click.echo(
             f"\n  proofs, for all depths: inductive invariants certified at {options.vcpus} "
@@ -446,8 +374,9 @@ def _print_details(
     # the same view as 'checker show', coloured on the same terms
     colour = view.use_colour(None, sys.stdout.isatty(), os.environ)
     legend = True
-    for r, entry in zip(results, entries, strict=True):
-        if r.trace is None:
+    for p in checked:
+        r = p.result
+        if r.trace is None or p.trace is None:
             continue
         vcpus = r.trace.vcpus
         fewest = (
@@ -455,8 +384,8 @@ def _print_details(
             if vcpus == options.vcpus
             else f" ({vcpus} vCPU{'s' if vcpus > 1 else ''}: the fewest that show it)"
         )
-        if entry["files"]:
-            where = f"written to {', '.join(entry['files'])}"
+        if p.files:
+            where = f"written to {', '.join(p.files)}"
         else:
             where = unwritten(r) if unwritten is not None else ""
         about = [f"shortest trace{fewest}, replayed through the step function; {where}"]
@@ -464,7 +393,7 @@ def _print_details(
         for line in view.render(
             r.trace,
             expression,
-            entry["command"],
+            p.trace.graph["command"],
             about=about,
             paint=view.ansi if colour else view.plain,
             legend=legend,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from checker.cli.progress import progress_for, progress_options
 from checker.errors import InputError
 from checker.rules.specs import DEFAULT_PROFILE
 from checker.schemas import schema_id
+from checker.verdict import Verdict, decided
 
 if TYPE_CHECKING:
     from checker.report.gate import GateReport
@@ -255,13 +255,10 @@ def gate(
             written = True
 
     if as_json:
-        from checker.report.gate import report_json
+        from checker.report.document import LockUpdate, gate_json, render
 
-        document = {"schema": schema_id("gate"), **report_json(report)}
-        if update:
-            document["update"] = {"refused": refusal, "written": written}
-            document["exit_code"] = code
-        click.echo(json.dumps(document, indent=2, sort_keys=True))
+        done = LockUpdate(refusal, written) if update else None
+        click.echo(render(gate_json(report, done), sort_keys=True))
     else:
         from checker.text import printable
 
@@ -339,14 +336,18 @@ def _refuse_paths_without_kernel(
         )
 
 
-def _kernel_expectations(given: tuple[str, ...]) -> dict[str, str]:
+def _kernel_expectations(given: tuple[str, ...]) -> dict[str, Verdict]:
     """Every property holds, except where ``PROPERTY=VERDICT`` says otherwise."""
     from checker.model import PROPERTY_BY_NAME
 
-    expected = dict.fromkeys(PROPERTY_BY_NAME, "holds")
+    expected = dict.fromkeys(PROPERTY_BY_NAME, Verdict.HOLDS)
     for item in given:
-        name, _, verdict = item.partition("=")
-        if name not in PROPERTY_BY_NAME or verdict not in ("holds", "violated"):
+        name, _, word = item.partition("=")
+        try:
+            verdict = decided(word) if name in PROPERTY_BY_NAME else None
+        except ValueError:
+            verdict = None
+        if verdict is None:
             raise InputError(
                 f"--expect {item}: expected PROPERTY=holds|violated, PROPERTY one of "
                 f"{', '.join(PROPERTY_BY_NAME)}"
@@ -376,14 +377,14 @@ def human_lines(report: GateReport, findings: Sequence[str] = ()) -> list[str]:
     rows = [["rule", "property", "verdict", "expected", "locked", "status"]]
     for outcome in report.rules:
         for p in outcome.properties:
-            verdict = p.verdict or "-"
+            locked = p.locked.verdict if p.locked is not None else None
             rows.append(
                 [
                     outcome.rule.name,
                     p.prop.name,
-                    verdict if verdict == "holds" else verdict.upper(),
-                    p.expected or "-",
-                    p.locked.verdict if p.locked is not None else "-",
+                    _word(p.verdict, shout=True),
+                    _word(p.expected),
+                    _word(locked),
                     p.status.value,
                 ]
             )
@@ -418,6 +419,14 @@ def human_lines(report: GateReport, findings: Sequence[str] = ()) -> list[str]:
         lines.append(f"  to refresh it, {report.refresh_hint()}")
     lines.append("")
     return lines
+
+
+def _word(verdict: Verdict | None, shout: bool = False) -> str:
+    """A verdict in the table: ``-`` for none; with ``shout``, any but holds in
+    capitals, as ``checker check`` prints them."""
+    if verdict is None:
+        return "-"
+    return verdict.value.upper() if shout and verdict is not Verdict.HOLDS else verdict.value
 
 
 def _summary_path() -> Path | None:

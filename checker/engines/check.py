@@ -45,6 +45,7 @@ from checker.errors import InternalError
 from checker.limits import MAX_DEPTH
 from checker.model import PROPERTIES, Kind, Paths, Property, System
 from checker.rules.specs import Rule
+from checker.verdict import Verdict
 
 #: vCPUs with which invariants are searched before being lifted to N
 LIFT_FROM = 2
@@ -52,12 +53,6 @@ DEFAULT_DEPTH = 30
 #: how far BMC searches for the trace of a violation Spacer has shown to exist,
 #: whatever --depth says (the CLI's own bound on --depth)
 DEPTH_LIMIT = MAX_DEPTH
-
-
-class Verdict(enum.Enum):
-    HOLDS = "holds"
-    VIOLATED = "violated"
-    INCONCLUSIVE = "inconclusive"
 
 
 class Engine(enum.Enum):
@@ -110,11 +105,11 @@ class PropertyResult:
     exploration: Exploration | None = None
 
     @property
-    def summary(self) -> tuple[str, int | None, int | None]:
+    def summary(self) -> tuple[Verdict, int | None, int | None]:
         """(verdict, trace length, trace vCPUs): what two engines must agree on."""
         if self.trace is None:
-            return (self.verdict.value, None, None)
-        return (self.verdict.value, self.trace.depth, self.trace.vcpus)
+            return (self.verdict, None, None)
+        return (self.verdict, self.trace.depth, self.trace.vcpus)
 
 
 class EngineDisagreement(InternalError):

@@ -61,23 +61,23 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from checker.engines.check import Options, PropertyResult, Session, Verdict, check_property
+from checker.engines.check import Options, PropertyResult, Session, check_property
 from checker.model import PROPERTIES, Property, System
 from checker.report.lock import (
     Lock,
     ModelLock,
     PropertyLock,
     RuleLock,
-    action_labels,
     expression_sha256,
     model_sha256,
     property_lock,
     rule_lock,
 )
-from checker.report.summary import verdicts
+from checker.report.summary import PropertyVerdict, RuleVerdicts, Summary, verdicts
 from checker.rules.specs import DEFAULT_PROFILE, Rule, paths_table
+from checker.verdict import Verdict
 
 REFRESH_COMMAND = "checker gate --update"
 REFRESH_MAKE = "make lock"
@@ -115,16 +115,18 @@ class GateSettings:
     require_lock: bool = True
 
 
-def decide(prop: Property, verdict: str, expected: str | None, locked: str | None) -> Status | None:
+def decide(
+    prop: Property, verdict: Verdict, expected: Verdict | None, locked: Verdict | None
+) -> Status | None:
     """The status of a re-checked property from the decision table, or None when
     nothing but the lock comparison is left to decide (``new``/``changed``/``ok``)."""
-    if verdict == Verdict.INCONCLUSIVE.value:
+    if verdict is Verdict.INCONCLUSIVE:
         return Status.INCONCLUSIVE
-    if prop.safety and locked == "holds" and verdict == "violated":
+    if prop.safety and locked is Verdict.HOLDS and verdict is Verdict.VIOLATED:
         return Status.REGRESSED
-    if expected == "holds" and verdict == "violated":
+    if expected is Verdict.HOLDS and verdict is Verdict.VIOLATED:
         return Status.VIOLATES_EXPECTATION
-    if expected == "violated" and verdict == "holds":
+    if expected is Verdict.VIOLATED and verdict is Verdict.HOLDS:
         return Status.UNEXPECTEDLY_HOLDS
     return None
 
@@ -138,7 +140,7 @@ class PropertyOutcome:
     status: Status
     #: the check just made; None if the rule was not re-checked
     result: PropertyResult | None
-    expected: str | None
+    expected: Verdict | None
     locked: PropertyLock | None
     #: fails the gate
     failed: bool
@@ -151,8 +153,9 @@ class PropertyOutcome:
     seconds: float = field(default=0.0, compare=False)
 
     @property
-    def verdict(self) -> str | None:
-        return self.result.verdict.value if self.result is not None else None
+    def verdict(self) -> Verdict | None:
+        """The verdict just computed; None if the rule was not re-checked."""
+        return self.result.verdict if self.result is not None else None
 
     @property
     def warning(self) -> bool:
@@ -271,22 +274,22 @@ class GateReport:
             " (no lockfile compared)" if not self.settings.require_lock else ", lockfile up to date"
         )
         # what the verdicts are, so that a pass with violations reads as intended
-        words = self.verdicts()[1]
+        words = self.verdicts().text
         return text + (f": {words}" if words else "")
 
-    def verdicts(self) -> tuple[dict[str, list[str]], str]:
+    def verdicts(self) -> Summary:
         """The re-checked rules per category (see :func:`checker.report.summary.verdicts`)
         and the words for them."""
         return verdicts(
             [
-                {
-                    "rule": r.rule.name,
-                    "properties": [
-                        {"property": p.prop.name, "verdict": p.verdict}
-                        | ({"expected": p.expected} if p.expected is not None else {})
+                RuleVerdicts(
+                    r.rule.name,
+                    [
+                        PropertyVerdict(p.prop.name, p.result.verdict, p.expected)
                         for p in r.properties
+                        if p.result is not None
                     ],
-                }
+                )
                 for r in self.rules
                 if r.rechecked
             ]
@@ -311,7 +314,7 @@ def gate(
     lock: Lock | None,
     settings: GateSettings,
     *,
-    expectations: Mapping[str, Mapping[str, str]] | None = None,
+    expectations: Mapping[str, Mapping[str, Verdict]] | None = None,
     changed: Collection[str] | None = None,
     complete: bool = True,
     lock_path: Path | None = None,
@@ -392,7 +395,7 @@ def gate(
 
 def _recheck(
     rule: Rule,
-    expected: Mapping[str, str],
+    expected: Mapping[str, Verdict],
     locked: RuleLock | None,
     settings: GateSettings,
     command: str,
@@ -451,13 +454,13 @@ def _row(
     prop: Property,
     result: PropertyResult,
     now: PropertyLock | None,
-    expected: str | None,
+    expected: Verdict | None,
     before: PropertyLock | None,
     locked_rule: RuleLock | None,
     settings: GateSettings,
 ) -> PropertyOutcome:
-    verdict = result.verdict.value
-    status = decide(prop, verdict, expected, before.verdict if before is not None else None)
+    locked = before.verdict if before is not None else None
+    status = decide(prop, result.verdict, expected, locked)
     differences: tuple[str, ...] = ()
     if now is not None:
         if before is None:
@@ -502,7 +505,7 @@ def expectation_source(rule: Rule) -> str:
 def _detail(
     status: Status,
     result: PropertyResult,
-    expected: str | None,
+    expected: Verdict | None,
     before: PropertyLock | None,
     differences: tuple[str, ...],
     rule: Rule,
@@ -511,7 +514,7 @@ def _detail(
     spec = expectation_source(rule)
     if status is Status.INCONCLUSIVE:
         text = f"could not be decided: {result.reason or 'no reason given'}"
-        if before is not None and before.verdict == "holds":
+        if before is not None and before.verdict is Verdict.HOLDS:
             text += "; the lock records a proof that was not re-established"
         return text
     if status is Status.REGRESSED:
@@ -528,7 +531,7 @@ def _detail(
         if (
             not result.prop.safety
             and before is not None
-            and before.verdict == "holds"
+            and before.verdict is Verdict.HOLDS
             and result.verdict is Verdict.VIOLATED
         ):
             text += f" (a precision regression: unnecessary flushes; {spec} allows it)"
@@ -540,7 +543,7 @@ def _detail(
 
 def _unchanged(
     rule: Rule,
-    expected: Mapping[str, str],
+    expected: Mapping[str, Verdict],
     locked: RuleLock,
     command: str,
     since: str | None,
@@ -568,56 +571,3 @@ def _unchanged(
         differences=(),
         command=command,
     )
-
-
-# --- JSON for tools ----------------------------------------------------------------------
-
-
-def report_json(report: GateReport) -> dict[str, Any]:
-    """The report as plain values (``checker gate --json``)."""
-    rules = []
-    for outcome in report.rules:
-        rule = outcome.rule
-        props = []
-        for p in outcome.properties:
-            entry: dict[str, Any] = {
-                "property": p.prop.name,
-                "safety": p.prop.safety,
-                "verdict": p.verdict,
-                "expected": p.expected,
-                "locked": p.locked.verdict if p.locked is not None else None,
-                "status": p.status.value,
-                "failed": p.failed,
-                "warning": p.warning,
-                "detail": p.detail,
-            }
-            if p.result is not None and p.result.trace is not None:
-                entry["depth"] = p.result.trace.depth
-                entry["actions"] = action_labels(p.result.trace)
-            if p.result is not None and p.result.reason:
-                entry["reason"] = p.result.reason
-            props.append(entry)
-        rules.append(
-            {
-                "rule": rule.name,
-                "expression": rule.expression,
-                "file": report.display(rule.path) if rule.path is not None else None,
-                "line": rule.line,
-                "rechecked": outcome.rechecked,
-                "command": outcome.command,
-                "properties": props,
-            }
-        )
-    return {
-        "exit_code": report.exit_code,
-        "summary": {"text": report.summary(), **report.verdicts()[0]},
-        "lock": {
-            "path": report.display(report.lock_path) if report.lock_path else None,
-            "stale": list(report.stale),
-            "refresh": report.refresh_hint() if report.stale else None,
-        },
-        "model": report.model.to_json(),
-        "since": report.since,
-        "allow_inconclusive": report.settings.allow_inconclusive,
-        "rules": rules,
-    }

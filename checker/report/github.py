@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from checker.report.gate import GateReport, PropertyOutcome, RuleOutcome
 from checker.traces import view
+from checker.verdict import Verdict
 
 
 def escape_data(text: str) -> str:
@@ -72,6 +73,10 @@ def annotation_commands(report: GateReport) -> list[str]:
     return found
 
 
+def _word(verdict: Verdict | None) -> str:
+    return verdict.value if verdict is not None else "-"
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ") or " "
 
@@ -96,9 +101,9 @@ def step_summary(report: GateReport) -> str:
                 [
                     outcome.rule.name,
                     p.prop.name,
-                    p.verdict or "-",
-                    p.expected or "-",
-                    p.locked.verdict if p.locked is not None else "-",
+                    _word(p.verdict),
+                    _word(p.expected),
+                    _word(p.locked.verdict if p.locked is not None else None),
                     f"**{status}**" if p.failed else status,
                 ]
             )

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from checker.errors import InputError, quoted
 from checker.rules.cexpr import strip_comments
+from checker.verdict import Verdict, decided
 
 if TYPE_CHECKING:
     from checker.engines.check import PropertyResult
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 SCHEMA = "checker.verdicts-lock/1"
 LOCK_NAME = "verdicts.lock.json"
-LOCKED_VERDICTS = ("holds", "violated")
 ABOUT = (
     "Verdicts of every rule in specs/rules, pinned by 'checker gate'. Regenerate with "
     "'checker gate --update' (or 'make lock') and commit; do not edit by hand."
@@ -187,7 +187,8 @@ def model_sha256(paths: Paths, vcpus: int, depth: int) -> str:
 class PropertyLock:
     """A property's locked verdict and the evidence behind it."""
 
-    verdict: str
+    #: holds or violated: an inconclusive verdict is never locked
+    verdict: Verdict
     #: a violation: its shortest trace's length, hash and actions
     counterexample_length: int | None = None
     counterexample_sha256: str | None = None
@@ -197,8 +198,8 @@ class PropertyLock:
     lemmas: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"verdict": self.verdict}
-        if self.verdict == "violated":
+        data: dict[str, Any] = {"verdict": self.verdict.value}
+        if self.verdict is Verdict.VIOLATED:
             data["counterexample"] = {
                 "length": self.counterexample_length,
                 "sha256": self.counterexample_sha256,
@@ -211,7 +212,7 @@ class PropertyLock:
     def differences(self, other: PropertyLock) -> list[str]:
         """How ``other`` (the newer) differs from this, in words; [] if equal."""
         if self.verdict != other.verdict:
-            return [f"verdict {self.verdict} -> {other.verdict}"]
+            return [f"verdict {self.verdict.value} -> {other.verdict.value}"]
         found = []
         if self.counterexample_length != other.counterexample_length:
             found.append(
@@ -280,7 +281,7 @@ def property_lock(result: PropertyResult) -> PropertyLock | None:
     """What the lock records for ``result``; None for an inconclusive one."""
     if result.trace is not None:
         return PropertyLock(
-            verdict="violated",
+            verdict=Verdict.VIOLATED,
             counterexample_length=result.trace.depth,
             counterexample_sha256=trace_sha256(result.trace),
             actions=tuple(action_labels(result.trace)),
@@ -288,7 +289,7 @@ def property_lock(result: PropertyResult) -> PropertyLock | None:
     if result.proof is not None:
         invariant = result.proof.invariant
         return PropertyLock(
-            verdict="holds",
+            verdict=Verdict.HOLDS,
             invariant_sha256=invariant_sha256(invariant),
             lemmas=tuple(invariant.render()),
         )
@@ -415,10 +416,11 @@ def _parse(data: Any, path: Path) -> Lock:
         for prop, value in table(get(entry, "properties", dict, at), f"{at}properties").items():
             where = f"{at}properties.{name(prop, f'{at}properties', PROPERTY_BY_NAME)}."
             value = table(value, where[:-1])
-            verdict = get(value, "verdict", str, where)
-            if verdict not in LOCKED_VERDICTS:
-                raise fail(f"{where}verdict", f"expected 'holds' or 'violated', got {verdict!r}")
-            if verdict == "violated":
+            try:
+                verdict = decided(get(value, "verdict", str, where))
+            except ValueError as exc:
+                raise fail(f"{where}verdict", str(exc)) from None
+            if verdict is Verdict.VIOLATED:
                 cex = table(get(value, "counterexample", dict, where), f"{where}counterexample")
                 props[prop] = PropertyLock(
                     verdict,

@@ -33,8 +33,10 @@ from typing import Any
 from checker import version
 from checker.engines.semantics import State
 from checker.model import PROPERTIES
+from checker.report.document import verdict_json
 from checker.report.gate import GateReport, PropertyOutcome, RuleOutcome, Status
 from checker.traces import view
+from checker.verdict import Verdict
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 TOOL = "kvm-flush-checker"
@@ -156,8 +158,8 @@ def _result(report: GateReport, outcome: RuleOutcome, p: PropertyOutcome) -> dic
             "rule": rule.name,
             "expression": rule.expression,
             "gateStatus": p.status.value,
-            "expected": p.expected,
-            "locked": p.locked.verdict if p.locked is not None else None,
+            "expected": verdict_json(p.expected),
+            "locked": verdict_json(p.locked.verdict if p.locked is not None else None),
             "command": outcome.command,
         },
     }
@@ -181,7 +183,7 @@ def expected_violation(p: PropertyOutcome) -> bool:
     (a REGRESSED row fails even when its ``[expect]`` says violated)."""
     return (
         not p.failed
-        and p.expected == "violated"
+        and p.expected is Verdict.VIOLATED
         and p.result is not None
         and p.result.trace is not None
     )

@@ -3,19 +3,48 @@
 ``checker check`` exits 1 whenever a property is violated, which the shipped rules
 ``old`` and ``legacy`` do by design; the summary line says whether each verdict is
 the one the rule's ``[expect]`` table states, so exit 1 with VIOLATED lines reads as
-what it is. The same summary, as values, goes into ``--json``.
+what it is. The same summary, rule names per category, goes into ``--json``
+(see :mod:`checker.report.document`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from checker.verdict import Verdict
 
 if TYPE_CHECKING:
     from checker.engines.diff import Comparison, Side
 
 #: the categories of a checked rule, in the order the summary line lists them
 CATEGORIES = ("holds", "violates_as_expected", "violates", "not_as_expected", "inconclusive")
+
+
+@dataclass(frozen=True)
+class PropertyVerdict:
+    """What the summary needs of a checked property."""
+
+    prop: str
+    verdict: Verdict
+    #: the spec's expectation, if it states one
+    expected: Verdict | None = None
+
+
+@dataclass(frozen=True)
+class RuleVerdicts:
+    rule: str
+    properties: Sequence[PropertyVerdict]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The words for a run's verdicts, and the rule names per category."""
+
+    text: str
+    #: every category of :data:`CATEGORIES`, in that order, with its rules' names
+    groups: dict[str, list[str]]
 
 
 def _names(names: Sequence[str]) -> str:
@@ -26,9 +55,9 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def rule_category(properties: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
-    """A rule's category from its properties' JSON entries (``verdict`` and, where
-    the spec states one, ``expected``), with the details the line shows for it.
+def rule_category(properties: Sequence[PropertyVerdict]) -> tuple[str, list[str]]:
+    """A rule's category from its properties' verdicts and expectations, with the
+    details the line shows for it.
 
     A verdict that differs from its expectation makes the rule ``not_as_expected``
     (that wins); then an inconclusive verdict makes it ``inconclusive``; then a
@@ -36,12 +65,14 @@ def rule_category(properties: Sequence[Mapping[str, Any]]) -> tuple[str, list[st
     be, else ``violates`` (no expectation stated, e.g. ``--expr``).
     """
     mismatches = [
-        f"{p['property']} {p['verdict']} (expected {p['expected']})"
+        f"{p.prop} {p.verdict.value} (expected {p.expected.value})"
         for p in properties
-        if "expected" in p and p["verdict"] != "inconclusive" and p["verdict"] != p["expected"]
+        if p.expected is not None
+        and p.verdict is not Verdict.INCONCLUSIVE
+        and p.verdict is not p.expected
     ]
-    undecided = [p["property"] for p in properties if p["verdict"] == "inconclusive"]
-    violated = [p for p in properties if p["verdict"] == "violated"]
+    undecided = [p.prop for p in properties if p.verdict is Verdict.INCONCLUSIVE]
+    violated = [p for p in properties if p.verdict is Verdict.VIOLATED]
     if mismatches:
         return "not_as_expected", mismatches + [f"{name} inconclusive" for name in undecided]
     if undecided:
@@ -50,27 +81,27 @@ def rule_category(properties: Sequence[Mapping[str, Any]]) -> tuple[str, list[st
         ) else undecided
     if not violated:
         return "holds", []
-    if all(p.get("expected") == "violated" for p in violated):
+    if all(p.expected is Verdict.VIOLATED for p in violated):
         return "violates_as_expected", []
-    return "violates", [p["property"] for p in violated]
+    return "violates", [p.prop for p in violated]
 
 
-def check_summary(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The summary of ``checker check``'s rule reports: per category the rule names,
-    and the line, e.g. ``3 rules: new holds; legacy, old violate (as expected)``."""
-    groups, text = verdicts(reports)
-    return {"text": f"{_plural(len(reports), 'rule')}: {text}", **groups}
+def check_summary(rules: Sequence[RuleVerdicts]) -> Summary:
+    """The summary of ``checker check``'s rules: the line, e.g. ``3 rules: new
+    holds; legacy, old violate (as expected)``, and the rule names per category."""
+    found = verdicts(rules)
+    return Summary(f"{_plural(len(rules), 'rule')}: {found.text}", found.groups)
 
 
-def verdicts(reports: Sequence[Mapping[str, Any]]) -> tuple[dict[str, list[str]], str]:
-    """The rules of ``reports`` (each with ``rule`` and ``properties``) per category,
-    and the words for them: ``new holds; legacy, old violate (as expected)``."""
+def verdicts(rules: Sequence[RuleVerdicts]) -> Summary:
+    """``rules`` per category, and the words for them: ``new holds; legacy, old
+    violate (as expected)``."""
     groups: dict[str, list[str]] = {c: [] for c in CATEGORIES}
     details: dict[str, list[str]] = {}
-    for report in reports:
-        category, detail = rule_category(report["properties"])
-        groups[category].append(report["rule"])
-        details[report["rule"]] = detail
+    for rule in rules:
+        category, detail = rule_category(rule.properties)
+        groups[category].append(rule.rule)
+        details[rule.rule] = detail
     # rules of one category with the same details share their words
     phrases: dict[tuple[str, str], list[str]] = {}
     for category in CATEGORIES:
@@ -87,7 +118,7 @@ def verdicts(reports: Sequence[Mapping[str, Any]]) -> tuple[dict[str, list[str]]
             "inconclusive": f"INCONCLUSIVE: {said}",
         }[category]
         parts.append(f"{_names(names)} {words}")
-    return groups, "; ".join(parts)
+    return Summary("; ".join(parts), groups)
 
 
 def diff_summary(comparison: Comparison) -> dict[str, Any]:

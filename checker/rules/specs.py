@@ -43,11 +43,11 @@ from checker.model import (
 from checker.model.logic import Logic
 from checker.rules import cexpr
 from checker.rules import formula as F
+from checker.verdict import Verdict, decided
 
 B = TypeVar("B")
 
 RULES_DIRECTORY = "rules"
-VERDICTS = ("holds", "violated")
 ORIGIN_KEYS = ("kernels", "commit", "function", "file", "note")
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")
 
@@ -65,7 +65,8 @@ class Rule:
     formula: F.Formula
     summary: str = ""
     origin: dict[str, str] = field(default_factory=dict)
-    expected: dict[str, str] = field(default_factory=dict)
+    #: the verdict expected per property, read from the ``[expect]`` table
+    expected: dict[str, Verdict] = field(default_factory=dict)
     #: the file the rule is written in (a spec or a kernel file) and its line
     path: Path | None = None
     line: int = 1
@@ -245,14 +246,16 @@ def load_rule(path: Path) -> Rule:
             raise fail(f"origin.{key}", f"unknown field (fields: {', '.join(ORIGIN_KEYS)})")
         if not isinstance(value, str):
             raise fail(f"origin.{key}", "must be a string")
-    expect = _table(data, "expect", fail, required=True)
-    for key, value in expect.items():
+    expect: dict[str, Verdict] = {}
+    for key, value in _table(data, "expect", fail, required=True).items():
         if key not in PROPERTY_BY_NAME:
             raise fail(
                 f"expect.{key}", f"unknown property (properties: {', '.join(PROPERTY_BY_NAME)})"
             )
-        if value not in VERDICTS:
-            raise fail(f"expect.{key}", f"expected 'holds' or 'violated', got {value!r}")
+        try:
+            expect[key] = decided(value)
+        except ValueError as exc:
+            raise fail(f"expect.{key}", str(exc)) from None
     missing = [p for p in PROPERTY_BY_NAME if p not in expect]
     if missing:
         raise fail(f"expect.{missing[0]}", "missing: every property needs an expected verdict")
