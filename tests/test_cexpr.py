@@ -202,26 +202,124 @@ def test_explain_gives_each_test_its_value_on_the_update() -> None:
 
     old = Spte(True, False, True, True, False, False, True)  # P MW HW AT
     new = Spte(True, False, False, True, False, False, True)  # P HW AT
-    decision, terms = cexpr.explain(
-        "is_mmu_writable_spte(old_spte) && !is_writable_pte(new_spte)", old, new, False
-    )
-    assert decision is True
-    assert [(t.text, t.value) for t in terms] == [
+    rule = cexpr.parsed("is_mmu_writable_spte(old_spte) && !is_writable_pte(new_spte)")
+    explanation = rule.explain(old, new, False)
+    assert explanation.decision is True
+    assert [(rule.source(t.span), v) for t, v in explanation.terms] == [
         ("is_mmu_writable_spte(old_spte)", True),
         ("is_writable_pte(new_spte)", False),
     ]
-    decision, terms = cexpr.explain(
+    rule = cexpr.parsed(
         "/* c */ (old_spte & shadow_mmu_writable_mask)"
-        " && likely((new_spte & PT_WRITABLE_MASK) == 0)",
-        old,
-        new,
-        False,
+        " && likely((new_spte & PT_WRITABLE_MASK) == 0)"
     )
-    assert decision is True
-    assert [t.text for t in terms] == [
+    explanation = rule.explain(old, new, False)
+    assert explanation.decision is True
+    assert [rule.source(t.span) for t in rule.tests] == [
         "old_spte & shadow_mmu_writable_mask",
         "(new_spte & PT_WRITABLE_MASK) == 0",
     ]
+
+
+def located(text: str) -> list[tuple[str, str, str, bool]]:
+    """Each test of ``text``: its own text, its group's, what its value is shown
+    after, and whether that is negated."""
+    rule = cexpr.parse_rule(text, Origin("--expr"))
+    return [
+        (
+            text[t.span.start : t.span.end],
+            text[t.group.start : t.group.end],
+            text[t.shown.start : t.shown.end],
+            t.negated,
+        )
+        for t in rule.tests
+    ]
+
+
+def test_each_test_is_located_in_the_text_as_given() -> None:
+    """Spans are offsets into the text itself: comments, tabs and line breaks
+    included, so the positions are those of the source, not of a normalised copy."""
+    text = (
+        "/* first */ is_mmu_writable_spte(old_spte /* the old one */)\n"
+        "\t&& // then\n  ! /* not */ (\n new_spte &\tPT_WRITABLE_MASK )"
+    )
+    assert located(text) == [
+        (
+            "is_mmu_writable_spte(old_spte /* the old one */)",
+            "is_mmu_writable_spte(old_spte /* the old one */)",
+            "is_mmu_writable_spte(old_spte /* the old one */)",
+            False,
+        ),
+        (
+            "new_spte &\tPT_WRITABLE_MASK",
+            "(\n new_spte &\tPT_WRITABLE_MASK )",
+            "! /* not */ (\n new_spte &\tPT_WRITABLE_MASK )",
+            True,
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # '!' of '!=' is part of the test, not a negation of it
+        (
+            "is_writable_pte(old_spte)!=is_writable_pte(new_spte)",
+            [("is_writable_pte(old_spte)!=is_writable_pte(new_spte)",) * 3 + (False,)],
+        ),
+        # likely(), casts and parentheses around a test alone are its group
+        (
+            "!!likely((bool)((old_spte & PT_WRITABLE_MASK)))",
+            [
+                (
+                    "old_spte & PT_WRITABLE_MASK",
+                    "likely((bool)((old_spte & PT_WRITABLE_MASK)))",
+                    "!!likely((bool)((old_spte & PT_WRITABLE_MASK)))",
+                    False,
+                )
+            ],
+        ),
+        # not a '!' beyond parentheses around a '!', nor a likely() around a '!'
+        (
+            "!(!is_writable_pte(old_spte)) || likely(!is_writable_pte(new_spte))",
+            [
+                ("is_writable_pte(old_spte)",) * 2 + ("!is_writable_pte(old_spte)", True),
+                ("is_writable_pte(new_spte)",) * 2 + ("!is_writable_pte(new_spte)", True),
+            ],
+        ),
+        # a call's parentheses are not a group's; a cast inside a test is the test's
+        (
+            "spte_is_bit_changed((old_spte), new_spte, (PT_WRITABLE_MASK)) && "
+            "(u64)((old_spte)) & BIT_ULL(10)",
+            [
+                ("spte_is_bit_changed((old_spte), new_spte, (PT_WRITABLE_MASK))",) * 3 + (False,),
+                ("(u64)((old_spte)) & BIT_ULL(10)",) * 3 + (False,),
+            ],
+        ),
+        # the operands of '?:' are tested where they stand; constants are no test
+        (
+            "is_writable_pte(old_spte) ? true : (is_writable_pte(new_spte))",
+            [
+                ("is_writable_pte(old_spte)",) * 3 + (False,),
+                ("is_writable_pte(new_spte)",) + ("(is_writable_pte(new_spte))",) * 2 + (False,),
+            ],
+        ),
+        ("true && !false", []),
+    ],
+)
+def test_groups_and_negations(text: str, expected: list[tuple[str, str, str, bool]]) -> None:
+    assert located(text) == expected
+
+
+def test_each_test_means_what_its_text_does() -> None:
+    """A test's formula is its own text's; the '!'s in front of it negate it."""
+    text = "is_dirty_spte(old_spte) && !(old_spte & shadow_accessed_mask)"
+    rule = cexpr.parse_rule(text, Origin("--expr"))
+    assert [t.formula for t in rule.tests] == [
+        parse("is_dirty_spte(old_spte)"),
+        parse("old_spte & shadow_accessed_mask"),
+    ]
+    assert rule.formula == parse(text)
 
 
 # --- hostile input: exactly one expression, within stated limits -------------------------
@@ -381,8 +479,14 @@ def test_explain_reads_long_chains() -> None:
     from checker.model import Spte
 
     spte = Spte(True, True, True, True, False, False, False)
-    decision, terms = cexpr.explain(chain("&&", 500), spte, spte, False)
-    assert decision is True and len(terms) == 500
+    text = chain("&&", 2000)
+    explanation = cexpr.parse_rule(text, Origin("--expr")).explain(spte, spte, False)
+    assert explanation.decision is True and explanation.values == (True,) * 2000
+    last = explanation.rule.tests[-1]
+    assert (last.span.start, last.span.end) == (
+        len(text) - len("is_writable_pte(old_spte)"),
+        len(text),
+    )
 
 
 def test_strip_comments_is_linear_on_unclosed_comments() -> None:
@@ -522,23 +626,42 @@ def grown(draw: st.DrawFn) -> str:
 def test_fuzz_every_text_is_a_formula_or_a_one_line_input_error(text: str) -> None:
     """Every outcome is a formula or a one-line InputError free of control
     characters: never another exception, never more than FUZZ_SECONDS, never more
-    than FUZZ_MEMORY of Python memory."""
+    than FUZZ_MEMORY of Python memory. Each test of a formula is located in the
+    text (:func:`check_located`)."""
     import tracemalloc
 
+    rule: cexpr.ParsedRule | None = None
     tracemalloc.start()
     try:
         with time_limit(FUZZ_SECONDS):
             try:
-                formula = parse(text)
+                rule = cexpr.parse_rule(text, Origin("--expr"))
             except InputError as error:
                 message = str(error)
                 assert message and message.isprintable(), message
             else:
-                assert isinstance(formula, F.Formula)
+                assert isinstance(rule.formula, F.Formula)
     finally:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < FUZZ_MEMORY, f"parsing took {peak} bytes"
+    if rule is not None:
+        check_located(rule)
+
+
+def check_located(rule: cexpr.ParsedRule, most: int = 25) -> None:
+    """The tests (the first ``most``) are in source order, apart, each inside its
+    group inside what it is shown with; and each of those texts, parsed alone,
+    means the test (negated by its '!'s)."""
+    text, end = rule.text, 0
+    for test in rule.tests[:most]:
+        assert end <= test.shown.start <= test.group.start <= test.span.start
+        assert test.span.start < test.span.end <= test.group.end == test.shown.end <= len(text)
+        end = test.shown.end
+        meaning = F.not_(test.formula) if test.negated else test.formula
+        assert parse(text[test.span.start : test.span.end]) == test.formula
+        assert parse(text[test.group.start : test.group.end]) == test.formula
+        assert parse(text[test.shown.start : test.shown.end]) == meaning
 
 
 #: bounds on one fuzzed parse, far above what any takes (the largest texts within

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from checker import text
 from checker.engines.bmc import SmtTrace
 from checker.engines.certify import replay
 from checker.engines.semantics import Action
-from checker.model import System
+from checker.model import Spte, System
+from checker.rules import cexpr
 from checker.rules.specs import adhoc_rule
 from checker.traces import view
 
@@ -73,6 +79,14 @@ def test_the_rule_decision_shows_each_helper_and_who_ignores_it() -> None:
     assert row(table, 4)["flush"] == "" and row(table, 4)["decision"] == ""
 
 
+def test_the_decision_reads_the_same_from_the_parsed_rule() -> None:
+    trace = classic().trace
+    rule = adhoc_rule(LEGACY)
+    assert rule.parsed.text == LEGACY
+    for step in trace.steps:
+        assert view.decision_text(step, rule.parsed) == view.decision_text(step, LEGACY)
+
+
 def test_the_violating_step_is_marked() -> None:
     table = view.step_table(classic().trace, LEGACY)
     assert row(table, 7)["step"] == "7 ✗" and table.rows[7].violation
@@ -90,54 +104,301 @@ def test_diff_keeps_only_changes_and_names_what_never_changes() -> None:
     assert row(table, 6)["decision"].endswith("→ no flush")  # the step itself stays
 
 
+#: an update: old P W MW HW, new P MW HW (W cleared), A/D bits on
+T, F = True, False
+OLD_SPTE, NEW_SPTE = Spte(T, T, T, T, F, F, F), Spte(T, F, T, T, F, F, F)
+
+
+def annotated(expression: str) -> str:
+    return view.annotate(cexpr.parsed(expression).explain(OLD_SPTE, NEW_SPTE, True))
+
+
 @pytest.mark.parametrize(
-    ("expression", "values", "expected"),
+    ("expression", "expected"),
     [
         (
             "is_mmu_writable_spte(old_spte) && !is_writable_pte(new_spte)",
-            [True, False],
             "is_mmu_writable_spte(old_spte)=1 && !is_writable_pte(new_spte)=1",
         ),
         (
             "(old_spte & PT_WRITABLE_MASK)  &&\n  !(new_spte&shadow_mmu_writable_mask)",
-            [True, True],
             "(old_spte & PT_WRITABLE_MASK)=1 && !(new_spte&shadow_mmu_writable_mask)=0",
         ),
         (
             "is_writable_pte(old_spte) || (old_spte ^ new_spte) & BIT_ULL(10)",
-            [True, False],
             "is_writable_pte(old_spte)=1 || ((old_spte ^ new_spte) & BIT_ULL(10))=0",
         ),
-        (
-            "!!is_dirty_spte(old_spte) /* comment */",
-            [False],
-            "!!is_dirty_spte(old_spte)=0",
-        ),
+        ("!!is_dirty_spte(old_spte) /* comment */", "!!is_dirty_spte(old_spte)=0"),
         (
             "(old_spte & PT_WRITABLE_MASK) != (new_spte & PT_WRITABLE_MASK)",
-            [True],
             "((old_spte & PT_WRITABLE_MASK) != (new_spte & PT_WRITABLE_MASK))=1",
         ),
+        # a comment inside a test, and lines broken inside and between tests
+        (
+            "/* why */ is_mmu_writable_spte( /* old */ old_spte)\n"
+            "\t&& // the new one\n   !is_writable_pte(new_spte)\n",
+            "is_mmu_writable_spte( old_spte)=1 && !is_writable_pte(new_spte)=1",
+        ),
+        # likely() and parentheses keep the value; the '!' in front turns it around
+        (
+            "likely((new_spte & PT_WRITABLE_MASK) == 0) && !unlikely(is_dirty_spte(old_spte))",
+            "likely((new_spte & PT_WRITABLE_MASK) == 0)=1 && !unlikely(is_dirty_spte(old_spte))=1",
+        ),
+        (
+            "unlikely(!is_writable_pte(new_spte)) || ((is_writable_pte(old_spte)))",
+            "unlikely(!is_writable_pte(new_spte)=1) || ((is_writable_pte(old_spte)))=1",
+        ),
+        # a '!' apart from its test, or in front of a cast, is still the test's
+        (
+            "is_writable_pte(old_spte) && ! /* c */ is_writable_pte(new_spte)",
+            "is_writable_pte(old_spte)=1 && ! is_writable_pte(new_spte)=1",
+        ),
+        (
+            "!(bool)(new_spte & PT_WRITABLE_MASK) && (u64)old_spte & PT_WRITABLE_MASK",
+            "!(bool)(new_spte & PT_WRITABLE_MASK)=1 && ((u64)old_spte & PT_WRITABLE_MASK)=1",
+        ),
+        # the '!' of '!=' is no negation; a '!' outside parentheses around a '!' is
+        # shown apart from it
+        (
+            "is_dirty_spte(old_spte) != is_dirty_spte(new_spte) && !(!is_writable_pte(old_spte))",
+            "(is_dirty_spte(old_spte) != is_dirty_spte(new_spte))=0 && "
+            "!(!is_writable_pte(old_spte)=0)",
+        ),
+        (
+            "((old_spte)) & PT_WRITABLE_MASK ? true : false",
+            "(((old_spte)) & PT_WRITABLE_MASK)=1 ? true : false",
+        ),
+        ("true", "true"),
     ],
 )
-def test_annotate_places_each_value_after_its_test(
-    expression: str, values: list[bool], expected: str
-) -> None:
-    from checker.model import Spte
-    from checker.rules.cexpr import explain
-
-    t, f = True, False
-    _, terms = explain(expression, Spte(t, t, t, t, f, f, f), Spte(t, f, t, t, f, f, f), t)
-    assert [term.value for term in terms] == values
-    assert view.annotate(expression, [(term.text, term.value) for term in terms]) == expected
+def test_annotate_places_each_value_after_its_test(expression: str, expected: str) -> None:
+    assert annotated(expression) == expected
 
 
-def test_annotate_gives_up_rather_than_misplace() -> None:
-    assert view.annotate("is_writable_pte(old_spte)", [("is_dirty_spte(old_spte)", True)]) is None
-    # an identifier that only contains the test's text is not the test
-    assert (
-        view.annotate("my_is_writable_pte(old_spte)", [("is_writable_pte(old_spte)", True)]) is None
+def test_the_rule_decision_from_a_kernel_tree() -> None:
+    """A kernel rule's expression is the clauses written back as one C expression:
+    the tests are located in that text, the one a trace records."""
+    from checker.rules.kernel import rule_from_kernel
+
+    from .conftest import ROOT
+
+    rule = rule_from_kernel(ROOT / "tests/fixtures/kernels/v6.12")
+    assert rule.parsed.text == rule.expression
+    assert [rule.expression[t.span.start : t.span.end] for t in rule.parsed.tests][:2] == [
+        "is_mmu_writable_spte(old_spte)",
+        "is_writable_pte(new_spte)",
+    ]
+    assert view.annotate(rule.parsed.explain(OLD_SPTE, NEW_SPTE, True)) == (
+        "(is_mmu_writable_spte(old_spte)=1 && !is_writable_pte(new_spte)=1) || "
+        "(is_accessed_spte(old_spte)=0 && !is_accessed_spte(new_spte)=1) || "
+        "(is_dirty_spte(old_spte)=0 && !is_dirty_spte(new_spte)=1)"
     )
+
+
+def test_the_rule_decision_of_a_multi_line_spec(tmp_path: Path) -> None:
+    from checker.model import PROPERTY_BY_NAME
+    from checker.rules.specs import load_rule
+
+    spec = tmp_path / "lines.toml"
+    expect = "\n".join(f'{p} = "holds"' for p in PROPERTY_BY_NAME)
+    spec.write_text(
+        'name = "lines"\nexpression = """\n'
+        "/* MMU-writable cleared */\n"
+        "is_mmu_writable_spte(old_spte) && // was\n"
+        "\t!is_mmu_writable_spte(new_spte) /* is not */\n"
+        f'"""\n[expect]\n{expect}\n'
+    )
+    rule = load_rule(spec)
+    # the spans are offsets into the expression's text, not into the TOML file
+    test = rule.parsed.tests[1]
+    assert rule.expression[test.shown.start : test.shown.end] == "!is_mmu_writable_spte(new_spte)"
+    assert view.annotate(rule.parsed.explain(OLD_SPTE, NEW_SPTE, True)) == (
+        "is_mmu_writable_spte(old_spte)=1 && !is_mmu_writable_spte(new_spte)=0"
+    )
+
+
+# --- every annotation, against one built alongside the text ------------------------------
+
+#: an atomic test, ``{s}`` where white space or a comment may go, whether it is an
+#: operator expression, and its meaning written out here independently of the checker
+ATOMS: tuple[tuple[str, bool, Callable[[Spte[bool], Spte[bool], bool], bool]], ...] = (
+    ("is_writable_pte({s}old_spte{s})", False, lambda o, n, ad: o.writable),
+    ("is_mmu_writable_spte({s}new_spte)", False, lambda o, n, ad: n.mmu_writable),
+    ("is_dirty_spte(old_spte{s})", False, lambda o, n, ad: o.dirty if ad else o.writable),
+    (
+        "spte_is_bit_cleared(old_spte,{s}new_spte,{s}shadow_mmu_writable_mask)",
+        False,
+        lambda o, n, ad: o.mmu_writable and not n.mmu_writable,
+    ),
+    ("old_spte{s}&{s}PT_WRITABLE_MASK", True, lambda o, n, ad: o.writable),
+    ("new_spte &{s}shadow_accessed_mask", True, lambda o, n, ad: ad and n.accessed),
+    ("({s}new_spte & PT_WRITABLE_MASK{s}){s}=={s}0", True, lambda o, n, ad: not n.writable),
+    (
+        "is_writable_pte(old_spte){s}!={s}is_writable_pte(new_spte)",
+        True,
+        lambda o, n, ad: o.writable != n.writable,
+    ),
+    ("(u64){s}old_spte & SPTE_HOST_WRITEABLE", True, lambda o, n, ad: o.host_writable),
+)
+#: what may stand between two tokens
+FILL = ("", " ", "  ", "\n", "\t", " /* c */ ", "/* a\nb */", "// c\n", "\n  /**/")
+
+#: an expression as a tree: ("atom", i, fills), ("not", fill, e), ("paren", fill, e,
+#: fill), ("call", name, fill, e, fill), ("cast", fill, e), ("chain", op, [(e, fill,
+#: fill), ...])
+Tree = tuple[Any, ...]
+
+
+def fill() -> st.SearchStrategy[str]:
+    return st.sampled_from(FILL)
+
+
+def tight(e: Tree) -> Tree:
+    """``e`` in parentheses where an operand of '!' or a cast needs them."""
+    if e[0] == "chain" or (e[0] == "atom" and ATOMS[e[1]][1]):
+        return ("paren", "", e, "")
+    return e
+
+
+def in_chain(e: Tree) -> Tree:
+    return ("paren", "", e, "") if e[0] == "chain" else e
+
+
+def wrap(e: Tree, wrappers: list[tuple[str, str, str, str]]) -> Tree:
+    """``e`` inside ``wrappers``, innermost first: '!', parentheses, likely() or a cast."""
+    for kind, a, b, name in wrappers:
+        if kind == "not":
+            e = ("not", a, tight(e))
+        elif kind == "paren":
+            e = ("paren", a, e, b)
+        elif kind == "call":
+            e = ("call", name, a, e, b)
+        else:
+            e = ("cast", a, tight(e))
+    return e
+
+
+def trees() -> st.SearchStrategy[Tree]:
+    """Tests inside a few '!', parentheses, likely() and casts (where the view's
+    rules are), joined by '&&' and '||' and wrapped again."""
+    wrappers = st.lists(
+        st.tuples(
+            st.sampled_from(("not", "paren", "call", "cast")),
+            fill(),
+            fill(),
+            st.sampled_from(("likely", "unlikely")),
+        ),
+        max_size=5,
+    )
+    atoms = st.builds(
+        lambda i, fills: ("atom", i, tuple(fills)),
+        st.integers(0, len(ATOMS) - 1),
+        st.lists(fill(), min_size=4, max_size=4),
+    )
+
+    def chains(inner: st.SearchStrategy[Tree]) -> st.SearchStrategy[Tree]:
+        chain = st.builds(
+            lambda op, es: ("chain", op, [(in_chain(e), a, b) for e, a, b in es]),
+            st.sampled_from(("&&", "||")),
+            st.lists(st.tuples(inner, fill(), fill()), min_size=2, max_size=4),
+        )
+        return st.builds(wrap, chain, wrappers)
+
+    return st.recursive(st.builds(wrap, atoms, wrappers), chains, max_leaves=8)
+
+
+def source(e: Tree) -> str:
+    """The C text of ``e``; it starts and ends with a token, never with a fill."""
+    match e:
+        case ("atom", i, fills):
+            text: str = ATOMS[i][0]
+            for f in fills:
+                text = text.replace("{s}", f, 1)
+            return text.replace("{s}", "")
+        case ("not", f, operand):
+            return f"!{f}{source(operand)}"
+        case ("paren", a, inner, b):
+            return f"({a}{source(inner)}{b})"
+        case ("call", name, a, inner, b):
+            return f"{name}({a}{source(inner)}{b})"
+        case ("cast", f, operand):
+            return f"(bool){f}{source(operand)}"
+        case ("chain", op, operands):
+            return f" {op} ".join(f"{a}{source(o)}{b}" for o, a, b in operands)
+    raise AssertionError(e)
+
+
+def marked(e: Tree, old: Spte[bool], new: Spte[bool], ad: bool, bare: list[int]) -> str:
+    """``source(e)`` with each test's value where the view should show it: after
+    the '!'s applied to it (as many as are written one right before the next) and
+    the parentheses, casts and likely() around it alone, negated by those '!'s; an
+    operator test with nothing of those around it in parentheses (counted in
+    ``bare``)."""
+    nots, inner = 0, e
+    while inner[0] == "not":
+        nots, inner = nots + 1, inner[2]
+    wrapped = 0
+    while inner[0] in ("paren", "call", "cast"):
+        wrapped, inner = wrapped + 1, inner[3 if inner[0] == "call" else 2]
+    if inner[0] == "atom":
+        _, operator, meaning = ATOMS[inner[1]]
+        text = source(e)
+        if operator and not wrapped:
+            bare.append(1)
+            text = f"({text})"
+        return f"{text}={int(meaning(old, new, ad) != (nots % 2 == 1))}"
+    match e:
+        case ("not", f, operand):
+            return f"!{f}{marked(operand, old, new, ad, bare)}"
+        case ("paren", a, inner, b):
+            return f"({a}{marked(inner, old, new, ad, bare)}{b})"
+        case ("call", name, a, inner, b):
+            return f"{name}({a}{marked(inner, old, new, ad, bare)}{b})"
+        case ("cast", f, operand):
+            return f"(bool){f}{marked(operand, old, new, ad, bare)}"
+        case ("chain", op, operands):
+            return f" {op} ".join(f"{a}{marked(o, old, new, ad, bare)}{b}" for o, a, b in operands)
+    raise AssertionError(e)
+
+
+#: a value the view shows (not the '=' of '==', '!=', '<=', '>=')
+MARK = re.compile(r"(?<![=!<>])=[01]")
+
+
+def normal(text: str) -> str:
+    """Comments dropped, runs of white space as one space: how the view shows C."""
+    return " ".join(cexpr.strip_comments(text).split())
+
+
+sptes = st.builds(Spte, *[st.booleans()] * 7)
+
+
+@settings(max_examples=300, deadline=None)
+@given(trees(), fill(), fill(), sptes, sptes, st.booleans())
+def test_each_value_is_shown_after_its_test(
+    tree: Tree, before: str, after: str, old: Spte[bool], new: Spte[bool], ad: bool
+) -> None:
+    """For expressions built from the grammar, with comments and line breaks
+    anywhere: the view's text is the expression's with each test's value (as this
+    test computes it) right after the test, its '!'s and brackets; and, the marks
+    taken out, the expression's text as the view shows C (plus the parentheses
+    around operator tests that have none)."""
+    text = f"{before}{source(tree)}{after}"
+    bare: list[int] = []
+    expected = normal(marked(tree, old, new, ad, bare))
+    explanation = cexpr.parsed(text).explain(old, new, ad)
+    shown = view.annotate(explanation)
+    assert shown == expected, text
+    if not bare:
+        assert MARK.sub("", shown) == normal(text)
+
+    def squeezed(c: str) -> str:
+        return "".join(cexpr.strip_comments(c).split())
+
+    # each test's span is exactly one of the atoms, and its value is the atom's
+    meanings = {squeezed(atom.replace("{s}", "")): meaning for atom, _, meaning in ATOMS}
+    for test, value in explanation.terms:
+        assert value == meanings[squeezed(text[test.span.start : test.span.end])](old, new, ad)
 
 
 def test_render_ends_with_the_property_in_words_and_the_command() -> None:

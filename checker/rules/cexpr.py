@@ -11,11 +11,16 @@ may be symbolic: ``shadow_accessed_mask`` is zero when A/D bits are disabled.
 Kernel helpers (``is_dirty_spte`` and friends) are expanded into their meaning in
 the model, as the kernel defines them, e.g. ``is_dirty_spte(s)`` is ``s.D`` with A/D
 bits and ``s.W`` without.
+
+Each atomic test of the expression (a helper call, a mask test, a comparison) is
+also kept with where it is written in the text (:class:`ParsedRule`), so that a
+decision is explained on the text as written, from the same parse.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -404,14 +409,35 @@ def parse(text: str, origin: Origin, layout: Layout = "x86") -> Formula:
     Exactly one expression is accepted, within the limits above (:data:`MAX_TOKENS`
     and friends); anything else is a :class:`CExprError` naming the position.
     """
+    return parse_rule(text, origin, layout).formula
+
+
+def parse_rule(
+    text: str, origin: Origin, layout: Layout = "x86", characters: bool = True
+) -> ParsedRule:
+    """:func:`parse`, keeping where each test of the expression is written (see
+    :class:`ParsedRule`). With ``characters`` false, a control character is not
+    refused (for text shown escaped, as a trace's expression read from a file is)."""
     try:
         with stack_room():
-            expression = _expression(text, origin)
-            formula = _Translator(origin, layout).truth(expression)
+            expression = _expression(text, origin, characters)
+            translator = _Translator(origin, layout)
+            formula = translator.truth(expression)
+            check_formula(formula, origin.at(1, 1), " ('==', '!=' and '^' repeat their operands)")
+            tests = _Spans(strip_comments(text)).tests(expression, translator)
     except RecursionError:
         raise too_deep(origin) from None
-    check_formula(formula, origin.at(1, 1), " ('==', '!=' and '^' repeat their operands)")
-    return formula
+    return ParsedRule(text, formula, tests)
+
+
+@functools.lru_cache(maxsize=64)
+def parsed(text: str) -> ParsedRule:
+    """The rule expression ``text`` (as a trace records it), parsed once per text.
+
+    For showing decisions: ``text`` must parse (a trace's expression did when the
+    trace was replayed), but a control character is not refused: it can only be in
+    a comment, and what is shown of the text is escaped."""
+    return parse_rule(text, Origin("<explain>"), characters=False)
 
 
 def _parser() -> Any:
@@ -737,51 +763,243 @@ def _ranges(bits: list[int]) -> str:
     return ", ".join(spans)
 
 
-# --- explaining a decision -------------------------------------------------------------
+# --- where each test is written, and its value on an update ------------------------------
 
 
 @dataclass(frozen=True)
-class Term:
-    """One atomic test of a flush condition and its value on an update."""
+class Span:
+    """Characters ``start`` to ``end`` (exclusive) of an expression's text: the text
+    as given, with its comments and line breaks."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Test:
+    """One atomic test of a flush condition: a helper call (``is_writable_pte(new_spte)``),
+    a mask test or a comparison (``old_spte & PT_WRITABLE_MASK``, ``a != b``). The
+    ``&&``, ``||``, ``!``, ``?:``, casts and ``likely()`` around tests are not tests."""
+
+    #: what the test means in the model
+    formula: Formula
+    #: the test itself
+    span: Span
+    #: the test with what encloses it alone and keeps its value: parentheses, casts,
+    #: ``likely()``/``unlikely()`` (``(old_spte & PT_WRITABLE_MASK)``,
+    #: ``likely(is_writable_pte(old_spte))``); ``span`` if nothing does
+    group: Span
+    #: where each ``!`` applied to ``group`` is, innermost first (``!!x``: two); a
+    #: ``!`` in front of parentheses around a ``!`` is not counted (``!(!x)``: one),
+    #: so each ``!`` counted is written right before the next
+    nots: tuple[int, ...]
+    #: the test is an operator expression (``a & b``, ``a == b``), not a call
+    operator: bool
+
+    @property
+    def shown(self) -> Span:
+        """The group with its ``!``s: what the test's value is shown after."""
+        return Span(self.nots[-1] if self.nots else self.group.start, self.group.end)
+
+    @property
+    def negated(self) -> bool:
+        """The ``!``s turn the test's value around."""
+        return len(self.nots) % 2 == 1
+
+
+@dataclass(frozen=True, eq=False)
+class ParsedRule:
+    """A rule expression parsed: its formula and its atomic tests, in source order,
+    each located in ``text`` (the expression as given: a spec's text, ``--expr``,
+    the text a kernel rule was written back as, a trace's recorded expression)."""
 
     text: str
-    value: bool
+    formula: Formula
+    tests: tuple[Test, ...]
 
+    def source(self, span: Span) -> str:
+        """The text of ``span``, comments dropped and white space runs as one space."""
+        return " ".join(strip_comments(self.text[span.start : span.end]).split())
 
-def explain(
-    text: str, old: Spte[bool], new: Spte[bool], ad_enabled: bool, layout: Layout = "x86"
-) -> tuple[bool, list[Term]]:
-    """The condition's value on (old, new) and the value of each atomic test in it:
-    every helper call and every comparison or mask test, in source order, e.g.
-    ``[Term("is_mmu_writable_spte(old_spte)", True), Term("is_writable_pte(new_spte)",
-    False)]``. The text must already parse (see :func:`parse`)."""
-    from pycparser import c_ast, c_generator
-
-    origin = Origin("<explain>")
-    with stack_room():
-        # a trace's expression, read from a file, is shown escaped by the caller: a
-        # control character in a comment is no term and changes no value
-        expression = _expression(text, origin, characters=False)
-        translator = _Translator(origin, layout)
-        printer = c_generator.CGenerator()
-        terms: list[Term] = []
+    def explain(self, old: Spte[bool], new: Spte[bool], ad_enabled: bool) -> Explanation:
+        """The rule's decision on (old, new) and the value of each test."""
 
         def value(f: Formula) -> bool:
             return bool(F.evaluate(f, CONCRETE, old, new, ad_enabled))
 
-        # depth first, in source order, without recursion: chains of && can be long
+        return Explanation(self, value(self.formula), tuple(value(t.formula) for t in self.tests))
+
+
+@dataclass(frozen=True, eq=False)
+class Explanation:
+    """A rule's decision on an update, and the value of each of its tests there."""
+
+    rule: ParsedRule
+    decision: bool
+    #: the value of each of ``rule.tests`` (the test's own, before its ``!``s)
+    values: tuple[bool, ...]
+
+    @property
+    def terms(self) -> tuple[tuple[Test, bool], ...]:
+        return tuple(zip(self.rule.tests, self.values, strict=True))
+
+
+#: binary operators whose result is one test (the operands are its parts)
+_TEST_OPERATORS = ("&", "|", "^", "==", "!=")
+
+
+class _Spans:
+    """Where each node of a parsed expression is written, as tokens of ``body`` (the
+    expression's text with comments blanked, at the same offsets): the parser gives
+    the position of names and constants only, and the rest follows from the
+    tokens, the brackets matched among them, and the tree. The walks do not recurse:
+    chains of ``&&`` are as deep as they are long (the translator, asked for each
+    test's meaning, recurses as it does for the whole)."""
+
+    def __init__(self, body: str) -> None:
+        from pycparser.c_lexer import CLexer
+
+        def refuse(message: str, line: int, column: int) -> None:
+            # the text was lexed without error before it was parsed
+            raise AssertionError(f"lexing a parsed expression: {line}:{column}: {message}")
+
+        starts = [0, *(m.end() for m in re.finditer("\n", body))]
+        lexer = CLexer(refuse)
+        lexer.input(body, "")
+        self.types: list[str] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        #: token index by (line, column), as the parser gives positions
+        self.at: dict[tuple[int, int], int] = {}
+        while (token := lexer.token()) is not None:
+            start = starts[token.lineno - 1] + token.column - 1
+            self.at[token.lineno, token.column] = len(self.types)
+            self.types.append(token.type)
+            self.starts.append(start)
+            self.ends.append(start + len(token.value))
+        #: the index of the bracket matching each parenthesis
+        self.partner: dict[int, int] = {}
+        opened: list[int] = []
+        for i, kind in enumerate(self.types):
+            if kind == "LPAREN":
+                opened.append(i)
+            elif kind == "RPAREN":
+                self.partner[i] = opened[-1]
+                self.partner[opened.pop()] = i
+        #: first and last token of each node, without parentheses around it
+        self.bare: dict[int, tuple[int, int]] = {}
+
+    def span(self, tokens: tuple[int, int]) -> Span:
+        return Span(self.starts[tokens[0]], self.ends[tokens[1]])
+
+    def grouped(self, node: Any) -> tuple[int, int]:
+        """The node's tokens with the parentheses that enclose it alone (not a call's)."""
+        first, last = self.bare[id(node)]
+        while (
+            first > 0
+            and self.types[first - 1] == "LPAREN"
+            and self.partner[first - 1] == last + 1
+            and not (first > 1 and self.types[first - 2] == "ID")  # a call's
+        ):
+            first, last = first - 1, last + 1
+        return first, last
+
+    def locate(self, expression: Any) -> None:
+        """Fill :attr:`bare` for every node of ``expression``, children first."""
+        from pycparser import c_ast
+
+        stack: list[tuple[Any, bool]] = [(expression, False)]
+        while stack:
+            node, ready = stack.pop()
+            operands = _operands(node)
+            if operands and not ready:
+                stack.append((node, True))
+                stack.extend((operand, False) for operand in operands)
+                continue
+            match node:
+                case c_ast.ID() | c_ast.Constant():
+                    i = self.at[node.coord.line - _PRELUDE_LINES, node.coord.column]
+                    tokens = (i, i)
+                case c_ast.BinaryOp():
+                    tokens = (self.grouped(node.left)[0], self.grouped(node.right)[1])
+                case c_ast.UnaryOp():  # a prefix operator, right before its operand
+                    first, last = self.grouped(node.expr)
+                    tokens = (first - 1, last)
+                case c_ast.Cast():  # '(type)' right before its operand
+                    first, last = self.grouped(node.expr)
+                    tokens = (self.partner[first - 1], last)
+                case c_ast.TernaryOp():
+                    tokens = (self.grouped(node.cond)[0], self.grouped(node.iffalse)[1])
+                case c_ast.FuncCall():  # 'name(' ... ')'
+                    first, last = self.bare[id(node.name)]
+                    tokens = (first, self.partner[last + 1])
+                case _:
+                    raise AssertionError(f"no position for {type(node).__name__}")
+            self.bare[id(node)] = tokens
+
+    def tests(self, expression: Any, translator: _Translator) -> tuple[Test, ...]:
+        """The expression's atomic tests in source order, each located."""
+        from pycparser import c_ast
+
+        self.locate(expression)
+        parents: dict[int, Any] = {}
+        found: list[Test] = []
         pending = [expression]
         while pending:
             node = pending.pop()
-            atomic = isinstance(node, c_ast.FuncCall) and _callee(node) not in TRANSPARENT
-            atomic = atomic or (
-                isinstance(node, c_ast.BinaryOp) and node.op in ("&", "|", "^", "==", "!=")
-            )
-            if atomic:
-                terms.append(Term(printer.visit(node), value(translator.truth(node))))
+            if (isinstance(node, c_ast.FuncCall) and _callee(node) not in TRANSPARENT) or (
+                isinstance(node, c_ast.BinaryOp) and node.op in _TEST_OPERATORS
+            ):
+                found.append(self._test(node, parents, translator))
                 continue
-            pending.extend(reversed([child for _, child in node.children()]))
-        return value(translator.truth(expression)), terms
+            operands = _operands(node)
+            for operand in operands:
+                parents[id(operand)] = node
+            pending.extend(reversed(operands))
+        return tuple(found)
+
+    def _test(self, node: Any, parents: dict[int, Any], translator: _Translator) -> Test:
+        from pycparser import c_ast
+
+        # the casts and likely() around the test alone
+        group = node
+        while isinstance(parent := parents.get(id(group)), c_ast.Cast) or (
+            isinstance(parent, c_ast.FuncCall) and _callee(parent) in TRANSPARENT
+        ):
+            group = parent
+        # the '!'s applied to it, up to parentheses around a '!'
+        nots: list[int] = []
+        negated = group
+        while (
+            isinstance(parent := parents.get(id(negated)), c_ast.UnaryOp)
+            and parent.op == "!"
+            and (negated is group or self.grouped(negated) == self.bare[id(negated)])
+        ):
+            nots.append(self.starts[self.bare[id(parent)][0]])
+            negated = parent
+        return Test(
+            formula=translator.truth(node),
+            span=self.span(self.bare[id(node)]),
+            group=self.span(self.grouped(group)),
+            nots=tuple(nots),
+            operator=isinstance(node, c_ast.BinaryOp),
+        )
+
+
+def _operands(node: Any) -> list[Any]:
+    """The expressions directly inside ``node``, in source order (a call's name first)."""
+    from pycparser import c_ast
+
+    match node:
+        case c_ast.BinaryOp():
+            return [node.left, node.right]
+        case c_ast.UnaryOp() | c_ast.Cast():
+            return [node.expr]
+        case c_ast.TernaryOp():
+            return [node.cond, node.iftrue, node.iffalse]
+        case c_ast.FuncCall():
+            return [node.name, *(node.args.exprs if node.args is not None else ())]
+    return []
 
 
 def _callee(node: Any) -> str | None:

@@ -748,18 +748,17 @@ def rule_from_kernel(path: Path) -> Rule:
     found = extract(path)
     # the clauses' own formula reads better than the symbolic result, and is equal
     # to it wherever the rule is consulted
-    formula = (
-        cexpr.parse(found.expression, Origin(str(found.file)))
-        if found.from_clauses
-        else (found.formula)
+    parsed = (
+        cexpr.parse_rule(found.expression, Origin(str(found.file))) if found.from_clauses else None
     )
     return Rule(
         name="kernel",
         expression=found.expression,
-        formula=formula,
+        formula=found.formula if parsed is None else parsed.formula,
         summary=f"{found.function}() in {found.file}",
         origin={"file": str(found.file), "function": f"{found.function}()"},
         path=found.file,
         line=found.clauses[0].line if found.clauses else found.line,
         selector=("--kernel", str(path)),
+        parsed_expression=parsed,
     )

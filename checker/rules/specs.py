@@ -72,6 +72,18 @@ class Rule:
     line: int = 1
     #: how the command line names it again: ("--rule", name), ("--expr", text), ...
     selector: tuple[str, str] = ("--expr", "")
+    #: ``expression`` parsed, where the rule's formula was parsed from it (see
+    #: :attr:`parsed`)
+    parsed_expression: cexpr.ParsedRule | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def parsed(self) -> cexpr.ParsedRule:
+        """``expression`` parsed, with where each of its tests is written (to explain
+        a decision): from the rule's own parse, or parsed once when first asked for
+        (a kernel rule written back as C from its formula)."""
+        if self.parsed_expression is not None:
+            return self.parsed_expression
+        return cexpr.parsed(self.expression)
 
     def decide(self, logic: Logic[B], old: Spte[B], new: Spte[B], ad_enabled: B) -> B:
         return F.evaluate(self.formula, logic, old, new, ad_enabled)
@@ -261,17 +273,18 @@ def load_rule(path: Path) -> Rule:
         raise fail(f"expect.{missing[0]}", "missing: every property needs an expected verdict")
 
     line, column = _expression_position(text)
-    formula = cexpr.parse(expression, cexpr.Origin(str(path), line, column))
+    parsed = cexpr.parse_rule(expression, cexpr.Origin(str(path), line, column))
     return Rule(
         name=name,
         expression=expression,
-        formula=formula,
+        formula=parsed.formula,
         summary=summary,
         origin=dict(origin),
         expected={p: expect[p] for p in PROPERTY_BY_NAME},
         path=path,
         line=line,
         selector=("--rule", name),
+        parsed_expression=parsed,
     )
 
 
@@ -314,8 +327,14 @@ def _expression_position(text: str) -> tuple[int, int]:
 
 def adhoc_rule(expression: str, name: str = "expr") -> Rule:
     """A rule given on the command line (``--expr``); no expectations."""
-    formula = cexpr.parse(expression, cexpr.Origin("--expr"))
-    return Rule(name=name, expression=expression, formula=formula, selector=("--expr", expression))
+    parsed = cexpr.parse_rule(expression, cexpr.Origin("--expr"))
+    return Rule(
+        name=name,
+        expression=expression,
+        formula=parsed.formula,
+        selector=("--expr", expression),
+        parsed_expression=parsed,
+    )
 
 
 # --- profiles: the paths around the rule, per kernel era ------------------------------

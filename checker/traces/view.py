@@ -38,6 +38,7 @@ from checker.rules.formula import FIELD_ABBREVIATIONS
 from checker.text import one_line, printable
 
 if TYPE_CHECKING:
+    from checker.rules.cexpr import Explanation, ParsedRule
     from checker.traces.counterexample import Counterexample
 
 ARROW = "→"
@@ -382,104 +383,45 @@ def in_flight(state: State) -> bool:
 # --- the rule's decision ----------------------------------------------------------------
 
 
-def annotate(expression: str, terms: Sequence[tuple[str, bool]]) -> str | None:
-    """``expression`` with each atomic test followed by its value, e.g.
-    ``is_mmu_writable_spte(old_spte)=1 && !is_writable_pte(new_spte)=1``.
+def annotate(explanation: Explanation) -> str:
+    """The rule's expression with each atomic test followed by its value on the
+    update, e.g. ``is_mmu_writable_spte(old_spte)=1 && !is_writable_pte(new_spte)=1``;
+    comments dropped and runs of white space as one space.
 
-    ``terms`` are (text, value) in source order, as :func:`checker.rules.cexpr.explain`
-    gives them (its text is re-printed C, so spacing may differ from the source).
-    A ``!`` directly in front of a test is folded into it, with the value negated,
-    so each conjunct or disjunct shows its own truth. None if a test cannot be
-    found in the text.
+    Each value is placed where the parser found its test
+    (:class:`checker.rules.cexpr.Test`), never by searching the text. The ``!``s
+    applied to a test are folded into it, with the value negated, so each conjunct
+    or disjunct shows its own truth (``!is_writable_pte(new_spte)=1``); an operator
+    test that no parentheses of its own enclose is shown in parentheses, so that the
+    value reads as the whole test's (``(old_spte & PT_WRITABLE_MASK)=1``).
     """
     from checker.rules.cexpr import strip_comments
 
-    text = " ".join(strip_comments(expression).split())
+    # comments blanked in place: the tests' offsets hold
+    text = strip_comments(explanation.rule.text)
     out: list[str] = []
     cursor = 0
-    for term, value in terms:
-        span = _find_ignoring_spaces(text, term, cursor)
-        if span is None:
-            return None
-        start, end = span
-        # a test inside its own parentheses: annotate the parenthesised form
-        while (
-            start > cursor
-            and end < len(text)
-            and text[start - 1] == "("
-            and _closing(text, start - 1) == end
-        ):
-            start, end = start - 1, end + 1
-        shown = text[start:end]
-        if not (_enclosed(shown) or _is_call(shown)):
-            shown = f"({shown})"
-        while start > cursor and text[start - 1] == "!" and not _is_not_equal(text, start - 1):
-            start -= 1
-            shown = "!" + shown
-            value = not value
-        out.append(text[cursor:start])
-        out.append(f"{shown}={int(value)}")
-        cursor = end
+
+    def insert(at: int, mark: str) -> None:
+        nonlocal cursor
+        out.append(text[cursor:at])
+        out.append(mark)
+        cursor = at
+
+    for test, value in explanation.terms:
+        bare = test.operator and test.group == test.span
+        if bare:
+            insert(test.span.start, "(")
+            insert(test.span.end, ")")
+        insert(test.shown.end, f"={int(value != test.negated)}")
     out.append(text[cursor:])
-    return "".join(out)
+    return " ".join("".join(out).split())
 
 
-def _find_ignoring_spaces(text: str, needle: str, start: int) -> tuple[int, int] | None:
-    """The first span of ``text`` from ``start`` that reads ``needle`` when spaces are
-    ignored on both sides, and that does not cut an identifier in two."""
-    wanted = "".join(needle.split())
-    for begin in range(start, len(text)):
-        if text[begin] == " ":
-            continue
-        i, j = begin, 0
-        while i < len(text) and j < len(wanted):
-            if text[i] == " ":
-                i += 1
-            elif text[i] == wanted[j]:
-                i, j = i + 1, j + 1
-            else:
-                break
-        if j < len(wanted):
-            continue
-        cuts_before = begin > 0 and _word(text[begin - 1]) and _word(wanted[0])
-        cuts_after = i < len(text) and _word(text[i]) and _word(wanted[-1])
-        if not (cuts_before or cuts_after):
-            return begin, i
-    return None
-
-
-def _word(c: str) -> bool:
-    return c.isalnum() or c == "_"
-
-
-def _closing(text: str, opening: int) -> int:
-    """The index of the parenthesis that closes the one at ``opening`` (-1 if none)."""
-    depth = 0
-    for i in range(opening, len(text)):
-        depth += {"(": 1, ")": -1}.get(text[i], 0)
-        if depth == 0:
-            return i
-    return -1
-
-
-def _enclosed(text: str) -> bool:
-    """``(...)`` as a whole."""
-    return text.startswith("(") and _closing(text, 0) == len(text) - 1
-
-
-def _is_call(text: str) -> bool:
-    """``name(...)`` as a whole."""
-    name, paren, _ = text.partition("(")
-    return bool(paren) and name.isidentifier() and _closing(text, len(name)) == len(text) - 1
-
-
-def _is_not_equal(text: str, i: int) -> bool:
-    return text[i : i + 2] == "!="
-
-
-def decision_text(step: Step, expression: str) -> str:
-    """Why the step flushed every TLB or did not, in terms of the rule's expression."""
-    from checker.rules.cexpr import explain
+def decision_text(step: Step, expression: str | ParsedRule) -> str:
+    """Why the step flushed every TLB or did not, in terms of the rule's expression
+    (its text, or the text parsed)."""
+    from checker.rules.cexpr import parsed
 
     op = step.action.operation
     out = step.outcome
@@ -495,11 +437,8 @@ def decision_text(step: Step, expression: str) -> str:
     if not out.rule_consulted:
         why = "the old SPTE is not present" if not before.present else "the SPTE does not change"
         return f"rule not consulted: {why}" + (f"; {later}" if later else "")
-    _, terms = explain(expression, before, after, bool(window.slot.ad_enabled))
-    annotated = annotate(expression, [(t.text, t.value) for t in terms])
-    if annotated is None:  # a test the text search cannot place: list the values instead
-        values = ", ".join(f"{t.text}={int(t.value)}" for t in terms)
-        annotated = f"{' '.join(expression.split())} [{values}]"
+    rule = parsed(expression) if isinstance(expression, str) else expression
+    annotated = annotate(rule.explain(before, after, bool(window.slot.ad_enabled)))
     answer = "flush" if out.rule_flush else "no flush"
     text = f"{annotated} {ARROW} {answer}"
     if op.flush is Flush.DEFERRED:

@@ -274,16 +274,18 @@ def _spte_rows(step: Step) -> str:
 
 
 def _terms_html(step: Step, expression: str) -> str:
-    from checker.rules.cexpr import explain
+    from checker.rules.cexpr import parsed
 
     if not step.outcome.rule_consulted:
         return ""
     window = step.before.window(step.action)
-    _, terms = explain(expression, window.spte, step.outcome.window.spte, window.slot.ad_enabled)
+    explanation = parsed(expression).explain(
+        window.spte, step.outcome.window.spte, bool(window.slot.ad_enabled)
+    )
     items = "".join(
-        f'<li><code>{escape(t.text)}</code> = <b class="term-{str(t.value).lower()}">'
-        f"{int(t.value)}</b></li>"
-        for t in terms
+        f"<li><code>{escape(explanation.rule.source(test.span))}</code> = "
+        f'<b class="term-{str(value).lower()}">{int(value)}</b></li>'
+        for test, value in explanation.terms
     )
     return f"<p>Each test of the rule on this update:</p><ul>{items}</ul>"
 
