@@ -74,8 +74,19 @@ class Symbolic:
     """
 
     def __init__(self, context: z3.Context | None = None) -> None:
-        self.true = z3.BoolVal(True, ctx=context)
-        self.false = z3.BoolVal(False, ctx=context)
+        self.context = context if context is not None else z3.main_ctx()
+        self.true = z3.BoolVal(True, ctx=self.context)
+        self.false = z3.BoolVal(False, ctx=self.context)
+
+    # z3's own And/Or/Not/If/== check and coerce every argument, about ten times the
+    # cost of making the term; every argument here is already a Boolean of this
+    # context, so the terms are made through the C API directly
+    def _nary(self, make: object, xs: list[z3.BoolRef]) -> z3.BoolRef:
+        args = (z3.Ast * len(xs))()
+        for i, x in enumerate(xs):
+            args[i] = x.as_ast()
+        ref = self.context.ref()
+        return z3.BoolRef(make(ref, len(xs), args), self.context)  # type: ignore[operator]
 
     def const(self, value: bool) -> z3.BoolRef:
         return self.true if value else self.false
@@ -85,7 +96,7 @@ class Symbolic:
             return self.false
         if a is self.false:
             return self.true
-        return z3.Not(a)
+        return z3.BoolRef(z3.Z3_mk_not(self.context.ref(), a.as_ast()), self.context)
 
     def and_(self, *xs: z3.BoolRef) -> z3.BoolRef:
         kept = []
@@ -96,7 +107,7 @@ class Symbolic:
                 kept.append(x)
         if not kept:
             return self.true
-        return kept[0] if len(kept) == 1 else z3.And(*kept)
+        return kept[0] if len(kept) == 1 else self._nary(z3.Z3_mk_and, kept)
 
     def or_(self, *xs: z3.BoolRef) -> z3.BoolRef:
         kept = []
@@ -107,7 +118,7 @@ class Symbolic:
                 kept.append(x)
         if not kept:
             return self.false
-        return kept[0] if len(kept) == 1 else z3.Or(*kept)
+        return kept[0] if len(kept) == 1 else self._nary(z3.Z3_mk_or, kept)
 
     def ite(self, cond: z3.BoolRef, then: z3.BoolRef, other: z3.BoolRef) -> z3.BoolRef:
         if cond is self.true or then is other:
@@ -122,7 +133,9 @@ class Symbolic:
             return self.or_(self.not_(cond), then)
         if other is self.false:
             return self.and_(cond, then)
-        return z3.If(cond, then, other)
+        ref = self.context.ref()
+        made = z3.Z3_mk_ite(ref, cond.as_ast(), then.as_ast(), other.as_ast())
+        return z3.BoolRef(made, self.context)
 
     def iff(self, a: z3.BoolRef, b: z3.BoolRef) -> z3.BoolRef:
         if a is b:
@@ -135,4 +148,4 @@ class Symbolic:
             return self.not_(b)
         if b is self.false:
             return self.not_(a)
-        return a == b
+        return z3.BoolRef(z3.Z3_mk_eq(self.context.ref(), a.as_ast(), b.as_ast()), self.context)

@@ -204,26 +204,49 @@ def spte_value(spte: Spte[bool], layout: Layout = "x86") -> int:
 # --- records, walked generically ---------------------------------------------------------
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _fields(record: Any) -> tuple[str, ...] | None:
+    """The record's field names, if it is a record (a dataclass); cached per type,
+    as the walk below runs for every state the engines build or compare."""
+    kind = type(record)
+    names = _FIELDS.get(kind)
+    if names is None:
+        if not dataclasses.is_dataclass(record):
+            return None
+        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(record))
+    return names
+
+
 def leaves(record: Any) -> Iterator[Any]:
     """The record's Boolean leaves, depth first in declaration order."""
-    if dataclasses.is_dataclass(record):
-        for f in dataclasses.fields(record):
-            yield from leaves(getattr(record, f.name))
-    elif isinstance(record, tuple):
+    out: list[Any] = []
+    _collect(record, out)
+    return iter(out)
+
+
+def _collect(record: Any, out: list[Any]) -> None:
+    if isinstance(record, tuple):
         for item in record:
-            yield from leaves(item)
-    else:
-        yield record
+            _collect(item, out)
+        return
+    names = _fields(record)
+    if names is None:
+        out.append(record)
+        return
+    for name in names:
+        _collect(getattr(record, name), out)
 
 
 def rebuild(template: Any, values: Iterator[C]) -> Any:
     """A record shaped like ``template`` with its leaves taken from ``values``."""
-    if dataclasses.is_dataclass(template):
-        parts = (rebuild(getattr(template, f.name), values) for f in dataclasses.fields(template))
-        return type(template)(*parts)  # type: ignore[misc]
     if isinstance(template, tuple):
         return tuple(rebuild(item, values) for item in template)
-    return next(values)
+    names = _fields(template)
+    if names is None:
+        return next(values)
+    return type(template)(*(rebuild(getattr(template, n), values) for n in names))
 
 
 def map_leaves(fn: Callable[[Any], C], record: Any) -> Any:
