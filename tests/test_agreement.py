@@ -152,7 +152,7 @@ def make_state(model: Model, shape: Shape, n: int, bits: Sequence[bool]) -> sema
     shared = rebuild(model.initial_shared(CONCRETE, shape, False), values)
     template = model.initial_actor(CONCRETE, shape)
     vcpus = tuple(_valid(rebuild(template, values)) for _ in range(n))
-    return semantics.State(shared, vcpus, shape)
+    return semantics.State(shared, vcpus, shape, model)
 
 
 def size(model: Model, shape: Shape, n: int) -> int:
@@ -211,7 +211,7 @@ class Harness:
             rebuild(r, (val(x) for x in leaves(r)))
             for r in (self.allv.after(v) for v in self.vcpus)
         )
-        return semantics.State(shared, records, shape)
+        return semantics.State(shared, records, shape, self.system.model)
 
     def action_is(self, action: semantics.Action) -> z3.BoolRef:
         """The operation's step constraint on the action's gfn, with its actor and
@@ -320,13 +320,21 @@ def _encoded(
                 for prop in model.properties:
                     if prop.kind is Kind.STEP:
                         bad = smt.eval(enc.bad_step(prop, step), model_completion=True)
-                        if z3.is_true(bad) != semantics.step_is_bad(prop, want, model):
+                        if z3.is_true(bad) != semantics.step_is_bad(prop, want):
                             yield f"encode: {prop.name} on {action.label} from {state}"
         for prop in model.properties:
             if prop.kind is Kind.STATE:
                 bad = _sat(solver, enc.bad_state(prop, step.before))
                 if bad != semantics.state_is_bad(prop, state):
                     yield f"encode: {prop.name} in {state}"
+        # the whole relation, the action free, as BMC and Spacer use it: exactly the
+        # step function's successors (no action outside the vocabulary adds one)
+        afters = sorted({s.after for s in expected.values() if s is not None})
+        if _sat(solver, *(z3.Not(enc.state_is(step.after, after)) for after in afters)):
+            yield f"encode: the relation has a successor Python has not, from {state}"
+        for after in afters:
+            if not _sat(solver, enc.state_is(step.after, after)):
+                yield f"encode: the relation misses {after}, from {state}"
 
 
 def _parametric(
@@ -358,7 +366,7 @@ def _parametric(
                     if prop.kind is Kind.STEP:
                         bad_step = allv.bad_step(prop, op, action.gfn or 0)
                         bad = smt.eval(bad_step, model_completion=True)
-                        if z3.is_true(bad) != semantics.step_is_bad(prop, step, model):
+                        if z3.is_true(bad) != semantics.step_is_bad(prop, step):
                             yield f"parametric: {prop.name} on {action.label} from {state}"
                 if _sat(solver, z3.Not(h.successor_is(step.after))):
                     yield f"parametric: {action.label} from {state}: successor not unique"
@@ -570,3 +578,35 @@ def test_a_planted_bug_is_caught(
     monkeypatch.undo()
     assert not list(disagreements(Harness(system, n), state))
     print(f"\nplanted {where} {op_name} {change}: caught at state {count}: {message[:120]}")
+
+
+def test_a_trace_shows_who_holds_the_lock_and_each_vcpus_locals() -> None:
+    """The views read the model from the trace's states: its lock holders and its
+    actors' locals get columns of their own."""
+    from checker.engines.trace import Trace
+    from checker.model import PROPERTY_BY_NAME
+    from checker.traces import view
+
+    system = System(adhoc_rule(RULE_TEXTS["new"]), model=LOCKING)
+    state = semantics.initial_states(2, model=LOCKING)[1]
+    steps = []
+    for action in [
+        semantics.Action("page_fault", 0, (("host_writable", True),)),
+        semantics.Action("section_begin", 0),
+        semantics.Action("section_end", 0),
+    ]:
+        step = semantics.step(system, state, action)
+        assert step is not None, action.label
+        steps.append(step)
+        state = step.after
+    trace = Trace("new", PROPERTY_BY_NAME["precision"], Paths(), steps[0].before, tuple(steps))
+    table = view.step_table(trace, RULE_TEXTS["new"])
+    assert [c.header for c in table.columns if c.key in ("lock", "local0")] == [
+        "mmu_lock",
+        "local0",
+    ]
+    cells = [view.paint_cell(row.cells["lock"], view.plain) for row in table.rows]
+    assert cells == ["free", "free", "free→vcpu0 write", "vcpu0 write→free"]
+    held = dict(view.state_items(steps[1].after))
+    assert held["mmu_lock"] == "vcpu0 write"
+    assert "saw_writable" in held["local0"] and "holds_mmu_lock_write" in held["local0"]

@@ -86,7 +86,7 @@ def replay(
         return error(f"counterexample for {prop.name} failed to replay: {message}")
 
     start = smt.states[0]
-    if start not in semantics.initial_states(start.vcpu_count, start.shape):
+    if start not in semantics.initial_states(start.vcpu_count, start.shape, system.model):
         raise fail("its first state is not an initial state")
     steps = []
     state = start

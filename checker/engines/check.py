@@ -43,7 +43,7 @@ from checker.engines.smt import Answer, Budget
 from checker.engines.trace import Trace
 from checker.errors import InternalError
 from checker.limits import MAX_DEPTH
-from checker.model import PROPERTIES, Kind, Paths, Property, System
+from checker.model import PROPERTIES, Kind, Paths, Property, Shape, System
 from checker.rules.specs import Rule
 from checker.verdict import Verdict
 
@@ -66,6 +66,8 @@ class Options:
     vcpus: int = 2
     #: the paths around the rule (dirty-log flushes, aging, prefetch)
     paths: Paths = field(default_factory=Paths)
+    #: how many gfns and SPTEs the model holds
+    shape: Shape = field(default_factory=Shape)
     #: BMC bound: the longest counterexample searched for
     depth: int = DEFAULT_DEPTH
     budget: Budget = field(default_factory=Budget)
@@ -160,10 +162,11 @@ class Session:
 def check_property(
     rule: Rule, prop: Property, options: Options, session: Session | None = None
 ) -> PropertyResult:
-    system = System(rule, options.paths)
+    system = System(rule, options.paths, options.shape)
     session = session or Session(system, options.max_states)
-    if session.system.rule is not rule or session.system.paths != options.paths:
-        raise ValueError("a session of another rule or other paths")
+    same = (session.system.rule, session.system.paths, session.system.shape)
+    if same != (rule, options.paths, options.shape):
+        raise ValueError("a session of another rule, other paths or another shape")
     if options.engine is Engine.SMT:
         return _smt(rule.name, system, prop, options, session)
     if options.engine is Engine.EXPLICIT:

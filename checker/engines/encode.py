@@ -233,8 +233,11 @@ class Encoding:
             record = actor_old if vcpu_op else s.shared.hosts[0]
             reach = range(self.shape.gfns) if op.reach is Reach.GFN else range(1)
             for g in reach:
+                # a slot-wide step is selected by its operation alone (its gfn is
+                # pinned to 0 below): a selector on the gfn would leave op = i,
+                # gfn = 1 unconstrained
                 sel = a.op == i
-                if a.gfn is not None:
+                if a.gfn is not None and op.reach is Reach.GFN:
                     sel = z3.And(sel, a.gfn == g)
                 before = self.model.window(self.shape, s.shared, record, g)
                 out = apply(
@@ -301,7 +304,7 @@ class Encoding:
 
         shared = rebuild(s.shared, (val(x) for x in leaves(s.shared)))
         vcpus = tuple(rebuild(v, (val(x) for x in leaves(v))) for v in s.vcpus)
-        return State(shared, vcpus, self.shape)
+        return State(shared, vcpus, self.shape, self.model)
 
     def decode_action(self, model: z3.ModelRef, a: SymAction) -> Action:
         def number(x: z3.BitVecRef) -> int:

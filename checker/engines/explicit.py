@@ -87,7 +87,7 @@ class Stepper:
         key = (action.op, state.shared, actor, action.gfn, action.params)
         found = self._outcomes.get(key)
         if found is None:
-            window = state.window(action, self.model)
+            window = state.window(action)
             found = apply(
                 CONCRETE, self.system.rule, self.system.paths, op, window, dict(action.params)
             )
@@ -289,11 +289,7 @@ def check_all(
 
     def visit(ex: Exploration, parent: State, step: Step) -> bool:
         for p in props:
-            if (
-                p.kind is Kind.STEP
-                and p.name not in first_step
-                and semantics.step_is_bad(p, step, system.model)
-            ):
+            if p.kind is Kind.STEP and p.name not in first_step and semantics.step_is_bad(p, step):
                 first_step[p.name] = step
         return False
 

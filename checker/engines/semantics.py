@@ -32,7 +32,14 @@ from checker.model import (
     apply,
 )
 from checker.model.logic import CONCRETE
-from checker.model.operation import blocks, shared_after, takes_lock, vcpu_after
+from checker.model.operation import (
+    HOLDS_READ,
+    HOLDS_WRITE,
+    blocks,
+    shared_after,
+    takes_lock,
+    vcpu_after,
+)
 
 
 @dataclass(frozen=True)
@@ -80,11 +87,13 @@ class Action:
 @dataclass(frozen=True, order=True)
 class State:
     """The shared state and each vCPU's record; ``shape`` says how many SPTEs and
-    gfns there are and which SPTE maps each gfn."""
+    gfns there are and which SPTE maps each gfn, ``model`` whose state it is (what
+    its actors' locals are)."""
 
     shared: Shared[bool]
     vcpus: tuple[Actor[bool], ...]
     shape: Shape = dataclasses.field(default_factory=Shape, compare=False, repr=False)
+    model: Model = dataclasses.field(default=MODEL, compare=False, repr=False)
 
     @property
     def vcpu_count(self) -> int:
@@ -104,10 +113,31 @@ class State:
             return self.vcpus[action.vcpu or 0]
         return self.shared.hosts[0]
 
-    def window(self, action: Action, model: Model = MODEL) -> Window[bool]:
+    def window(self, action: Action) -> Window[bool]:
         """What ``action`` sees of this state."""
+        model = self.model
         op = model.by_name(action.op)
         return model.window(self.shape, self.shared, self.actor(op, action), action.gfn or 0)
+
+    def locals(self, vcpu: int) -> dict[str, bool]:
+        """vCPU ``vcpu``'s locals, by name."""
+        values = self.vcpus[vcpu].local
+        return {x.name: bool(v) for x, v in zip(self.model.locals, values, strict=True)}
+
+    def lock_holders(self) -> list[tuple[str, str]]:
+        """Who holds ``mmu_lock`` across steps: (actor, ``read`` or ``write``)."""
+        found = []
+        actors = [(f"vcpu{v}", r) for v, r in enumerate(self.vcpus)]
+        actors += [
+            ("host" if len(self.shared.hosts) == 1 else f"host{h}", r)
+            for h, r in enumerate(self.shared.hosts)
+        ]
+        for name, record in actors:
+            held = dict(zip((x.name for x in self.model.locals), record.local, strict=True))
+            for mode, local in (("write", HOLDS_WRITE), ("read", HOLDS_READ)):
+                if held.get(local.name):
+                    found.append((name, mode))
+        return found
 
 
 @dataclass(frozen=True)
@@ -117,6 +147,11 @@ class Step:
     after: State
     outcome: Outcome[bool]
 
+    @property
+    def operation(self) -> Operation:
+        """The operation taken, in the model whose step it is."""
+        return self.before.model.by_name(self.action.op)
+
 
 def initial_states(
     vcpus: int, shape: Shape | None = None, model: Model = MODEL
@@ -125,7 +160,7 @@ def initial_states(
     shape = shape or Shape()
     vcpu = model.initial_actor(CONCRETE, shape)
     return tuple(
-        State(model.initial_shared(CONCRETE, shape, ad_enabled), (vcpu,) * vcpus, shape)
+        State(model.initial_shared(CONCRETE, shape, ad_enabled), (vcpu,) * vcpus, shape, model)
         for ad_enabled in (False, True)
     )
 
@@ -162,9 +197,7 @@ def step(system: System, state: State, action: Action) -> Step | None:
     """The successor of ``state`` under ``action``, or None if it is not enabled."""
     model = system.model
     op = model.by_name(action.op)
-    out = apply(
-        CONCRETE, system.rule, system.paths, op, state.window(action, model), dict(action.params)
-    )
+    out = apply(CONCRETE, system.rule, system.paths, op, state.window(action), dict(action.params))
     if not out.enabled or not available(model, op, state):
         return None
     return Step(action, state, after(op, state, action, out), out)
@@ -180,7 +213,7 @@ def after(op: Operation, state: State, action: Action, out: Outcome[bool]) -> St
         )
     else:
         vcpus = state.vcpus  # the frame keeps every record: nothing to rebuild
-    return State(shared_after(op, out, 0), vcpus, state.shape)
+    return State(shared_after(op, out, 0), vcpus, state.shape, state.model)
 
 
 def successors(system: System, state: State) -> Iterator[Step]:
@@ -198,12 +231,12 @@ def state_is_bad(prop: Property, state: State) -> bool:
     return bool(prop.bad_state(CONCRETE, state.shared, state.vcpus, state.shape.spte_of))
 
 
-def step_is_bad(prop: Property, s: Step, model: Model = MODEL) -> bool:
+def step_is_bad(prop: Property, s: Step) -> bool:
     """``s`` violates the step property ``prop`` (False for state properties)."""
     if prop.kind is not Kind.STEP or prop.bad_step is None:
         return False
-    op = model.by_name(s.action.op)
-    return bool(prop.bad_step(CONCRETE, op, s.before.window(s.action, model), s.outcome))
+    op = s.before.model.by_name(s.action.op)
+    return bool(prop.bad_step(CONCRETE, op, s.before.window(s.action), s.outcome))
 
 
 def with_vcpus(state: State, vcpus: tuple[Actor[bool], ...]) -> State:

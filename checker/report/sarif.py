@@ -109,7 +109,7 @@ def _code_flow(p: PropertyOutcome, uri: str, line: int) -> dict[str, Any]:
     ]
     for i, step in enumerate(trace.steps, start=1):
         actor = "host" if step.action.vcpu is None else f"vcpu{step.action.vcpu}"
-        text = f"step {i}: {actor} {step.action.label} ({step.action.operation.function})"
+        text = f"step {i}: {actor} {step.action.label} ({step.operation.function})"
         if step.outcome.rule_consulted:
             text += f"; {view.decision_text(step, p.rule.expression)}"
         if step.outcome.flush:

@@ -78,7 +78,7 @@ def _state_lines(state: State) -> list[tuple[str, str]]:
 
 
 def _action_lines(step: Step) -> tuple[Line, ...]:
-    op = step.action.operation
+    op = step.operation
     lines = [Line(f"{actor(step)}: {step.action.label}"), Line(op.function)]
     if step.outcome.flush:
         lines.append(Line("flush", changed=True))

@@ -81,7 +81,7 @@ def action_label(action: semantics.Action) -> str:
 
 
 def step_attributes(step: semantics.Step) -> dict[str, Any]:
-    op = step.action.operation
+    op = step.operation
     out = step.outcome
     attrs: dict[str, Any] = {
         "label": action_label(step.action),

@@ -161,7 +161,7 @@ def itf_document(cx: Counterexample) -> dict[str, Any]:
             meta["actor"] = f"vcpu{action.vcpu}" if action.vcpu is not None else "host"
             if action.vcpu is not None:
                 meta["vcpu"] = action.vcpu
-            meta["kernel_function"] = action.operation.function
+            meta["kernel_function"] = step.operation.function
             meta["tlb_flush"] = bool(step.outcome.flush)
         meta["violation"] = i == last
         states.append(

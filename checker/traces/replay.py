@@ -13,7 +13,7 @@ from pathlib import Path
 from checker.engines.semantics import Action, State
 from checker.engines.trace import Trace
 from checker.errors import InputError
-from checker.model import Paths, Property
+from checker.model import Paths, Property, Shape
 
 
 def replay_file(
@@ -47,7 +47,7 @@ def replay_file(
         ) from None
     try:
         return replay(
-            System(rule, paths),
+            System(rule, paths, states[0].shape if states else Shape()),
             rule_name,
             prop,
             SmtTrace(tuple(actions), tuple(states)),

@@ -91,7 +91,7 @@ def state_graph(
             label=action_label(action),
             operation=action.op,
             **({"vcpu": action.vcpu} if action.vcpu is not None else {}),
-            kernel_function=action.operation.function,
+            kernel_function=step.operation.function,
             tlb_flush=step.outcome.flush,
             rule_consulted=step.outcome.rule_consulted,
             rule_flush=step.outcome.rule_flush if step.outcome.rule_consulted else False,

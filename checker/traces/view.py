@@ -30,10 +30,12 @@ from checker.model import (
     SPTE_FIELDS,
     Flush,
     Kind,
+    Model,
     Shape,
     Spte,
     spte_value,
 )
+from checker.model.operation import HOLDS_READ, HOLDS_WRITE
 from checker.rules.formula import FIELD_ABBREVIATIONS
 from checker.text import one_line, printable
 
@@ -193,8 +195,12 @@ def _gfn_flags(state: State, gfn: int = 0, fields: Sequence[str] = ()) -> dict[s
 
 
 def _locals(state: State, vcpu: int) -> dict[str, bool]:
-    record = state.vcpus[vcpu]
-    return {x.name: bool(v) for x, v in zip(MODEL.locals, record.local, strict=True)}
+    return state.locals(vcpu)
+
+
+def lock_text(state: State) -> str:
+    """Who holds ``mmu_lock`` across steps: ``free``, ``vcpu0 write``, ``host read``."""
+    return ", ".join(f"{actor} {mode}" for actor, mode in state.lock_holders()) or "free"
 
 
 def flags_cell(before: dict[str, bool] | None, after: dict[str, bool], diff: bool) -> Cell:
@@ -249,9 +255,12 @@ class StateColumn:
     cell: Callable[[State | None, State, bool], Cell]
 
 
-def state_columns(vcpus: int, shape: Shape | None = None) -> tuple[StateColumn, ...]:
+def state_columns(
+    vcpus: int, shape: Shape | None = None, model: Model = MODEL
+) -> tuple[StateColumn, ...]:
     """Per SPTE its bits, x86 hex and EPT hex; one TLB column per vCPU and gfn; the
-    gfn's and the memslot's flags; each vCPU's locals when the model has any."""
+    gfn's and the memslot's flags; when the model has them, who holds ``mmu_lock``
+    across steps and each vCPU's locals."""
     shape = shape or Shape()
 
     def flags(
@@ -275,6 +284,7 @@ def state_columns(vcpus: int, shape: Shape | None = None) -> tuple[StateColumn, 
     bits = ", ".join(f"{FIELD_ABBREVIATIONS[f]} {SPTE_BIT_NAMES[f]}" for f in SPTE_FIELDS)
     for i in range(shape.sptes):
         n = "" if shape.sptes == 1 else str(i)
+        at = "" if shape.sptes == 1 else f":{i}"
         which = "the leaf SPTE" if shape.sptes == 1 else f"leaf SPTE {i}"
 
         def spte_flags(s: State, i: int = i) -> dict[str, bool]:
@@ -294,13 +304,13 @@ def state_columns(vcpus: int, shape: Shape | None = None) -> tuple[StateColumn, 
             ),
             StateColumn(
                 Column(
-                    f"x86{n}", f"x86{n}", Group.STATE, f"{which} in hex, x86 (shadow/NPT) layout"
+                    f"x86{n}", f"x86{at}", Group.STATE, f"{which} in hex, x86 (shadow/NPT) layout"
                 ),
                 x86,
                 words(x86, hex_cell),
             ),
             StateColumn(
-                Column(f"ept{n}", f"EPT{n}", Group.STATE, f"{which} in hex, EPT layout"),
+                Column(f"ept{n}", f"EPT{at}", Group.STATE, f"{which} in hex, EPT layout"),
                 ept,
                 words(ept, hex_cell),
             ),
@@ -355,13 +365,21 @@ def state_columns(vcpus: int, shape: Shape | None = None) -> tuple[StateColumn, 
                 flags(slot),
             )
         )
-    if MODEL.locals:
+    if any(x in model.locals for x in (HOLDS_READ, HOLDS_WRITE)):
+        columns.append(
+            StateColumn(
+                Column("lock", "mmu_lock", Group.STATE, "who holds mmu_lock across steps"),
+                lock_text,
+                words(lock_text, value_cell),
+            )
+        )
+    if model.locals:
         for v in range(vcpus):
 
             def local(s: State, v: int = v) -> dict[str, bool]:
                 return _locals(s, v)
 
-            names = ", ".join(f"{x.name}: {x.doc}" for x in MODEL.locals)
+            names = ", ".join(f"{x.name}: {x.doc}" for x in model.locals)
             columns.append(
                 StateColumn(
                     Column(
@@ -423,7 +441,7 @@ def decision_text(step: Step, expression: str | ParsedRule) -> str:
     (its text, or the text parsed)."""
     from checker.rules.cexpr import parsed
 
-    op = step.action.operation
+    op = step.operation
     out = step.outcome
     if op.flush is Flush.NEVER:
         return ""
@@ -450,7 +468,7 @@ def flush_text(step: Step) -> str:
     """``yes`` if every TLB was flushed, ``no`` for a step that could have, else blank."""
     if step.outcome.flush:
         return "yes"
-    return "" if step.action.operation.flush is Flush.NEVER else "no"
+    return "" if step.operation.flush is Flush.NEVER else "no"
 
 
 # --- the table --------------------------------------------------------------------------
@@ -468,7 +486,7 @@ def step_table(trace: Trace, expression: str, diff: bool = False) -> Table:
         for lane in lanes
     ]
     columns.append(Column("function", "kernel function", Group.EVENT, "the kernel function"))
-    states = state_columns(trace.vcpus, trace.initial.shape)
+    states = state_columns(trace.vcpus, trace.initial.shape, trace.initial.model)
     violation_kind = trace.prop.kind
     shown_states = list(states)
     unchanged: list[tuple[str, str]] = []
@@ -505,7 +523,7 @@ def step_table(trace: Trace, expression: str, diff: bool = False) -> Table:
         cells = {"step": Cell.of(number, Style.VIOLATION if violation else Style.PLAIN)}
         action_style = Style.VIOLATION if violation and violation_kind is Kind.STEP else Style.PLAIN
         cells[actor(step)] = Cell.of(step.action.label, action_style)
-        cells["function"] = Cell.of(step.action.operation.function)
+        cells["function"] = Cell.of(step.operation.function)
         for sc in shown_states:
             cells[sc.column.key] = sc.cell(step.before, step.after, diff)
         flushed = flush_text(step)
@@ -587,13 +605,29 @@ def paint_cell(cell: Cell, paint: Painter) -> str:
 def legend_lines(table: Table) -> list[str]:
     """What the abbreviations and markers mean."""
     spte = ", ".join(f"{FIELD_ABBREVIATIONS[f]} {SPTE_BIT_NAMES[f]}" for f in SPTE_FIELDS)
+    # the memslot has a column of its own only when there are several gfns (the diff
+    # view may have left it out as unchanged)
+    keys = {c.key for c in table.columns} | {header for header, _ in table.unchanged}
+    if "slot" not in keys:
+        flags = [
+            "gfn    tracked: write-tracked; logging: dirty logging on; "
+            "dirty-bit: set in the dirty log;",
+            "       harvest-in-flight, enable-in-flight: write-protected, unlocked, "
+            "not flushed yet",
+        ]
+        tlb = "tlbN   vCPU N's TLB entry: "
+    else:
+        # several gfns: each has its own flags and its own TLB entry per vCPU
+        flags = [
+            "gfnG   gfn G's flags: tracked: write-tracked; dirty-bit: set in the dirty log",
+            "slot   logging: dirty logging on; harvest-in-flight, enable-in-flight: "
+            "write-protected, unlocked, not flushed yet",
+        ]
+        tlb = "tlbN.G vCPU N's TLB entry for gfn G: "
     lines = [
         f"SPTE   {spte}",
-        "gfn    tracked: write-tracked; logging: dirty logging on; "
-        "dirty-bit: set in the dirty log;",
-        "       harvest-in-flight, enable-in-flight: write-protected, unlocked, not flushed yet",
-        "tlbN   vCPU N's TLB entry: none, ro (read-only) or rw (writable); "
-        "flush: every vCPU's TLB flushed",
+        *flags,
+        f"{tlb}none, ro (read-only) or rw (writable); flush: every vCPU's TLB flushed",
         f"marks  +x set, -x cleared, a{ARROW}b changed, {HEX_CHANGED} hex value changed, "
         f"{MARK} the violation",
     ]
@@ -741,7 +775,9 @@ def state_items(state: State) -> list[tuple[str, str]]:
             key = f"tlb{v}" if shape.gfns == 1 else f"tlb{v}.{g}"
             items.append((key, state.tlb(v, g).label))
     items += gfn_items(state)
-    if MODEL.locals:
+    if any(x in state.model.locals for x in (HOLDS_READ, HOLDS_WRITE)):
+        items.append(("mmu_lock", lock_text(state)))
+    if state.model.locals:
         items += [(f"local{v}", _set(_locals(state, v))) for v in range(state.vcpu_count)]
     return items
 

@@ -305,7 +305,7 @@ def detail_html(cx: Counterexample, k: int) -> str:
         )
     else:
         step = trace.steps[k - 1]
-        op = step.action.operation
+        op = step.operation
         parts.append(
             f"<h2>Step {k}: <code>{escape(view.actor(step))}</code> "
             f"<code>{escape(step.action.label)}</code></h2>"
