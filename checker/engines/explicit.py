@@ -210,10 +210,13 @@ def explore(
     visit: Callable[[Exploration, State, Step], bool] | None = None,
     on_reached: Callable[[State], None] | None = None,
     max_states: int | None = DEFAULT_MAX_STATES,
+    on_step: Callable[[State, Step, State], None] | None = None,
 ) -> tuple[Exploration, Step | None]:
     """Breadth-first exploration. ``visit(exploration, parent, step)`` is called for every
     step out of a canonical state; returning True stops there (the step is the
-    answer). ``on_reached(state)`` is called for every state when first reached.
+    answer). ``on_step(parent, step, successor)`` is called next, with the
+    successor in canonical form. ``on_reached(state)`` is called for every state
+    when first reached.
     Storing states whose number times ``vcpus`` exceeds ``max_states`` (None: no
     bound) raises :class:`StateBudgetExceeded`."""
     ex = Exploration(system, vcpus, symmetric)
@@ -239,6 +242,8 @@ def explore(
             if visit is not None and visit(ex, state, step):
                 return ex, step
             after, perm = canonical(step.after) if symmetric else (step.after, tuple(range(vcpus)))
+            if on_step is not None:
+                on_step(state, step, after)
             if after in ex.parent:
                 continue
             store()

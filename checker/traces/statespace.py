@@ -150,6 +150,21 @@ def explore(
     bad_sources: set[int] = set()
     #: the steps out of the state being expanded, and where each leads
     pending: list[tuple[State, Step, State]] = []
+    #: each kind of step by its action and outcome. The exploration's step function
+    #: memoises outcomes by what they depend on (the operation, shared state, actor's
+    #: record, gfn and parameters: what the window a step property looks at is made
+    #: of), so a step with the same action and the same outcome object is of the
+    #: same kind. The outcome is kept with its kind: while it is held, no other
+    #: object has its id.
+    known: dict[tuple[semantics.Action, int], tuple[object, StepKind]] = {}
+
+    def kind_of_step(step: Step) -> StepKind:
+        found = known.get((step.action, id(step.outcome)))
+        if found is not None and found[0] is step.outcome:
+            return found[1]
+        kind = _kind(step)
+        known[step.action, id(step.outcome)] = (step.outcome, kind)
+        return kind
 
     def number(kind: StepKind) -> int:
         found = numbers.get(kind)
@@ -170,7 +185,7 @@ def explore(
         source = index[pending[0][0]]
         by_target: dict[int, dict[str, int]] = {}
         for _, step, after in pending:
-            kind = _kind(step)
+            kind = kind_of_step(step)
             if kind.violates:
                 bad_sources.add(source)
             keyed = by_target.setdefault(index[after], {})
@@ -186,15 +201,13 @@ def explore(
                 kind_of.append(k)
         pending.clear()
 
-    def visit(ex: explicit.Exploration, parent: State, step: Step) -> bool:
+    def taken(parent: State, step: Step, after: State) -> None:
         if pending and pending[0][0] is not parent:
             add_pending()
-        after = explicit.canonical(step.after)[0] if symmetric else step.after
         pending.append((parent, step, after))
-        return False
 
     ex, _ = explicit.explore(
-        system, vcpus, symmetric, visit=visit, on_reached=reached, max_states=max_states
+        system, vcpus, symmetric, on_reached=reached, max_states=max_states, on_step=taken
     )
     add_pending()
     # the BFS tree edges into every violating state (or the source of a violating
