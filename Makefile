@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make check   set up .venv, check every shipped rule and print the verdicts
-#   make test    set up .venv, run the test suite
+#   make test    set up .venv, run the test suite (in parallel; CI=true: with the slow tests)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,8 +13,12 @@ check: $(STAMP) bytecode
 	@# only usage errors (2), inconclusive verdicts (3) and internal errors (4) fail here
 	@$(BIN)/checker check --all; status=$$?; test $$status -le 1 || exit $$status
 
+# the suite on every core (pytest-xdist); without CI set, the tests marked slow
+# (exhaustive sweeps, fuzzing, the installed wheel) are left out: CI runs them all
+PYTEST_ARGS ?= -n auto --dist worksteal $(if $(CI),,-m "not slow")
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # the CI gate: every rule against its [expect] table and specs/verdicts.lock.json
 # (exit 1 a regression or a violated expectation, 2 a stale lockfile)

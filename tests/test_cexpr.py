@@ -614,6 +614,7 @@ def grown(draw: st.DrawFn) -> str:
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=300 if os.environ.get("CI") else 150, deadline=None)
 @given(
     st.one_of(

@@ -57,12 +57,13 @@ def _with(options: Options, engine: Engine) -> Options:
     return dataclasses.replace(options, engine=engine)
 
 
-@pytest.mark.parametrize("vcpus", [1, 2, 3])
+@pytest.mark.parametrize("vcpus", [1, 2, pytest.param(3, marks=pytest.mark.slow)])
 def test_every_spec_rule_agrees(shipped_rules: dict[str, Rule], vcpus: int) -> None:
     for rule in shipped_rules.values():
         agree(rule, Options(vcpus=vcpus))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", sorted(set(load_profiles(SPECS)) - {"default"}))
 def test_every_spec_rule_agrees_under_every_profile(
     shipped_rules: dict[str, Rule], profile: str
@@ -84,6 +85,7 @@ class RandomRule:
         return F.evaluate(self.formula, logic, old, new, ad_enabled)
 
 
+@pytest.mark.slow
 @settings(max_examples=24 if os.environ.get("CI") else 12)
 @given(f=formulas, vcpus=st.integers(1, 2))
 def test_random_rules_agree(f: F.Formula, vcpus: int) -> None:

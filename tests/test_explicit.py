@@ -23,7 +23,7 @@ def test_canonical_sorts_tlbs_and_returns_the_permutation() -> None:
     assert explicit.orbit_size(with_tlbs(state, (Tlb.NONE,) * 3)) == 1
 
 
-@pytest.mark.parametrize("vcpus", [1, 2, 3])
+@pytest.mark.parametrize("vcpus", [1, 2, pytest.param(3, marks=pytest.mark.slow)])
 def test_orbit_sizes_count_the_concrete_states_exactly(
     systems: dict[str, System], vcpus: int
 ) -> None:

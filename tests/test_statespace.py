@@ -143,6 +143,7 @@ def test_check_with_the_explicit_engine_beyond_the_budget_is_inconclusive(
     assert both.reason.startswith("smt: violated; explicit exploration: more than 100 states")
 
 
+@pytest.mark.slow
 def test_the_default_budget_bounds_a_symmetric_graph_of_256_vcpus(tmp_path: Path) -> None:
     """The budget counts states times vCPUs: at 256 vCPUs the default one stops the
     exploration within seconds and in little memory (it stored 50,000 states before,
