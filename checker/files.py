@@ -2,8 +2,8 @@
 
 Every file the checker reads whole (a trace, a lockfile, a spec, a kernel source
 file) goes through :func:`read_text`, and every file it writes (exports, graphs,
-counterexamples, JUnit, SARIF, the lockfile) through :func:`write_text` or
-:func:`write_together`.
+counterexamples, JUnit, SARIF, the lockfile) through :func:`write_text`,
+:func:`write_chunks` (a text too large to hold whole) or :func:`write_together`.
 
 Reading refuses anything that is not a regular file *before opening it* (opening a
 FIFO for reading blocks until a writer comes, i.e. forever), and any file larger
@@ -25,13 +25,15 @@ Failures are :class:`FileError` (an ``InputError``, exit 2), one line naming the
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from checker.errors import InputError
 from checker.limits import MAX_TEXT_BYTES
@@ -151,9 +153,9 @@ def write_text(path: Path, text: str, option: str = "") -> None:
     target = _target(path, option)
     data = text.encode("utf-8")
     if target is None:
-        _write_through(path, data, option)
+        _write_through(path, [data], option)
         return
-    temporary = _temporary(target, data, option)
+    temporary = _temporary(target, [data], option)
     try:
         os.replace(temporary, target)
     except BaseException as exc:
@@ -161,6 +163,59 @@ def write_text(path: Path, text: str, option: str = "") -> None:
         if isinstance(exc, OSError):
             raise _cannot_write(path, option, exc) from None
         raise
+
+
+#: how much of a text made in chunks is written at a time
+_BLOCK = 1 << 20
+
+
+def _blocks(chunks: Iterable[str]) -> Iterator[bytes]:
+    """``chunks`` encoded as UTF-8, in blocks of about :data:`_BLOCK` bytes."""
+    pending: list[str] = []
+    size = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= _BLOCK:
+            yield "".join(pending).encode("utf-8")
+            pending, size = [], 0
+    if pending:
+        yield "".join(pending).encode("utf-8")
+
+
+def write_chunks(path: Path, chunks: Iterable[str], option: str = "") -> None:
+    """Write the text ``"".join(chunks)`` to ``path`` as :func:`write_text` writes a
+    text, without holding it whole: the chunks are made as they are written. A
+    regular file gets a temporary file renamed over it once the last chunk is in; a
+    device or FIFO gets the text once it is all made (it is spooled to an unnamed
+    temporary file first). So if making a chunk fails or is interrupted, nothing
+    is written anywhere."""
+    target = _target(path, option)
+    if target is None:
+        with _spooled(path, chunks, option) as spool:
+            _write_through(path, iter(lambda: spool.read(_BLOCK), b""), option)
+        return
+    temporary = _temporary(target, _blocks(chunks), option)
+    try:
+        os.replace(temporary, target)
+    except BaseException as exc:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _cannot_write(path, option, exc) from None
+        raise
+
+
+@contextlib.contextmanager
+def _spooled(path: Path, chunks: Iterable[str], option: str) -> Iterator[IO[bytes]]:
+    """An unnamed temporary file holding ``chunks``, read from its start."""
+    try:
+        with tempfile.TemporaryFile() as spool:
+            for block in _blocks(chunks):
+                spool.write(block)
+            spool.seek(0)
+            yield spool
+    except OSError as exc:
+        raise _cannot_write(path, option, exc) from None
 
 
 def write_together(files: Sequence[tuple[Path, str]], option: str = "") -> None:
@@ -185,7 +240,7 @@ def write_together(files: Sequence[tuple[Path, str]], option: str = "") -> None:
     renamed: list[Path] = []
     try:
         for target, (_, text) in zip(targets, files, strict=True):
-            temporaries.append(_temporary(target, text.encode("utf-8"), option))
+            temporaries.append(_temporary(target, [text.encode("utf-8")], option))
         for temporary, target in zip(temporaries, targets, strict=True):
             os.replace(temporary, target)
             renamed.append(target)
@@ -239,9 +294,10 @@ def dangling_target(path: Path, option: str = "") -> Path:
     return target
 
 
-def _temporary(target: Path, data: bytes, option: str) -> str:
-    """A temporary file beside ``target`` holding ``data``, with the mode a plain
-    ``open()`` would give a new file; removed again if writing it fails."""
+def _temporary(target: Path, blocks: Iterable[bytes], option: str) -> str:
+    """A temporary file beside ``target`` holding ``blocks``, with the mode a plain
+    ``open()`` would give a new file; removed again if writing it fails (or making
+    a block does)."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(
@@ -251,7 +307,8 @@ def _temporary(target: Path, data: bytes, option: str) -> str:
         raise _cannot_write(target, option, exc) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for block in blocks:
+                f.write(block)
         os.chmod(temporary, 0o666 & ~_umask())
     except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
@@ -261,8 +318,8 @@ def _temporary(target: Path, data: bytes, option: str) -> str:
     return temporary
 
 
-def _write_through(path: Path, data: bytes, option: str) -> None:
-    """Write ``data`` into the device, FIFO or socket ``path``."""
+def _write_through(path: Path, blocks: Iterable[bytes], option: str) -> None:
+    """Write ``blocks`` into the device, FIFO or socket ``path``."""
     try:
         # O_NONBLOCK: a FIFO nobody reads fails (ENXIO) instead of waiting forever
         fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -277,10 +334,11 @@ def _write_through(path: Path, data: bytes, option: str) -> None:
         # once open, block as any writer does while the reader catches up
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        for block in blocks:
+            view = memoryview(block)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
     except OSError as exc:
         raise _cannot_write(path, option, exc) from None
     finally:

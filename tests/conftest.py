@@ -32,6 +32,17 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+@pytest.fixture(autouse=True)
+def hint_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test keeps its hints (``checker.engines.hints``) in a folder of its own,
+    empty at the start: no test sees what another, or the user's own runs, found.
+    The commands and subprocesses a test runs inherit it."""
+    folder = tmp_path_factory.mktemp("hints")
+    monkeypatch.delenv("CHECKER_CACHE", raising=False)
+    monkeypatch.setenv("CHECKER_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shipped_rules() -> dict[str, Rule]:
     return load_rules(SPECS)

@@ -215,3 +215,65 @@ def test_a_device_output_is_checked_for_writing_itself_not_its_folder(
     ensure_file_writable(Path("/dev/null"), "--junit")
     with pytest.raises(InputError, match="cannot write there"):
         ensure_file_writable(Path("/dev/new-file"), "--junit")
+
+
+# --- a text made in chunks ----------------------------------------------------------------
+
+
+def _chunks(count: int, fail_at: int | None = None) -> object:
+    for i in range(count):
+        if i == fail_at:
+            raise KeyboardInterrupt  # what Ctrl-C would stop the making of the text with
+        yield f"line {i}\n"
+
+
+def test_chunks_are_written_as_one_text(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "t.json"
+    files.write_chunks(target, _chunks(300_000), "-o")  # type: ignore[arg-type]
+    assert target.read_text() == "".join(f"line {i}\n" for i in range(300_000))
+    files.write_chunks(target, iter([]), "-o")
+    assert target.read_text() == ""
+    assert [p.name for p in target.parent.iterdir()] == ["t.json"]
+
+
+def test_chunks_that_fail_midway_leave_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "t.json"
+    target.write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        files.write_chunks(target, _chunks(300_000, fail_at=200_000), "-o")  # type: ignore[arg-type]
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
+
+
+def test_chunks_go_into_a_device_or_fifo_only_once_all_are_made(
+    tmp_path: Path, deadline: None
+) -> None:
+    full = device(tmp_path, FULL, "full")
+    with pytest.raises(FileError, match=r"^-o .*full: cannot write: No space left on device$"):
+        files.write_chunks(full, _chunks(10), "-o")  # type: ignore[arg-type]
+    path = fifo(tmp_path)
+    received: list[bytes] = []
+
+    def reader() -> None:
+        fd = os.open(path, os.O_RDONLY)  # until the writer opens it
+        data = b""
+        while chunk := os.read(fd, 1 << 16):
+            data += chunk
+        os.close(fd)
+        received.append(data)
+
+    # the making fails before anything is sent: the FIFO is never opened for writing
+    # (so the reader, waiting on open, is not there yet)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_chunks(path, _chunks(300_000, fail_at=200_000), "-o")  # type: ignore[arg-type]
+    thread = threading.Thread(target=reader)
+    thread.start()
+    # O_NONBLOCK open fails without a reader: wait until the reader has opened it
+    while True:
+        try:
+            files.write_chunks(path, _chunks(300_000), "-o")  # type: ignore[arg-type]
+            break
+        except FileError:
+            continue
+    thread.join()
+    assert received == ["".join(f"line {i}\n" for i in range(300_000)).encode()]

@@ -17,8 +17,10 @@ from checker.cli.common import (
     MAX_VCPUS,
     PathsChoice,
     PathType,
+    cache_option,
     default_trace_directory,
     ensure_writable,
+    hint_store,
     kernel_location,
     max_states_option,
     paths_options,
@@ -39,6 +41,7 @@ ENGINES = ("smt", "explicit", "all", "spin")
 
 if TYPE_CHECKING:
     from checker.engines.check import Options, PropertyResult
+    from checker.engines.hints import HintStore
     from checker.report.document import CheckedProperty, CheckedRule
     from checker.rules.specs import Rule
     from checker.traces.graph import TraceGraph
@@ -98,6 +101,7 @@ if TYPE_CHECKING:
     show_default="counterexamples/ inside the checker's checkout; elsewhere nothing is written",
     help="Where counterexample files are written (under a folder per rule).",
 )
+@cache_option
 @paths_options
 @specs_option
 @progress_options
@@ -113,6 +117,7 @@ def check(
     max_states: int,
     as_json: bool,
     out: Path | None,
+    no_cache: bool,
     profile: str,
     harvest_flush: str | None,
     enable_flush: str | None,
@@ -151,7 +156,10 @@ def check(
         engine=Engine(engine),
         max_states=max_states,
     )
-    checked = [check_rule(rule, options, choice, out, as_json, progress, quiet) for rule in rules]
+    hints = hint_store(no_cache)
+    checked = [
+        check_rule(rule, options, choice, out, as_json, progress, quiet, hints) for rule in rules
+    ]
     if as_json:
         click.echo(document.render(document.check_json(checked)))
     else:
@@ -169,10 +177,12 @@ def check_rule(
     as_json: bool,
     progress: Progress | None = None,
     quiet: bool = False,
+    hints: HintStore | None = None,
 ) -> CheckedRule:
     """Check every property of ``rule``, print as it goes (the verdicts on stdout
     unless ``as_json``; ``progress`` on stderr, and with ``as_json`` where traces
-    would go unless ``quiet``), write the traces to ``out``, return what was found."""
+    would go unless ``quiet``), write the traces to ``out``, return what was found.
+    ``hints``: where what earlier runs found is kept (None: not used)."""
     from checker import interrupt
     from checker.engines.check import Session, check_property
     from checker.model import PROPERTIES, System
@@ -191,7 +201,7 @@ def check_rule(
         click.echo("  " + printable("; ".join(details)))
     results = []
     expected = _expected(rule, choice)
-    session = Session(System(rule, options.paths), options.max_states)
+    session = Session(System(rule, options.paths), options.max_states, hints)
     for prop in PROPERTIES:
         if progress is not None:
             progress.started(f"{rule.name}: {prop.name}")

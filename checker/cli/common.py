@@ -17,6 +17,7 @@ from checker.limits import MAX_VCPUS as MAX_VCPUS
 from checker.rules.specs import DEFAULT_PROFILE
 
 if TYPE_CHECKING:
+    from checker.engines.hints import HintStore
     from checker.model import Paths
     from checker.rules.specs import Rule
 
@@ -77,6 +78,25 @@ def max_states_option(f: F) -> F:
         help="The explicit exploration's budget, in states times vCPUs (a state of 8 vCPUs "
         "counts 8); beyond, it stops as inconclusive (exit 3).",
     )(f)
+
+
+def cache_option(f: F) -> F:
+    """--no-cache: neither use nor keep hints from earlier runs."""
+    return click.option(
+        "--no-cache",
+        is_flag=True,
+        help="Neither use nor keep what earlier runs found (Spacer's invariants, kept "
+        "as hints that are certified again before use; also CHECKER_CACHE=0).",
+    )(f)
+
+
+def hint_store(no_cache: bool) -> HintStore | None:
+    """Where hints are kept, from the environment; None with --no-cache."""
+    if no_cache:
+        return None
+    from checker.engines.hints import store_from_environment
+
+    return store_from_environment()
 
 
 def paths_options(f: F) -> F:

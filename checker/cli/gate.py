@@ -12,7 +12,9 @@ import click
 from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
     PathType,
+    cache_option,
     ensure_file_writable,
+    hint_store,
     kernel_location,
     paths_options,
     reproduce_command,
@@ -107,6 +109,7 @@ Exit code 3 is not used by the gate.
     metavar="PROPERTY=VERDICT",
     help="With --kernel: a verdict the rule must keep (default: every property holds).",
 )
+@cache_option
 @paths_options
 @specs_option
 @progress_options
@@ -121,6 +124,7 @@ def gate(
     rlimit: int | None,
     kernel: Path | None,
     expect: tuple[str, ...],
+    no_cache: bool,
     profile: str,
     harvest_flush: str | None,
     enable_flush: str | None,
@@ -224,6 +228,7 @@ def gate(
         reproduce=reproduce,
         refresh=_refresh_command(specs, lock_file, kernel),
         progress=progress,
+        hints=hint_store(no_cache),
     )
     refusal = report.refusal() if update else None
     # --update succeeds (0) by writing the lock, or is refused (1)

@@ -8,7 +8,12 @@ SMT, for a property P and N vCPUs:
 
 0. A step property that no step from any state can violate is proved with the
    invariant ``true`` (one query), before anything more expensive.
-1. Spacer looks for an inductive invariant with ``min(N, 2)`` vCPUs. Its lemmas
+1. A hint kept from an earlier run with the same inputs (``checker.engines.hints``)
+   is tried first: its invariant must pass certification at N and is then
+   certified for every N, exactly as Spacer's would be; a violation's hint bounds
+   the BMC search for its trace, which is replayed as always. Nothing is taken
+   from a hint that is not checked here, and without a usable one:
+   Spacer looks for an inductive invariant with ``min(N, 2)`` vCPUs. Its lemmas
    are vCPU-symmetric schemas; instantiated over N vCPUs they must pass
    certification (``checker.engines.certify``) at N. If they do not, Spacer runs again
    with N vCPUs and its own invariant must pass. P then holds for every depth;
@@ -34,7 +39,7 @@ from dataclasses import dataclass, field
 
 import z3
 
-from checker.engines import bmc, explicit, parametric, spacer, spin
+from checker.engines import bmc, explicit, hints, parametric, spacer, spin
 from checker.engines.bmc import SmtTrace
 from checker.engines.certify import Certificate, certify, replay
 from checker.engines.encode import Encoding
@@ -87,6 +92,9 @@ class Proof:
     certificate: Certificate
     #: the invariant certified for every number of vCPUs (None: not attempted)
     all_vcpus: parametric.AllVcpusCertificate | None = None
+    #: the invariant came from a hint (Spacer found it in an earlier run with the
+    #: same inputs) and was certified in this run
+    hinted: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,11 +130,17 @@ class EngineDisagreement(InternalError):
 
 class Session:
     """What the checks of one system share: its SMT encodings and its explicit
-    explorations, one per vCPU count."""
+    explorations, one per vCPU count, and where hints are kept (None: nowhere)."""
 
-    def __init__(self, system: System, max_states: int = explicit.DEFAULT_MAX_STATES) -> None:
+    def __init__(
+        self,
+        system: System,
+        max_states: int = explicit.DEFAULT_MAX_STATES,
+        hints: hints.HintStore | None = None,
+    ) -> None:
         self.system = system
         self.max_states = max_states
+        self.hints = hints
         self._encodings: dict[int, Encoding] = {}
         self._explored: dict[int, dict[str, explicit.ExplicitResult]] = {}
         #: explorations that ran out of states, so that they are not run again
@@ -227,9 +241,13 @@ def _smt(
         if certificate.ok:
             proof = _everywhere(session, prop, Proof(Invariant(()), n, certificate), budget)
             return PropertyResult(prop, Verdict.HOLDS, "induction", proof=proof)
+    searches = tuple(dict.fromkeys((min(n, LIFT_FROM), n)))
+    hinted = _hinted(name, system, prop, options, session, searches)
+    if hinted is not None:
+        return hinted
     # search with few vCPUs first and lift; if the lifted invariant is not inductive
     # at n, search again with n
-    for searched in dict.fromkeys((min(n, LIFT_FROM), n)):
+    for searched in searches:
         found = _spacer(system, searched, prop, budget)
         if found.answer is not Answer.UNSAT:
             break
@@ -239,6 +257,7 @@ def _smt(
             proof = _everywhere(
                 session, prop, Proof(found.invariant, searched, certificate), budget
             )
+            _keep(session, prop, options, hints.ProofHint(found.invariant, searched))
             return PropertyResult(prop, Verdict.HOLDS, "spacer", proof=proof)
         if certificate.unknown:
             reason = "certification of the invariant ran out of budget"
@@ -261,13 +280,9 @@ def _smt(
     result = bmc.shortest_counterexample(session(fewest), prop, depth, budget)
     if result.answer is Answer.SAT and result.trace is not None:
         trace = replay(system, name, prop, result.trace)
-        note = ""
-        if trace.depth > options.depth:
-            note = (
-                f"the shortest trace ({trace.depth} steps) is longer than --depth "
-                f"{options.depth}: searched on because Spacer showed a violation exists"
-            )
-        return PropertyResult(prop, Verdict.VIOLATED, "bmc", trace=trace, reason=note)
+        if found.answer is Answer.SAT and fewest == 1:
+            _keep(session, prop, options, hints.ViolationHint(trace.depth))
+        return _violated(prop, trace, options)
     if found.answer is Answer.SAT and result.answer is Answer.UNSAT:
         raise InternalError(
             f"{prop.name}: Spacer found a violation with {fewest} vCPUs that BMC "
@@ -277,6 +292,51 @@ def _smt(
     if result.answer is Answer.UNSAT:
         reasons.append(f"no violation within {depth} steps")
     return PropertyResult(prop, Verdict.INCONCLUSIVE, "spacer+bmc", reason="; ".join(reasons))
+
+
+def _violated(prop: Property, trace: Trace, options: Options) -> PropertyResult:
+    note = ""
+    if trace.depth > options.depth:
+        note = (
+            f"the shortest trace ({trace.depth} steps) is longer than --depth "
+            f"{options.depth}: searched on because Spacer showed a violation exists"
+        )
+    return PropertyResult(prop, Verdict.VIOLATED, "bmc", trace=trace, reason=note)
+
+
+def _hinted(
+    name: str,
+    system: System,
+    prop: Property,
+    options: Options,
+    session: Session,
+    searches: tuple[int, ...],
+) -> PropertyResult | None:
+    """The result from the session's hint for ``prop``, checked here exactly as
+    Spacer's own answer would be, and the same result; None without a hint, or if
+    it does not check out (then Spacer decides)."""
+    if session.hints is None:
+        return None
+    n, budget = options.vcpus, options.budget
+    hint = session.hints.recall(system, prop, n, budget)
+    if isinstance(hint, hints.ProofHint) and hint.found_with in searches:
+        certificate = certify(session(n), prop, hint.invariant, budget)
+        if certificate.ok:
+            proof = Proof(hint.invariant, hint.found_with, certificate, hinted=True)
+            proof = _everywhere(session, prop, proof, budget)
+            return PropertyResult(prop, Verdict.HOLDS, "spacer", proof=proof)
+    elif isinstance(hint, hints.ViolationHint):
+        # one vCPU is the fewest there are; BMC stops at the shortest trace, which
+        # is the one it finds searching up to DEPTH_LIMIT, as after a Spacer SAT
+        found = bmc.shortest_counterexample(session(1), prop, hint.length, budget)
+        if found.answer is Answer.SAT and found.trace is not None:
+            return _violated(prop, replay(system, name, prop, found.trace), options)
+    return None
+
+
+def _keep(session: Session, prop: Property, options: Options, hint: hints.Hint) -> None:
+    if session.hints is not None:
+        session.hints.keep(session.system, prop, options.vcpus, options.budget, hint)
 
 
 def _spacer(system: System, vcpus: int, prop: Property, budget: Budget) -> spacer.SpacerResult:
@@ -289,7 +349,7 @@ def _spacer(system: System, vcpus: int, prop: Property, budget: Budget) -> space
 def _everywhere(session: Session, prop: Property, proof: Proof, budget: Budget) -> Proof:
     """The proof, with its invariant certified for every number of vCPUs too."""
     everywhere = session.all_vcpus.certify(prop, proof.invariant, budget)
-    return Proof(proof.invariant, proof.found_with, proof.certificate, everywhere)
+    return Proof(proof.invariant, proof.found_with, proof.certificate, everywhere, proof.hinted)
 
 
 # --- explicit -------------------------------------------------------------------------

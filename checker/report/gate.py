@@ -61,7 +61,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from checker.engines.check import Options, PropertyResult, Session, check_property
 from checker.model import PROPERTIES, Property, System
@@ -78,6 +78,9 @@ from checker.report.lock import (
 from checker.report.summary import PropertyVerdict, RuleVerdicts, Summary, verdicts
 from checker.rules.specs import DEFAULT_PROFILE, Rule, paths_table
 from checker.verdict import Verdict
+
+if TYPE_CHECKING:
+    from checker.engines.hints import HintStore
 
 REFRESH_COMMAND = "checker gate --update"
 REFRESH_MAKE = "make lock"
@@ -323,6 +326,7 @@ def gate(
     reproduce: Callable[[Rule], str] | None = None,
     refresh: str | None = None,
     progress: GateProgress | None = None,
+    hints: HintStore | None = None,
 ) -> GateReport:
     """Gate ``rules`` (see the module docstring for the decision table).
 
@@ -332,6 +336,8 @@ def gate(
     re-check (None: all). ``reproduce`` gives each rule's reproduce command;
     ``refresh`` how to refresh the lock (default: ``checker gate --update`` or
     ``make lock``); ``progress`` is told as each property of a re-checked rule starts and ends.
+    ``hints``: where what earlier runs found is kept, to be certified again (None: not
+    used); it changes the cost of a re-check, never its result.
     """
     options = settings.options
     model = ModelLock(
@@ -366,7 +372,7 @@ def gate(
         command = reproduce(rule) if reproduce is not None else default_command(rule, options.vcpus)
         if must_recheck(rule):
             outcome = _recheck(
-                rule, expected, locked_rules.get(rule.name), settings, command, progress
+                rule, expected, locked_rules.get(rule.name), settings, command, progress, hints
             )
         else:
             outcome = _unchanged(rule, expected, locked_rules[rule.name], command, since)
@@ -400,9 +406,10 @@ def _recheck(
     settings: GateSettings,
     command: str,
     progress: GateProgress | None = None,
+    hints: HintStore | None = None,
 ) -> RuleOutcome:
     options = settings.options
-    session = Session(System(rule, options.paths))
+    session = Session(System(rule, options.paths), hints=hints)
     rows: list[PropertyOutcome] = []
     computed: dict[str, PropertyLock] = {}
     differences: list[str] = []
