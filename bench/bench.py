@@ -8,10 +8,16 @@
    its whole job), per vCPU count: the explicit engine's states (concrete and up
    to vCPU symmetry) and time; the SMT proof of all five properties at that count;
    and the certification of the same invariants for every number of vCPUs.
+3. The SPIN referee beside the SMT engine, rule `new`, per vCPU count: SPIN's
+   exhaustive search of the exported Promela model (spin -a and cc -O2, then pan),
+   its states stored, time and memory, and `checker check --rule new` end to end
+   with its peak memory; a count whose search would take more than a minute,
+   extrapolated from the two before it, is skipped and the estimate printed.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -92,6 +98,82 @@ def engines() -> None:
     print("(smt proof: Spacer, certification at N and for every N; all-vCPU: that last part alone)")
 
 
+#: SPIN's vCPU counts, and the longest search run (longer ones are estimated)
+SPIN_VCPUS = (2, 4, 8, 10, 12)
+SPIN_BUDGET_S = 60.0
+
+
+def measured(argv: list[str], ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
+    """Wall time and peak resident memory (MB) of one run of ``argv``."""
+    started = time.perf_counter()
+    child = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    error = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = code = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    if code not in ok:
+        sys.exit(f"bench: {' '.join(argv)} exited {code}:\n{error.decode()}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def spin_referee() -> None:
+    from checker.engines import spin
+    from checker.model import System
+    from checker.rules.specs import load_rules
+
+    print(
+        f"\n{'SPIN vs SMT, rule new':<22} {'SPIN states':>12} {'compile s':>9} {'search s':>9} "
+        f"{'pan MB':>7} {'check s':>8} {'check MB':>8} {'SPIN/check':>10}"
+    )
+    try:
+        spin.tools()
+    except spin.SpinUnavailable as exc:
+        print(f"skipped: {exc}")
+        return
+    system = System(load_rules(ROOT / "specs")["new"])
+    done: list[tuple[int, int, float]] = []  # (vCPUs, states, search seconds)
+    for vcpus in SPIN_VCPUS:
+        check_s, check_mb = measured([*CHECKER, "check", "--rule", "new", "--vcpus", str(vcpus)])
+        estimate = _estimate(done, vcpus)
+        if estimate is not None and estimate[1] > SPIN_BUDGET_S:
+            states, seconds = estimate
+            print(
+                f"{vcpus:>3} vCPUs{'':<14} {'skipped':>12}  (about {states:,.0f} states and "
+                f"{seconds:,.0f} s of search, extrapolated: over {SPIN_BUDGET_S:.0f} s)  "
+                f"check {check_s:.2f} s, {check_mb:.0f} MB"
+            )
+            continue
+        found = spin.run(system, vcpus, optimize=True)
+        assert found.complete and not found.violations, found.problem
+        total = found.compile_seconds + found.search_seconds
+        done.append((vcpus, found.states, found.search_seconds))
+        print(
+            f"{vcpus:>3} vCPUs{'':<14} {found.states:>12,} {found.compile_seconds:9.2f} "
+            f"{found.search_seconds:9.2f} {found.max_rss_mb:7.0f} {check_s:8.2f} "
+            f"{check_mb:8.0f} {total / check_s:10.1f}"
+        )
+    print(
+        "(SPIN: compile is spin -a and cc -O2, search is pan's exhaustive depth-first "
+        "search, in this process; pan MB is its peak resident memory; check is "
+        "'checker check --rule new --vcpus N' end to end, proving all five properties "
+        "for every N; SPIN/check is SPIN's compile and search over check's wall time)"
+    )
+
+
+def _estimate(done: list[tuple[int, int, float]], vcpus: int) -> tuple[float, float] | None:
+    """States and search seconds at ``vcpus``, extrapolated from the last two runs:
+    states grow by the same factor per vCPU, search time with the states times the
+    vCPUs (each state has that many more steps to try)."""
+    if len(done) < 2:
+        return None
+    (n0, s0, _), (n1, s1, t1) = done[-2], done[-1]
+    growth = (s1 / s0) ** (1 / (n1 - n0))
+    states = s1 * growth ** (vcpus - n1)
+    return states, t1 * (states / s1) * (vcpus / n1)
+
+
 if __name__ == "__main__":
     end_to_end()
     engines()
+    spin_referee()

@@ -467,6 +467,6 @@ def test_bare_checker_prints_a_short_usage_exit_2() -> None:
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "usage: checker [--debug] COMMAND [ARGS]...",
-        "commands: check, diff, export, extract, gate, graph, list, rules, show",
+        "commands: check, diff, export, export-model, extract, gate, graph, list, rules, show",
         "checker: error: no command given; see 'checker --help' or 'checker COMMAND --help'",
     ]

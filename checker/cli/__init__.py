@@ -46,6 +46,7 @@ COMMANDS: dict[str, str] = {
     "check": "checker.cli.check:check",
     "diff": "checker.cli.diff:diff",
     "export": "checker.cli.export:export",
+    "export-model": "checker.cli.export_model:export_model",
     "extract": "checker.cli.extract:extract",
     "gate": "checker.cli.gate:gate",
     "graph": "checker.cli.graph:graph",

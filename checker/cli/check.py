@@ -37,7 +37,7 @@ from checker.schemas import schema_id
 from checker.verdict import Verdict
 
 #: the engines --engine accepts, without importing the engines to list them
-ENGINES = ("smt", "explicit", "all")
+ENGINES = ("smt", "explicit", "all", "spin")
 
 if TYPE_CHECKING:
     from checker.engines.check import Options, PropertyResult
@@ -81,7 +81,8 @@ if TYPE_CHECKING:
     default="smt",
     show_default=True,
     help="smt: Spacer proofs and BMC traces; explicit: breadth-first over the "
-    "reachable states, no z3; all: both, which must agree (else exit 4).",
+    "reachable states, no z3; all: both, which must agree (else exit 4); spin: the "
+    "model exported to Promela, searched by SPIN (needs spin and cc).",
 )
 @click.option(
     "--rlimit",

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import z3
 
-from checker.engines import bmc, explicit, hints, parametric, spacer
+from checker.engines import bmc, explicit, hints, parametric, spacer, spin
 from checker.engines.bmc import SmtTrace
 from checker.engines.certify import Certificate, certify, replay
 from checker.engines.encode import Encoding
@@ -64,6 +64,8 @@ class Engine(enum.Enum):
     SMT = "smt"
     EXPLICIT = "explicit"
     ALL = "all"
+    #: SPIN's exhaustive search of the model exported to Promela (engines/spin.py)
+    SPIN = "spin"
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,9 @@ def check_property(
         return _smt(rule.name, system, prop, options, session)
     if options.engine is Engine.EXPLICIT:
         return _explicit(rule.name, prop, options, session)
+    if options.engine is Engine.SPIN:
+        found = spin.decide(system, prop, options.vcpus)
+        return PropertyResult(prop, found.verdict, "spin", trace=found.trace, reason=found.reason)
     by_smt = _smt(rule.name, system, prop, options, session)
     by_explicit = _explicit(rule.name, prop, options, session)
     if by_explicit.verdict is Verdict.INCONCLUSIVE:

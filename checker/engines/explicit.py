@@ -57,7 +57,7 @@ def canonical(state: State) -> tuple[State, tuple[int, ...]]:
     with ``representative.vcpus[i] == state.vcpus[perm[i]]``."""
     vcpus = state.vcpus
     perm = tuple(sorted(range(len(vcpus)), key=vcpus.__getitem__))
-    return State(state.shared, tuple(vcpus[v] for v in perm), state.shape), perm
+    return dataclasses.replace(state, vcpus=tuple(vcpus[v] for v in perm)), perm
 
 
 def orbit_size(state: State) -> int:

@@ -290,6 +290,9 @@ def state_columns(
         def spte_flags(s: State, i: int = i) -> dict[str, bool]:
             return _spte_flags(s, i)
 
+        def bits_text(s: State, i: int = i) -> str:
+            return spte_bits(s.shared.sptes[i])
+
         def x86(s: State, i: int = i) -> str:
             return hex_value(s.shared.sptes[i], "x86")
 
@@ -299,7 +302,7 @@ def state_columns(
         columns += [
             StateColumn(
                 Column(f"spte{n}", f"SPTE{n}", Group.STATE, f"{which}'s bits: {bits}"),
-                lambda s, i=i: spte_bits(s.shared.sptes[i]),  # type: ignore[misc]
+                bits_text,
                 flags(spte_flags),
             ),
             StateColumn(

@@ -129,8 +129,8 @@ ENABLE_DIRTY_LOGGING = Operation(
     function="kvm_mmu_slot_apply_flags",
     path="kvm_mmu_slot_apply_flags -> kvm_mmu_slot_remove_write_access -> spte_write_protect",
     source=(
-        "v6.12, arch/x86/kvm/x86.c kvm_mmu_slot_apply_flags(); the flush after unlock "
-        "since b64d740ea7dd"
+        "kvm_mmu_slot_apply_flags() (arch/x86/kvm/x86.c) since b64d740ea7dd (the "
+        "flush after unlock, unconditional); earlier policies are paths.enable_flush"
     ),
     actor=ActorKind.HOST,
     lock=LockMode.WRITE,
@@ -145,7 +145,7 @@ ENABLE_FLUSH = Operation(
     title="flush after enabling dirty logging",
     function="kvm_flush_remote_tlbs_memslot",
     path="kvm_mmu_slot_apply_flags -> kvm_flush_remote_tlbs_memslot",
-    source="v6.12, arch/x86/kvm/x86.c kvm_mmu_slot_apply_flags()",
+    source="kvm_mmu_slot_apply_flags() (arch/x86/kvm/x86.c) since b64d740ea7dd",
     actor=ActorKind.HOST,
     lock=LockMode.NONE,
     reach=Reach.SLOT,
@@ -162,7 +162,10 @@ HARVEST = Operation(
         "kvm_get_dirty_log_protect/kvm_clear_dirty_log_protect -> "
         "kvm_arch_mmu_enable_log_dirty_pt_masked -> spte_write_protect"
     ),
-    source="v6.12, virt/kvm/kvm_main.c kvm_get_dirty_log_protect()",
+    source=(
+        "kvm_get_dirty_log_protect()/kvm_clear_dirty_log_protect() (virt/kvm/"
+        "kvm_main.c); the flush's timing per era is paths.harvest_flush"
+    ),
     actor=ActorKind.HOST,
     lock=LockMode.WRITE,
     reach=Reach.SLOT,
@@ -176,7 +179,7 @@ HARVEST_FLUSH = Operation(
     title="harvest's flush after unlock",
     function="kvm_flush_remote_tlbs_memslot",
     path=("kvm_get_dirty_log_protect/kvm_clear_dirty_log_protect -> kvm_flush_remote_tlbs_memslot"),
-    source="v6.12, virt/kvm/kvm_main.c kvm_get_dirty_log_protect()",
+    source="kvm_get_dirty_log_protect() (virt/kvm/kvm_main.c)",
     actor=ActorKind.HOST,
     lock=LockMode.NONE,
     reach=Reach.SLOT,
@@ -190,7 +193,7 @@ DISABLE_DIRTY_LOGGING = Operation(
     title="disable dirty logging",
     function="kvm_mmu_slot_apply_flags",
     path="kvm_mmu_slot_apply_flags",
-    source="v6.12, arch/x86/kvm/x86.c kvm_mmu_slot_apply_flags()",
+    source="kvm_mmu_slot_apply_flags() (arch/x86/kvm/x86.c)",
     actor=ActorKind.HOST,
     lock=LockMode.NONE,
     reach=Reach.SLOT,

@@ -98,7 +98,11 @@ PAGE_FAULT = Operation(
         "kvm_mmu_page_fault -> direct_page_fault/kvm_tdp_mmu_map -> mmu_set_spte/"
         "tdp_mmu_map_handle_target_level -> make_spte"
     ),
-    source="v6.12, arch/x86/kvm/mmu/mmu.c mmu_set_spte() and spte.c make_spte()",
+    source=(
+        "the shadow MMU's mmu_set_spte()/make_spte() (arch/x86/kvm/mmu/mmu.c, spte.c), "
+        "simplified: a write-tracked gfn is never mapped writable (a 4K page-table gfn "
+        "can go unsync and writable) and the TDP MMU's fault is not told apart"
+    ),
     actor=ActorKind.VCPU,
     lock=LockMode.WRITE,
     reach=Reach.GFN,
@@ -113,7 +117,10 @@ FAST_PAGE_FAULT = Operation(
     title="fast page fault (lockless)",
     function="fast_pf_fix_direct_spte",
     path="fast_page_fault -> fast_pf_fix_direct_spte",
-    source="v6.12, arch/x86/kvm/mmu/mmu.c fast_page_fault()",
+    source=(
+        "fast_page_fault()/fast_pf_fix_direct_spte() (arch/x86/kvm/mmu/mmu.c), "
+        "simplified: W is restored on any fault, where KVM restores it on write faults"
+    ),
     actor=ActorKind.VCPU,
     lock=LockMode.NONE,
     reach=Reach.GFN,
@@ -127,7 +134,11 @@ PREFETCH = Operation(
     title="prefetch refresh of a present SPTE",
     function="mmu_set_spte",
     path="direct_pte_prefetch/FNAME(pte_prefetch) -> mmu_set_spte -> make_spte",
-    source="v6.12, arch/x86/kvm/mmu/mmu.c direct_pte_prefetch_many() (gone in v6.13)",
+    source=(
+        "the domain brief's refresh of a present SPTE, which matches no release: "
+        "KVM kept W with A/D bits on, and the refresh came from faults with "
+        "prefetch set; off (paths.prefetch_refresh) for v6.13 and later"
+    ),
     actor=ActorKind.VCPU,
     lock=LockMode.WRITE,
     reach=Reach.GFN,

@@ -66,8 +66,8 @@ AGING = Operation(
     function="mark_spte_for_access_track",
     path="kvm_age_gfn -> mark_spte_for_access_track",
     source=(
-        "v6.12, arch/x86/kvm/mmu/mmu.c kvm_age_rmap() and spte.c "
-        "mark_spte_for_access_track(); v3.x zapped instead (kvm_unmap_rmapp)"
+        "the shadow MMU's aging: mark_spte_for_access_track() (arch/x86/kvm/mmu/"
+        "spte.c) without A/D bits; v3.x zapped instead (paths.aging_without_ad)"
     ),
     actor=ActorKind.HOST,
     lock=LockMode.WRITE,
@@ -82,7 +82,7 @@ ZAP = Operation(
     title="zap",
     function="drop_spte",
     path="kvm_zap_gfn_range -> drop_spte -> kvm_flush_remote_tlbs",
-    source="v6.12, arch/x86/kvm/mmu/mmu.c kvm_zap_rmap() and drop_spte()",
+    source="the shadow MMU's drop_spte() and its flush (arch/x86/kvm/mmu/mmu.c)",
     actor=ActorKind.HOST,
     lock=LockMode.WRITE,
     reach=Reach.GFN,

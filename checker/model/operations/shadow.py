@@ -66,7 +66,10 @@ SYNC_SPTE = Operation(
     title="sync of an unsync shadow page",
     function="FNAME(sync_spte)",
     path="kvm_mmu_sync_roots -> FNAME(sync_spte) -> make_spte -> mmu_spte_update",
-    source="v6.12, arch/x86/kvm/mmu/paging_tmpl.h FNAME(sync_spte)()",
+    source=(
+        "FNAME(sync_spte)() (arch/x86/kvm/mmu/paging_tmpl.h), as the domain brief "
+        "describes it, not yet per era"
+    ),
     actor=ActorKind.VCPU,
     lock=LockMode.WRITE,
     reach=Reach.GFN,
@@ -84,7 +87,10 @@ WRITE_PROTECT = Operation(
         "account_shadowed -> kvm_mmu_slot_gfn_write_protect -> rmap_write_protect -> "
         "spte_write_protect -> mmu_spte_update"
     ),
-    source="v6.12, arch/x86/kvm/mmu/mmu.c account_shadowed() and spte_write_protect()",
+    source=(
+        "the shadow MMU's account_shadowed() -> spte_write_protect() "
+        "(arch/x86/kvm/mmu/mmu.c); the TDP MMU's write-protect is not modelled"
+    ),
     actor=ActorKind.VCPU,
     lock=LockMode.WRITE,
     reach=Reach.GFN,
@@ -98,7 +104,7 @@ UNTRACK = Operation(
     title="stop write-tracking",
     function="unaccount_shadowed",
     path="kvm_mmu_prepare_zap_page -> unaccount_shadowed",
-    source="v6.12, arch/x86/kvm/mmu/mmu.c unaccount_shadowed()",
+    source="unaccount_shadowed() (arch/x86/kvm/mmu/mmu.c)",
     actor=ActorKind.HOST,
     lock=LockMode.WRITE,
     reach=Reach.GFN,
