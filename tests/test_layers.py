@@ -48,12 +48,20 @@ def imports() -> nx.DiGraph:
     for name, path in modules.items():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             targets: list[str] = []
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                if node.module == "checker":
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level:
+                    # a relative import: resolve it against the importing package
+                    package = name.split(".")
+                    if path.name != "__init__.py":
+                        package = package[:-1]
+                    base = package[: len(package) - node.level + 1]
+                    module = ".".join([*base, module] if module else base)
+                if module == "checker":
                     targets = [f"checker.{a.name}" for a in node.names]
-                elif node.module.startswith("checker."):
-                    targets = [node.module]
-                    targets += [f"{node.module}.{a.name}" for a in node.names]
+                elif module.startswith("checker."):
+                    targets = [module]
+                    targets += [f"{module}.{a.name}" for a in node.names]
             elif isinstance(node, ast.Import):
                 targets = [a.name for a in node.names if a.name.startswith("checker.")]
             for target in targets:
@@ -83,6 +91,24 @@ def test_no_import_cycle() -> None:
     graph = imports()
     cycles = [c for c in nx.strongly_connected_components(graph) if len(c) > 1]
     assert cycles == []
+
+
+def test_a_relative_import_counts(tmp_path: Path) -> None:
+    """The parser resolves ``from ..traces import view`` inside engines/ to an
+    upward import (a copy of the package with one planted)."""
+    import shutil
+
+    global PACKAGE
+    copy = tmp_path / "checker"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "_specs"))
+    bmc = copy / "engines" / "bmc.py"
+    bmc.write_text(bmc.read_text() + "\nfrom ..traces import view  # noqa\n")
+    saved, PACKAGE = PACKAGE, copy
+    try:
+        graph = imports()
+    finally:
+        PACKAGE = saved
+    assert graph.has_edge("checker.engines.bmc", "checker.traces.view")
 
 
 def test_the_check_would_catch_an_upward_import(tmp_path: Path) -> None:

@@ -212,7 +212,7 @@ class AllVcpus:
                 mine = out.window.actor if vcpu_op else actor_old
                 chosen = z3.And(
                     out.enabled,
-                    *(available[op.lock] if takes_lock(op) else []),
+                    *(available.get(op.lock, []) if takes_lock(op) else []),
                     equal(L, self.g1, shared_after(op, out, 0)),
                     self.flush == out.flush,
                     equal(L, self.actor_new, mine),
@@ -226,8 +226,9 @@ class AllVcpus:
         L = vocab.logic
         held = vocab.model.locals
         for op in vocab.model.operations:
+            # one constraint per mode, made by the first step that takes the lock in
+            # it (a step inside a section it already holds asks nothing)
             if op.lock in found or not takes_lock(op) or not held:
-                found.setdefault(op.lock, [])
                 continue
             w = vocab.vcpu(f"holder_{op.lock.value}")
             holders = [blocks(L, op.lock, h, held) for h in self.g0.hosts]

@@ -158,6 +158,9 @@ def initial_states(
 ) -> tuple[State, ...]:
     """The initial states, in canonical order (A/D bits disabled first)."""
     shape = shape or Shape()
+    if shape.host_threads != 1:
+        # no action names a host thread yet: a second one would never act
+        raise ValueError("the step function has one host thread")
     vcpu = model.initial_actor(CONCRETE, shape)
     return tuple(
         State(model.initial_shared(CONCRETE, shape, ad_enabled), (vcpu,) * vcpus, shape, model)

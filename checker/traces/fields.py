@@ -37,11 +37,12 @@ def spte_key(spte: int, shape: Shape) -> str:
 def state_values(state: State) -> dict[str, Any]:
     """Every value of ``state`` by name, the SPTEs' hex values included."""
     shape = state.shape
-    values: dict[str, Any] = dict(zip(MODEL.shared_names(shape), leaves(state.shared), strict=True))
+    model = state.model
+    values: dict[str, Any] = dict(zip(model.shared_names(shape), leaves(state.shared), strict=True))
     for v, record in enumerate(state.vcpus):
         for g, entry in enumerate(record.tlbs):
             values[tlb_key(v, g, shape)] = Tlb.of(entry).label
-        for local, value in zip(MODEL.locals, record.local, strict=True):
+        for local, value in zip(model.locals, record.local, strict=True):
             values[local_key(v, local.name)] = value
     for i in range(shape.sptes):
         values[spte_key(i, shape)] = spte_hex(state, spte=i)
@@ -83,8 +84,11 @@ def shape_from_values(values: Mapping[str, Any], most_gfns: int) -> Shape:
     text = values["spte_of"]
     if not isinstance(text, str) or len(text) > 8 * most_gfns:
         raise ValueError("'spte_of' is not a list of SPTE numbers like '0,1'")
+    parts = text.split(",")
+    if len(parts) != gfns or not all(x.isdigit() and int(x) < gfns for x in parts):
+        # checked before a Shape is built: a number of 10**12 must not become a list
+        raise ValueError(f"'spte_of' is {text!r}, not {gfns} SPTE numbers below {gfns}")
     try:
-        mapping = tuple(int(x) for x in text.split(","))
-        return Shape(gfns=gfns, spte_of=mapping)
-    except ValueError:
-        raise ValueError(f"'spte_of' is {text!r}, not one SPTE number per gfn") from None
+        return Shape(gfns=gfns, spte_of=tuple(int(x) for x in parts))
+    except ValueError as exc:
+        raise ValueError(f"'spte_of' is {text!r}: {exc}") from None

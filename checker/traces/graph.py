@@ -296,16 +296,24 @@ def _action(g: TraceGraph, i: int, vcpus: int, shape: Shape) -> semantics.Action
         raise ValueError(f"no edge from step {i - 1} to step {i}")
     attrs = g.edges[i - 1, i]
     op = OPERATION_BY_NAME[attrs["operation"]]
-    vcpu = int(attrs["vcpu"]) if op.by_vcpu else None
+    vcpu = _number(attrs["vcpu"], "vcpu") if op.by_vcpu else None
     if vcpu is not None and not 0 <= vcpu < vcpus:
         raise ValueError(f"step {i}: vcpu {vcpu} out of range")
     params = tuple((p, _bool(attrs[f"param_{p}"])) for p in op.params)
     gfn = None
     if op.reach is Reach.GFN and shape.gfns > 1:
-        gfn = int(attrs["gfn"])
+        gfn = _number(attrs["gfn"], "gfn")
         if not 0 <= gfn < shape.gfns:
             raise ValueError(f"step {i}: gfn {gfn} out of range")
     return semantics.Action(op.name, vcpu, params, gfn)
+
+
+def _number(value: Any, key: str) -> int:
+    """An edge's small integer (a vCPU, a gfn); a ``ValueError`` for anything else
+    (``Infinity``, a float, a string of 10**6 digits)."""
+    if isinstance(value, bool) or not isinstance(value, int | str) or len(str(value)) > 6:
+        raise ValueError(f"'{key}' is not a small integer: {quoted(value)}")
+    return int(value)
 
 
 def _bool(value: Any) -> bool:

@@ -110,8 +110,8 @@ def _map(items: Any) -> dict[str, Any]:
     return {"#map": [[bigint(i), value] for i, value in enumerate(items)]}
 
 
-def _locals(record: Actor[bool]) -> dict[str, bool]:
-    return {x.name: bool(v) for x, v in zip(MODEL.locals, record.local, strict=True)}
+def _locals(record: Actor[bool], state: State) -> dict[str, bool]:
+    return {x.name: bool(v) for x, v in zip(state.model.locals, record.local, strict=True)}
 
 
 def state_values(state: State) -> dict[str, Any]:
@@ -123,8 +123,8 @@ def state_values(state: State) -> dict[str, Any]:
         "spte_ept": _map(hex_value(s, "ept") for s in shared.sptes),
         "frames": _map({f: bool(getattr(x, f)) for f in FRAME_FIELDS} for x in shared.frames),
         "tlb": _map(_map(Tlb.of(e).label for e in v.tlbs) for v in state.vcpus),
-        "locals": _map(_locals(v) for v in state.vcpus),
-        "host_locals": _map(_locals(h) for h in shared.hosts),
+        "locals": _map(_locals(v, state) for v in state.vcpus),
+        "host_locals": _map(_locals(h, state) for h in shared.hosts),
     }
     values.update({f: bool(getattr(shared.slot, f)) for f in SLOT_FIELDS})
     return values
@@ -303,7 +303,10 @@ def _bool(value: Any) -> bool:
 
 def _int(value: Any) -> int:
     if isinstance(value, dict) and set(value) == {"#bigint"}:
-        return int(value["#bigint"])
+        digits = value["#bigint"]
+        if not isinstance(digits, str) or not digits.lstrip("-").isdigit() or len(digits) > 12:
+            raise ValueError(f"not a small #bigint: {digits!r}")
+        return int(digits)
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise ValueError(f"not an integer: {value!r}")
