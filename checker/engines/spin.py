@@ -35,7 +35,6 @@ prints. A missing ``spin`` or C compiler is :class:`SpinUnavailable` (exit 2).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -100,9 +99,8 @@ class SpinRun:
     transitions: int
     depth: int
     #: pan's "total actual memory usage" (states, hash table, the depth-first
-    #: stack it allocates), and its peak resident memory, in MB
+    #: stack it allocates), in MB: within a few percent of its peak resident memory
     memory_mb: float
-    max_rss_mb: float
     #: spin -a and cc; pan
     compile_seconds: float
     search_seconds: float
@@ -238,7 +236,6 @@ def _run(
         transitions=report.transitions,
         depth=report.depth,
         memory_mb=report.memory_mb,
-        max_rss_mb=searching.max_rss_mb,
         compile_seconds=compiled - started,
         search_seconds=searched - compiled,
         checked=tuple(p.name for p in props),
@@ -280,8 +277,6 @@ class _Done:
     returncode: int
     stdout: str
     stderr: str
-    #: the process's peak resident memory, in MB
-    max_rss_mb: float
 
     @property
     def tail(self) -> str:
@@ -289,29 +284,13 @@ class _Done:
 
 
 def _call(argv: list[str], cwd: Path, what: str) -> _Done:
-    """Run ``argv`` in ``cwd``, its output in files there (no pipe to fill), and
-    wait for it with ``wait4`` for its peak memory."""
-    out, err = cwd / ".stdout", cwd / ".stderr"
     try:
-        with out.open("wb") as stdout, err.open("wb") as stderr:
-            child = subprocess.Popen(argv, cwd=cwd, stdout=stdout, stderr=stderr)
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
     except OSError as exc:
         raise SpinUnavailable(f"{what}: cannot run {argv[0]}: {exc}; install {INSTALL}") from None
-    try:
-        _, status, usage = os.wait4(child.pid, 0)
-    except BaseException:
-        child.kill()
-        child.wait()
-        raise
-    child.returncode = os.waitstatus_to_exitcode(status)
     # Ctrl-C reaches the tool too, which then fails: that is no error of its own
     interrupt.check()
-    return _Done(
-        child.returncode,
-        out.read_text(encoding="utf-8", errors="replace"),
-        err.read_text(encoding="utf-8", errors="replace"),
-        usage.ru_maxrss / 1024,
-    )
+    return _Done(done.returncode, done.stdout, done.stderr)
 
 
 _NUMBER = r"[\d.]+(?:e[+-]\d+)?"
