@@ -32,6 +32,11 @@ state count is the model's): ``chk_violates_<property>`` is set when the propert
 is violated for the first time in the search and ``assert(!chk_violates_...)``
 fails then, so with ``pan -c0 -e`` the search goes on to the end and writes at most
 one trail per property, named by its failed assertion.
+
+Two variants serve the referee (``spin.py``): ``muted`` starts some properties as
+already reported, so that replaying one property's trail does not stop at another's
+violation on the way; ``shortest`` is for SPIN's breadth-first search, which allows
+no hidden variable (see :func:`export`).
 """
 
 from __future__ import annotations
@@ -267,6 +272,8 @@ class Export:
 
     text: str
     vcpus: int
+    #: how many state variables (bools) there are
+    variables: int
     actions: tuple[Action, ...]
     #: property name -> the scratch variable its assertion is on
     assertions: dict[str, str]
@@ -557,9 +564,9 @@ def export(
         lines.append("    }")
     lines += ["    od", "}", ""]
     assertions = {p.name: violation_variable(p) for p in props}
-    return Export(
-        "\n".join(lines), vcpus, semantics.actions(vcpus, system.shape, system.model), assertions
-    )
+    actions = semantics.actions(vcpus, system.shape, system.model)
+    count = len(vocabulary.variables())
+    return Export("\n".join(lines), vcpus, count, actions, assertions)
 
 
 def _header(

@@ -22,11 +22,15 @@ inconclusive answer, never "holds").
 SPIN then stores exactly the model's reachable states, the explicit engine's count
 without symmetry reduction (``explicit.explore(system, n, symmetric=False)``).
 
-Each trail is replayed with ``spin -t<k> -T`` on the same text with every other
-property's assertion muted; the labels its steps print are the actions, which are
-replayed through the step function (``certify.replay``): a trail that does not
-replay is an internal error. Depth-first trails are long; :func:`shortest` finds a
-shortest one with ``pan`` compiled for breadth-first search (``-DBFS``).
+Each trail is replayed by ``spin -t -T`` on the same text with every other
+property's assertion muted (the replay would stop at the first assertion that
+fails on the way; the muted text differs only in initial values of scratch
+variables, so the trail fits it); the labels its steps print are the actions,
+replayed in turn through the step function (``certify.replay``): a trail that does
+not replay is an internal error. Depth-first trails are long (hundreds of steps);
+:func:`shortest` finds a shortest one with ``pan`` compiled for breadth-first
+search (``-DBFS``), which takes the actions in their canonical order and so finds
+the traces the other engines report.
 
 Runs are memoised in the process by their Promela text and options. Nothing here
 prints. A missing ``spin`` or C compiler is :class:`SpinUnavailable` (exit 2).
@@ -187,9 +191,9 @@ def _optimized(optimize: bool | None, vcpus: int) -> bool:
 
 def _compile_flags(exported: promela.Export, optimize: bool, memory_mb: int) -> list[str]:
     flags = ["-O2" if optimize else "-O0", "-DSAFETY", "-DNOREDUCE", f"-DMEMLIM={memory_mb}"]
-    # one byte per bool and some for pan's own: the default vector of 1024 bytes
-    # holds 500 vCPUs; raise it beyond
-    size = len(exported.text.split("\nbool ")) * exported.vcpus + 256
+    # a byte per bool, and some for pan's own: the default vector of 1024 bytes
+    # holds about 490 vCPUs of the shipped model; beyond, it is made larger
+    size = exported.variables + 64
     if size > 1024:
         flags.append(f"-DVECTORSZ={size}")
     return flags
@@ -452,9 +456,10 @@ def decide(system: System, prop: Property, vcpus: int) -> Decision:
     any more: the others stay idle)."""
     found = run(system, vcpus)
     stored = f"{found.states:,} states stored by SPIN at {vcpus} vCPUs"
-    if not found.complete:
-        return Decision(Verdict.INCONCLUSIVE, found.states, reason=found.problem)
     if not found.violated(prop.name):
+        if not found.complete:
+            # a violation found is one (it replays); no violation found is no proof
+            return Decision(Verdict.INCONCLUSIVE, found.states, reason=found.problem)
         return Decision(Verdict.HOLDS, found.states, reason=stored)
     fewest = next(k for k in range(1, vcpus + 1) if run(system, k).violated(prop.name))
     trace = shortest(system, fewest, prop)
