@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,12 @@ def needs_spin() -> None:
 def agree(system: System, vcpus: int) -> spin.SpinRun:
     """SPIN and the explicit engine agree on ``system`` at ``vcpus`` vCPUs: the
     same verdicts, the same reachable states, every trail a replayed violation."""
-    found = spin.run(system, vcpus)
+    # SPIN compiles in a thread of its own while the explicit engine explores
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(spin.run, system, vcpus)
+        expected = explicit.check_all(system, PROPERTIES, vcpus, symmetric=False, max_states=None)
+        found = running.result()
     assert found.complete, found.problem
-    expected = explicit.check_all(system, PROPERTIES, vcpus, symmetric=False, max_states=None)
     explored = next(iter(expected.values())).exploration
     assert found.states == explored.reduced_states, "state counts differ"
     violated = {name for name, result in expected.items() if result.violated}
