@@ -5,7 +5,8 @@ search of the exported model (``checker.engines.spin``) must find
 
 * the explicit engine's verdict for every property (``explicit.check_all``);
 * exactly the explicit engine's reachable states without symmetry reduction
-  (``explicit.explore(system, n, symmetric=False)``), as states stored;
+  (its breadth-first exploration without symmetry, ``symmetric=False``), as
+  states stored;
 * for every violated property a trail that replays through the step function to
   a violation of that property.
 
@@ -97,17 +98,20 @@ def assert_violates(system: System, name: str, initial: semantics.State, steps: 
         assert last is not None and semantics.step_is_bad(prop, last)
 
 
-#: CI checks every (rule, profile, vCPUs), 36 SPIN runs (a compile each, about half
-#: a second, and an exploration by the explicit engine, up to 1.3 s); elsewhere every
-#: rule under every profile at 2 vCPUs and under the default paths at 1 and 3 too,
-#: unless SPIN_FULL is set
-FULL = bool(os.environ.get("CI") or os.environ.get("SPIN_FULL"))
+#: every (rule, profile, vCPUs): 36 SPIN runs (a compile each, about half a second,
+#: beside the explicit engine's exploration, up to 1.3 s); those other than every
+#: rule under every profile at 2 vCPUs and under the default paths at 1 and 3 are
+#: marked slow (CI runs them, a plain make test does not)
 MATRIX = [
-    (rule, profile, vcpus)
+    pytest.param(
+        rule,
+        profile,
+        vcpus,
+        marks=() if vcpus == 2 or profile == "default" else pytest.mark.slow,
+    )
     for rule in sorted(RULES)
     for profile in sorted(PROFILES)
     for vcpus in VCPUS
-    if FULL or vcpus == 2 or profile == "default"
 ]
 
 
@@ -129,7 +133,7 @@ def test_mutant_rules_disagree_with_new_and_spin_sees_it(
     assert mutant.violations, f"{expression} holds everything 'new' holds"
 
 
-@pytest.mark.skipif(not FULL, reason="10 s of the explicit engine: under CI (or SPIN_FULL)")
+@pytest.mark.slow
 def test_spin_agrees_with_two_gfns_under_one_spte(needs_spin: None) -> None:
     """A shape with a TLB entry and a frame per gfn (5,116 states at 1 vCPU, which
     take the explicit engine 4 s or more; two gfns with an SPTE each, 31,372 states,
