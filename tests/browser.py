@@ -52,12 +52,12 @@ class BrowserError(Exception):
 class Browser:
     """One Chromium process with one page; use as a context manager."""
 
-    def __init__(self, executable: str, profile: Path, timeout: float = 60.0) -> None:
+    def __init__(self, executable: str, era: Path, timeout: float = 60.0) -> None:
         self.timeout = timeout
         self.events: list[dict[str, Any]] = []
         self._buffer = b""
         self._next_id = 0
-        self._log = profile.parent / "chromium.log"
+        self._log = era.parent / "chromium.log"
         to_browser_read, self._to_browser = os.pipe()
         self._from_browser, from_browser_write = os.pipe()
 
@@ -71,7 +71,7 @@ class Browser:
                 [
                     executable,
                     *FLAGS,
-                    f"--user-data-dir={profile}",
+                    f"--user-data-dir={era}",
                     "--remote-debugging-pipe",
                     "about:blank",
                 ],

@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository's own specs, and Hypothesis profiles."""
+"""Shared fixtures: the repository's own specs, and Hypothesis eras."""
 
 from __future__ import annotations
 

@@ -97,11 +97,11 @@ def test_a_small_depth_still_gives_the_shortest_trace(
 
 
 def _profile(name: str) -> Options:
-    from checker.rules.specs import load_profiles
+    from checker.rules.specs import load_eras
 
     from .conftest import SPECS
 
-    return Options(paths=load_profiles(SPECS)[name].paths)
+    return Options(paths=load_eras(SPECS)[name].paths)
 
 
 def test_legacy_was_sound_while_dirty_log_flushes_ran_under_mmu_lock(

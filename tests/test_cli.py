@@ -207,10 +207,10 @@ def test_rules_lists_the_shipped_rules() -> None:
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0] == f"specs: {SPECS} (the checkout's)"
-    profiles = lines.index("profiles (--profile):")
+    eras = lines.index("eras (--era):")
     first = lines.index("rules:") + 1
-    assert [line.split()[0] for line in lines[first:profiles]] == ["legacy", "new", "old"]
-    assert "default" in [line.split()[0] for line in lines[profiles + 1 :]]
+    assert [line.split()[0] for line in lines[first:eras]] == ["legacy", "new", "old"]
+    assert "default" in [line.split()[0] for line in lines[eras + 1 :]]
 
 
 def test_python_dash_m_and_lazy_imports() -> None:
@@ -235,24 +235,24 @@ def test_python_dash_m_and_lazy_imports() -> None:
 
 
 def test_profiles_and_path_overrides(tmp_path: Path) -> None:
-    result = run("check", "--rule", "new", "--profile", "v4.10-v5.19", "--json", out=tmp_path)
+    result = run("check", "--rule", "new", "--era", "v4.10-v5.19", "--json", out=tmp_path)
     assert result.exit_code == 1
     document = only_rule(result)
-    assert document["profile"] == "v4.10-v5.19"
+    assert document["era"] == "v4.10-v5.19"
     assert document["paths"]["enable_flush"] == "writable"
     lost = next(p for p in document["properties"] if p["property"] == "dirty_log")
     assert "expected" not in lost  # expectations are stated for the default paths
-    assert lost["command"] == "checker check --rule new --vcpus 1 --profile v4.10-v5.19"
+    assert lost["command"] == "checker check --rule new --vcpus 1 --era v4.10-v5.19"
     assert lost["files"][0].endswith("dirty_log-1vcpus-v4.10-v5.19.json")
     overridden = run("check", "--rule", "new", "--harvest-flush", "changed", "--json", out=tmp_path)
     assert overridden.exit_code == 1
-    assert only_rule(overridden)["profile"] == "default+harvest_flush=changed"
+    assert only_rule(overridden)["era"] == "default+harvest_flush=changed"
 
 
 def test_unknown_profile_is_exit_2(tmp_path: Path) -> None:
-    result = run("check", "--rule", "new", "--profile", "v9", out=tmp_path)
+    result = run("check", "--rule", "new", "--era", "v9", out=tmp_path)
     assert result.exit_code == 2
-    assert "unknown profile 'v9' (known: default, v3.x, v4.10-v5.19, v6.13)" in one_line_error(
+    assert "unknown era 'v9' (known: default, v3.x, v4.10-v5.19, v6.13)" in one_line_error(
         result
     )
     result = run("check", "--rule", "new", "--harvest-flush", "sometimes", out=tmp_path)

@@ -36,7 +36,7 @@ def one_line_error(result: Result) -> str:
 
 @pytest.fixture
 def specs(tmp_path: Path) -> Path:
-    """A scratch copy of specs/ (rules, profiles and the lockfile)."""
+    """A scratch copy of specs/ (rules, eras and the lockfile)."""
     copy = tmp_path / "specs"
     shutil.copytree(SPECS, copy)
     return copy

@@ -92,7 +92,7 @@ def test_kernel_findings_read_like_compiler_diagnostics(
 
 def test_gate_kernel_takes_the_tree_s_era(tmp_path: Path) -> None:
     """A v6.13 tree keeping the old rule: precision fails on the default paths only
-    because of the prefetch refresh v6.13 removed; --profile v6.13 says so."""
+    because of the prefetch refresh v6.13 removed; --era v6.13 says so."""
     tree = tmp_path / "linux"
     shutil.copytree(KERNELS / "v6.13", tree)
     spte = tree / "arch/x86/kvm/mmu/spte.h"
@@ -101,11 +101,11 @@ def test_gate_kernel_takes_the_tree_s_era(tmp_path: Path) -> None:
 
     default = run("gate", "--kernel", str(tree))
     assert default.exit_code == 1 and "precision VIOLATES EXPECTATION" in default.stdout
-    era = run("gate", "--kernel", str(tree), "--profile", "v6.13")
+    era = run("gate", "--kernel", str(tree), "--era", "v6.13")
     assert era.exit_code == 0, era.output
     assert "paths v6.13" in era.stdout
     # an override is taken too, and shown
-    changed = run("gate", "--kernel", str(tree), "--profile", "v6.13", "--harvest-flush", "never")
+    changed = run("gate", "--kernel", str(tree), "--era", "v6.13", "--harvest-flush", "never")
     assert "paths v6.13+harvest_flush=never" in changed.stdout
 
 
@@ -117,9 +117,9 @@ def test_gate_messages_name_no_lockfile_and_no_expect_table_for_a_kernel() -> No
 
 
 def test_profile_goes_with_kernel_in_the_gate() -> None:
-    result = run("gate", "--profile", "v6.13", "--specs", str(SPECS))
+    result = run("gate", "--era", "v6.13", "--specs", str(SPECS))
     assert result.exit_code == 2
-    assert "--profile goes with --kernel" in result.stderr
+    assert "--era goes with --kernel" in result.stderr
 
 
 def test_ad_hoc_traces_are_named_by_their_formula(tmp_path: Path) -> None:

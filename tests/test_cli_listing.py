@@ -24,7 +24,7 @@ def test_lists_the_committed_counterexamples_by_default(monkeypatch: pytest.Monk
         "file",
         "rule",
         "property",
-        "profile",
+        "era",
         "vcpus",
         "steps",
         "checker",

@@ -156,7 +156,7 @@ def test_check_prints_its_violations_with_the_same_view(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("key", ["rule", "command", "checker_version", "profile"])
+@pytest.mark.parametrize("key", ["rule", "command", "checker_version", "era"])
 def test_terminal_escapes_in_metadata_never_reach_the_terminal(key: str, tmp_path: Path) -> None:
     """An OSC sequence (here: set the window title) in a trace's metadata used to be
     printed as is; such a file is refused, and the message shows the escape."""

@@ -108,7 +108,7 @@ def _places(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 #: metadata a crafted file would aim at: sizes things are built from, and texts shown
-TARGETS = ("vcpus", "depth", "rule", "expression", "command", "profile", "property", "schema")
+TARGETS = ("vcpus", "depth", "rule", "expression", "command", "era", "property", "schema")
 #: sizes that once made the reader allocate without bound (10**9 vCPUs: 24 GB)
 HUGE = st.sampled_from([10**9, 10**12, 10**30, 2**63, -5, -(10**9)])
 

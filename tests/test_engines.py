@@ -1,6 +1,6 @@
 """The SMT and explicit engines share no solver code; they must agree on everything.
 
-For every rule in specs/ (under every profile) at 1-3 vCPUs, and for random rules
+For every rule in specs/ (under every era) at 1-3 vCPUs, and for random rules
 (Boolean functions of the old and new SPTE bits): the same verdict for each
 property, and for a violation the same shortest length with the same (fewest)
 number of vCPUs. A disagreement prints both answers, traces included.
@@ -24,7 +24,7 @@ from checker.engines.check import (
 )
 from checker.model import PROPERTIES, System
 from checker.rules import formula as F
-from checker.rules.specs import Rule, load_profiles
+from checker.rules.specs import Rule, load_eras
 
 from .conftest import SPECS
 from .test_encode import formulas
@@ -64,11 +64,11 @@ def test_every_spec_rule_agrees(shipped_rules: dict[str, Rule], vcpus: int) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("profile", sorted(set(load_profiles(SPECS)) - {"default"}))
+@pytest.mark.parametrize("era", sorted(set(load_eras(SPECS)) - {"default"}))
 def test_every_spec_rule_agrees_under_every_profile(
-    shipped_rules: dict[str, Rule], profile: str
+    shipped_rules: dict[str, Rule], era: str
 ) -> None:
-    paths = load_profiles(SPECS)[profile].paths
+    paths = load_eras(SPECS)[era].paths
     for rule in shipped_rules.values():
         agree(rule, Options(vcpus=2, paths=paths))
 

@@ -183,7 +183,7 @@ def test_files_record_the_paths_and_replay_under_them(tmp_path: Path) -> None:
             "check",
             "--rule",
             "new",
-            "--profile",
+            "--era",
             "v4.10-v5.19",
             "--json",
             "--specs",
@@ -195,7 +195,7 @@ def test_files_record_the_paths_and_replay_under_them(tmp_path: Path) -> None:
     assert code == 1
     [path] = sorted((tmp_path / "new").glob("dirty_log-*.json"))
     loaded = graph.read_counterexample(path)
-    assert loaded.profile == "v4.10-v5.19" and loaded.paths.enable_flush.value == "writable"
+    assert loaded.era == "v4.10-v5.19" and loaded.paths.enable_flush.value == "writable"
     rule = adhoc_rule(loaded.expression, loaded.rule_name)
     replay(System(rule, loaded.paths), "new", loaded.prop, SmtTrace(loaded.actions, loaded.states))
     with pytest.raises(InternalError):  # under the default paths, the trace is not a violation

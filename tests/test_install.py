@@ -76,7 +76,7 @@ def test_the_wheel_works_from_any_directory(tmp_path: Path) -> None:
     first = rules.stdout.splitlines()[0]
     assert first.startswith(f"specs: {site}") and "installed with the checker" in first
 
-    for args in (["check", "--rule", "new"], ["check", "--profile", "v6.13", "--rule", "new"]):
+    for args in (["check", "--rule", "new"], ["check", "--era", "v6.13", "--rule", "new"]):
         result = run(*args)
         assert result.returncode == 0, (args, result.stdout, result.stderr)
         assert "precision       holds" in result.stdout

@@ -194,8 +194,8 @@ def broken(edit: Any) -> Any:
         (lambda d: d["#meta"]["checker"].update({"depth": 3}), "'depth' is 3 but there are"),
         (lambda d: d.update({"states": d["states"] * 200}), "states, more than 1001"),
         (
-            lambda d: d["#meta"]["checker"].update({"profile": "v6\x1b]8;;http://x\x07"}),
-            "'profile' holds the control character '\\x1b'",
+            lambda d: d["#meta"]["checker"].update({"era": "v6\x1b]8;;http://x\x07"}),
+            "'era' holds the control character '\\x1b'",
         ),
         (lambda d: d["#meta"]["checker"].update({"paths": []}), "'paths' is not an object"),
     ],

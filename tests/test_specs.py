@@ -11,7 +11,7 @@ import pytest
 
 from checker.errors import InputError
 from checker.model import PROPERTY_BY_NAME, Paths
-from checker.rules.specs import SpecError, load_profile, load_profiles, load_rule, load_rules
+from checker.rules.specs import SpecError, load_era, load_eras, load_rule, load_rules
 
 from .conftest import SPECS
 
@@ -139,7 +139,7 @@ def test_a_file_where_a_directory_should_be_says_so(tmp_path: Path) -> None:
 def test_an_unreadable_directory_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """chmod 000 (faked: root reads anyway): globbing found nothing and said "no rule
     files"."""
-    for name in ("rules", "profiles"):
+    for name in ("rules", "eras"):
         (tmp_path / name).mkdir()
     (tmp_path / "rules" / "new.toml").write_text((SPECS / "rules" / "new.toml").read_text())
 
@@ -147,7 +147,7 @@ def test_an_unreadable_directory_says_so(tmp_path: Path, monkeypatch: pytest.Mon
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(os, "scandir", denied)
-    for load in (load_rules, load_profiles):
+    for load in (load_rules, load_eras):
         with pytest.raises(SpecError) as info:
             load(tmp_path)
         assert str(info.value).endswith(
@@ -177,7 +177,7 @@ def test_the_missing_path_named_does_not_depend_on_the_hash_seed() -> None:
     assert named == {"harvest_flush: missing\n"}
 
 
-# --- profiles ------------------------------------------------------------------------
+# --- eras ------------------------------------------------------------------------
 
 PROFILE = """\
 name = "mine"
@@ -191,18 +191,18 @@ prefetch_refresh = true
 
 
 def test_shipped_profiles_state_their_assumptions() -> None:
-    profiles = load_profiles(SPECS)
-    assert {"default", "v6.13", "v4.10-v5.19", "v3.x"} <= set(profiles)
-    assert profiles["default"].paths == Paths()
-    for profile in profiles.values():
-        assert profile.summary and profile.kernels and profile.assumes, profile.name
+    eras = load_eras(SPECS)
+    assert {"default", "v6.13", "v4.10-v5.19", "v3.x"} <= set(eras)
+    assert eras["default"].paths == Paths()
+    for era in eras.values():
+        assert era.summary and era.kernels and era.assumes, era.name
 
 
 def test_a_good_profile_loads(tmp_path: Path) -> None:
-    path = tmp_path / "profiles" / "mine.toml"
+    path = tmp_path / "eras" / "mine.toml"
     path.parent.mkdir()
     path.write_text(PROFILE)
-    assert load_profile(path).paths == Paths()
+    assert load_era(path).paths == Paths()
 
 
 @pytest.mark.parametrize(
@@ -226,11 +226,11 @@ def test_a_good_profile_loads(tmp_path: Path) -> None:
     ],
 )
 def test_malformed_profiles(tmp_path: Path, edit: object, message: str) -> None:
-    path = tmp_path / "profiles" / "mine.toml"
+    path = tmp_path / "eras" / "mine.toml"
     path.parent.mkdir()
     path.write_text(edit(PROFILE))  # type: ignore[operator]
     with pytest.raises(SpecError) as info:
-        load_profile(path)
+        load_era(path)
     assert str(path) in str(info.value) and message in str(info.value)
 
 

@@ -1,6 +1,6 @@
 """SPIN as a referee: the Promela export agrees with the explicit engine.
 
-For every shipped rule under every profile at 1 to 3 vCPUs, SPIN's exhaustive
+For every shipped rule under every era at 1 to 3 vCPUs, SPIN's exhaustive
 search of the exported model (``checker.engines.spin``) must find
 
 * the explicit engine's verdict for every property (``explicit.check_all``);
@@ -40,12 +40,12 @@ from checker.errors import InternalError
 from checker.model import PROPERTIES, PROPERTY_BY_NAME, Kind, Paths, Shape, System
 from checker.model.logic import CONCRETE
 from checker.report.lock import model_sha256
-from checker.rules.specs import adhoc_rule, load_profiles, load_rules
+from checker.rules.specs import adhoc_rule, load_eras, load_rules
 
 from .conftest import COUNTEREXAMPLES, SPECS
 
 RULES = load_rules(SPECS)
-PROFILES = load_profiles(SPECS)
+PROFILES = load_eras(SPECS)
 VCPUS = (1, 2, 3)
 #: rules that must disagree with 'new' somewhere: flush never, always, on any
 #: update that leaves the SPTE read-only
@@ -98,28 +98,28 @@ def assert_violates(system: System, name: str, initial: semantics.State, steps: 
         assert last is not None and semantics.step_is_bad(prop, last)
 
 
-#: every (rule, profile, vCPUs): 36 SPIN runs (a compile each, about half a second,
+#: every (rule, era, vCPUs): 36 SPIN runs (a compile each, about half a second,
 #: beside the explicit engine's exploration, up to 1.3 s); those other than every
-#: rule under every profile at 2 vCPUs and under the default paths at 1 and 3 are
+#: rule under every era at 2 vCPUs and under the default paths at 1 and 3 are
 #: marked slow (CI runs them, a plain make test does not)
 MATRIX = [
     pytest.param(
         rule,
-        profile,
+        era,
         vcpus,
-        marks=() if vcpus == 2 or profile == "default" else pytest.mark.slow,
+        marks=() if vcpus == 2 or era == "default" else pytest.mark.slow,
     )
     for rule in sorted(RULES)
-    for profile in sorted(PROFILES)
+    for era in sorted(PROFILES)
     for vcpus in VCPUS
 ]
 
 
-@pytest.mark.parametrize(("rule", "profile", "vcpus"), MATRIX)
+@pytest.mark.parametrize(("rule", "era", "vcpus"), MATRIX)
 def test_spin_agrees_with_the_explicit_engine(
-    needs_spin: None, rule: str, profile: str, vcpus: int
+    needs_spin: None, rule: str, era: str, vcpus: int
 ) -> None:
-    agree(System(RULES[rule], PROFILES[profile].paths), vcpus)
+    agree(System(RULES[rule], PROFILES[era].paths), vcpus)
 
 
 @pytest.mark.parametrize("expression", MUTANTS)
@@ -249,7 +249,7 @@ def test_a_missing_spin_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_export_model_is_deterministic_and_says_what_it_is(tmp_path: Path) -> None:
-    args = ["export-model", "--rule", "old", "--profile", "v6.13", "--vcpus", "3"]
+    args = ["export-model", "--rule", "old", "--era", "v6.13", "--vcpus", "3"]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0, first.output
     out = tmp_path / "old.pml"
@@ -263,7 +263,7 @@ def test_export_model_is_deterministic_and_says_what_it_is(tmp_path: Path) -> No
     assert " * the rule in Promela: old_mmu_writable && !new_writable\n" in text
     assert " * paths: v6.13\n" in text and " *   prefetch_refresh = false\n" in text
     assert " * vCPUs: 3;" in text
-    assert " * written by: checker export-model --rule old --vcpus 3 --profile v6.13\n" in text
+    assert " * written by: checker export-model --rule old --vcpus 3 --era v6.13\n" in text
     assert "bool present = false;\n" in text and "bool tlb_writable[3] = false;\n" in text
     # one alternative per action that can ever be enabled (no prefetch from v6.13)
     actions = semantics.actions(3)

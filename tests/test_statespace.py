@@ -274,19 +274,19 @@ STREAMED = [
 ]
 
 
-@pytest.mark.parametrize(("rule", "vcpus", "symmetric", "profile"), STREAMED)
+@pytest.mark.parametrize(("rule", "vcpus", "symmetric", "era"), STREAMED)
 def test_streamed_files_are_what_networkx_writes(
-    shipped_rules: dict[str, Rule], rule: str, vcpus: int, symmetric: bool, profile: str
+    shipped_rules: dict[str, Rule], rule: str, vcpus: int, symmetric: bool, era: str
 ) -> None:
-    from checker.rules.specs import adhoc_rule, load_profiles
+    from checker.rules.specs import adhoc_rule, load_eras
 
     chosen = shipped_rules[rule] if rule in shipped_rules else adhoc_rule(rule)
-    paths = load_profiles(SPECS).get(profile)
+    paths = load_eras(SPECS).get(era)
     system = System(chosen, paths.paths if paths is not None else Paths())
     space = statespace.explore(system, vcpus, symmetric)
-    space.graph.update(rule=chosen.name, expression=chosen.expression, profile=profile)
+    space.graph.update(rule=chosen.name, expression=chosen.expression, era=era)
     built = _graph_step_by_step(system, vcpus, symmetric)
-    built.graph.update(rule=chosen.name, expression=chosen.expression, profile=profile)
+    built.graph.update(rule=chosen.name, expression=chosen.expression, era=era)
     g = statespace.to_graph(space)
     assert node_link(g) == node_link(built)
     assert "".join(statespace.node_link_chunks(space)) == node_link(g)

@@ -133,7 +133,7 @@ def test_the_viewer_in_a_headless_browser(tmp_path: Path) -> None:
     assert exported.exit_code == 0, exported.output
     depth = load.load(WRITE_TRACKING).trace.depth
 
-    with Browser(chromium, tmp_path / "profile") as browser:
+    with Browser(chromium, tmp_path / "era") as browser:
         browser.open(page.as_uri())
 
         # the table and the SVG are there and have a size

@@ -32,7 +32,7 @@ from checker.cli.common import (
 )
 from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
-from checker.rules.specs import DEFAULT_PROFILE
+from checker.rules.specs import DEFAULT_ERA
 from checker.schemas import schema_id
 from checker.verdict import Verdict
 
@@ -118,7 +118,8 @@ def check(
     as_json: bool,
     out: Path | None,
     no_cache: bool,
-    profile: str,
+    era: str | None,
+    mmu: str,
     harvest_flush: str | None,
     enable_flush: str | None,
     specs: Path,
@@ -142,24 +143,31 @@ def check(
 
     progress = progress_for(show_progress, quiet, live_stdout=not as_json)
     rules = select_rules(rule_name, expr, all_rules, specs, kernel)
-    choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
+    # every choice is resolved before anything is checked: a bad --era fails at once
+    choices = {
+        id(rule): resolve_paths(specs, era, mmu, harvest_flush, enable_flush, rule)
+        for rule in rules
+    }
     if out is None:
         out = default_trace_directory()
     if out is not None:
         ensure_writable(out)
     budget = Budget(rlimit) if rlimit else Budget()
-    options = Options(
-        vcpus=vcpus,
-        depth=depth,
-        paths=choice.paths,
-        budget=budget,
-        engine=Engine(engine),
-        max_states=max_states,
-    )
     hints = hint_store(no_cache)
-    checked = [
-        check_rule(rule, options, choice, out, as_json, progress, quiet, hints) for rule in rules
-    ]
+    checked = []
+    for rule in rules:
+        for choice in choices[id(rule)]:
+            options = Options(
+                vcpus=vcpus,
+                depth=depth,
+                paths=choice.paths,
+                budget=budget,
+                engine=Engine(engine),
+                max_states=max_states,
+            )
+            checked.append(
+                check_rule(rule, options, choice, out, as_json, progress, quiet, hints)
+            )
     if as_json:
         click.echo(document.render(document.check_json(checked)))
     else:
@@ -244,8 +252,10 @@ def check_rule(
 
 
 def _expected(rule: Rule, choice: PathsChoice) -> dict[str, Verdict]:
-    """The spec's expected verdicts: they are stated for the default paths only."""
-    return rule.expected if choice.label == DEFAULT_PROFILE else {}
+    """The spec's expected verdicts: they are stated for the rule's own era (both
+    MMUs), without overrides."""
+    home = rule.origin.get("era")
+    return rule.expected if choice.era == home and not choice.overrides else {}
 
 
 def _verdict_line(result: PropertyResult, expectations: dict[str, Verdict], seconds: float) -> str:
@@ -299,7 +309,7 @@ def _stem(result: PropertyResult, choice: PathsChoice) -> str:
 
     assert result.trace is not None
     stem = graph.counterexample_stem(result.trace)
-    return stem if choice.label == "default" else f"{stem}-{choice.label}"
+    return f"{stem}-{choice.label.replace('/', '-')}"
 
 
 def _unwritten(result: PropertyResult | None, rule: Rule, choice: PathsChoice) -> str:
@@ -348,7 +358,7 @@ def _provenance(rule: Rule, vcpus: int, choice: PathsChoice) -> Any:
         command=reproduce_command(rule, vcpus, choice),
         checker_version=version(),
         z3_version=z3_version(),
-        profile=choice.label,
+        era=choice.label,
     )
 
 

@@ -14,7 +14,7 @@ import click
 from checker.errors import InputError
 from checker.limits import MAX_DEPTH as MAX_DEPTH
 from checker.limits import MAX_VCPUS as MAX_VCPUS
-from checker.rules.specs import DEFAULT_PROFILE
+from checker.rules.specs import DEFAULT_ERA
 
 if TYPE_CHECKING:
     from checker.engines.hints import HintStore
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 HARVEST_FLUSH = ("reaped", "changed", "always", "never", "locked")
-ENABLE_FLUSH = ("always", "writable", "mmu_writable", "never", "locked")
+ENABLE_FLUSH = ("always", "writable", "mmu_writable", "present", "rule", "never", "locked")
+MMUS = ("shadow", "tdp", "both")
 
 
 class PathType(click.Path):
@@ -46,7 +47,7 @@ def specs_option(f: F) -> F:
         default=None,
         callback=_default_specs,
         show_default="the checkout's specs/, else the installed copy",
-        help="The specs directory (rules/ and profiles/).",
+        help="The specs directory (rules/ and eras/).",
     )(f)
 
 
@@ -100,71 +101,111 @@ def hint_store(no_cache: bool) -> HintStore | None:
 
 
 def paths_options(f: F) -> F:
-    """--profile, --harvest-flush, --enable-flush: the paths around the rule."""
+    """--era, --mmu, --harvest-flush, --enable-flush: the kernel around the rule."""
+    return _paths_options(f, single=False)
+
+
+def one_mmu_options(f: F) -> F:
+    """As :func:`paths_options`, for a command that looks at one MMU at a time."""
+    return _paths_options(f, single=True)
+
+
+def _paths_options(f: F, single: bool) -> F:
     f = click.option(
         "--enable-flush",
         type=click.Choice(ENABLE_FLUSH),
-        help="Override the profile: when enabling dirty logging flushes.",
+        help="Override the era: when enabling dirty logging flushes.",
     )(f)
     f = click.option(
         "--harvest-flush",
         type=click.Choice(HARVEST_FLUSH),
-        help="Override the profile: when a dirty-log harvest flushes.",
+        help="Override the era: when a dirty-log harvest flushes.",
+    )(f)
+    f = click.option(
+        "--mmu",
+        type=click.Choice(MMUS[:2] if single else MMUS),
+        default="shadow" if single else "both",
+        show_default=True,
+        help="Which MMU: the shadow MMU or the TDP MMU"
+        + ("." if single else ", or each the era has."),
     )(f)
     return click.option(
-        "--profile",
+        "--era",
         metavar="NAME",
-        default=DEFAULT_PROFILE,
-        show_default=True,
-        help="Paths around the rule, from specs/profiles (see 'checker rules').",
+        default=None,
+        show_default="the rule's own era, else " + DEFAULT_ERA,
+        help="The kernel era around the rule, from specs/eras (see 'checker rules').",
     )(f)
 
 
 @dataclass(frozen=True)
 class PathsChoice:
-    """The paths chosen on the command line: a profile and any overrides."""
+    """One MMU of one era, chosen on the command line, with any overrides."""
 
-    profile: str
+    era: str
     paths: Paths
     overrides: tuple[tuple[str, str], ...] = ()
 
     @property
+    def mmu(self) -> str:
+        return self.paths.mmu.value
+
+    @property
     def label(self) -> str:
-        """``default``, ``v6.13``, ``default+harvest_flush=changed``."""
-        return self.profile + "".join(f"+{key}={value}" for key, value in self.overrides)
+        """``v6.13/tdp``, ``v6.13/shadow+harvest_flush=changed``."""
+        return f"{self.era}/{self.mmu}" + "".join(f"+{k}={v}" for k, v in self.overrides)
 
     @property
     def arguments(self) -> list[str]:
         """The command-line arguments that choose these paths again."""
-        args = [] if self.profile == DEFAULT_PROFILE else ["--profile", self.profile]
+        args = ["--era", self.era, "--mmu", self.mmu]
         for key, value in self.overrides:
             args += [f"--{key.replace('_', '-')}", value]
         return args
 
 
 def resolve_paths(
-    specs: Path, profile: str, harvest_flush: str | None, enable_flush: str | None
-) -> PathsChoice:
+    specs: Path,
+    era: str | None,
+    mmu: str,
+    harvest_flush: str | None,
+    enable_flush: str | None,
+    rule: Rule | None = None,
+) -> list[PathsChoice]:
+    """The MMUs of the era chosen (``era``; else the rule's own era; else the
+    newest), each with the overrides applied."""
     import dataclasses
 
     from checker.model import EnableFlush, HarvestFlush
-    from checker.rules.specs import load_profiles
+    from checker.model.paths import Mmu
+    from checker.rules.specs import load_eras
 
-    profiles = load_profiles(specs)
-    if profile not in profiles:
+    eras = load_eras(specs)
+    name = era or (rule.origin.get("era") if rule is not None else None) or DEFAULT_ERA
+    if name not in eras:
         raise InputError(
-            f"unknown profile '{profile}' (known: {', '.join(sorted(profiles))}); "
-            f"{_how_to_add(specs, 'profiles', profile)}"
+            f"unknown era '{name}' (known: {', '.join(eras)}); "
+            f"{_how_to_add(specs, 'eras', name)}"
         )
-    paths = profiles[profile].paths
-    overrides: list[tuple[str, str]] = []
-    if harvest_flush is not None and harvest_flush != paths.harvest_flush.value:
-        paths = dataclasses.replace(paths, harvest_flush=HarvestFlush(harvest_flush))
-        overrides.append(("harvest_flush", harvest_flush))
-    if enable_flush is not None and enable_flush != paths.enable_flush.value:
-        paths = dataclasses.replace(paths, enable_flush=EnableFlush(enable_flush))
-        overrides.append(("enable_flush", enable_flush))
-    return PathsChoice(profile, paths, tuple(overrides))
+    chosen = eras[name]
+    mmus = chosen.mmus if mmu == "both" else (Mmu(mmu),)
+    if not set(mmus) <= set(chosen.mmus):
+        raise InputError(
+            f"era '{name}' has no {mmu} MMU (it has: "
+            f"{', '.join(m.value for m in chosen.mmus)}); pass --mmu both or another era"
+        )
+    choices = []
+    for m in mmus:
+        paths = chosen.paths[m]
+        overrides: list[tuple[str, str]] = []
+        if harvest_flush is not None and harvest_flush != paths.harvest_flush.value:
+            paths = dataclasses.replace(paths, harvest_flush=HarvestFlush(harvest_flush))
+            overrides.append(("harvest_flush", harvest_flush))
+        if enable_flush is not None and enable_flush != paths.enable_flush.value:
+            paths = dataclasses.replace(paths, enable_flush=EnableFlush(enable_flush))
+            overrides.append(("enable_flush", enable_flush))
+        choices.append(PathsChoice(name, paths, tuple(overrides)))
+    return choices
 
 
 def select_rules(
@@ -205,7 +246,7 @@ def named_rule(name: str, known: dict[str, Rule], specs: Path) -> Rule:
 
 
 def _how_to_add(specs: Path, kind: str, name: str) -> str:
-    """How to add a rule or profile: to the specs directory in use, unless that is
+    """How to add a rule or era: to the specs directory in use, unless that is
     the copy installed with the package (edits there vanish on reinstall)."""
     from checker.rules.specs import is_packaged
 

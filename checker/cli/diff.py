@@ -15,7 +15,7 @@ from checker.cli.common import (
     PathType,
     max_states_option,
     named_rule,
-    paths_options,
+    one_mmu_options,
     resolve_paths,
     specs_option,
 )
@@ -57,7 +57,7 @@ Exit codes:
     "--json", "as_json", is_flag=True, help=f"Print JSON on stdout (schema {schema_id('diff')})."
 )
 @max_states_option
-@paths_options
+@one_mmu_options
 @specs_option
 @progress_options
 def diff(
@@ -67,7 +67,8 @@ def diff(
     vcpus: int,
     as_json: bool,
     max_states: int,
-    profile: str,
+    era: str | None,
+    mmu: str,
     harvest_flush: str | None,
     enable_flush: str | None,
     specs: Path,
@@ -88,7 +89,7 @@ def diff(
 
     progress = progress_for(show_progress, quiet, "diff: ")
     rules = _operands(names, exprs, kernels, specs)
-    choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
+    (choice,) = resolve_paths(specs, era, mmu, harvest_flush, enable_flush)
     a, b = ((r.name, System(r, choice.paths)) for r in rules)
     if a[0] == b[0]:
         a, b = (f"{a[0]} (A)", a[1]), (f"{b[0]} (B)", b[1])
@@ -254,7 +255,7 @@ def _json(
         "exit_code": _exit_code(comparison),
         "summary": diff_summary(comparison),
         "vcpus": vcpus,
-        "profile": choice.label,
+        "era": choice.label,
         "paths": paths_table(choice.paths),
         "a": side(comparison.a, rules[0]),
         "b": side(comparison.b, rules[1]),

@@ -11,7 +11,7 @@ from checker.cli.common import (
     MAX_VCPUS,
     PathType,
     ensure_file_writable,
-    paths_options,
+    one_mmu_options,
     resolve_paths,
     rule_arguments,
     select_rules,
@@ -62,7 +62,7 @@ Exit codes:
     type=PathType(path_type=Path, dir_okay=False, allow_dash=True),
     help="Write here (atomically) instead of stdout.",
 )
-@paths_options
+@one_mmu_options
 @specs_option
 def export_model(
     rule_name: str | None,
@@ -71,7 +71,8 @@ def export_model(
     fmt: str,
     vcpus: int,
     output: Path | None,
-    profile: str,
+    era: str | None,
+    mmu: str,
     harvest_flush: str | None,
     enable_flush: str | None,
     specs: Path,
@@ -91,7 +92,7 @@ def export_model(
     from checker.report.lock import model_sha256
 
     [rule] = select_rules(rule_name, expr, False, specs, kernel)
-    choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
+    (choice,) = resolve_paths(specs, era, mmu, harvest_flush, enable_flush)
     to_stdout = output is None or str(output) == "-"
     if not to_stdout:
         assert output is not None
@@ -100,7 +101,7 @@ def export_model(
     header = promela.Header(
         rule=rule.name,
         expression=rule.expression,
-        profile=choice.label,
+        era=choice.label,
         model_sha256=model_sha256(choice.paths, vcpus, DEFAULT_DEPTH),
         command=shell_join([*command, *choice.arguments]),
     )

@@ -16,7 +16,7 @@ from checker.cli.common import (
     ensure_file_writable,
     hint_store,
     kernel_location,
-    paths_options,
+    one_mmu_options,
     reproduce_command,
     resolve_paths,
     shell_join,
@@ -26,7 +26,7 @@ from checker.cli.common import (
 )
 from checker.cli.progress import progress_for, progress_options
 from checker.errors import InputError
-from checker.rules.specs import DEFAULT_PROFILE
+from checker.rules.specs import DEFAULT_ERA
 from checker.schemas import schema_id
 from checker.verdict import Verdict, decided
 
@@ -110,7 +110,7 @@ Exit code 3 is not used by the gate.
     help="With --kernel: a verdict the rule must keep (default: every property holds).",
 )
 @cache_option
-@paths_options
+@one_mmu_options
 @specs_option
 @progress_options
 def gate(
@@ -125,7 +125,8 @@ def gate(
     kernel: Path | None,
     expect: tuple[str, ...],
     no_cache: bool,
-    profile: str,
+    era: str | None,
+    mmu: str,
     harvest_flush: str | None,
     enable_flush: str | None,
     specs: Path,
@@ -143,7 +144,7 @@ def gate(
     With --kernel PATH it gates a kernel tree's own rule instead (the pre-commit
     and CI hook for kernel developers): every property must hold unless --expect
     says otherwise, and it is compared with a lockfile only if --lock names one.
-    --profile NAME (and --harvest-flush, --enable-flush) choose the paths of the
+    --era NAME (and --harvest-flush, --enable-flush) choose the paths of the
     tree's era, as for 'checker check'; spec rules are gated on the default paths.
 
     When GITHUB_ACTIONS=true, failures are also written as ::error annotations
@@ -174,7 +175,7 @@ def gate(
             "checkout"
         )
     progress = progress_for(show_progress, quiet, "gate: ")
-    _refuse_paths_without_kernel(kernel, profile, harvest_flush, enable_flush)
+    _refuse_paths_without_kernel(kernel, era, mmu, harvest_flush, enable_flush)
     # a kernel tree is gated on its expectations; on a lock only if one is named
     unlocked = kernel is not None and lock_file is None
     lock_path = lock_file if lock_file is not None else lockfile.default_lock_path(specs)
@@ -197,12 +198,12 @@ def gate(
         expectations = {rules[0].name: _kernel_expectations(expect)}
     else:
         rules = list(load_rules(specs).values())
-    choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
+    (choice,) = resolve_paths(specs, era, mmu, harvest_flush, enable_flush)
     lock = None if unlocked else lockfile.read(lock_path)
     budget = Budget(rlimit) if rlimit else Budget()
     settings = GateSettings(
         options=Options(paths=choice.paths, budget=budget),
-        profile=choice.label,
+        era=choice.label,
         allow_inconclusive=allow_inconclusive,
         require_lock=not unlocked,
     )
@@ -318,7 +319,11 @@ def kernel_findings(report: GateReport) -> list[str]:
 
 
 def _refuse_paths_without_kernel(
-    kernel: Path | None, profile: str, harvest_flush: str | None, enable_flush: str | None
+    kernel: Path | None,
+    era: str | None,
+    mmu: str,
+    harvest_flush: str | None,
+    enable_flush: str | None,
 ) -> None:
     """Spec rules' [expect] tables and the lockfile are stated for the default paths;
     other paths are for a kernel tree's era (--kernel)."""
@@ -327,7 +332,8 @@ def _refuse_paths_without_kernel(
     given = [
         option
         for option, value in (
-            ("--profile", None if profile == DEFAULT_PROFILE else profile),
+            ("--era", None if era in (None, DEFAULT_ERA) else era),
+            ("--mmu", None if mmu == "shadow" else mmu),
             ("--harvest-flush", harvest_flush),
             ("--enable-flush", enable_flush),
         )
@@ -374,7 +380,7 @@ def human_lines(report: GateReport, findings: Sequence[str] = ()) -> list[str]:
     count = len(report.rules)
     head = (
         f"gate: {count} rule{'s' if count != 1 else ''} against {against}; "
-        f"model {report.model.sha256[:12]}, paths {settings.profile}, "
+        f"model {report.model.sha256[:12]}, paths {settings.era}, "
         f"{settings.options.vcpus} vCPUs"
     )
     if report.since is not None:

@@ -13,7 +13,7 @@ from checker.cli.common import (
     PathType,
     ensure_file_writable,
     max_states_option,
-    paths_options,
+    one_mmu_options,
     resolve_paths,
     select_rules,
     specs_option,
@@ -67,7 +67,7 @@ Exit codes:
     "--symmetric", is_flag=True, help="One node per class of states equal up to renaming vCPUs."
 )
 @max_states_option
-@paths_options
+@one_mmu_options
 @specs_option
 @progress_options
 def graph(
@@ -79,7 +79,8 @@ def graph(
     fmt: str | None,
     symmetric: bool,
     max_states: int,
-    profile: str,
+    era: str | None,
+    mmu: str,
     harvest_flush: str | None,
     enable_flush: str | None,
     specs: Path,
@@ -100,7 +101,7 @@ def graph(
 
     progress = progress_for(show_progress, quiet, "graph: ")
     [rule] = select_rules(rule_name, expr, False, specs, kernel)
-    choice = resolve_paths(specs, profile, harvest_flush, enable_flush)
+    (choice,) = resolve_paths(specs, era, mmu, harvest_flush, enable_flush)
     fmt = fmt or FORMATS.get(output.suffix)
     if fmt is None:
         raise InputError(f"-o {output}: unknown suffix; use .json, .graphml or .dot, or --format")
@@ -117,7 +118,7 @@ def graph(
         outcome.append(f"{space.number_of_nodes()} states, {space.number_of_edges()} steps")
     if fmt == "dot" and (refusal := statespace.dot_refusal(space)) is not None:
         raise InputError(f"-o {output}: nothing written: {refusal}")
-    space.graph.update(rule=rule.name, expression=rule.expression, profile=choice.label)
+    space.graph.update(rule=rule.name, expression=rule.expression, era=choice.label)
     # JSON and GraphML are written as they are made, never held whole (at 6 vCPUs
     # the graph has 1.7 million steps); DOT is small (at most DOT_MAX_STEPS steps)
     if fmt == "dot":

@@ -29,7 +29,7 @@ def list_counterexamples(directory: Path) -> int:
     """List the counterexample files under DIRECTORY (default: counterexamples).
 
     Every .json and .graphml file below it, sorted by path, one line each: the
-    rule, the property, the paths (profile), the vCPUs, the steps and the checker
+    rule, the property, the paths (era), the vCPUs, the steps and the checker
     and z3 versions that wrote it. Each file is read and replayed as 'checker
     show' would; one that cannot be is listed as unreadable, with the reason.
     """

@@ -1,4 +1,4 @@
-"""``checker rules``: the rules and profiles in specs/."""
+"""``checker rules``: the rules and eras in specs/."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from checker.cli.common import specs_option
 @click.command(epilog=EXIT_CODES)
 @specs_option
 def rules(specs: Path) -> int:
-    """List the rules in specs/rules and the profiles in specs/profiles, after the
+    """List the rules in specs/rules and the eras in specs/eras, after the
     specs directory they were read from."""
-    from checker.rules.specs import load_profiles, load_rules, specs_origin
+    from checker.rules.specs import load_eras, load_rules, specs_origin
     from checker.text import one_line, printable
 
     # both are read before anything is printed: an error leaves stdout empty
-    known, profiles = load_rules(specs), load_profiles(specs)
+    known, eras = load_rules(specs), load_eras(specs)
     # the specs' texts and their folder's name are shown, never obeyed: a rule's
     # expression on one line (see one_line), any control character escaped
     click.echo(printable(f"specs: {specs_origin(specs)}"))
@@ -28,8 +28,8 @@ def rules(specs: Path) -> int:
         where = printable(rule.origin.get("kernels", ""))
         shown = one_line(rule.expression)
         click.echo(f"  {rule.name:12} {shown}" + (f"   [{where}]" if where else ""))
-    click.echo("profiles (--profile):")
-    for profile in profiles.values():
-        kernels = f"   [{printable(profile.kernels)}]" if profile.kernels else ""
-        click.echo(f"  {profile.name:12} {printable(' '.join(profile.summary.split()))}{kernels}")
+    click.echo("eras (--era):")
+    for era in eras.values():
+        kernels = f"   [{printable(era.kernels)}]" if era.kernels else ""
+        click.echo(f"  {era.name:12} {printable(' '.join(era.summary.split()))}{kernels}")
     return 0

@@ -248,7 +248,7 @@ class Header:
 
     rule: str
     expression: str
-    profile: str = "default"
+    era: str = "default"
     model_sha256: str | None = None
     #: the command that writes the text again
     command: str | None = None
@@ -577,7 +577,7 @@ def _header(
     if header is not None:
         yield f" * rule {_comment(header.rule)}: {_comment(header.expression)}"
     yield f" * the rule in Promela: {_comment(rule_expression(system).text)}"
-    yield f" * paths: {_comment(header.profile if header is not None else 'default')}"
+    yield f" * paths: {_comment(header.era if header is not None else 'default')}"
     for key, value in paths_table(system.paths).items():
         yield f" *   {key} = {str(value).lower()}"
     shape = system.shape

@@ -10,6 +10,7 @@ none, and its state is exactly the vocabulary's shared records and TLB entries.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TypeVar
 
 from checker.model.logic import Logic
@@ -41,7 +42,7 @@ from checker.model.vocabulary import (
 B = TypeVar("B")
 
 #: every parameter any operation takes, in canonical (encoding) order
-PARAMS: tuple[str, ...] = ("host_writable", "guest_writable")
+PARAMS: tuple[str, ...] = ("host_writable", "write_fault", "guest_writable", "initially_set")
 
 
 @dataclass(frozen=True)
@@ -137,18 +138,32 @@ OPERATIONS: tuple[Operation, ...] = (
     shadow.UNTRACK,
 )
 
+#: every operation as declared, in every MMU and era: what names and orders them
 MODEL = Model(OPERATIONS, PROPERTIES)
+
+
+@cache
+def model_for(paths: Paths) -> Model:
+    """The model of one MMU in one era: the operations that MMU and era perform, each
+    as they perform it (:meth:`Operation.in_era`), in canonical order."""
+    present = (op.in_era(paths) for op in OPERATIONS)
+    return Model(tuple(op for op in present if op is not None), PROPERTIES)
 
 
 @dataclass(frozen=True)
 class System:
-    """What is checked: a flush rule, the paths around it, the model's shape, and
-    the model itself (the shipped one unless a test declares its own)."""
+    """What is checked: a flush rule, the era and MMU around it (``paths``), the
+    model's shape, and the model itself: ``model_for(paths)`` unless a test
+    declares its own."""
 
     rule: FlushRule
     paths: Paths = field(default_factory=Paths)
     shape: Shape = field(default_factory=Shape)
-    model: Model = MODEL
+    model: Model = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.model is None:
+            object.__setattr__(self, "model", model_for(self.paths))
 
 
 OPERATION_BY_NAME: dict[str, Operation] = {op.name: op for op in OPERATIONS}

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from checker.model.logic import Logic
-from checker.model.paths import FlushRule, Paths
+from checker.model.paths import FlushRule, Mmu, Paths
 from checker.model.vocabulary import (
     SPTE_FIELDS,
     Actor,
@@ -98,16 +98,37 @@ class Part(enum.Enum):
 
 
 class Flush(enum.Enum):
-    """How an operation decides to flush the TLBs of every vCPU."""
+    """How an operation's caller uses the rule's answer, and so when it flushes the
+    TLBs of every vCPU.
 
+    The rule is asked about every present SPTE the step changes (``mmu_spte_update``
+    in the shadow MMU; the leaf-change check under ``WARN_ON_ONCE`` in the TDP MMU).
+    """
+
+    #: never asks the rule; flushes only as its effect says
     NEVER = "never"
-    #: writes a present SPTE through ``mmu_spte_update`` and flushes before dropping
-    #: ``mmu_lock`` iff the rule says so
+    #: acts on the answer: flushes before dropping ``mmu_lock`` iff the rule says so
     RULE = "rule"
-    #: goes through ``mmu_spte_update`` too, but its caller ignores the rule's answer
-    #: and flushes later, after dropping the lock (a separate step)
+    #: asks, and ignores the answer: its flush comes later, after dropping the lock
+    #: (a separate step), on a condition of its own
     DEFERRED = "deferred"
+    #: ORs the answer into a flush after dropping the lock: the slot field named
+    #: by the operation's ``pending`` is set iff the rule said so on some SPTE
+    LATER = "later"
+    #: asserts the answer (``WARN_ON_ONCE``): the rule must never ask for a flush
+    #: here (the ``assertion`` property), and KVM flushes if it does
+    ASSERTED = "asserted"
+    #: flushes on its effect's condition without asking the rule
     ALWAYS = "always"
+
+    @property
+    def asks_rule(self) -> bool:
+        return self in (Flush.RULE, Flush.DEFERRED, Flush.LATER, Flush.ASSERTED)
+
+    @property
+    def acts_on_rule(self) -> bool:
+        """The caller's flush depends on the answer (what precision counts)."""
+        return self in (Flush.RULE, Flush.LATER)
 
 
 class Trait(enum.Enum):
@@ -205,6 +226,9 @@ class Effect(Generic[B]):
     enabled: B
     window: Window[B]
     flush: B
+    #: whether the step asks the rule (goes through ``mmu_spte_update``) at all, for
+    #: a step that does on one branch only; None: whenever ``op.flush`` asks
+    asks: B | None = None
 
 
 Params = Mapping[str, B]
@@ -236,17 +260,29 @@ class Operation:
     traits: frozenset[Trait] = frozenset()
     #: the actor's locals the step reads or writes
     locals: tuple[Local, ...] = ()
+    #: the MMUs whose code performs the step
+    mmus: frozenset[Mmu] = frozenset(Mmu)
+    #: for ``Flush.LATER``: the slot field that records the flush owed after unlock
+    pending: str | None = None
+    #: the step as an era performs it (its flush may differ by era), or None if the
+    #: era has no such step; None here: the step is the same in every era
+    configure: Callable[[Operation, Paths], Operation | None] | None = None
 
     @property
     def by_vcpu(self) -> bool:
         return self.actor is ActorKind.VCPU
 
     def __post_init__(self) -> None:
-        if self.flush is Flush.RULE and self.reach is not Reach.GFN:
-            # the rule is asked about one SPTE: the one the action targets
-            raise ValueError(f"{self.name}: a rule-flushed step must reach one gfn")
         if self.lock is LockMode.NONE and self.hold is not Hold.ATOMIC:
             raise ValueError(f"{self.name}: a lockless step cannot hold mmu_lock")
+        if (self.flush is Flush.LATER) != (self.pending is not None):
+            raise ValueError(f"{self.name}: a LATER flush, and only it, names its pending field")
+
+    def in_era(self, paths: Paths) -> Operation | None:
+        """The step as the era and MMU of ``paths`` perform it; None if they do not."""
+        if paths.mmu not in self.mmus:
+            return None
+        return self if self.configure is None else self.configure(self, paths)
 
 
 @dataclass(frozen=True)
@@ -257,10 +293,12 @@ class Outcome(Generic[B]):
     window: Window[B]
     #: every vCPU's TLB entries are dropped
     flush: B
-    #: the step wrote a present SPTE through ``mmu_spte_update``, which asked the rule
+    #: the step changed some present SPTE and asked the rule about it
     rule_consulted: B
-    #: the rule's answer on (old SPTE, new SPTE); meaningful when consulted
+    #: the rule asked for a flush on some SPTE it was consulted on
     rule_flush: B
+    #: ... on some SPTE whose MMU-writable the step did not clear (an IPI for nothing)
+    rule_unneeded: B
 
 
 def spte_changed(logic: Logic[B], old: Spte[B], new: Spte[B]) -> B:
@@ -281,28 +319,53 @@ def apply(
     """``op``'s outcome on ``before``, the actor's lock protocol and the flush rule
     included.
 
-    The rule is consulted iff ``op`` goes through ``mmu_spte_update`` and the old
-    SPTE (the target's) is present and differs from the new one (KVM skips
-    identical rewrites, and a non-present old SPTE never needs a flush).
-    ``flush = effect.flush or (op.flush is RULE and consulted and rule(old, new))``.
+    The rule is consulted on each SPTE ``i`` the step changes while present, if
+    ``op`` asks it (KVM skips identical rewrites, and a non-present old SPTE never
+    needs a flush):
+
+        consulted[i] = op.flush.asks_rule && effect.asks && P(old[i]) && old[i] != new[i]
+        asked        = OR_i consulted[i] && rule(old[i], new[i])
+        unneeded     = OR_i consulted[i] && rule(old[i], new[i]) && !(MW(old[i]) && !MW(new[i]))
+        flush        = effect.flush || (op.flush in {RULE, ASSERTED} && asked)
+        pending'     = pending || asked                 (op.flush is LATER)
     """
     effect = op.effect(logic, before, params, paths)
     ready, window = lock_step(logic, op, before, effect.window)
-    old, new = before.spte, window.spte
-    if op.flush in (Flush.RULE, Flush.DEFERRED):
-        consulted = logic.and_(old.present, spte_changed(logic, old, new))
-        decision = rule.decide(logic, old, new, before.slot.ad_enabled)
-    else:
-        consulted = decision = logic.const(False)
+    f = logic.const(False)
+    consulted, asked, unneeded = f, f, f
+    if op.flush.asks_rule:
+        ad = before.slot.ad_enabled
+        parts_c, parts_a, parts_u = [], [], []
+        for old, new in zip(before.shared.sptes, window.shared.sptes, strict=True):
+            if old is new:
+                continue
+            c = logic.and_(old.present, spte_changed(logic, old, new))
+            if effect.asks is not None:
+                c = logic.and_(c, effect.asks)
+            a = logic.and_(c, rule.decide(logic, old, new, ad))
+            clears_mw = logic.and_(old.mmu_writable, logic.not_(new.mmu_writable))
+            parts_c.append(c)
+            parts_a.append(a)
+            parts_u.append(logic.and_(a, logic.not_(clears_mw)))
+        consulted, asked, unneeded = (
+            logic.or_(*parts_c),
+            logic.or_(*parts_a),
+            logic.or_(*parts_u),
+        )
     flush = effect.flush
-    if op.flush is Flush.RULE:
-        flush = logic.or_(flush, logic.and_(consulted, decision))
+    if op.flush in (Flush.RULE, Flush.ASSERTED):
+        flush = logic.or_(flush, asked)
+    if op.flush is Flush.LATER:
+        assert op.pending is not None
+        owed = logic.or_(getattr(window.slot, op.pending), asked)
+        window = window.with_slot(**{op.pending: owed})
     return Outcome(
         enabled=effect.enabled if ready is None else logic.and_(effect.enabled, ready),
         window=window,
         flush=flush,
         rule_consulted=consulted,
-        rule_flush=decision,
+        rule_flush=asked,
+        rule_unneeded=unneeded,
     )
 
 

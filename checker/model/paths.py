@@ -1,9 +1,17 @@
-"""The flush rule under check, and the KVM paths around it that differ by era."""
+"""The flush rule under check, and what a kernel era does around it.
+
+:class:`Paths` is one MMU of one kernel era: which MMU (the shadow MMU or the TDP
+MMU), and, per operation whose code changed between releases, which variant that
+era runs. Eras are data (``specs/eras/*.toml``, :mod:`checker.rules.specs`): each
+era names a :class:`Paths` per MMU, and each choice its source in the kernel.
+The model an era checks is :func:`checker.model.declaration.model_for` of it: the
+operations that exist in that MMU and era, each as that era performs it.
+"""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol, TypeVar
 
 from checker.model.logic import Logic
@@ -18,10 +26,22 @@ class FlushRule(Protocol):
     def decide(self, logic: Logic[B], old: Spte[B], new: Spte[B], ad_enabled: B) -> B: ...
 
 
+class Mmu(enum.Enum):
+    """Which of KVM's two MMUs maps the gfns."""
+
+    #: rmap-based: shadow paging, nested TDP, and TDP with ``tdp_mmu=N``; every
+    #: writer holds ``mmu_lock`` for write and goes through ``mmu_spte_update``
+    SHADOW = "shadow"
+    #: ``arch/x86/kvm/mmu/tdp_mmu.c`` (v5.10+, default for TDP on 64-bit hosts):
+    #: faults hold ``mmu_lock`` for read and write with ``cmpxchg``; no writer asks
+    #: ``mmu_spte_update``, each caller decides its own flush
+    TDP = "tdp"
+
+
 class HarvestFlush(enum.Enum):
     """When a dirty-log harvest flushes the TLBs."""
 
-    #: after dropping mmu_lock, iff something was reaped (KVM today)
+    #: after dropping mmu_lock, iff something was reaped (v3.17 and later)
     REAPED = "reaped"
     #: after dropping mmu_lock, iff the write-protect changed an SPTE
     CHANGED = "changed"
@@ -33,14 +53,22 @@ class HarvestFlush(enum.Enum):
 
 
 class EnableFlush(enum.Enum):
-    """When enabling dirty logging flushes the TLBs (after dropping mmu_lock)."""
+    """When enabling dirty logging flushes the TLBs."""
 
-    #: unconditionally (KVM since b64d740ea7dd)
+    #: after dropping mmu_lock, unconditionally (b64d740ea7dd, v6.0)
     ALWAYS = "always"
-    #: iff some SPTE was writable before the write-protect
+    #: after dropping mmu_lock, iff some SPTE was writable before the write-protect
+    #: (the TDP MMU before v6.0: its write-protect reports whether it changed W)
     WRITABLE = "writable"
-    #: iff some SPTE was MMU-writable
+    #: after dropping mmu_lock, iff some SPTE was MMU-writable
     MMU_WRITABLE = "mmu_writable"
+    #: after dropping mmu_lock, iff some SPTE was present (the TDP MMU in v5.10,
+    #: whose write-protect reported every leaf it visited)
+    PRESENT = "present"
+    #: after dropping mmu_lock, iff ``mmu_spte_update`` asked for a flush on some
+    #: SPTE it write-protected: the rule's answer, ORed into a later flush (the
+    #: shadow MMU before v6.0)
+    RULE = "rule"
     NEVER = "never"
     #: before dropping mmu_lock, unconditionally (v3.x)
     LOCKED = "locked"
@@ -49,23 +77,80 @@ class EnableFlush(enum.Enum):
 class AgingWithoutAd(enum.Enum):
     """What aging does to an SPTE when the MMU has no hardware A/D bits."""
 
-    #: access-track it: clear W (and R), keep MW, no flush (v4.x and later)
+    #: access-track it: clear W (and R), keep MW, no flush (v4.10 and later)
     ACCESS_TRACK = "access_track"
-    #: zap it, with the zap's flush (v3.x)
+    #: zap it, with the zap's flush (before lockless access tracking)
     ZAP = "zap"
+
+
+class Prefetch(enum.Enum):
+    """Whether a fault with ``prefetch`` set rebuilds a present SPTE."""
+
+    #: it does not: a prefetch on a present leaf is spurious (6385d01eec16, v6.13)
+    NONE = "none"
+    #: it rebuilds the SPTE as a prefetch (before v6.13): with A/D bits, writable as
+    #: permitted and not accessed; without, access-tracked
+    REFRESH = "refresh"
+
+
+class Sync(enum.Enum):
+    """What ``FNAME(sync_spte)`` (the resync of an unsync shadow page) writes."""
+
+    #: every SPTE rebuilt with prefetch semantics, even to an identical value
+    EVERY_SPTE = "every_spte"
+    #: only an SPTE whose access changed, still access-tracked without A/D bits
+    CHANGED_ACCESS = "changed_access"
+    #: only an SPTE whose access changed, Accessed set, never access-tracked
+    #: (4e44ab0a7778, v6.13)
+    CHANGED_ACCESS_ACCESSED = "changed_access_accessed"
+
+
+class FaultFlush(enum.Enum):
+    """What the TDP MMU's fault does after replacing a present leaf SPTE."""
+
+    #: nothing: a leaf-to-leaf replacement never flushes (before v6.13)
+    NONE = "none"
+    #: it asserts that the rule asks for no flush (``WARN_ON_ONCE``) and flushes if
+    #: it does (v6.13)
+    ASSERT_RULE = "assert_rule"
+
+
+class WriteProtect(enum.Enum):
+    """How the TDP MMU write-protects a gfn for write-tracking."""
+
+    #: clears W and MW on every SPTE that is MMU-writable, flushes iff it changed
+    #: one (7c8a4742c4ab, v5.17)
+    MMU_WRITABLE = "mmu_writable"
+    #: skips SPTEs that are not writable, so an SPTE with W = 0 but MW = 1 keeps MW
+    #: (v5.10 .. v5.16)
+    SKIP_NOT_WRITABLE = "skip_not_writable"
 
 
 @dataclass(frozen=True)
 class Paths:
-    """The KVM paths around the rule that have their own flush behaviour.
+    """One MMU of one kernel era: the variants of the operations whose code changed
+    between releases. The defaults are the shadow MMU of v6.0 .. v6.12 with
+    ``tdp_mmu=N``."""
 
-    Dirty logging's correctness rests on two flushes the rule does not decide (the
-    harvest's and the one after enabling logging); aging and prefetch differ between
-    kernel eras. The defaults are the domain brief's model: KVM today, plus the
-    prefetch refresh of kernels before v6.13.
-    """
-
+    mmu: Mmu = Mmu.SHADOW
     harvest_flush: HarvestFlush = HarvestFlush.REAPED
     enable_flush: EnableFlush = EnableFlush.ALWAYS
     aging_without_ad: AgingWithoutAd = AgingWithoutAd.ACCESS_TRACK
-    prefetch_refresh: bool = True
+    prefetch: Prefetch = Prefetch.REFRESH
+    sync: Sync = Sync.CHANGED_ACCESS
+    fault_flush: FaultFlush = FaultFlush.NONE
+    write_protect: WriteProtect = WriteProtect.MMU_WRITABLE
+    #: the shadow MMU's aging asserts ``mmu_spte_update``'s answer instead of
+    #: ignoring it (``WARN_ON_ONCE``, v6.13)
+    aging_asserted: bool = False
+    #: the lockless fast page fault (direct MMUs)
+    fast_page_fault: bool = True
+    #: enabling dirty logging may use manual-protect "initially all set" (v5.3+)
+    initially_set: bool = False
+
+
+#: every choice of :class:`Paths`, by field: its enum, or ``bool``
+CHOICES: dict[str, type] = {
+    f.name: (bool if f.type in ("bool", bool) else globals()[str(f.type)])
+    for f in fields(Paths)
+}

@@ -114,14 +114,25 @@ def _bad_encoding(
 
 
 def _unneeded_flush(L: Logic[B], op: Operation, before: Window[B], out: Outcome[B]) -> B:
-    """The rule flushes on an update that does not clear MMU-writable.
+    """The rule flushes on an update that does not clear MMU-writable, where the
+    caller acts on its answer (flushes on it now, or ORs it into a later flush).
 
-    bad = op.flush is RULE && consulted && rule(old, new) && !(MW(old) && !MW(new))
+    bad = op.flush in {RULE, LATER} && OR_i consulted[i] && rule(old[i], new[i])
+          && !(MW(old[i]) && !MW(new[i]))
     """
-    if op.flush is not Flush.RULE:
+    if not op.flush.acts_on_rule:
         return L.const(False)
-    clears_mw = L.and_(before.spte.mmu_writable, L.not_(out.window.spte.mmu_writable))
-    return L.and_(out.rule_consulted, out.rule_flush, L.not_(clears_mw))
+    return out.rule_unneeded
+
+
+def _assertion_fires(L: Logic[B], op: Operation, before: Window[B], out: Outcome[B]) -> B:
+    """A caller asserts that the rule asks for no flush (``WARN_ON_ONCE``), and it does.
+
+    bad = op.flush is ASSERTED && OR_i consulted[i] && rule(old[i], new[i])
+    """
+    if op.flush is not Flush.ASSERTED:
+        return L.const(False)
+    return out.rule_flush
 
 
 PROPERTIES: tuple[Property, ...] = (
@@ -168,6 +179,16 @@ PROPERTIES: tuple[Property, ...] = (
         Kind.STEP,
         False,
         bad_step=_unneeded_flush,
+    ),
+    Property(
+        "assertion",
+        "assertions",
+        "a caller that asserts the rule's answer (WARN_ON_ONCE) never sees it ask for a "
+        "flush on a reachable update",
+        Kind.STEP,
+        # a WARN that fires is a kernel bug report, and a crash under panic_on_warn
+        True,
+        bad_step=_assertion_fires,
     ),
 )
 

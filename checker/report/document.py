@@ -143,8 +143,8 @@ class CheckedRule:
     """One rule's run of ``checker check``."""
 
     rule: Rule
-    #: the paths' label: a profile name, plus any overrides
-    profile: str
+    #: the paths' label: a era name, plus any overrides
+    era: str
     options: Options
     properties: tuple[CheckedProperty, ...]
 
@@ -193,7 +193,7 @@ def checked_rule_json(checked: CheckedRule) -> dict[str, Any]:
     options = checked.options
     return {
         **rule_json(checked.rule),
-        "profile": checked.profile,
+        "era": checked.era,
         "paths": paths_table(options.paths),
         "vcpus": options.vcpus,
         "depth_bound": options.depth,

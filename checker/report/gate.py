@@ -76,7 +76,7 @@ from checker.report.lock import (
     rule_lock,
 )
 from checker.report.summary import PropertyVerdict, RuleVerdicts, Summary, verdicts
-from checker.rules.specs import DEFAULT_PROFILE, Rule, paths_table
+from checker.rules.specs import DEFAULT_ERA, Rule, paths_table
 from checker.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -110,8 +110,8 @@ class GateSettings:
     """How every rule is checked; the lock records the model part of it."""
 
     options: Options = field(default_factory=Options)
-    #: the name of the paths' profile (``options.paths`` are its paths)
-    profile: str = DEFAULT_PROFILE
+    #: the name of the paths' era (``options.paths`` are its paths)
+    era: str = DEFAULT_ERA
     allow_inconclusive: bool = False
     #: a lock is expected (specs/rules); False gates on expectations alone (a
     #: kernel tree with no lockfile named): nothing is new, nothing is stale
@@ -342,7 +342,7 @@ def gate(
     options = settings.options
     model = ModelLock(
         sha256=model_sha256(options.paths, options.vcpus, options.depth),
-        profile=settings.profile,
+        era=settings.era,
         paths=paths_table(options.paths),
         vcpus=options.vcpus,
         depth_bound=options.depth,
@@ -368,7 +368,9 @@ def gate(
     outcomes = []
     for rule in rules:
         given = expectations.get(rule.name) if expectations is not None else None
-        expected = dict(given if given is not None else rule.expected)
+        # a spec's [expect] table is stated for the rule's own era
+        own = rule.expected if settings.era.split("/")[0] == rule.origin.get("era") else {}
+        expected = dict(given if given is not None else own)
         command = reproduce(rule) if reproduce is not None else default_command(rule, options.vcpus)
         if must_recheck(rule):
             outcome = _recheck(

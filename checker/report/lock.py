@@ -4,7 +4,7 @@
 ``checker gate``. It holds
 
 * ``model``: ``sha256`` of the model's encoding (:func:`model_sha256`) and the
-  settings it was taken with (profile, paths, vCPUs, depth bound);
+  settings it was taken with (era, paths, vCPUs, depth bound);
 * ``versions``: checker and z3, for information only (a version change alone never
   makes the lock stale; a hash that changes with it does);
 * per rule: ``expression_sha256`` (:func:`expression_sha256`), ``formula`` (the
@@ -246,7 +246,7 @@ class RuleLock:
 @dataclass(frozen=True)
 class ModelLock:
     sha256: str
-    profile: str
+    era: str
     paths: dict[str, Any]
     vcpus: int
     depth_bound: int
@@ -254,7 +254,7 @@ class ModelLock:
     def to_json(self) -> dict[str, Any]:
         return {
             "sha256": self.sha256,
-            "profile": self.profile,
+            "era": self.era,
             "paths": dict(self.paths),
             "vcpus": self.vcpus,
             "depth_bound": self.depth_bound,
@@ -349,7 +349,7 @@ def read(path: Path) -> Lock | None:
     return _parse(data, path)
 
 
-#: a rule or property name (as ``specs`` allows them), or a profile label
+#: a rule or property name (as ``specs`` allows them), or a era label
 #: (``default+harvest_flush=changed``)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -447,7 +447,7 @@ def _parse(data: Any, path: Path) -> Lock:
     return Lock(
         model=ModelLock(
             sha256=digest(model, "sha256", "model."),
-            profile=name(get(model, "profile", str, "model."), "model.profile"),
+            era=name(get(model, "era", str, "model."), "model.era"),
             paths=paths,
             vcpus=size(model, "vcpus", 1, MAX_VCPUS, "model."),
             depth_bound=size(model, "depth_bound", 1, MAX_DEPTH, "model."),

@@ -23,7 +23,6 @@ Loading validates every file and names the file and field of any problem.
 
 from __future__ import annotations
 
-import enum
 import os
 import re
 import tomllib
@@ -34,12 +33,10 @@ from typing import Any, TypeVar
 from checker.errors import InputError
 from checker.model import (
     PROPERTY_BY_NAME,
-    AgingWithoutAd,
-    EnableFlush,
-    HarvestFlush,
     Paths,
     Spte,
 )
+from checker.model.paths import CHOICES, Mmu
 from checker.model.logic import Logic
 from checker.rules import cexpr
 from checker.rules import formula as F
@@ -48,7 +45,7 @@ from checker.verdict import Verdict, decided
 B = TypeVar("B")
 
 RULES_DIRECTORY = "rules"
-ORIGIN_KEYS = ("kernels", "commit", "function", "file", "note")
+ORIGIN_KEYS = ("kernels", "era", "commit", "function", "file", "note")
 _NAME = re.compile(r"[a-z][a-z0-9_-]*")
 
 
@@ -337,66 +334,120 @@ def adhoc_rule(expression: str, name: str = "expr") -> Rule:
     )
 
 
-# --- profiles: the paths around the rule, per kernel era ------------------------------
+# --- eras: what each kernel era does around the rule, per MMU ---------------------------
 
-PROFILES_DIRECTORY = "profiles"
-DEFAULT_PROFILE = "default"
+ERAS_DIRECTORY = "eras"
+#: the era of today's kernels: what --era defaults to for a rule that names none
+DEFAULT_ERA = "v6.13"
+
+_ERA_FIELDS = ("name", "kernels", "first", "last", "rule", "mmus", "summary", "verified")
+_RELEASE = re.compile(r"(\d+)\.(\d+)")
 
 
 @dataclass(frozen=True)
-class Profile:
-    """``specs/profiles/<name>.toml``: the paths a kernel era puts around the rule."""
+class Era:
+    """``specs/eras/<name>.toml``: what the kernels of one era do around the rule, for
+    each MMU they have, each choice with its source."""
 
     name: str
-    paths: Paths
+    #: the releases, in words ("v5.10 .. v5.14")
+    kernels: str
+    #: the first release (major, minor), and the last (None: up to today)
+    first: tuple[int, int]
+    last: tuple[int, int] | None
+    #: the rule the era's mmu_spte_update used (a name in specs/rules)
+    rule: str
+    #: per MMU, the era's choices
+    paths: dict[Mmu, Paths]
+    #: per MMU, per choice, where in the kernel it was read
+    sources: dict[Mmu, dict[str, str]]
     summary: str = ""
-    kernels: str = ""
-    #: what the profile assumes, in words
-    assumes: str = ""
+    #: which trees were read, and what was not
+    verified: str = ""
     path: Path | None = None
 
+    @property
+    def mmus(self) -> tuple[Mmu, ...]:
+        return tuple(self.paths)
 
-_PATH_CHOICES: dict[str, type[enum.Enum]] = {
-    "harvest_flush": HarvestFlush,
-    "enable_flush": EnableFlush,
-    "aging_without_ad": AgingWithoutAd,
-}
-
-
-def load_profiles(specs: Path) -> dict[str, Profile]:
-    """Every profile under ``specs/profiles``, by name (at least ``default``)."""
-    directory = specs / PROFILES_DIRECTORY
-    profiles = {
-        DEFAULT_PROFILE: Profile(DEFAULT_PROFILE, Paths(), summary="the domain brief's model")
-    }
-    if directory.exists():
-        for path in _spec_files(directory):
-            profile = load_profile(path)
-            profiles[profile.name] = profile
-    return profiles
+    def covers(self, release: tuple[int, int]) -> bool:
+        return self.first <= release and (self.last is None or release <= self.last)
 
 
-def load_profile(path: Path) -> Profile:
+def load_eras(specs: Path) -> dict[str, Era]:
+    """Every era under ``specs/eras``, by name, oldest first."""
+    directory = specs / ERAS_DIRECTORY
+    eras = [load_era(path) for path in _spec_files(directory)] if directory.exists() else []
+    eras.sort(key=lambda e: e.first)
+    return {e.name: e for e in eras}
+
+
+def era_of_release(eras: dict[str, Era], release: tuple[int, int]) -> Era | None:
+    """The era whose releases include ``release``, if one does."""
+    return next((e for e in eras.values() if e.covers(release)), None)
+
+
+def _release(text: str, fail: Any, key: str) -> tuple[int, int]:
+    m = _RELEASE.fullmatch(text)
+    if m is None:
+        raise fail(key, f"{text!r} is not a release like '6.13'")
+    return int(m.group(1)), int(m.group(2))
+
+
+def load_era(path: Path) -> Era:
     _, data = _read_toml(path)
 
     def fail(key: str, problem: str) -> SpecError:
         return SpecError(f"{path}: field '{key}': {problem}")
 
-    unknown = sorted(set(data) - {"name", "summary", "kernels", "assumes", "paths"})
+    mmu_names = [m.value for m in Mmu]
+    unknown = sorted(set(data) - set(_ERA_FIELDS) - set(mmu_names))
     if unknown:
-        raise fail(unknown[0], "unknown field (fields: name, summary, kernels, assumes, paths)")
+        raise fail(
+            unknown[0], f"unknown field (fields: {', '.join(_ERA_FIELDS + tuple(mmu_names))})"
+        )
     name = _string(data, "name", fail)
-    if not _NAME.fullmatch(name.replace(".", "")):
-        raise fail("name", f"{name!r} is not a profile name")
+    if not _NAME.fullmatch(name.replace(".", "").replace("-", "")):
+        raise fail("name", f"{name!r} is not an era name")
     if name != path.stem:
         raise fail("name", f"{name!r} differs from the file name; rename one to match")
-    table = _table(data, "paths", fail, required=True)
-    return Profile(
+    first = _release(_string(data, "first", fail), fail, "first")
+    last_text = _string(data, "last", fail, required=False)
+    last = _release(last_text, fail, "last") if last_text else None
+    if last is not None and last < first:
+        raise fail("last", f"{last_text} comes before 'first'")
+    mmus = data.get("mmus")
+    if not isinstance(mmus, list) or not mmus or any(m not in mmu_names for m in mmus):
+        raise fail("mmus", f"a non-empty list of {', '.join(mmu_names)}")
+    paths: dict[Mmu, Paths] = {}
+    sources: dict[Mmu, dict[str, str]] = {}
+    for m in mmus:
+        mmu = Mmu(m)
+        table = _table(data, m, fail, required=True)
+        table = dict(table)
+        cited = table.pop("sources", None)
+        paths[mmu] = paths_from(
+            {"mmu": m, **table}, lambda key, problem, m=m: fail(f"{m}.{key}", problem)
+        )
+        if not isinstance(cited, dict):
+            raise fail(f"{m}.sources", "missing: every choice names where it was read")
+        for key in paths_table(paths[mmu]):
+            if key != "mmu" and not isinstance(cited.get(key), str):
+                raise fail(f"{m}.sources.{key}", "missing: say where the kernel does this")
+        sources[mmu] = {k: " ".join(str(v).split()) for k, v in cited.items()}
+    for m in mmu_names:
+        if m in data and m not in mmus:
+            raise fail(m, f"a table for an MMU the era does not list in 'mmus'")
+    return Era(
         name=name,
-        paths=paths_from(table, lambda key, problem: fail(f"paths.{key}", problem)),
+        kernels=_string(data, "kernels", fail),
+        first=first,
+        last=last,
+        rule=_string(data, "rule", fail),
+        paths=paths,
+        sources=sources,
         summary=_string(data, "summary", fail, required=False),
-        kernels=_string(data, "kernels", fail, required=False),
-        assumes=_string(data, "assumes", fail, required=False),
+        verified=_string(data, "verified", fail, required=False),
         path=path,
     )
 
@@ -406,32 +457,29 @@ def paths_from(table: dict[str, Any], fail: Any) -> Paths:
     values: dict[str, Any] = {}
     # a fixed order, so that the field named in an error does not depend on hashing:
     # unknown fields first (a misspelt one is the likely cause of a missing one)
-    known = [*_PATH_CHOICES, "prefetch_refresh"]
+    known = list(CHOICES)
     for key in [*sorted(k for k in table if k not in known), *known]:
         if key not in table:
             raise fail(key, "missing")
         value = table[key]
-        if key == "prefetch_refresh":
+        kind = CHOICES.get(key)
+        if kind is None:
+            raise fail(key, f"unknown choice (choices: {', '.join(known)})")
+        if kind is bool:
             if not isinstance(value, bool):
                 raise fail(key, "must be true or false")
             values[key] = value
-        elif key in _PATH_CHOICES:
-            choices = [c.value for c in _PATH_CHOICES[key]]
+        else:
+            choices = [c.value for c in kind]  # type: ignore[attr-defined]
             if value not in choices:
                 raise fail(key, f"expected one of {', '.join(choices)}, got {value!r}")
-            values[key] = _PATH_CHOICES[key](value)
-        else:
-            raise fail(
-                key, f"unknown path (paths: {', '.join([*_PATH_CHOICES, 'prefetch_refresh'])})"
-            )
+            values[key] = kind(value)
     return Paths(**values)
 
 
 def paths_table(paths: Paths) -> dict[str, str | bool]:
     """``paths`` as plain values, the inverse of :func:`paths_from`."""
     return {
-        "harvest_flush": paths.harvest_flush.value,
-        "enable_flush": paths.enable_flush.value,
-        "aging_without_ad": paths.aging_without_ad.value,
-        "prefetch_refresh": paths.prefetch_refresh,
+        key: value if isinstance(value, bool) else value.value
+        for key, value in ((k, getattr(paths, k)) for k in CHOICES)
     }

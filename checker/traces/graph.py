@@ -15,7 +15,7 @@ may revisit a state). Every attribute is a scalar so that GraphML can hold it:
   ``old_spte``, ``new_spte``: the target SPTE's), ``tlb_flush`` (every TLB was
   flushed) and ``violation``;
 * graph: ``schema``, rule, expression, property, vCPUs, the shape (``gfns``,
-  ``spte_of``), depth, the paths around the rule (``profile`` and one attribute
+  ``spte_of``), depth, the paths around the rule (``era`` and one attribute
   per path), versions and the command that reproduces the trace.
 
 Format ``checker.counterexample/2``; a file of version 1 (one SPTE, no shape) is
@@ -65,8 +65,8 @@ class Provenance:
     command: str
     checker_version: str
     z3_version: str
-    #: the paths' label: a profile name, plus any overrides
-    profile: str = "default"
+    #: the paths' label: a era name, plus any overrides
+    era: str = "default"
 
 
 def state_attributes(state: semantics.State) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def trace_graph(trace: Trace, provenance: Provenance) -> TraceGraph:
         vcpus=trace.vcpus,
         **shape_values(trace.initial.shape),
         depth=trace.depth,
-        profile=provenance.profile,
+        era=provenance.era,
         **paths_table(trace.paths),
         checker_version=provenance.checker_version,
         z3_version=provenance.z3_version,
@@ -185,7 +185,7 @@ class Loaded:
     prop: Property
     vcpus: int
     shape: Shape
-    profile: str
+    era: str
     paths: Paths
     actions: tuple[semantics.Action, ...]
     #: the states the file records, the initial one first
@@ -254,9 +254,9 @@ def read_counterexample(path: Path) -> Loaded:
         raise
     except (KeyError, ValueError, TypeError) as exc:
         raise bad(f"malformed ({type(exc).__name__}: {quoted(exc, 200)})") from None
-    profile = texts.get("profile", "default")
+    era = texts.get("era", "default")
     return Loaded(
-        path, g, rule_name, expression, prop, vcpus, shape, profile, paths, actions, states
+        path, g, rule_name, expression, prop, vcpus, shape, era, paths, actions, states
     )
 
 
@@ -264,7 +264,7 @@ def read_counterexample(path: Path) -> Loaded:
 #: The checker's own traces keep to it: a ``command`` whose arguments hold such
 #: characters (a multi-line ``--expr``) is written with bash's ANSI-C quoting,
 #: ``$'...\n...'`` (see :func:`checker.cli.common.shell_quote`)
-TEXT_METADATA = ("rule", "profile", "command", "checker_version", "z3_version")
+TEXT_METADATA = ("rule", "era", "command", "checker_version", "z3_version")
 
 
 def checked_size(value: Any, key: str, least: int, most: int) -> int:

@@ -18,7 +18,7 @@ from checker.errors import CheckerError
 from checker.traces.counterexample import Counterexample
 
 SUFFIXES = (".json", ".graphml")
-HEADERS = ("file", "rule", "property", "profile", "vcpus", "steps", "checker", "z3")
+HEADERS = ("file", "rule", "property", "era", "vcpus", "steps", "checker", "z3")
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def _cells(entry: Entry) -> tuple[str, ...]:
         str(entry.path),
         t.rule_name,
         t.prop.name,
-        p.profile,
+        p.era,
         str(t.vcpus),
         str(t.depth),
         p.checker_version,

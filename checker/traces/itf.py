@@ -184,7 +184,7 @@ def itf_document(cx: Counterexample) -> dict[str, Any]:
         "gfns": trace.initial.shape.gfns,
         "spte_of": list(trace.initial.shape.spte_of or ()),
         "depth": trace.depth,
-        "profile": provenance.profile,
+        "era": provenance.era,
         "paths": paths_table(trace.paths),
         "command": provenance.command,
         "checker_version": provenance.checker_version,
@@ -286,7 +286,7 @@ def parse_itf(data: Any, path: Path) -> Counterexample:
         command=texts.get("command", ""),
         checker_version=texts.get("checker_version", "unknown"),
         z3_version=texts.get("z3_version", "unknown"),
-        profile=texts.get("profile", "default"),
+        era=texts.get("era", "default"),
     )
     trace = replay_file(path, rule_name, expression, prop, paths, actions, states)
     return Counterexample(trace, provenance, str(path))

@@ -31,7 +31,7 @@ def load(path: Path) -> Counterexample:
         command=str(meta.get("command", "")),
         checker_version=str(meta.get("checker_version", "unknown")),
         z3_version=str(meta.get("z3_version", "unknown")),
-        profile=loaded.profile,
+        era=loaded.era,
     )
     trace = replay_file(
         path,

@@ -696,7 +696,7 @@ def source_line(cx: Counterexample) -> str:
     """Where a counterexample read from a file comes from."""
     p = cx.provenance
     return (
-        f"file {cx.source} (paths: {p.profile}; checker {p.checker_version}, z3 {p.z3_version}), "
+        f"file {cx.source} (paths: {p.era}; checker {p.checker_version}, z3 {p.z3_version}), "
         "replayed through the step function"
     )
 

@@ -372,7 +372,7 @@ rule <code>{escape(trace.rule_name)}</code></h1>
 <p class="statement">{escape(prop.title)}: {escape(prop.statement)}</p>
 <dl class="meta">
 <dt>rule</dt><dd><code>{escape(" ".join(p.expression.split()))}</code></dd>
-<dt>setting</dt><dd>{vcpus}, A/D bits {ad}, paths {escape(p.profile)}</dd>
+<dt>setting</dt><dd>{vcpus}, A/D bits {ad}, paths {escape(p.era)}</dd>
 <dt>reproduce</dt><dd><code id="reproduce">{escape(p.command)}</code> \
 <button id="copy" type="button">copy</button></dd>
 <dt>trace</dt><dd>{escape(source)}checker {escape(p.checker_version)}, \

@@ -33,26 +33,61 @@ def _idle(L: Logic[B], w: Window[B]) -> B:
 
 
 def _enable_dirty_logging(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
-    """Write-protect the slot (W cleared, MW kept); the flush comes after unlock, if
-    the paths ask for one (v3.x flushed before unlocking).
+    """Write-protect the slot (W cleared, MW kept); the flush comes after unlock, on
+    the era's condition (v3.x flushed before unlocking). With manual-protect
+    "initially all set" (``initially_set``, where the era has it), nothing is
+    write-protected or flushed and every dirty bit starts set.
 
-    enabled = !logging && idle;  W'[*] = 0;  logging' = 1;  dirty_bit'[*] = 0;
-    enable_flush_pending' = per paths.enable_flush (over every SPTE)
+    enabled = !logging && idle && (!initially_set || era has it);  logging' = 1;
+    initially_set:  dirty_bit'[*] = 1
+    otherwise:      W'[*] = 0;  dirty_bit'[*] = 0;
+                    enable_flush_pending' = per paths.enable_flush (over every SPTE;
+                    RULE: what the rule answered, ORed in by ``apply``)
     """
-    enabled = L.and_(L.not_(w.slot.dirty_logging), _idle(L, w))
+    initially_set = p["initially_set"]
+    enabled = L.and_(
+        L.not_(w.slot.dirty_logging),
+        _idle(L, w),
+        L.or_(L.not_(initially_set), L.const(paths.initially_set)),
+    )
     sptes = w.shared.sptes
+    protect = L.not_(initially_set)
     later = {
         EnableFlush.ALWAYS: L.const(True),
         EnableFlush.WRITABLE: L.or_(*(L.and_(s.present, s.writable) for s in sptes)),
         EnableFlush.MMU_WRITABLE: L.or_(*(L.and_(s.present, s.mmu_writable) for s in sptes)),
+        EnableFlush.PRESENT: L.or_(*(s.present for s in sptes)),
+        EnableFlush.RULE: L.const(False),
         EnableFlush.NEVER: L.const(False),
         EnableFlush.LOCKED: L.const(False),
     }[paths.enable_flush]
-    f = L.const(False)
-    after = w.with_sptes({i: dataclasses.replace(s, writable=f) for i, s in enumerate(sptes)})
-    after = after.with_every_frame(dirty_bit=f)
-    after = after.with_slot(dirty_logging=L.const(True), enable_flush_pending=later)
-    return Effect(enabled, after, L.const(paths.enable_flush is EnableFlush.LOCKED))
+    after = w.with_sptes(
+        {
+            i: dataclasses.replace(s, writable=L.and_(s.writable, initially_set))
+            for i, s in enumerate(sptes)
+        }
+    )
+    after = after.with_every_frame(dirty_bit=initially_set)
+    after = after.with_slot(dirty_logging=L.const(True), enable_flush_pending=L.and_(protect, later))
+    now = L.and_(protect, L.const(paths.enable_flush is EnableFlush.LOCKED))
+    return Effect(enabled, after, now)
+
+
+def _enable_in_era(op: Operation, paths: Paths) -> Operation:
+    """Before b64d740ea7dd (v6.0) the shadow MMU's flush after enabling logging was
+    owed iff some ``mmu_spte_update`` of the write-protect asked for one."""
+    if paths.enable_flush is not EnableFlush.RULE:
+        return op
+    return dataclasses.replace(
+        op,
+        flush=Flush.LATER,
+        pending="enable_flush_pending",
+        source=(
+            "kvm_mmu_slot_apply_flags() -> kvm_mmu_slot_remove_write_access() (arch/x86/"
+            "kvm/x86.c, mmu.c) before b64d740ea7dd (v6.0): flushes after unlock iff "
+            "spte_write_protect's mmu_spte_update asked on some SPTE it changed"
+        ),
+    )
 
 
 def _enable_flush(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
@@ -129,8 +164,10 @@ ENABLE_DIRTY_LOGGING = Operation(
     function="kvm_mmu_slot_apply_flags",
     path="kvm_mmu_slot_apply_flags -> kvm_mmu_slot_remove_write_access -> spte_write_protect",
     source=(
-        "kvm_mmu_slot_apply_flags() (arch/x86/kvm/x86.c) since b64d740ea7dd (the "
-        "flush after unlock, unconditional); earlier policies are paths.enable_flush"
+        "kvm_mmu_slot_apply_flags() (arch/x86/kvm/x86.c): the flush after unlock is "
+        "unconditional since b64d740ea7dd (v6.0), conditional before (paths."
+        "enable_flush), under the lock in v3.x; manual-protect 'initially all set' "
+        "(v5.7) write-protects nothing at 4K"
     ),
     actor=ActorKind.HOST,
     lock=LockMode.WRITE,
@@ -138,6 +175,8 @@ ENABLE_DIRTY_LOGGING = Operation(
     flush=Flush.DEFERRED,
     writes=frozenset({Part.SPTE, Part.FRAME, Part.SLOT}),
     effect=_enable_dirty_logging,
+    params=("initially_set",),
+    configure=_enable_in_era,
 )
 
 ENABLE_FLUSH = Operation(
