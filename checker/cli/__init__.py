@@ -50,6 +50,7 @@ COMMANDS: dict[str, str] = {
     "extract": "checker.cli.extract:extract",
     "gate": "checker.cli.gate:gate",
     "graph": "checker.cli.graph:graph",
+    "history": "checker.cli.history:history",
     "list": "checker.cli.listing:list_counterexamples",
     "rules": "checker.cli.rules:rules",
     "show": "checker.cli.show:show",

@@ -204,6 +204,8 @@ def check_rule(
         details = [f"model: {formula.render(rule.formula)}"]
         if "kernels" in rule.origin:
             details.append(f"Linux {rule.origin['kernels']}")
+        if "release" in rule.origin:
+            details.append(f"Linux {rule.origin['release']} (the tree's Makefile)")
         details.append(f"paths: {choice.label}")
         details.append(f"{options.vcpus} vCPU{'s' if options.vcpus > 1 else ''}")
         click.echo("  " + printable("; ".join(details)))
@@ -254,8 +256,7 @@ def check_rule(
 def _expected(rule: Rule, choice: PathsChoice) -> dict[str, Verdict]:
     """The spec's expected verdicts: they are stated for the rule's own era (both
     MMUs), without overrides."""
-    home = rule.origin.get("era")
-    return rule.expected if choice.era == home and not choice.overrides else {}
+    return {} if choice.overrides else rule.expected_for(choice.era, choice.mmu)
 
 
 def _verdict_line(result: PropertyResult, expectations: dict[str, Verdict], seconds: float) -> str:

@@ -178,10 +178,22 @@ def resolve_paths(
 
     from checker.model import EnableFlush, HarvestFlush
     from checker.model.paths import Mmu
-    from checker.rules.specs import load_eras
+    from checker.rules.specs import era_of_release, load_eras
 
     eras = load_eras(specs)
-    name = era or (rule.origin.get("era") if rule is not None else None) or DEFAULT_ERA
+    name = era or (rule.origin.get("era") if rule is not None else None)
+    release = rule.origin.get("release") if rule is not None else None
+    if name is None and release is not None:
+        # a kernel tree's own era, from its top Makefile
+        major, minor = (int(x) for x in release.split("."))
+        found = era_of_release(eras, (major, minor))
+        if found is None:
+            raise InputError(
+                f"the tree is Linux {release}, which no era in {specs}/eras covers; "
+                "pass --era NAME (see 'checker rules')"
+            )
+        name = found.name
+    name = name or DEFAULT_ERA
     if name not in eras:
         raise InputError(
             f"unknown era '{name}' (known: {', '.join(eras)}); "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -199,7 +199,7 @@ def gate(
     else:
         rules = list(load_rules(specs).values())
     (choice,) = resolve_paths(specs, era, mmu, harvest_flush, enable_flush)
-    lock = None if unlocked else lockfile.read(lock_path)
+    lock = None if unlocked else _read_lock(lockfile, lock_path, update)
     budget = Budget(rlimit) if rlimit else Budget()
     settings = GateSettings(
         options=Options(paths=choice.paths, budget=budget),
@@ -487,3 +487,14 @@ def _changed_rules(specs: Path, since: str, rules: list[Rule], lock_path: Path) 
     if any(under(f, p) for f in files for p in everything):
         return {rule.name for rule in rules}
     return {rule.name for rule in rules if rule.path is not None and rule.path.resolve() in files}
+
+
+def _read_lock(lockfile: Any, path: Path, update: bool) -> Any:
+    """The lockfile; with --update, one written for another model or format is
+    replaced rather than read (what it says is what is being regenerated)."""
+    try:
+        return lockfile.read(path)
+    except InputError:
+        if update:
+            return None
+        raise

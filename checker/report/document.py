@@ -162,14 +162,15 @@ def check_summary(rules: Sequence[CheckedRule]) -> Summary:
     return check_summary(
         [
             RuleVerdicts(
-                r.rule.name,
+                f"{r.rule.name} [{r.era}]",
                 [
                     PropertyVerdict(p.result.prop.name, p.result.verdict, p.expected)
                     for p in r.properties
                 ],
             )
             for r in rules
-        ]
+        ],
+        len({r.rule.name for r in rules}),
     )
 
 

@@ -369,7 +369,8 @@ def gate(
     for rule in rules:
         given = expectations.get(rule.name) if expectations is not None else None
         # a spec's [expect] table is stated for the rule's own era
-        own = rule.expected if settings.era.split("/")[0] == rule.origin.get("era") else {}
+        era, _, mmu = settings.era.partition("/")
+        own = rule.expected_for(era, mmu.split("+")[0])
         expected = dict(given if given is not None else own)
         command = reproduce(rule) if reproduce is not None else default_command(rule, options.vcpus)
         if must_recheck(rule):

@@ -86,11 +86,14 @@ def rule_category(properties: Sequence[PropertyVerdict]) -> tuple[str, list[str]
     return "violates", [p.prop for p in violated]
 
 
-def check_summary(rules: Sequence[RuleVerdicts]) -> Summary:
+def check_summary(rules: Sequence[RuleVerdicts], distinct: int | None = None) -> Summary:
     """The summary of ``checker check``'s rules: the line, e.g. ``3 rules: new
-    holds; legacy, old violate (as expected)``, and the rule names per category."""
+    holds; legacy, old violate (as expected)``, and the rule names per category.
+    ``distinct``: how many rules they are, if some were checked more than once (in
+    each MMU of an era)."""
     found = verdicts(rules)
-    return Summary(f"{_plural(len(rules), 'rule')}: {found.text}", found.groups)
+    count = len(rules) if distinct is None else distinct
+    return Summary(f"{_plural(count, 'rule')}: {found.text}", found.groups)
 
 
 def verdicts(rules: Sequence[RuleVerdicts]) -> Summary:

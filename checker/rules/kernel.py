@@ -751,14 +751,38 @@ def rule_from_kernel(path: Path) -> Rule:
     parsed = (
         cexpr.parse_rule(found.expression, Origin(str(found.file))) if found.from_clauses else None
     )
+    origin = {"file": str(found.file), "function": f"{found.function}()"}
+    release = tree_release(path)
+    if release is not None:
+        origin["release"] = f"{release[0]}.{release[1]}"
     return Rule(
         name="kernel",
         expression=found.expression,
         formula=found.formula if parsed is None else parsed.formula,
         summary=f"{found.function}() in {found.file}",
-        origin={"file": str(found.file), "function": f"{found.function}()"},
+        origin=origin,
         path=found.file,
         line=found.clauses[0].line if found.clauses else found.line,
         selector=("--kernel", str(path)),
         parsed_expression=parsed,
     )
+
+
+_MAKE_VARIABLE = re.compile(r"^(VERSION|PATCHLEVEL)\s*=\s*(\d+)\s*$", re.M)
+
+
+def tree_release(path: Path) -> tuple[int, int] | None:
+    """The release (VERSION, PATCHLEVEL) in the top Makefile of the kernel tree that
+    holds ``path``: the first directory from ``path`` upwards whose Makefile sets
+    both; None if none does."""
+    start = path if path.is_dir() else path.parent
+    for directory in (start, *start.parents):
+        makefile = directory / "Makefile"
+        try:
+            text = makefile.read_text(encoding="utf-8", errors="replace")[:4096]
+        except OSError:
+            continue
+        found = dict(m.groups() for m in _MAKE_VARIABLE.finditer(text))
+        if "VERSION" in found and "PATCHLEVEL" in found:
+            return int(found["VERSION"]), int(found["PATCHLEVEL"])
+    return None

@@ -62,8 +62,18 @@ class Rule:
     formula: F.Formula
     summary: str = ""
     origin: dict[str, str] = field(default_factory=dict)
-    #: the verdict expected per property, read from the ``[expect]`` table
+    #: the verdict expected per property, read from the ``[expect]`` table: in the
+    #: rule's own era (``origin.era``), for every MMU of it
     expected: dict[str, Verdict] = field(default_factory=dict)
+    #: per MMU, the verdicts that differ there (``[expect.tdp]``)
+    expected_by_mmu: dict[str, dict[str, Verdict]] = field(default_factory=dict)
+
+    def expected_for(self, era: str, mmu: str) -> dict[str, Verdict]:
+        """The verdicts expected in ``era`` under ``mmu``: stated for the rule's own
+        era only."""
+        if era != self.origin.get("era"):
+            return {}
+        return {**self.expected, **self.expected_by_mmu.get(mmu, {})}
     #: the file the rule is written in (a spec or a kernel file) and its line
     path: Path | None = None
     line: int = 1
@@ -256,7 +266,12 @@ def load_rule(path: Path) -> Rule:
         if not isinstance(value, str):
             raise fail(f"origin.{key}", "must be a string")
     expect: dict[str, Verdict] = {}
+    by_mmu: dict[str, dict[str, Verdict]] = {}
     for key, value in _table(data, "expect", fail, required=True).items():
+        if key in MMU_NAMES and isinstance(value, dict):
+            # [expect.tdp]: where one MMU of the rule's era differs
+            by_mmu[key] = _verdicts(value, f"expect.{key}", fail)
+            continue
         if key not in PROPERTY_BY_NAME:
             raise fail(
                 f"expect.{key}", f"unknown property (properties: {', '.join(PROPERTY_BY_NAME)})"
@@ -278,6 +293,7 @@ def load_rule(path: Path) -> Rule:
         summary=summary,
         origin=dict(origin),
         expected={p: expect[p] for p in PROPERTY_BY_NAME},
+        expected_by_mmu=by_mmu,
         path=path,
         line=line,
         selector=("--rule", name),
@@ -450,6 +466,23 @@ def load_era(path: Path) -> Era:
         verified=_string(data, "verified", fail, required=False),
         path=path,
     )
+
+
+MMU_NAMES = tuple(m.value for m in Mmu)
+
+
+def _verdicts(table: dict[str, Any], where: str, fail: Any) -> dict[str, Verdict]:
+    found: dict[str, Verdict] = {}
+    for key, value in table.items():
+        if key not in PROPERTY_BY_NAME:
+            raise fail(
+                f"{where}.{key}", f"unknown property (properties: {', '.join(PROPERTY_BY_NAME)})"
+            )
+        try:
+            found[key] = decided(value)
+        except ValueError as exc:
+            raise fail(f"{where}.{key}", str(exc)) from None
+    return found
 
 
 def paths_from(table: dict[str, Any], fail: Any) -> Paths:
