@@ -24,6 +24,7 @@ test: $(STAMP)
 # (exit 1 a regression or a violated expectation, 2 a stale lockfile)
 gate: $(STAMP)
 	$(BIN)/checker gate
+	$(BIN)/checker history
 
 # refresh specs/verdicts.lock.json after a deliberate change to a rule or the model;
 # refused if the gate fails, so a regression cannot be locked in

@@ -27,6 +27,8 @@ atomically, byte-identical for the same trace and versions.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import warnings
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from checker.engines import semantics
 from checker.engines.trace import Trace, spte_hex
 from checker.errors import InputError, quoted
 from checker.limits import MAX_DEPTH, MAX_GFNS, MAX_VCPUS
+from checker.model.declaration import model_for
 from checker.model import OPERATION_BY_NAME, PROPERTY_BY_NAME, Kind, Paths, Property, Reach, Shape
 from checker.rules.specs import paths_from, paths_table
 from checker.traces.fields import (
@@ -248,7 +251,12 @@ def read_counterexample(path: Path) -> Loaded:
         )
         if sorted(g.nodes) != list(range(depth + 1)):
             raise bad(f"nodes are not the steps 0..{depth}")
-        states = tuple(state_from_values(g.nodes[i], shape, vcpus, _bool) for i in range(depth + 1))
+        # the states are those of the era and MMU the file records
+        model = model_for(paths)
+        states = tuple(
+            dataclasses.replace(state_from_values(g.nodes[i], shape, vcpus, _bool), model=model)
+            for i in range(depth + 1)
+        )
         actions = tuple(_action(g, i, vcpus, shape) for i in range(1, depth + 1))
     except CounterexampleError:
         raise

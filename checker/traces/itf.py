@@ -33,6 +33,8 @@ export of version 1 (one SPTE) is refused with a line naming its version.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,7 @@ from checker.model import (
     Spte,
     Tlb,
 )
+from checker.model.declaration import model_for
 from checker.rules.specs import paths_from, paths_table
 from checker.traces.counterexample import Counterexample
 from checker.traces.graph import CounterexampleError, Provenance
@@ -272,7 +275,9 @@ def parse_itf(data: Any, path: Path) -> Counterexample:
         paths: Paths = paths_from(
             dict(meta["paths"]), lambda key, problem: bad(f"#meta paths '{key}': {problem}")
         )
-        states = tuple(_state(s, vcpus, shape) for s in raw)
+        # the states are those of the era and MMU the file records
+        model = model_for(paths)
+        states = tuple(dataclasses.replace(_state(s, vcpus, shape), model=model) for s in raw)
         actions = tuple(_action(s, vcpus, shape) for s in raw[1:])
         if raw[0][ACTION_TAKEN] != INIT:
             raise ValueError(f"state 0: {ACTION_TAKEN} is not {INIT!r}")
