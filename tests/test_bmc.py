@@ -25,7 +25,7 @@ def test_counterexample_does_not_depend_on_the_seed(
     )
     assert result.answer is Answer.SAT and result.depth == 5
     assert labels(result) == [
-        ("page_fault(host_writable)", 0),
+        ("page_fault(host_writable, !write_fault)", 0),
         ("guest_access", 0),
         ("aging", None),
         ("write_protect", 0),

@@ -45,13 +45,21 @@ def test_new_holds_exit_0(tmp_path: Path) -> None:
 
 
 def test_old_violates_precision_exit_1(tmp_path: Path) -> None:
+    """In its own era (v6.4-v6.12), on the shadow MMU only: the TDP MMU has no
+    prefetch refresh that keeps MW."""
     result = run("check", "--rule", "old", out=tmp_path)
     assert result.exit_code == 1
     assert "precision       VIOLATED" in result.stdout
-    assert "reproduce: checker check --rule old --vcpus 1" in result.stdout
+    assert (
+        "reproduce: checker check --rule old --vcpus 1 --era v6.4-v6.12 --mmu shadow"
+        in result.stdout
+    )
+    assert result.stdout.splitlines()[-1] == (
+        "1 rule: old [v6.4-v6.12/tdp] holds; old [v6.4-v6.12/shadow] violates (as expected)"
+    )
     assert sorted(p.name for p in (tmp_path / "old").iterdir()) == [
-        "precision-1vcpus.graphml",
-        "precision-1vcpus.json",
+        "precision-1vcpus-v6.4-v6.12-shadow.graphml",
+        "precision-1vcpus-v6.4-v6.12-shadow.json",
     ]
 
 
@@ -65,8 +73,19 @@ def only_rule(result: Result) -> dict[str, Any]:
     return report
 
 
+def reports_by_label(result: Result) -> dict[str, dict[str, Any]]:
+    """The reports of a ``check --json`` run, one per rule and era/MMU, by label."""
+    document = json.loads(result.stdout)
+    jsonschema.Draft202012Validator(schemas.load("check")).validate(document)
+    return {f"{r['rule']} [{r['era']}]": r for r in document["rules"]}
+
+
 def test_json_stdout_is_pure_and_progress_goes_to_stderr(tmp_path: Path) -> None:
-    result = run("check", "--rule", "legacy", "--json", "--progress", out=tmp_path)
+    # legacy out of its own era (v3.x, where it holds everything): v6.4 .. v6.12
+    result = run(
+        "check", "--rule", "legacy", "--era", "v6.4-v6.12", "--mmu", "shadow", "--json",
+        "--progress", out=tmp_path,
+    )  # fmt: skip
     assert result.exit_code == 1
     document = only_rule(result)
     verdicts = {p["property"]: p["verdict"] for p in document["properties"]}
@@ -76,13 +95,23 @@ def test_json_stdout_is_pure_and_progress_goes_to_stderr(tmp_path: Path) -> None
         "dirty_log": "holds",
         "encoding": "holds",
         "precision": "violated",
+        "assertion": "holds",
     }
     assert document["exit_code"] == 1 and document["vcpus"] == 2
+    assert document["era"] == "v6.4-v6.12/shadow"
     tracking = next(p for p in document["properties"] if p["property"] == "write_tracking")
     assert tracking["depth"] == 5 and tracking["replayed"]
     assert [s["operation"] for s in tracking["steps"]][-2:] == ["write_protect", "guest_write"]
     assert "legacy: write_tracking ..." in result.stderr.splitlines()
-    assert json.loads(result.stdout)["summary"]["text"] == "1 rule: legacy violates (as expected)"
+    assert json.loads(result.stdout)["summary"]["text"] == (
+        "1 rule: legacy [v6.4-v6.12/shadow] violates stale_w, write_tracking, precision"
+    )
+    # in its own era legacy holds everything, as its spec expects
+    own = run("check", "--rule", "legacy", "--json", out=tmp_path)
+    assert own.exit_code == 0
+    report = only_rule(own)
+    assert report["era"] == "v3.x/shadow"
+    assert {p["verdict"] for p in report["properties"]} == {"holds"}
 
 
 def test_json_is_deterministic(tmp_path: Path) -> None:
@@ -102,17 +131,26 @@ def test_expr_checks_an_adhoc_rule(tmp_path: Path) -> None:
         out=tmp_path,
     )
     assert result.exit_code == 0
-    assert only_rule(result)["rule"] == "expr"
+    # no era of its own: v6.13, each MMU of it
+    assert set(reports_by_label(result)) == {"expr [v6.13/shadow]", "expr [v6.13/tdp]"}
 
 
 def test_all_checks_every_rule(tmp_path: Path) -> None:
     result = run("check", "--all", "--json", out=tmp_path)
     assert result.exit_code == 1
-    assert [r["rule"] for r in json.loads(result.stdout)["rules"]] == ["legacy", "new", "old"]
+    # each in its own era, on each MMU of it
+    assert list(reports_by_label(result)) == [
+        "legacy [v3.x/shadow]",
+        "new [v6.13/shadow]",
+        "new [v6.13/tdp]",
+        "old [v6.4-v6.12/shadow]",
+        "old [v6.4-v6.12/tdp]",
+    ]
 
 
 def test_exhausted_budget_is_inconclusive_exit_3(tmp_path: Path) -> None:
-    result = run("check", "--rule", "new", "--rlimit", "1000", out=tmp_path)
+    # 1000 units decide 'assertion' (an induction); 100 decide nothing
+    result = run("check", "--rule", "new", "--rlimit", "100", out=tmp_path)
     assert result.exit_code == 3
     assert "INCONCLUSIVE" in result.stdout and "holds " not in result.stdout
 
@@ -210,7 +248,9 @@ def test_rules_lists_the_shipped_rules() -> None:
     eras = lines.index("eras (--era):")
     first = lines.index("rules:") + 1
     assert [line.split()[0] for line in lines[first:eras]] == ["legacy", "new", "old"]
-    assert "default" in [line.split()[0] for line in lines[eras + 1 :]]
+    listed = [line.split()[0] for line in lines[eras + 1 :] if line.strip()]
+    assert {"v3.x", "v4.10-v5.6", "v6.0-v6.3", "v6.4-v6.12", "v6.13"} <= set(listed)
+    assert "default" not in listed
 
 
 def test_python_dash_m_and_lazy_imports() -> None:
@@ -234,27 +274,39 @@ def test_python_dash_m_and_lazy_imports() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_profiles_and_path_overrides(tmp_path: Path) -> None:
-    result = run("check", "--rule", "new", "--era", "v4.10-v5.19", "--json", out=tmp_path)
+def test_eras_and_path_overrides(tmp_path: Path) -> None:
+    # the shadow MMU before b64d740ea7dd (v6.0): enabling logging flushed iff the rule
+    # asked on some SPTE it write-protected
+    result = run("check", "--rule", "new", "--era", "v4.10-v5.6", "--json", out=tmp_path)
     assert result.exit_code == 1
-    document = only_rule(result)
-    assert document["era"] == "v4.10-v5.19"
-    assert document["paths"]["enable_flush"] == "writable"
+    document = only_rule(result)  # the era has the shadow MMU only
+    assert document["era"] == "v4.10-v5.6/shadow"
+    assert document["paths"]["enable_flush"] == "rule"
     lost = next(p for p in document["properties"] if p["property"] == "dirty_log")
-    assert "expected" not in lost  # expectations are stated for the default paths
-    assert lost["command"] == "checker check --rule new --vcpus 1 --era v4.10-v5.19"
-    assert lost["files"][0].endswith("dirty_log-1vcpus-v4.10-v5.19.json")
+    assert lost["verdict"] == "violated"
+    assert "expected" not in lost  # expectations are stated for the rule's own era
+    assert lost["command"] == ("checker check --rule new --vcpus 1 --era v4.10-v5.6 --mmu shadow")
+    assert lost["files"][0].endswith("dirty_log-1vcpus-v4.10-v5.6-shadow.json")
     overridden = run("check", "--rule", "new", "--harvest-flush", "changed", "--json", out=tmp_path)
     assert overridden.exit_code == 1
-    assert only_rule(overridden)["era"] == "default+harvest_flush=changed"
+    assert set(reports_by_label(overridden)) == {
+        "new [v6.13/shadow+harvest_flush=changed]",
+        "new [v6.13/tdp+harvest_flush=changed]",
+    }
+    one = run(
+        "check", "--rule", "new", "--mmu", "tdp", "--harvest-flush", "changed", "--json",
+        out=tmp_path,
+    )  # fmt: skip
+    assert only_rule(one)["era"] == "v6.13/tdp+harvest_flush=changed"
 
 
 def test_unknown_profile_is_exit_2(tmp_path: Path) -> None:
     result = run("check", "--rule", "new", "--era", "v9", out=tmp_path)
     assert result.exit_code == 2
-    assert "unknown era 'v9' (known: default, v3.x, v4.10-v5.19, v6.13)" in one_line_error(
-        result
-    )
+    assert (
+        "unknown era 'v9' (known: v3.x, v3.15-v4.3, v4.4-v4.9, v4.10-v5.6, v5.7-v5.9, "
+        "v5.10-v5.14, v5.15-v5.16, v5.17-v5.19, v6.0-v6.3, v6.4-v6.12, v6.13)"
+    ) in one_line_error(result)
     result = run("check", "--rule", "new", "--harvest-flush", "sometimes", out=tmp_path)
     assert result.exit_code == 2 and "Invalid value for '--harvest-flush'" in one_line_error(result)
 
@@ -266,9 +318,11 @@ KERNELS = Path(__file__).parent / "fixtures" / "kernels"
 
 @pytest.mark.parametrize("name", ["old", "new", "legacy"])
 def test_expr_gives_the_same_verdicts_as_the_name(tmp_path: Path, name: str) -> None:
-    by_name = only_rule(run("check", "--rule", name, "--json", out=tmp_path))
+    # the same era and MMU for both: an expression has no era of its own
+    where = ("--era", "v6.4-v6.12", "--mmu", "shadow", "--json")
+    by_name = only_rule(run("check", "--rule", name, *where, out=tmp_path))
     text = by_name["expression"]
-    by_expr = only_rule(run("check", "--expr", text, "--json", out=tmp_path))
+    by_expr = only_rule(run("check", "--expr", text, *where, out=tmp_path))
     verdicts = [(p["property"], p["verdict"], p.get("depth")) for p in by_name["properties"]]
     assert verdicts == [
         (p["property"], p["verdict"], p.get("depth")) for p in by_expr["properties"]
@@ -294,12 +348,17 @@ def test_extract_prints_the_rule_with_file_and_line() -> None:
 
 def test_check_kernel_checks_the_tree_s_rule(tmp_path: Path) -> None:
     result = run("check", "--kernel", str(KERNELS / "v3.x"), "--json", out=tmp_path)
-    document = only_rule(result)
+    # the fixture has no top Makefile to name its release: today's era, v6.13
+    reports = reports_by_label(result)
+    assert set(reports) == {"kernel [v6.13/shadow]", "kernel [v6.13/tdp]"}
+    document = reports["kernel [v6.13/shadow]"]
     assert document["rule"] == "kernel"
     assert document["expression"] == "is_writable_pte(old_spte) && !is_writable_pte(new_spte)"
     tracking = next(p for p in document["properties"] if p["property"] == "write_tracking")
     assert tracking["verdict"] == "violated"
-    assert tracking["command"] == f"checker check --kernel {KERNELS / 'v3.x'} --vcpus 1"
+    assert tracking["command"] == (
+        f"checker check --kernel {KERNELS / 'v3.x'} --vcpus 1 --era v6.13 --mmu shadow"
+    )
 
 
 def test_bad_kernel_paths_are_exit_2(tmp_path: Path) -> None:
@@ -314,25 +373,34 @@ def test_bad_kernel_paths_are_exit_2(tmp_path: Path) -> None:
 
 
 def test_diff_old_new(tmp_path: Path) -> None:
-    result = run("diff", "old", "new", "--specs", str(SPECS))
+    # old's own era, where the prefetch refresh acts on its answer
+    where = ("--era", "v6.4-v6.12", "--specs", str(SPECS))
+    result = run("diff", "old", "new", *where)
     assert result.exit_code == 1
-    assert "unnecessary       9      0" in result.stdout
+    assert "paths: v6.4-v6.12/shadow" in result.stdout
+    assert "unnecessary       2      0" in result.stdout
     assert "update classes decided differently" in result.stdout
     # what each unnecessary flush's update did, not one fixed phrase for all
-    assert "old: flush: UNNECESSARY (MW kept, A cleared)" in result.stdout
-    assert "old: flush: UNNECESSARY (W cleared, MW kept)" in result.stdout
+    assert "old: flush: UNNECESSARY (MW kept, AT set)" in result.stdout
+    assert "old: flush: UNNECESSARY (W cleared, MW kept, AT set)" in result.stdout
     assert "MMU-writable stays set" not in result.stdout
     assert result.stdout.splitlines()[-1] == (
-        "old and new decide differently on 13 update classes "
-        "(old: 9 unnecessary flushes, 0 missed flushes; "
+        "old and new decide differently on 5 update classes "
+        "(old: 2 unnecessary flushes, 0 missed flushes; "
         "new: 0 unnecessary flushes, 0 missed flushes)"
     )
-    document = json.loads(run("diff", "old", "new", "--json", "--specs", str(SPECS)).stdout)
+    # v6.13 (the default): no prefetch refresh, so no caller acts on a difference
+    today = run("diff", "old", "new", "--specs", str(SPECS))
+    assert today.exit_code == 1 and "paths: v6.13/shadow" in today.stdout
+    assert "(old: 0 unnecessary flushes, 0 missed flushes;" in today.stdout
+    document = json.loads(run("diff", "old", "new", "--json", *where).stdout)
+    assert document["era"] == "v6.4-v6.12/shadow"
     assert document["a"]["unnecessary"] > 0 and document["b"]["unnecessary"] == 0
     first = document["differences"][0]
     assert first["a"].startswith("flush") and first["b"].startswith("no flush")
     assert first["witness"]["steps"][-1]["operation"] in (
         "prefetch",
+        "aging",
         "harvest",
         "enable_dirty_logging",
     )
@@ -467,6 +535,7 @@ def test_bare_checker_prints_a_short_usage_exit_2() -> None:
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "usage: checker [--debug] COMMAND [ARGS]...",
-        "commands: check, diff, export, export-model, extract, gate, graph, list, rules, show",
+        "commands: check, diff, export, export-model, extract, gate, graph, history, list, "
+        "rules, show",
         "checker: error: no command given; see 'checker --help' or 'checker COMMAND --help'",
     ]

@@ -15,7 +15,14 @@ from checker.traces import load
 
 from .conftest import COUNTEREXAMPLES, ROOT
 
-STALE_W = COUNTEREXAMPLES / "legacy" / "stale_w-1vcpus.json"
+#: legacy's stale writable TLB entry once the dirty-log flush left mmu_lock
+#: (198c74f43f0f, v3.15): a committed counterexample of the history suite
+STALE_W = (
+    COUNTEREXAMPLES
+    / "history"
+    / "198c74f43f0f-legacy-stale-w"
+    / "after-stale_w-1vcpus-v3.15-v4.3-shadow.json"
+)
 
 
 def export(*args: str) -> Result:

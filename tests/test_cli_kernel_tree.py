@@ -45,7 +45,8 @@ def test_check_and_gate_write_nothing_into_a_kernel_tree(
     out = tmp_path / "traces"
     assert run("check", "--kernel", ".", "--out", str(out)).exit_code == 1
     assert files_under(tree) == before
-    assert any(out.rglob("stale_w-1vcpus.json"))
+    # the fixture has no Makefile: v6.13, whose shadow MMU shows the lost flush
+    assert any(out.rglob("stale_w-1vcpus-v6.13-shadow.json"))
 
 
 def test_kernel_findings_read_like_compiler_diagnostics(
@@ -63,7 +64,7 @@ def test_kernel_findings_read_like_compiler_diagnostics(
     assert [line.split(": ")[:3] for line in found] == [
         ["arch/x86/kvm/mmu.c:43", "error", "stale_w violated"],
         ["arch/x86/kvm/mmu.c:43", "error", "write_tracking violated"],
-        ["arch/x86/kvm/mmu.c:43", "warning", "precision violated"],
+        ["arch/x86/kvm/mmu.c:43", "error", "assertion violated"],
     ]
     # one per line, before the traces they are about
     traces = [i for i, line in enumerate(lines) if "shortest trace" in line]
@@ -91,22 +92,27 @@ def test_kernel_findings_read_like_compiler_diagnostics(
 
 
 def test_gate_kernel_takes_the_tree_s_era(tmp_path: Path) -> None:
-    """A v6.13 tree keeping the old rule: precision fails on the default paths only
-    because of the prefetch refresh v6.13 removed; --era v6.13 says so."""
+    """A tree keeping the old rule, its Makefile saying v6.12: gated in v6.4-v6.12, where
+    the rule is imprecise (the prefetch refresh v6.13 removed); --era v6.13 overrides
+    the Makefile, and there v6.13's callers assert the rule's answer."""
     tree = tmp_path / "linux"
     shutil.copytree(KERNELS / "v6.13", tree)
     spte = tree / "arch/x86/kvm/mmu/spte.h"
     text = spte.read_text()
     spte.write_text(text.replace("!is_mmu_writable_spte(new_spte)", "!is_writable_pte(new_spte)"))
+    (tree / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 0\n")
 
-    default = run("gate", "--kernel", str(tree))
-    assert default.exit_code == 1 and "precision VIOLATES EXPECTATION" in default.stdout
+    own = run("gate", "--kernel", str(tree))
+    assert own.exit_code == 1 and "precision VIOLATES EXPECTATION" in own.stdout
+    assert "paths v6.4-v6.12/shadow," in own.stdout
     era = run("gate", "--kernel", str(tree), "--era", "v6.13")
-    assert era.exit_code == 0, era.output
-    assert "paths v6.13" in era.stdout
+    assert era.exit_code == 1, era.output
+    assert "paths v6.13/shadow," in era.stdout
+    assert "precision VIOLATES" not in era.stdout
+    assert "assertion VIOLATES EXPECTATION" in era.stdout
     # an override is taken too, and shown
     changed = run("gate", "--kernel", str(tree), "--era", "v6.13", "--harvest-flush", "never")
-    assert "paths v6.13+harvest_flush=never" in changed.stdout
+    assert "paths v6.13/shadow+harvest_flush=never" in changed.stdout
 
 
 def test_gate_messages_name_no_lockfile_and_no_expect_table_for_a_kernel() -> None:
@@ -117,7 +123,7 @@ def test_gate_messages_name_no_lockfile_and_no_expect_table_for_a_kernel() -> No
 
 
 def test_profile_goes_with_kernel_in_the_gate() -> None:
-    result = run("gate", "--era", "v6.13", "--specs", str(SPECS))
+    result = run("gate", "--era", "v6.4-v6.12", "--specs", str(SPECS))
     assert result.exit_code == 2
     assert "--era goes with --kernel" in result.stderr
 
@@ -136,10 +142,11 @@ def test_ad_hoc_traces_are_named_by_their_formula(tmp_path: Path) -> None:
         assert result.exit_code == 1
         folder = trace_directory_name(adhoc_rule(text))
         assert folder.startswith("expr-") and len(folder) == len("expr-") + 8
-        trace = tmp_path / folder / "precision-1vcpus.json"
+        # both violate assertion in v6.13's shadow MMU (no --era: the newest)
+        trace = tmp_path / folder / "assertion-1vcpus-v6.13-shadow.json"
         assert f"written to {trace}" in result.stdout  # the name is printed
         written[text] = trace
-    # both precision traces are kept, each with its own rule
+    # both assertion traces are kept, each with its own rule
     for text, trace in written.items():
         assert f'"expression": "{text}"' in trace.read_text()
 

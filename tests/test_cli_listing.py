@@ -30,15 +30,28 @@ def test_lists_the_committed_counterexamples_by_default(monkeypatch: pytest.Monk
         "checker",
         "z3",
     ]
+    # sorted by path: the history suite's files come first
     assert lines[1].split()[:6] == [
-        "counterexamples/legacy/precision-1vcpus.graphml",
-        "legacy",
-        "precision",
-        "default",
+        "counterexamples/history/081976992f43-assertion/before-assertion-1vcpus-v6.13-shadow.graphml",
+        "old",
+        "assertion",
+        "v6.13/shadow",
         "1",
         "2",
     ]
-    assert len(lines) == 9
+    assert lines[-1].split()[:6] == [
+        "counterexamples/old/precision-1vcpus-v6.4-v6.12-shadow.json",
+        "old",
+        "precision",
+        "v6.4-v6.12/shadow",
+        "1",
+        "2",
+    ]
+    committed = [
+        *(ROOT / "counterexamples").rglob("*.json"),
+        *(ROOT / "counterexamples").rglob("*.graphml"),
+    ]
+    assert len(lines) == 1 + len(committed) == 21
 
 
 def test_an_unreadable_file_is_a_line_not_an_error(tmp_path: Path) -> None:
@@ -65,7 +78,7 @@ def test_a_missing_folder_is_one_line_exit_2(tmp_path: Path) -> None:
 
 # --- hostile folders: nothing left out, nothing obeyed ---------------------------------------
 
-COMMITTED = ROOT / "counterexamples" / "old" / "precision-1vcpus.json"
+COMMITTED = ROOT / "counterexamples" / "old" / "precision-1vcpus-v6.4-v6.12-shadow.json"
 
 
 def rows(directory: Path) -> dict[str, str]:

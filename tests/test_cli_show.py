@@ -32,6 +32,13 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "diff-color": ("--diff", "--color"),
 }
 
+#: a committed stale-W counterexample of the legacy rule (in v3.15 .. v4.3)
+STALE_W = (
+    "counterexamples/history/198c74f43f0f-legacy-stale-w/after-stale_w-1vcpus-v3.15-v4.3-shadow"
+)
+#: the committed precision counterexample of the old rule (v6.4 .. v6.12, shadow MMU)
+PRECISION = COUNTEREXAMPLES / "old" / "precision-1vcpus-v6.4-v6.12-shadow.json"
+
 COMMITTED = sorted(
     p.relative_to(ROOT)
     for p in [*COUNTEREXAMPLES.rglob("*.json"), *COUNTEREXAMPLES.rglob("*.graphml")]
@@ -85,14 +92,14 @@ def test_show_matches_its_golden_file(
 
 def test_json_and_graphml_show_the_same_trace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    json_lines = show("counterexamples/legacy/stale_w-1vcpus.json").stdout.splitlines()
-    graphml_lines = show("counterexamples/legacy/stale_w-1vcpus.graphml").stdout.splitlines()
+    json_lines = show(f"{STALE_W}.json").stdout.splitlines()
+    graphml_lines = show(f"{STALE_W}.graphml").stdout.splitlines()
     differ = [i for i, (a, b) in enumerate(zip(json_lines, graphml_lines, strict=True)) if a != b]
     assert differ == [2]  # only the line naming the file
 
 
 def test_colour_follows_no_color_and_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    path = str(COUNTEREXAMPLES / "old" / "precision-1vcpus.json")
+    path = str(PRECISION)
     assert "\x1b[" not in show(path).stdout  # not a terminal: no colour by default
     monkeypatch.setenv("NO_COLOR", "1")
     assert "\x1b[" in show(path, "--color").stdout  # an explicit --color wins
@@ -119,7 +126,7 @@ def test_a_corrupt_file_is_one_line_exit_2(tmp_path: Path, content: str, message
 
 
 def test_a_file_that_does_not_replay_is_exit_2(tmp_path: Path) -> None:
-    data = json.loads((COUNTEREXAMPLES / "legacy" / "stale_w-1vcpus.json").read_text())
+    data = json.loads((ROOT / f"{STALE_W}.json").read_text())
     data["graph"]["expression"] = (
         "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)"
     )
@@ -140,10 +147,23 @@ def test_a_missing_file_is_exit_2(tmp_path: Path) -> None:
 
 def test_check_prints_its_violations_with_the_same_view(tmp_path: Path) -> None:
     checked = CliRunner().invoke(
-        cli, ["check", "--rule", "old", "--specs", str(SPECS), "--out", str(tmp_path)]
+        cli,
+        [
+            "check",
+            "--rule",
+            "old",
+            "--mmu",
+            "shadow",
+            "--specs",
+            str(SPECS),
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert checked.exit_code == 1
-    shown = show(str(tmp_path / "old" / "precision-1vcpus.json")).stdout.splitlines()
+    shown = show(
+        str(tmp_path / "old" / "precision-1vcpus-v6.4-v6.12-shadow.json")
+    ).stdout.splitlines()
     table_start = shown.index("")
     table = shown[table_start + 1 : shown.index("", table_start + 1)]
     for line in table:
@@ -152,7 +172,7 @@ def test_check_prints_its_violations_with_the_same_view(tmp_path: Path) -> None:
     assert checked.stdout.splitlines()[-3:] == [
         f"  {shown[-1]}",
         "",
-        "1 rule: old violates (as expected)",
+        "1 rule: old [v6.4-v6.12/shadow] violates (as expected)",
     ]
 
 
@@ -160,7 +180,7 @@ def test_check_prints_its_violations_with_the_same_view(tmp_path: Path) -> None:
 def test_terminal_escapes_in_metadata_never_reach_the_terminal(key: str, tmp_path: Path) -> None:
     """An OSC sequence (here: set the window title) in a trace's metadata used to be
     printed as is; such a file is refused, and the message shows the escape."""
-    data = json.loads((COUNTEREXAMPLES / "old" / "precision-1vcpus.json").read_text())
+    data = json.loads(PRECISION.read_text())
     data["graph"][key] = "x\x1b]0;owned\x07\x9b2J"
     path = tmp_path / "osc.json"
     path.write_text(json.dumps(data))

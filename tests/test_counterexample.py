@@ -16,25 +16,39 @@ from checker.traces import graph, load
 
 from .conftest import COUNTEREXAMPLES
 
+#: a committed write-tracking counterexample of the legacy rule (in v3.15 .. v4.3,
+#: before 198c74f43f0f's harvest flush)
+WRITE_TRACKING = (
+    COUNTEREXAMPLES
+    / "history"
+    / "198c74f43f0f-legacy-write-tracking"
+    / "after-write_tracking-1vcpus-v3.15-v4.3-shadow.json"
+)
+
 
 @pytest.mark.parametrize("suffix", [".json", ".graphml"])
 def test_a_committed_file_loads_replayed_with_its_provenance(suffix: str) -> None:
-    path = COUNTEREXAMPLES / "legacy" / f"write_tracking-1vcpus{suffix}"
+    path = WRITE_TRACKING.with_suffix(suffix)
     cx = load.load(path)
     assert cx.trace.depth == 5 and cx.trace.prop.name == "write_tracking"
     assert cx.trace.rule_name == "legacy" and cx.source == str(path)
-    assert cx.provenance.command == "checker check --rule legacy --vcpus 1"
+    assert cx.provenance.command == (
+        "checker check --rule legacy --vcpus 1 --era v3.15-v4.3 --mmu shadow"
+    )
+    assert cx.provenance.era == "v3.15-v4.3/shadow"
     assert cx.provenance.expression.startswith("is_writable_pte(old_spte)")
     assert cx.provenance.checker_version and cx.provenance.z3_version
 
 
 def test_its_graph_is_the_file_it_was_read_from() -> None:
-    path = COUNTEREXAMPLES / "old" / "precision-1vcpus.json"
+    path = COUNTEREXAMPLES / "old" / "precision-1vcpus-v6.4-v6.12-shadow.json"
     assert graph.node_link_json(load.load(path).graph()) == path.read_text()
 
 
 def test_a_file_whose_trace_does_not_replay_is_an_input_error(tmp_path: Path) -> None:
-    data = json.loads((COUNTEREXAMPLES / "old" / "precision-1vcpus.json").read_text())
+    data = json.loads(
+        (COUNTEREXAMPLES / "old" / "precision-1vcpus-v6.4-v6.12-shadow.json").read_text()
+    )
     data["nodes"][2]["writable"] = True  # a state the step function does not reach
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(data))
@@ -43,7 +57,9 @@ def test_a_file_whose_trace_does_not_replay_is_an_input_error(tmp_path: Path) ->
 
 
 def test_a_file_whose_expression_does_not_parse_is_an_input_error(tmp_path: Path) -> None:
-    data = json.loads((COUNTEREXAMPLES / "old" / "precision-1vcpus.json").read_text())
+    data = json.loads(
+        (COUNTEREXAMPLES / "old" / "precision-1vcpus-v6.4-v6.12-shadow.json").read_text()
+    )
     data["graph"]["expression"] = "is_writable_pte(old_spte) &&"
     path = tmp_path / "edited.json"
     path.write_text(json.dumps(data))
@@ -52,7 +68,9 @@ def test_a_file_whose_expression_does_not_parse_is_an_input_error(tmp_path: Path
 
 
 def test_a_rule_expression_nested_too_deeply_is_an_input_error(tmp_path: Path) -> None:
-    data = json.loads((COUNTEREXAMPLES / "old" / "precision-1vcpus.json").read_text())
+    data = json.loads(
+        (COUNTEREXAMPLES / "old" / "precision-1vcpus-v6.4-v6.12-shadow.json").read_text()
+    )
     data["graph"]["expression"] = "(" * 5000 + "is_writable_pte(old_spte)" + ")" * 5000
     path = tmp_path / "deep.json"
     path.write_text(json.dumps(data))

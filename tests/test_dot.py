@@ -12,6 +12,15 @@ from checker.traces import dot, load
 from .conftest import COUNTEREXAMPLES
 from .traces import classic
 
+#: a committed write-tracking counterexample of the legacy rule (in v3.15 .. v4.3,
+#: before 198c74f43f0f's harvest flush)
+WRITE_TRACKING = (
+    COUNTEREXAMPLES
+    / "history"
+    / "198c74f43f0f-legacy-write-tracking"
+    / "after-write_tracking-1vcpus-v3.15-v4.3-shadow.json"
+)
+
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -101,6 +110,6 @@ def test_inline_svg_has_no_namespace_url() -> None:
 
 @pytest.mark.parametrize("render", [dot.dot_text, dot.svg_text])
 def test_same_trace_same_bytes(render: object) -> None:
-    path = COUNTEREXAMPLES / "legacy" / "write_tracking-1vcpus.json"
+    path = WRITE_TRACKING
     assert callable(render)
     assert render(load.load(path)) == render(load.load(path))

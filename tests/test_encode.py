@@ -17,12 +17,10 @@ from checker.engines.smt import Answer, Budget, check, new_solver
 from checker.model import (
     OPERATIONS,
     SPTE_FIELDS,
-    AgingWithoutAd,
-    EnableFlush,
-    HarvestFlush,
     Paths,
     System,
 )
+from checker.model.paths import CHOICES
 from checker.rules import formula as F
 from checker.rules.specs import adhoc_rule
 
@@ -60,12 +58,14 @@ formulas = st.recursive(
     max_leaves=6,
 )
 
+#: any Paths: every choice (checker.model.paths.CHOICES) drawn independently, the MMU
+#: among them
 paths_strategy = st.builds(
     Paths,
-    harvest_flush=st.sampled_from(list(HarvestFlush)),
-    enable_flush=st.sampled_from(list(EnableFlush)),
-    aging_without_ad=st.sampled_from(list(AgingWithoutAd)),
-    prefetch_refresh=st.booleans(),
+    **{
+        name: st.booleans() if kind is bool else st.sampled_from(list(kind))  # type: ignore[call-overload]
+        for name, kind in CHOICES.items()
+    },
 )
 
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from checker.cli.common import resolve_paths
 from checker.engines.check import Options
 from checker.engines.smt import Budget
 from checker.model import PROPERTY_BY_NAME
@@ -18,7 +19,15 @@ from .conftest import SPECS
 from .scenarios import LEGACY, NEW, new_regressed
 from .scenarios import with_rules as rules_with
 
-SETTINGS = GateSettings()
+
+def settings_for(era: str) -> GateSettings:
+    """The gate's settings for ``era``'s shadow MMU, as 'checker gate --era ERA' has them."""
+    (choice,) = resolve_paths(SPECS, era, "shadow", None, None)
+    return GateSettings(options=Options(paths=choice.paths), era=choice.label)
+
+
+#: the lock's paths: the newest era (v6.13), shadow MMU, as 'checker gate' checks
+SETTINGS = settings_for("v6.13")
 H, V, I = Verdict.HOLDS, Verdict.VIOLATED, Verdict.INCONCLUSIVE
 
 
@@ -82,7 +91,9 @@ def test_a_safety_regression_fails_exit_1_and_wins_over_staleness(
     assert report.exit_code == 1
     assert status(report, "new", "stale_w") is Status.REGRESSED
     assert status(report, "new", "write_tracking") is Status.REGRESSED
-    assert status(report, "new", "precision") is Status.VIOLATES_EXPECTATION
+    # v6.13's callers assert the rule's answer: the legacy condition's flush requests
+    # are seen there
+    assert status(report, "new", "assertion") is Status.REGRESSED
     assert "rule new: expression changed" in report.stale
     assert "rule new: formula MW(old) && !MW(new) -> W(old) && !W(new)" in report.stale
     assert report.summary().startswith("gate: FAIL (exit 1): REGRESSED new: stale_w")
@@ -93,13 +104,19 @@ def test_a_safety_regression_fails_exit_1_and_wins_over_staleness(
 def test_an_improvement_is_not_a_failure_but_makes_the_lock_stale(
     checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
 ) -> None:
+    # legacy's spec, stated for the gate's era, still expects its old bug
     legacy = dataclasses.replace(
-        shipped_rules["legacy"], expression=NEW, formula=shipped_rules["new"].formula
+        shipped_rules["legacy"],
+        expression=NEW,
+        formula=shipped_rules["new"].formula,
+        origin={**shipped_rules["legacy"].origin, "era": "v6.13"},
+        expected={"stale_w": Verdict.VIOLATED},
+        expected_by_mmu={},
     )
     report = gate(rules_with(shipped_rules, legacy=legacy), lock, SETTINGS)
     assert report.exit_code == 2
     assert report.failures == []
-    # legacy's spec still expects its old bugs: a warning, not a failure
+    # ... a warning, not a failure
     assert status(report, "legacy", "stale_w") is Status.UNEXPECTEDLY_HOLDS
     assert "rule legacy: stale_w: verdict violated -> holds" in report.stale
     assert report.refusal() is None  # refreshing the lock may record the improvement
@@ -108,21 +125,27 @@ def test_an_improvement_is_not_a_failure_but_makes_the_lock_stale(
 def test_a_precision_regression_is_reported_and_fails_only_if_expected_to_hold(
     checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
 ) -> None:
+    # old's condition violates precision in the shadow MMU of its own era (v6.4-v6.12),
+    # where new's holds: gate there against a lock of that era
+    settings = settings_for("v6.4-v6.12")
+    lock = gate(list(shipped_rules.values()), None, settings).updated_lock(lock.versions)
     old_condition = shipped_rules["old"]
     expected = {**shipped_rules["new"].expected, "precision": Verdict.VIOLATED}
     new = dataclasses.replace(
         shipped_rules["new"],
         expression=old_condition.expression,
         formula=old_condition.formula,
+        origin={**shipped_rules["new"].origin, "era": "v6.4-v6.12"},
         expected=expected,
+        expected_by_mmu={},
     )
-    report = gate(rules_with(shipped_rules, new=new), lock, SETTINGS)
+    report = gate(rules_with(shipped_rules, new=new), lock, settings)
     assert report.exit_code == 2 and report.failures == []
     row = next(p for p in report.outcomes if p.rule.name == "new" and p.prop.name == "precision")
     assert row.status is Status.CHANGED
     assert "verdict holds -> violated" in row.detail and "precision regression" in row.detail
     strict = dataclasses.replace(new, expected=shipped_rules["new"].expected)
-    report = gate(rules_with(shipped_rules, new=strict), lock, SETTINGS)
+    report = gate(rules_with(shipped_rules, new=strict), lock, settings)
     assert report.exit_code == 1
     assert status(report, "new", "precision") is Status.VIOLATES_EXPECTATION
 
@@ -131,7 +154,9 @@ def test_a_new_rule_violating_its_expectation_fails(
     checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
 ) -> None:
     eager = dataclasses.replace(
-        adhoc_rule(LEGACY, name="eager"), expected=dict(shipped_rules["new"].expected)
+        adhoc_rule(LEGACY, name="eager"),
+        origin={"era": "v6.13"},  # its [expect] is stated for the gate's era
+        expected=dict(shipped_rules["new"].expected),
     )
     report = gate([*shipped_rules.values(), eager], lock, SETTINGS)
     assert report.exit_code == 1
@@ -155,8 +180,8 @@ def test_added_and_removed_rules_make_the_lock_stale(
 def test_inconclusive_fails_unless_allowed_and_is_never_compared_or_locked(
     checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
 ) -> None:
-    tiny = Options(budget=Budget(rlimit=1000))
-    report = gate(list(shipped_rules.values()), lock, GateSettings(options=tiny))
+    tiny = dataclasses.replace(SETTINGS.options, budget=Budget(rlimit=100))
+    report = gate(list(shipped_rules.values()), lock, dataclasses.replace(SETTINGS, options=tiny))
     assert report.exit_code == 1
     assert {p.status for p in report.outcomes} == {Status.INCONCLUSIVE}
     assert report.stale == ()
@@ -165,10 +190,10 @@ def test_inconclusive_fails_unless_allowed_and_is_never_compared_or_locked(
     allowed = gate(
         list(shipped_rules.values()),
         lock,
-        GateSettings(options=tiny, allow_inconclusive=True),
+        dataclasses.replace(SETTINGS, options=tiny, allow_inconclusive=True),
     )
     assert allowed.exit_code == 0
-    assert len(allowed.warnings) == 15 and allowed.failures == []
+    assert len(allowed.warnings) == 3 * len(PROPERTY_BY_NAME) and allowed.failures == []
     assert "inconclusive verdicts cannot be locked" in (allowed.refusal() or "")
 
 
@@ -212,8 +237,8 @@ def test_changed_evidence_makes_the_lock_stale(
         properties={
             **legacy.properties,
             "stale_w": dataclasses.replace(stale_w, counterexample_length=3),
-            "precision": dataclasses.replace(
-                legacy.properties["precision"], counterexample_sha256="0" * 64
+            "assertion": dataclasses.replace(
+                legacy.properties["assertion"], counterexample_sha256="0" * 64
             ),
             "encoding": dataclasses.replace(
                 legacy.properties["encoding"], invariant_sha256="0" * 64
@@ -229,7 +254,7 @@ def test_changed_evidence_makes_the_lock_stale(
     assert report.stale == (
         "rule legacy: stale_w: counterexample 3 -> 4 steps",
         "rule legacy: encoding: invariant changed",
-        "rule legacy: precision: counterexample changed (same length, 2)",
+        "rule legacy: assertion: counterexample changed (same length, 2)",
     )
     assert status(report, "legacy", "stale_w") is Status.CHANGED
 

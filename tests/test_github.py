@@ -2,8 +2,31 @@
 
 from __future__ import annotations
 
+import pytest
+
 from checker.report import github
-from checker.report.gate import GateReport
+from checker.report import lock as lockfile
+from checker.report.gate import GateReport, gate
+from checker.rules.specs import Rule
+
+from .conftest import ROOT, SPECS
+from .scenarios import new_regressed
+from .test_gate import SETTINGS
+
+
+@pytest.fixture
+def regressed_report(
+    checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
+) -> GateReport:
+    """conftest's gate over ``scenarios.new_regressed``, on the lock's own paths
+    (v6.13, shadow MMU: ``test_gate.SETTINGS``) rather than ``GateSettings()``."""
+    return gate(
+        new_regressed(shipped_rules),
+        lock,
+        SETTINGS,
+        lock_path=SPECS / lockfile.LOCK_NAME,
+        root=ROOT,
+    )
 
 
 def test_escaping_follows_the_workflow_command_rules() -> None:
@@ -23,14 +46,16 @@ def test_one_error_per_failing_rule_and_property(regressed_report: GateReport) -
     assert errors[0].startswith(
         "::error file=specs/rules/new.toml,line=2,title=REGRESSED%3A stale_w (new)::"
         "rule new: stale_w REGRESSED: holds in the lock, now violated in 4 steps%0A"
-        "trace: vcpu0 page_fault(host_writable), vcpu0 guest_access, host aging, "
-        "vcpu0 sync_spte(!guest_writable)%0Areproduce: checker check --rule new --vcpus 2"
+        "trace: vcpu0 page_fault(host_writable, !write_fault), vcpu0 guest_access, "
+        "host enable_dirty_logging(!initially_set), vcpu0 sync_spte(!guest_writable)%0A"
+        "reproduce: checker check --rule new --vcpus 2"
     )
     assert lines[-1].startswith(
         "::error file=specs/verdicts.lock.json,line=1,title=stale lockfile::the lockfile is stale:"
     )
     assert "checker gate --update" in lines[-1] and "make lock" in lines[-1]
-    assert len(lines) == 4  # expected violations (legacy, old) are not annotated
+    # violations the lock already records (legacy's, old's) are not annotated
+    assert len(lines) == 4
 
 
 def test_the_step_summary_has_the_verdict_table_and_each_trace(
@@ -42,8 +67,8 @@ def test_the_step_summary_has_the_verdict_table_and_each_trace(
     assert "| new | stale_w | violated | violated | holds | **REGRESSED** |" in text
     assert "### new: write_tracking REGRESSED" in text
     assert (
-        "| 4 | write_protect |   | spte_write_protect | P -MW HW AT | 0x0a00* "
-        "| 0x0200000000000800* | rw | +tracked | no "
+        "| 4 | write_protect |   | spte_write_protect | P -MW HW | 0x0a00* "
+        "| 0x0200000000000800* | rw | +tracked logging enable-in-flight | no "
         "| is_writable_pte(old_spte)=0 && !is_writable_pte(new_spte)=1 → no flush |"
     ) in text
     assert "Reproduce: `checker check --rule new --vcpus 2`" in text

@@ -101,7 +101,9 @@ def test_states_carry_the_operation_and_vcpu_in_meta_and_mbt() -> None:
         "vcpu": {"tag": "Some", "value": {"#bigint": "0"}},
         "gfn": {"tag": "None", "value": {"#tup": []}},
         "host_writable": {"tag": "Some", "value": True},
+        "write_fault": {"tag": "Some", "value": True},
         "guest_writable": {"tag": "None", "value": {"#tup": []}},
+        "initially_set": {"tag": "None", "value": {"#tup": []}},
     }
     harvest = states[5]
     assert harvest["#meta"]["actor"] == "host" and "vcpu" not in harvest["#meta"]
@@ -129,7 +131,10 @@ def test_the_trace_meta_records_what_replay_needs() -> None:
     checker = meta["checker"]
     assert checker["rule"] == "legacy" and checker["property"] == "write_tracking"
     assert checker["paths"]["harvest_flush"] == "reaped"
-    assert checker["command"] == "checker check --rule legacy --vcpus 2"
+    assert checker["era"] == "v6.4-v6.12/shadow" and checker["paths"]["mmu"] == "shadow"
+    assert checker["command"] == (
+        "checker check --rule legacy --vcpus 2 --era v6.4-v6.12 --mmu shadow"
+    )
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.parent.name + "/" + p.name)

@@ -3,6 +3,7 @@ property), the right counts, and check times."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import xml.etree.ElementTree as ET
@@ -11,7 +12,6 @@ from types import SimpleNamespace
 import pytest
 import xmlschema
 
-from checker.engines.check import Options
 from checker.engines.smt import Budget
 from checker.report import gate as gate_module
 from checker.report import junit
@@ -19,7 +19,25 @@ from checker.report import lock as lockfile
 from checker.report.gate import GateReport, GateSettings, gate
 from checker.rules.specs import Rule
 
-from .conftest import ROOT
+from .conftest import ROOT, SPECS
+from .scenarios import new_regressed
+from .test_gate import SETTINGS
+
+
+@pytest.fixture
+def regressed_report(
+    checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
+) -> GateReport:
+    """conftest's gate over ``scenarios.new_regressed``, on the lock's own paths
+    (v6.13, shadow MMU: ``test_gate.SETTINGS``) rather than ``GateSettings()``."""
+    return gate(
+        new_regressed(shipped_rules),
+        lock,
+        SETTINGS,
+        lock_path=SPECS / lockfile.LOCK_NAME,
+        root=ROOT,
+    )
+
 
 #: the JUnit schema of Jenkins' xUnit plugin (see the file's header for its source)
 SCHEMA = xmlschema.XMLSchema(ROOT / "tests" / "schemas" / "junit-10.xsd")
@@ -46,14 +64,14 @@ def test_a_regression_is_a_failure_with_the_trace(regressed_report: GateReport) 
     assert masked(text) == masked(junit.render(report))  # the same bytes but for timings
     root = ET.fromstring(text)
     assert root.tag == "testsuites"
-    assert counts(root) == {"tests": 16, "failures": 4, "errors": 0, "skipped": -1}
+    assert counts(root) == {"tests": 19, "failures": 4, "errors": 0, "skipped": -1}
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert list(suites) == ["rule legacy", "rule new", "rule old", "lockfile"]
-    assert counts(suites["rule new"]) == {"tests": 5, "failures": 3, "errors": 0, "skipped": 0}
+    assert counts(suites["rule new"]) == {"tests": 6, "failures": 3, "errors": 0, "skipped": 0}
     assert counts(suites["lockfile"]) == {"tests": 1, "failures": 1, "errors": 0, "skipped": 0}
 
     found = cases(report)
-    assert len(found) == 16
+    assert len(found) == 19
     regressed = found["rule.new", "stale_w"]
     failure = regressed.find("failure")
     assert failure is not None and failure.get("type") == "REGRESSED"
@@ -84,31 +102,33 @@ def test_a_regression_is_a_failure_with_the_trace(regressed_report: GateReport) 
 def test_inconclusive_is_an_error_or_skipped_when_allowed(
     checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
 ) -> None:
-    tiny = Options(budget=Budget(rlimit=1000))
+    tiny = dataclasses.replace(SETTINGS.options, budget=Budget(rlimit=100))
     rules = [shipped_rules["new"]]
-    text = junit.render(gate(rules, lock, GateSettings(tiny), complete=False))
+    text = junit.render(gate(rules, lock, GateSettings(tiny, SETTINGS.era), complete=False))
     SCHEMA.validate(text)
     strict = ET.fromstring(text)
-    assert counts(strict) == {"tests": 6, "failures": 0, "errors": 5, "skipped": -1}
+    assert counts(strict) == {"tests": 7, "failures": 0, "errors": 6, "skipped": -1}
     error = next(strict.iter("error"))
     assert error.get("type") == "INCONCLUSIVE"
-    allowed = gate(rules, lock, GateSettings(tiny, allow_inconclusive=True), complete=False)
+    allowed = gate(
+        rules, lock, GateSettings(tiny, SETTINGS.era, allow_inconclusive=True), complete=False
+    )
     text = junit.render(allowed)
     SCHEMA.validate(text)
     root = ET.fromstring(text)
-    assert counts(root.find("testsuite")) == {"tests": 5, "failures": 0, "errors": 0, "skipped": 5}
+    assert counts(root.find("testsuite")) == {"tests": 6, "failures": 0, "errors": 0, "skipped": 6}
     assert "(allowed)" in (next(root.iter("skipped")).get("message") or "")
 
 
 def test_rules_not_rechecked_are_skipped_and_a_pass_has_no_failure(
     checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
 ) -> None:
-    report = gate(list(shipped_rules.values()), lock, GateSettings(), changed={"new"}, since="v1")
+    report = gate(list(shipped_rules.values()), lock, SETTINGS, changed={"new"}, since="v1")
     text = junit.render(report)
     SCHEMA.validate(text)
     root = ET.fromstring(text)
     skipped = sum(int(s.get("skipped", "0")) for s in root.iter("testsuite"))
-    assert counts(root)["tests"] == 16 and skipped == 10
+    assert counts(root)["tests"] == 19 and skipped == 12
     skipped = next(root.iter("skipped"))
     assert skipped.get("message") == "not re-checked: unchanged since v1"
 
@@ -124,16 +144,16 @@ def test_times_are_the_check_times_and_suites_sum_them(
     monkeypatch.setattr(
         gate_module, "time", SimpleNamespace(perf_counter=lambda: next(ticks) * 0.125)
     )
-    report = gate(list(shipped_rules.values()), lock, GateSettings(), changed={"new"}, since="v1")
+    report = gate(list(shipped_rules.values()), lock, SETTINGS, changed={"new"}, since="v1")
     root = ET.fromstring(junit.render(report))
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     new_cases = [c.get("time") for c in suites["rule new"].iter("testcase")]
-    assert new_cases == ["0.125"] * 5
-    assert suites["rule new"].get("time") == "0.625"
+    assert new_cases == ["0.125"] * 6
+    assert suites["rule new"].get("time") == "0.750"
     # not re-checked: no time spent
     assert {c.get("time") for c in suites["rule old"].iter("testcase")} == {"0.000"}
     assert suites["rule old"].get("time") == "0.000"
-    assert root.get("time") == "0.625"
+    assert root.get("time") == "0.750"
 
 
 def test_the_schema_rejects_what_jenkins_rejects(regressed_report: GateReport) -> None:

@@ -71,7 +71,7 @@ def test_trace_and_invariant_hashes_are_deterministic(shipped_rules: dict[str, R
     assert trace is not None and again is not None
     assert lock.trace_sha256(trace) == lock.trace_sha256(again)
     assert lock.action_labels(trace) == [
-        "vcpu0 page_fault(host_writable)",
+        "vcpu0 page_fault(host_writable, !write_fault)",
         "vcpu0 guest_access",
         "host aging",
         "vcpu0 write_protect",
@@ -136,8 +136,8 @@ def test_a_fifo_as_lock_is_refused_not_waited_on(tmp_path: Path, deadline: None)
             "got 'inconclusive'",
         ),
         (
-            lambda d: _set(d, ["rules", "old", "properties", "precision", "counterexample"], 3),
-            "field 'rules.old.properties.precision.counterexample': has the wrong type",
+            lambda d: _set(d, ["rules", "old", "properties", "assertion", "counterexample"], 3),
+            "field 'rules.old.properties.assertion.counterexample': has the wrong type",
         ),
         (
             lambda d: _set(d, ["model", "vcpus"], True),
@@ -152,7 +152,7 @@ def test_a_fifo_as_lock_is_refused_not_waited_on(tmp_path: Path, deadline: None)
         ),
         (
             lambda d: _set(d, ["model", "paths", "flush_sometimes"], "yes"),
-            "field 'model.paths.flush_sometimes': unknown path (paths: harvest_flush",
+            "field 'model.paths.flush_sometimes': unknown choice (choices: mmu, harvest_flush",
         ),
         (
             lambda d: _set(d, ["model", "paths", "harvest_flush"], "maybe"),
@@ -160,9 +160,9 @@ def test_a_fifo_as_lock_is_refused_not_waited_on(tmp_path: Path, deadline: None)
         ),
         (
             lambda d: _set(
-                d, ["rules", "old", "properties", "precision", "counterexample", "length"], -1
+                d, ["rules", "old", "properties", "assertion", "counterexample", "length"], -1
             ),
-            "field 'rules.old.properties.precision.counterexample.length': -1 is outside 0..1000",
+            "field 'rules.old.properties.assertion.counterexample.length': -1 is outside 0..1000",
         ),
         (
             lambda d: _set(d, ["model", "sha256"], "\x1b]0;title\x07"),

@@ -136,8 +136,12 @@ def test_properties_find_operations_by_trait_not_name() -> None:
 
 def test_a_declaration_that_cannot_be_interpreted_is_refused() -> None:
     op = MODEL.by_name("page_fault")
-    with pytest.raises(ValueError, match="must reach one gfn"):
-        dataclasses.replace(op, reach=Reach.SLOT)
+    # (a slot-wide step may ask the rule too, about each SPTE it writes: no longer
+    # refused) a flush owed after unlock names the slot field that records it
+    with pytest.raises(ValueError, match="LATER flush, and only it"):
+        dataclasses.replace(op, flush=Flush.LATER)
+    with pytest.raises(ValueError, match="LATER flush, and only it"):
+        dataclasses.replace(op, pending="enable_flush_pending")
     with pytest.raises(ValueError, match="lockless step cannot hold"):
         from checker.model import Hold, LockMode
 

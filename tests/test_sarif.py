@@ -4,28 +4,60 @@ line, one result per violation, the trace as codeFlows."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
 import jsonschema
 import pytest
 
-from checker.engines.check import Options
 from checker.engines.smt import Budget
 from checker.report import lock as lockfile
 from checker.report import sarif
 from checker.report.gate import GateReport, GateSettings, gate
 from checker.rules.specs import Rule
 
-from .conftest import ROOT
+from .conftest import ROOT, SPECS
+from .scenarios import new_regressed
+from .test_gate import SETTINGS, settings_for
+
+
+@pytest.fixture
+def regressed_report(
+    checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
+) -> GateReport:
+    """conftest's gate over ``scenarios.new_regressed``, on the lock's own paths
+    (v6.13, shadow MMU: ``test_gate.SETTINGS``) rather than ``GateSettings()``."""
+    return gate(
+        new_regressed(shipped_rules),
+        lock,
+        SETTINGS,
+        lock_path=SPECS / lockfile.LOCK_NAME,
+        root=ROOT,
+    )
+
 
 SCHEMA = json.loads((ROOT / "tests" / "schemas" / "sarif-2.1.0-subset.json").read_text())
 
 
 @pytest.fixture
-def regression(regressed_report: GateReport) -> dict[str, Any]:
-    text = sarif.render(regressed_report)
-    assert text == sarif.render(regressed_report)
+def regression(
+    checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
+) -> dict[str, Any]:
+    """The regressed gate in old's own era (v6.4-v6.12, shadow MMU), against a lock of
+    that era: old's [expect] applies there (precision violated), so a suppression is
+    shown; legacy's [expect] (v3.x) does not."""
+    settings = settings_for("v6.4-v6.12")
+    era_lock = gate(list(shipped_rules.values()), None, settings).updated_lock(lock.versions)
+    report = gate(
+        new_regressed(shipped_rules),
+        era_lock,
+        settings,
+        lock_path=SPECS / lockfile.LOCK_NAME,
+        root=ROOT,
+    )
+    text = sarif.render(report)
+    assert text == sarif.render(report)
     document: dict[str, Any] = json.loads(text)
     return document
 
@@ -54,6 +86,7 @@ def test_valid_against_the_required_shape(regression: dict[str, Any]) -> None:
         "dirty_log",
         "encoding",
         "precision",
+        "assertion",
         "stale-lockfile",
     ]
 
@@ -143,11 +176,13 @@ def test_the_trace_is_a_code_flow_with_one_location_per_state(
 def test_inconclusive_results_are_open(
     checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
 ) -> None:
-    tiny = GateSettings(Options(budget=Budget(rlimit=1000)))
+    tiny = GateSettings(
+        dataclasses.replace(SETTINGS.options, budget=Budget(rlimit=100)), SETTINGS.era
+    )
     document = sarif.document(gate([shipped_rules["new"]], lock, tiny, complete=False))
     validate(document)
     results = document["runs"][0]["results"]
-    assert len(results) == 5
+    assert len(results) == 6
     assert {(r["kind"], r["level"]) for r in results} == {("open", "error")}
     assert "codeFlows" not in results[0]
 
@@ -155,17 +190,13 @@ def test_inconclusive_results_are_open(
 def test_expected_violations_are_suppressed_by_their_expect_table(
     regression: dict[str, Any],
 ) -> None:
-    """old's and legacy's declared violations are accepted, not open problems; the
-    failing rows (and a rule without such an [expect]) are not suppressed."""
+    """old's declared violation (its [expect], in its own era) is accepted, not an open
+    problem; the failing rows, and legacy's violations (its [expect] is stated for
+    v3.x), are not suppressed."""
     results = regression["runs"][0]["results"]
     by_key = {(r["properties"]["rule"], r["ruleId"]): r for r in results if "properties" in r}
     suppressed = {key for key, r in by_key.items() if "suppressions" in r}
-    assert suppressed == {
-        ("legacy", "stale_w"),
-        ("legacy", "write_tracking"),
-        ("legacy", "precision"),
-        ("old", "precision"),
-    }
+    assert suppressed == {("old", "precision")}
     assert by_key["old", "precision"]["suppressions"] == [
         {
             "kind": "external",

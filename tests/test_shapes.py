@@ -102,7 +102,7 @@ def test_show_and_export_read_a_two_gfn_file(
 
 
 def test_a_file_of_an_earlier_format_is_refused_by_its_version(tmp_path: Path) -> None:
-    committed = ROOT / "counterexamples" / "old" / "precision-1vcpus.json"
+    committed = ROOT / "counterexamples" / "old" / "precision-1vcpus-v6.4-v6.12-shadow.json"
     data = json.loads(committed.read_text())
     data["graph"]["schema"] = "checker.counterexample/1"
     old = tmp_path / "old.json"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import os
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import pytest
 
 from checker.errors import InputError
 from checker.model import PROPERTY_BY_NAME, Paths
+from checker.model.paths import CHOICES, Mmu
 from checker.rules.specs import SpecError, load_era, load_eras, load_rule, load_rules
 
 from .conftest import SPECS
@@ -24,6 +27,7 @@ stale_w = "holds"
 write_tracking = "holds"
 dirty_log = "holds"
 encoding = "holds"
+assertion = "holds"
 precision = "holds"
 """
 
@@ -174,35 +178,79 @@ def test_the_missing_path_named_does_not_depend_on_the_hash_seed() -> None:
         ).stdout
         for seed in ("0", "2")
     }
-    assert named == {"harvest_flush: missing\n"}
+    # the first choice, in CHOICES' order: the MMU
+    assert named == {"mmu: missing\n"}
 
 
 # --- eras ------------------------------------------------------------------------
 
-PROFILE = """\
+ERA = """\
 name = "mine"
+kernels = "v9.0 .. v9.1"
+first = "9.0"
+last = "9.1"
+rule = "new"
+mmus = ["shadow"]
 summary = "s"
-[paths]
+
+[shadow]
 harvest_flush = "reaped"
 enable_flush = "always"
 aging_without_ad = "access_track"
-prefetch_refresh = true
+prefetch = "refresh"
+sync = "changed_access"
+fault_flush = "none"
+write_protect = "mmu_writable"
+aging_asserted = false
+fast_page_fault = true
+initially_set = false
+
+[shadow.sources]
+harvest_flush = "a"
+enable_flush = "b"
+aging_without_ad = "c"
+prefetch = "d"
+sync = "e"
+fault_flush = "f"
+write_protect = "g"
+aging_asserted = "h"
+fast_page_fault = "i"
+initially_set = "j"
 """
 
 
-def test_shipped_profiles_state_their_assumptions() -> None:
+def test_shipped_eras_state_their_sources() -> None:
     eras = load_eras(SPECS)
-    assert {"default", "v6.13", "v4.10-v5.19", "v3.x"} <= set(eras)
-    assert eras["default"].paths == Paths()
+    assert {"v3.x", "v4.10-v5.6", "v6.0-v6.3", "v6.4-v6.12", "v6.13"} <= set(eras)
+    assert "default" not in eras
+    # oldest first, each release in at most one era
+    firsts = [era.first for era in eras.values()]
+    assert firsts == sorted(firsts)
+    for before, after in itertools.pairwise(eras.values()):
+        assert before.last is not None and before.last < after.first, before.name
+    rules = load_rules(SPECS)
     for era in eras.values():
-        assert era.summary and era.kernels and era.assumes, era.name
+        assert era.summary and era.kernels and era.rule in rules, era.name
+        for mmu, paths in era.paths.items():
+            assert paths.mmu is mmu
+            assert set(era.sources[mmu]) >= set(CHOICES) - {"mmu"}, (era.name, mmu)
+    # Paths() is the shadow MMU of v6.4 .. v6.12, but for KVM_DIRTY_LOG_INITIALLY_SET
+    # (off by default)
+    shadow = eras["v6.4-v6.12"].paths[Mmu.SHADOW]
+    assert dataclasses.replace(shadow, initially_set=False) == Paths()
+    # each rule's own era is a shipped era
+    for rule in rules.values():
+        assert rule.origin["era"] in eras, rule.name
 
 
-def test_a_good_profile_loads(tmp_path: Path) -> None:
+def test_a_good_era_loads(tmp_path: Path) -> None:
     path = tmp_path / "eras" / "mine.toml"
     path.parent.mkdir()
-    path.write_text(PROFILE)
-    assert load_era(path).paths == Paths()
+    path.write_text(ERA)
+    era = load_era(path)
+    assert era.paths == {Mmu.SHADOW: Paths()} and era.mmus == (Mmu.SHADOW,)
+    assert era.first == (9, 0) and era.last == (9, 1) and era.covers((9, 1))
+    assert not era.covers((9, 2))
 
 
 @pytest.mark.parametrize(
@@ -210,25 +258,39 @@ def test_a_good_profile_loads(tmp_path: Path) -> None:
     [
         (
             lambda t: t.replace('"reaped"', '"sometimes"'),
-            "field 'paths.harvest_flush': expected one of reaped, changed, always, never, locked",
+            "field 'shadow.harvest_flush': expected one of reaped, changed, always, never, locked",
         ),
         (
             lambda t: t.replace('enable_flush = "always"\n', ""),
-            "field 'paths.enable_flush': missing",
+            "field 'shadow.enable_flush': missing",
         ),
         (
-            lambda t: t.replace("true", '"yes"'),
-            "field 'paths.prefetch_refresh': must be true or false",
+            lambda t: t.replace("aging_asserted = false", 'aging_asserted = "no"'),
+            "field 'shadow.aging_asserted': must be true or false",
         ),
-        (lambda t: t + 'zap_flush = "never"\n', "field 'paths.zap_flush': unknown path"),
+        (
+            lambda t: t.replace("[shadow.sources]", 'zap_flush = "never"\n[shadow.sources]'),
+            "field 'shadow.zap_flush': unknown choice",
+        ),
+        (
+            lambda t: t.replace('sync = "e"\n', ""),
+            "field 'shadow.sources.sync': missing",
+        ),
         (lambda t: t.replace('name = "mine"', 'name = "yours"'), "differs from the file name"),
-        (lambda t: t.replace("[paths]", "[pathz]"), "field 'pathz': unknown field"),
+        (lambda t: t.replace("[shadow]", "[pathz]"), "field 'pathz': unknown field"),
+        (lambda t: t.replace('mmus = ["shadow"]', 'mmus = ["ept"]'), "field 'mmus'"),
+        (
+            lambda t: t.replace('mmus = ["shadow"]', 'mmus = ["shadow", "tdp"]'),
+            "field 'tdp'",
+        ),
+        (lambda t: t.replace('last = "9.1"', 'last = "8.9"'), "comes before 'first'"),
+        (lambda t: t.replace('first = "9.0"', 'first = "nine"'), "is not a release"),
     ],
 )
-def test_malformed_profiles(tmp_path: Path, edit: object, message: str) -> None:
+def test_malformed_eras(tmp_path: Path, edit: object, message: str) -> None:
     path = tmp_path / "eras" / "mine.toml"
     path.parent.mkdir()
-    path.write_text(edit(PROFILE))  # type: ignore[operator]
+    path.write_text(edit(ERA))  # type: ignore[operator]
     with pytest.raises(SpecError) as info:
         load_era(path)
     assert str(path) in str(info.value) and message in str(info.value)

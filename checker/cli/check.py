@@ -32,7 +32,6 @@ from checker.cli.common import (
 )
 from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
-from checker.rules.specs import DEFAULT_ERA
 from checker.schemas import schema_id
 from checker.verdict import Verdict
 
@@ -165,9 +164,7 @@ def check(
                 engine=Engine(engine),
                 max_states=max_states,
             )
-            checked.append(
-                check_rule(rule, options, choice, out, as_json, progress, quiet, hints)
-            )
+            checked.append(check_rule(rule, options, choice, out, as_json, progress, quiet, hints))
     if as_json:
         click.echo(document.render(document.check_json(checked)))
     else:

@@ -196,8 +196,7 @@ def resolve_paths(
     name = name or DEFAULT_ERA
     if name not in eras:
         raise InputError(
-            f"unknown era '{name}' (known: {', '.join(eras)}); "
-            f"{_how_to_add(specs, 'eras', name)}"
+            f"unknown era '{name}' (known: {', '.join(eras)}); {_how_to_add(specs, 'eras', name)}"
         )
     chosen = eras[name]
     mmus = chosen.mmus if mmu == "both" else (Mmu(mmu),)

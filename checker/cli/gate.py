@@ -198,7 +198,9 @@ def gate(
         expectations = {rules[0].name: _kernel_expectations(expect)}
     else:
         rules = list(load_rules(specs).values())
-    (choice,) = resolve_paths(specs, era, mmu, harvest_flush, enable_flush)
+    # a kernel tree's own era comes from its Makefile, as for 'checker check'
+    own = rules[0] if kernel is not None else None
+    (choice,) = resolve_paths(specs, era, mmu, harvest_flush, enable_flush, own)
     lock = None if unlocked else _read_lock(lockfile, lock_path, update)
     budget = Budget(rlimit) if rlimit else Budget()
     settings = GateSettings(

@@ -50,7 +50,8 @@ from checker.engines.invariant import SLOT_NAMES, Invariant, Lemma, Lit, Var
 from checker.engines.smt import Budget, z3_version
 from checker.files import FileError, read_text, write_text
 from checker.limits import MAX_DEPTH
-from checker.model import MODEL, Property, System
+from checker.model import Property, System
+from checker.model.declaration import model_for
 from checker.rules.specs import Rule, paths_table
 
 SCHEMA = "checker.hint/1"
@@ -145,7 +146,11 @@ class HintStore:
         """Everything a hint for this search depends on; None if hints do not apply
         (a model or a rule other than the checker's own kind, declared by a test)."""
         source = source_sha256()
-        if source is None or system.model is not MODEL or type(system.rule) is not Rule:
+        if (
+            source is None
+            or system.model is not model_for(system.paths)
+            or type(system.rule) is not Rule
+        ):
             return None
         shape = system.shape
         return {

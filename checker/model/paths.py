@@ -129,8 +129,8 @@ class WriteProtect(enum.Enum):
 @dataclass(frozen=True)
 class Paths:
     """One MMU of one kernel era: the variants of the operations whose code changed
-    between releases. The defaults are the shadow MMU of v6.0 .. v6.12 with
-    ``tdp_mmu=N``."""
+    between releases. The defaults are the shadow MMU of v6.4 .. v6.12
+    (``specs/eras/v6.4-v6.12.toml``)."""
 
     mmu: Mmu = Mmu.SHADOW
     harvest_flush: HarvestFlush = HarvestFlush.REAPED
@@ -146,11 +146,10 @@ class Paths:
     #: the lockless fast page fault (direct MMUs)
     fast_page_fault: bool = True
     #: enabling dirty logging may use manual-protect "initially all set" (v5.3+)
-    initially_set: bool = False
+    initially_set: bool = True
 
 
 #: every choice of :class:`Paths`, by field: its enum, or ``bool``
 CHOICES: dict[str, type] = {
-    f.name: (bool if f.type in ("bool", bool) else globals()[str(f.type)])
-    for f in fields(Paths)
+    f.name: (bool if f.type in ("bool", bool) else globals()[str(f.type)]) for f in fields(Paths)
 }

@@ -76,7 +76,7 @@ from checker.report.lock import (
     rule_lock,
 )
 from checker.report.summary import PropertyVerdict, RuleVerdicts, Summary, verdicts
-from checker.rules.specs import DEFAULT_ERA, Rule, paths_table
+from checker.rules.specs import Rule, paths_table
 from checker.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -110,8 +110,9 @@ class GateSettings:
     """How every rule is checked; the lock records the model part of it."""
 
     options: Options = field(default_factory=Options)
-    #: the name of the paths' era (``options.paths`` are its paths)
-    era: str = DEFAULT_ERA
+    #: the label of the paths' era and MMU (``options.paths`` are its paths; the
+    #: default ``Paths()`` are those of v6.4-v6.12's shadow MMU)
+    era: str = "v6.4-v6.12/shadow"
     allow_inconclusive: bool = False
     #: a lock is expected (specs/rules); False gates on expectations alone (a
     #: kernel tree with no lockfile named): nothing is new, nothing is stale

@@ -349,9 +349,9 @@ def read(path: Path) -> Lock | None:
     return _parse(data, path)
 
 
-#: a rule or property name (as ``specs`` allows them), or a era label
-#: (``default+harvest_flush=changed``)
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
+#: a rule or property name (as ``specs`` allows them), or an era label
+#: (``v6.13/shadow``, ``v6.13/shadow+harvest_flush=changed``)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=/-]*")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

@@ -782,7 +782,7 @@ def tree_release(path: Path) -> tuple[int, int] | None:
             text = makefile.read_text(encoding="utf-8", errors="replace")[:4096]
         except OSError:
             continue
-        found = dict(m.groups() for m in _MAKE_VARIABLE.finditer(text))
+        found: dict[str, str] = {m.group(1): m.group(2) for m in _MAKE_VARIABLE.finditer(text)}
         if "VERSION" in found and "PATCHLEVEL" in found:
             return int(found["VERSION"]), int(found["PATCHLEVEL"])
     return None

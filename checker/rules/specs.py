@@ -36,8 +36,8 @@ from checker.model import (
     Paths,
     Spte,
 )
-from checker.model.paths import CHOICES, Mmu
 from checker.model.logic import Logic
+from checker.model.paths import CHOICES, Mmu
 from checker.rules import cexpr
 from checker.rules import formula as F
 from checker.verdict import Verdict, decided
@@ -74,6 +74,7 @@ class Rule:
         if era != self.origin.get("era"):
             return {}
         return {**self.expected, **self.expected_by_mmu.get(mmu, {})}
+
     #: the file the rule is written in (a spec or a kernel file) and its line
     path: Path | None = None
     line: int = 1
@@ -453,7 +454,7 @@ def load_era(path: Path) -> Era:
         sources[mmu] = {k: " ".join(str(v).split()) for k, v in cited.items()}
     for m in mmu_names:
         if m in data and m not in mmus:
-            raise fail(m, f"a table for an MMU the era does not list in 'mmus'")
+            raise fail(m, "a table for an MMU the era does not list in 'mmus'")
     return Era(
         name=name,
         kernels=_string(data, "kernels", fail),

@@ -28,7 +28,6 @@ atomically, byte-identical for the same trace and versions.
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import warnings
 from dataclasses import dataclass
@@ -39,8 +38,8 @@ from checker.engines import semantics
 from checker.engines.trace import Trace, spte_hex
 from checker.errors import InputError, quoted
 from checker.limits import MAX_DEPTH, MAX_GFNS, MAX_VCPUS
-from checker.model.declaration import model_for
 from checker.model import OPERATION_BY_NAME, PROPERTY_BY_NAME, Kind, Paths, Property, Reach, Shape
+from checker.model.declaration import model_for
 from checker.rules.specs import paths_from, paths_table
 from checker.traces.fields import (
     shape_from_values,
@@ -263,9 +262,7 @@ def read_counterexample(path: Path) -> Loaded:
     except (KeyError, ValueError, TypeError) as exc:
         raise bad(f"malformed ({type(exc).__name__}: {quoted(exc, 200)})") from None
     era = texts.get("era", "default")
-    return Loaded(
-        path, g, rule_name, expression, prop, vcpus, shape, era, paths, actions, states
-    )
+    return Loaded(path, g, rule_name, expression, prop, vcpus, shape, era, paths, actions, states)
 
 
 #: metadata shown as text: no control characters (terminal escapes, line breaks).

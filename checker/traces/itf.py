@@ -34,7 +34,6 @@ export of version 1 (one SPTE) is refused with a line naming its version.
 from __future__ import annotations
 
 import dataclasses
-
 import json
 from pathlib import Path
 from typing import Any

@@ -68,7 +68,9 @@ def _enable_dirty_logging(L: Logic[B], w: Window[B], p: Params[B], paths: Paths)
         }
     )
     after = after.with_every_frame(dirty_bit=initially_set)
-    after = after.with_slot(dirty_logging=L.const(True), enable_flush_pending=L.and_(protect, later))
+    after = after.with_slot(
+        dirty_logging=L.const(True), enable_flush_pending=L.and_(protect, later)
+    )
     now = L.and_(protect, L.const(paths.enable_flush is EnableFlush.LOCKED))
     return Effect(enabled, after, now)
 

@@ -116,7 +116,11 @@ def _fast_page_fault(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> E
     write = p["write_fault"]
     enabled = L.and_(
         s.present,
-        L.ite(write, L.and_(s.mmu_writable, L.or_(L.not_(s.writable), s.access_tracked)), s.access_tracked),
+        L.ite(
+            write,
+            L.and_(s.mmu_writable, L.or_(L.not_(s.writable), s.access_tracked)),
+            s.access_tracked,
+        ),
     )
     after = w.with_spte(writable=L.or_(s.writable, write), access_tracked=L.const(False))
     after = after.with_frame(
@@ -217,7 +221,10 @@ PREFETCH = Operation(
     name="prefetch",
     title="prefetch refresh of a present SPTE",
     function="mmu_set_spte",
-    path="kvm_arch_async_page_ready/KVM_PRE_FAULT_MEMORY -> kvm_mmu_do_page_fault(prefetch) -> make_spte",
+    path=(
+        "kvm_arch_async_page_ready/KVM_PRE_FAULT_MEMORY -> "
+        "kvm_mmu_do_page_fault(prefetch) -> make_spte"
+    ),
     source=(
         "make_spte() with prefetch set (arch/x86/kvm/mmu/spte.c; set_spte(speculative) "
         "before v5.13), reached by faults with prefetch set, not by "

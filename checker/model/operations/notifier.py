@@ -112,7 +112,10 @@ ZAP = Operation(
     name="zap",
     title="zap",
     function="drop_spte",
-    path="kvm_unmap_gfn_range/kvm_zap_gfn_range -> drop_spte/tdp_mmu_zap_leafs -> kvm_flush_remote_tlbs",
+    path=(
+        "kvm_unmap_gfn_range/kvm_zap_gfn_range -> "
+        "drop_spte/tdp_mmu_zap_leafs -> kvm_flush_remote_tlbs"
+    ),
     source=(
         "drop_spte() (arch/x86/kvm/mmu/mmu.c) and tdp_mmu_zap_leafs() (tdp_mmu.c): "
         "every era flushes before the SPTE can be used again"

@@ -115,7 +115,10 @@ SYNC_SPTE = Operation(
     name="sync_spte",
     title="sync of an unsync shadow page",
     function="FNAME(sync_spte)",
-    path="kvm_mmu_sync_roots -> mmu_sync_children -> kvm_sync_page -> FNAME(sync_spte) -> mmu_spte_update",
+    path=(
+        "kvm_mmu_sync_roots -> mmu_sync_children -> kvm_sync_page -> "
+        "FNAME(sync_spte) -> mmu_spte_update"
+    ),
     source=(
         "FNAME(sync_page)/FNAME(sync_spte) (arch/x86/kvm/mmu/paging_tmpl.h): every "
         "SPTE rebuilt as a prefetch before e6722d9211b2 (v6.4); only those whose "
