@@ -25,11 +25,18 @@ def rules(specs: Path) -> int:
     click.echo(printable(f"specs: {specs_origin(specs)}"))
     click.echo("rules:")
     for rule in known.values():
-        where = printable(rule.origin.get("kernels", ""))
+        where = printable(
+            "; ".join(
+                f"{key} {rule.origin[key]}" if key == "era" else rule.origin[key]
+                for key in ("kernels", "era")
+                if key in rule.origin
+            )
+        )
         shown = one_line(rule.expression)
         click.echo(f"  {rule.name:12} {shown}" + (f"   [{where}]" if where else ""))
     click.echo("eras (--era):")
     for era in eras.values():
-        kernels = f"   [{printable(era.kernels)}]" if era.kernels else ""
+        mmus = ", ".join(m.value for m in era.mmus)
+        kernels = f"   [{printable(era.kernels)}; {mmus}]"
         click.echo(f"  {era.name:12} {printable(' '.join(era.summary.split()))}{kernels}")
     return 0

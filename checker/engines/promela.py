@@ -393,6 +393,8 @@ def _assignments(targets: list[tuple[Expr, Expr]]) -> list[str]:
             statements.append(f"{copy} = {target};")
             pending = [(t, substitute(x, {target.text: copy})) for t, x in pending]
             readers[target.text] = 0
+            # the copy is read where the target was; it is never assigned again
+            readers[copy.text] = sum(copy.text in x.variables() for _, x in pending)
             continue
         t, x = pending.pop(ready)
         statements.append(f"{t} = {x};")
