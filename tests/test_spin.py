@@ -22,7 +22,6 @@ set), where they fail (.ci/run installs Debian's spin and gcc).
 from __future__ import annotations
 
 import dataclasses
-
 import os
 import re
 from collections.abc import Callable

@@ -102,7 +102,6 @@ def test_shell_quoting_keeps_plain_arguments_as_shlex_does() -> None:
     assert shell_join(["a'\\\n\x1b\u202e"]) == "$'a\\'\\\\\\n\\x1b\\u202e'"
 
 
-
 #: a spec's expression over several lines, with a ``//`` comment in it
 EXPRESSION = "is_writable_pte(old_spte) && // W, not MW\n\t!is_writable_pte(new_spte)\n"
 SHOWN = "is_writable_pte(old_spte) && // W, not MW \\n !is_writable_pte(new_spte)"
