@@ -129,7 +129,7 @@ def test_rule_text_is_shown_on_one_line(tmp_path: Path) -> None:
     listed = run("rules", "--specs", str(specs))
     assert listed.exit_code == 0, listed.output
     assert not raw_control(listed.stdout)
-    assert f"  new          {shown}   [v6.13+]" in listed.stdout.splitlines()
+    assert f"  new          {shown}   [v6.13+; era v6.13]" in listed.stdout.splitlines()
     assert "spe\\x1bcs" in listed.stdout.splitlines()[0]
 
     checked = run("check", "--rule", "new", "--specs", str(specs), "--out", str(tmp_path / "o"))
