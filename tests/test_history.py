@@ -123,21 +123,12 @@ def test_the_committed_traces_are_what_the_command_writes(suite: tuple[Result, P
     assert differ == [], f"stale committed traces {differ}; regenerate them with: checker history"
 
 
-#: 'checker show' replays a file's states under the declared model, not the era's
-#: (traces.fields), so a step property that only an era's variant can violate (the
-#: v6.13 aging WARN) does not replay from a file; the engine's own replay passes
-SHOW_CANNOT_REPLAY = {"081976992f43-assertion"}
-
-
 @pytest.mark.parametrize(
     "trace",
     [
         pytest.param(
             p.relative_to(ROOT),
             id=str(p.relative_to(COMMITTED)),
-            marks=[pytest.mark.xfail(strict=True, reason="show replays under the declared model")]
-            if p.parent.name in SHOW_CANNOT_REPLAY
-            else [],
         )
         for p in sorted(COMMITTED.rglob("*.json"))
     ],

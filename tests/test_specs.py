@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import os
 import subprocess
@@ -203,7 +202,7 @@ fault_flush = "none"
 write_protect = "mmu_writable"
 aging_asserted = false
 fast_page_fault = true
-initially_set = false
+initially_set = true
 
 [shadow.sources]
 harvest_flush = "a"
@@ -234,10 +233,8 @@ def test_shipped_eras_state_their_sources() -> None:
         for mmu, paths in era.paths.items():
             assert paths.mmu is mmu
             assert set(era.sources[mmu]) >= set(CHOICES) - {"mmu"}, (era.name, mmu)
-    # Paths() is the shadow MMU of v6.4 .. v6.12, but for KVM_DIRTY_LOG_INITIALLY_SET
-    # (off by default)
-    shadow = eras["v6.4-v6.12"].paths[Mmu.SHADOW]
-    assert dataclasses.replace(shadow, initially_set=False) == Paths()
+    # Paths() is the shadow MMU of v6.4 .. v6.12
+    assert eras["v6.4-v6.12"].paths[Mmu.SHADOW] == Paths()
     # each rule's own era is a shipped era
     for rule in rules.values():
         assert rule.origin["era"] in eras, rule.name

@@ -14,6 +14,7 @@ from checker.cli import cli
 from checker.engines import explicit
 from checker.engines.check import Engine, Options, check_property
 from checker.model import PROPERTY_BY_NAME, Paths, System
+from checker.model.paths import Mmu
 from checker.rules.specs import Rule
 from checker.traces import statespace
 from checker.verdict import Verdict
@@ -66,7 +67,7 @@ def test_states_and_steps_carry_labels_for_graph_viewers(systems: dict[str, Syst
 
 def test_symmetric_graph_counts_orbits(systems: dict[str, System]) -> None:
     g = statespace.state_graph(systems["new"], 3, symmetric=True)
-    assert sum(a["orbit"] for _, a in g.nodes(data=True)) == g.graph["raw_states"] == 1952
+    assert sum(a["orbit"] for _, a in g.nodes(data=True)) == g.graph["raw_states"] == 1968
 
 
 def test_dot_ranks_by_depth_and_marks_red(systems: dict[str, System]) -> None:
@@ -283,8 +284,9 @@ def test_streamed_files_are_what_networkx_writes(
     from checker.rules.specs import adhoc_rule, load_eras
 
     chosen = shipped_rules[rule] if rule in shipped_rules else adhoc_rule(rule)
-    paths = load_eras(SPECS).get(era)
-    system = System(chosen, paths.paths if paths is not None else Paths())
+    known = load_eras(SPECS).get(era)
+    # a shipped era's shadow MMU; the default paths under any other label
+    system = System(chosen, known.paths[Mmu.SHADOW] if known is not None else Paths())
     space = statespace.explore(system, vcpus, symmetric)
     space.graph.update(rule=chosen.name, expression=chosen.expression, era=era)
     built = _graph_step_by_step(system, vcpus, symmetric)
@@ -347,6 +349,7 @@ def test_the_graph_of_4_vcpus_is_written_in_little_memory(tmp_path: Path) -> Non
             preexec_fn=limit_memory,
         )
         assert done.returncode == 0, done.stderr
-        assert done.stdout == f"{output}: 5972 states, 166951 steps\n"
+        # new's own era, v6.13, has no prefetch refresh
+        assert done.stdout == f"{output}: 4664 states, 115020 steps\n"
     data = json.loads((tmp_path / "g.json").read_text())
-    assert len(data["edges"]) == 166951 and len(data["nodes"]) == 5972
+    assert len(data["edges"]) == 115020 and len(data["nodes"]) == 4664

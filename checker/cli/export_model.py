@@ -92,7 +92,7 @@ def export_model(
     from checker.report.lock import model_sha256
 
     [rule] = select_rules(rule_name, expr, False, specs, kernel)
-    (choice,) = resolve_paths(specs, era, mmu, harvest_flush, enable_flush)
+    (choice,) = resolve_paths(specs, era, mmu, harvest_flush, enable_flush, rule)
     to_stdout = output is None or str(output) == "-"
     if not to_stdout:
         assert output is not None

@@ -101,7 +101,7 @@ def graph(
 
     progress = progress_for(show_progress, quiet, "graph: ")
     [rule] = select_rules(rule_name, expr, False, specs, kernel)
-    (choice,) = resolve_paths(specs, era, mmu, harvest_flush, enable_flush)
+    (choice,) = resolve_paths(specs, era, mmu, harvest_flush, enable_flush, rule)
     fmt = fmt or FORMATS.get(output.suffix)
     if fmt is None:
         raise InputError(f"-o {output}: unknown suffix; use .json, .graphml or .dot, or --format")
