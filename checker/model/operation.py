@@ -389,7 +389,7 @@ def vcpu_after(logic: Logic[B], flush: B, is_actor: B, actor: Actor[B], old: Act
     if flush is False:
         return kept
     f = logic.const(False)
-    flushed = tuple(TlbEntry(f, f) for _ in kept.tlbs)
+    flushed = tuple(TlbEntry(f, f, f) for _ in kept.tlbs)
     return dataclasses.replace(kept, tlbs=select(logic, flush, flushed, kept.tlbs))
 
 

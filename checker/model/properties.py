@@ -78,20 +78,20 @@ def _tracked_write(L: Logic[B], op: Operation, before: Window[B], out: Outcome[B
 
 def _lost_write(L: Logic[B], op: Operation, before: Window[B], out: Outcome[B]) -> B:
     """A guest store that does not fault while logging is on, with nothing to record
-    it: the gfn's dirty bit is clear and no harvest that reaped it is waiting for
-    its flush.
+    it: the gfn's dirty bit is clear after the store (a store that sets Dirty under
+    PML logs itself) and no harvest that reaped it is waiting for its flush.
 
     Logging is on once enabling it has flushed: until the enable ioctl returns,
     userspace has not started tracking and must treat every page as dirty anyway.
 
     bad = op is a GUEST_STORE && logging && !enable_flush_pending
-          && !dirty_bit(gfn) && !harvest_flush_pending
+          && !dirty_bit'(gfn) && !harvest_flush_pending
     """
     if Trait.GUEST_STORE not in op.traits:
         return L.const(False)
     slot = before.slot
     logging_on = L.and_(slot.dirty_logging, L.not_(slot.enable_flush_pending))
-    unrecorded = L.not_(L.or_(before.frame.dirty_bit, slot.harvest_flush_pending))
+    unrecorded = L.not_(L.or_(out.window.frame.dirty_bit, slot.harvest_flush_pending))
     return L.and_(logging_on, unrecorded)
 
 

@@ -54,8 +54,7 @@ def state_from_values(
 ) -> State:
     """The state :func:`state_values` gave ``values`` (Booleans read by ``boolean``);
     a ``KeyError`` or ``ValueError`` for a missing or malformed value."""
-    f = CONCRETE.const(False)
-    template = MODEL.initial_shared(CONCRETE, shape, f)
+    template = MODEL.initial_shared(CONCRETE, shape)
     shared = rebuild(template, iter([boolean(values[n]) for n in MODEL.shared_names(shape)]))
     records = []
     for v in range(vcpus):
