@@ -208,6 +208,13 @@ class System:
     def __post_init__(self) -> None:
         if self.model is None:
             object.__setattr__(self, "model", model_for(self.paths))
+            # an era's own model (a test's declared model is its own business)
+            for op in self.model.operations:
+                if op.one_gfn and self.shape.gfns > 1:
+                    raise ValueError(
+                        f"{op.name} ({op.title}) is modelled with one gfn only, and "
+                        "this era and MMU have it: check them with one gfn"
+                    )
         if self.configuration:
             model = dataclasses.replace(self.model, fixed=self.configuration)
             object.__setattr__(self, "model", model)

@@ -27,8 +27,6 @@ atomically, byte-identical for the same trace and versions.
 
 from __future__ import annotations
 
-import dataclasses
-
 import json
 import warnings
 from dataclasses import dataclass
@@ -39,8 +37,8 @@ from checker.engines import semantics
 from checker.engines.trace import Trace, spte_hex
 from checker.errors import InputError, quoted
 from checker.limits import MAX_DEPTH, MAX_GFNS, MAX_VCPUS
-from checker.model.declaration import model_for
 from checker.model import OPERATION_BY_NAME, PROPERTY_BY_NAME, Kind, Paths, Property, Reach, Shape
+from checker.model.declaration import model_for
 from checker.rules.specs import paths_from, paths_table
 from checker.traces.fields import (
     shape_from_values,
@@ -55,9 +53,9 @@ if TYPE_CHECKING:
     #: a trace: nodes are step numbers
     TraceGraph = nx.DiGraph[int]
 
-SCHEMA = "checker.counterexample/2"
+SCHEMA = "checker.counterexample/3"
 #: earlier formats, refused by name
-OLD_SCHEMAS = ("checker.counterexample/1",)
+OLD_SCHEMAS = ("checker.counterexample/1", "checker.counterexample/2")
 
 
 @dataclass(frozen=True)
@@ -254,8 +252,7 @@ def read_counterexample(path: Path) -> Loaded:
         # the states are those of the era and MMU the file records
         model = model_for(paths)
         states = tuple(
-            dataclasses.replace(state_from_values(g.nodes[i], shape, vcpus, _bool), model=model)
-            for i in range(depth + 1)
+            state_from_values(g.nodes[i], shape, vcpus, _bool, model) for i in range(depth + 1)
         )
         actions = tuple(_action(g, i, vcpus, shape) for i in range(1, depth + 1))
     except CounterexampleError:
@@ -263,9 +260,7 @@ def read_counterexample(path: Path) -> Loaded:
     except (KeyError, ValueError, TypeError) as exc:
         raise bad(f"malformed ({type(exc).__name__}: {quoted(exc, 200)})") from None
     era = texts.get("era", "default")
-    return Loaded(
-        path, g, rule_name, expression, prop, vcpus, shape, era, paths, actions, states
-    )
+    return Loaded(path, g, rule_name, expression, prop, vcpus, shape, era, paths, actions, states)
 
 
 #: metadata shown as text: no control characters (terminal escapes, line breaks).

@@ -66,16 +66,6 @@ AGING_READ_WRITABLE = Local(
 )
 
 
-def _one_gfn(w: Window[B]) -> None:
-    # the locals remember the SPTE's bits, not which gfn was read: the store could
-    # not find the gfn again in a shape with several
-    if len(w.spte_of) != 1:
-        raise ValueError(
-            "the TDP MMU's two-step aging (before ba3a6120a4e7, v5.18) is modelled "
-            "with one gfn only"
-        )
-
-
 def _aging_read(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
     """The TDP MMU's aging before ba3a6120a4e7, first step: take mmu_lock for write
     and read the SPTE (``iter->old_spte``); the aged value is computed from it and
@@ -83,7 +73,6 @@ def _aging_read(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect
 
     enabled = as aging's;  remembers D and W
     """
-    _one_gfn(w)
     aged = _aging(L, w, p, paths)
     s = w.spte
     after = w.with_local(**{AGING_READ_DIRTY.name: s.dirty, AGING_READ_WRITABLE.name: s.writable})
@@ -102,7 +91,6 @@ def _aging_store(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effec
     ad:  A' = 0;  D' = read D;  W' = read W
     !ad: as aging (W' = 0, AT' = 1; D is never set without A/D bits)
     """
-    _one_gfn(w)
     s = w.spte
     ad = w.slot.ad_enabled
     aged = w.with_spte(
@@ -210,6 +198,8 @@ AGING_STORE = Operation(
     effect=_aging_store,
     hold=Hold.RELEASE,
     locals=(AGING_READ_DIRTY, AGING_READ_WRITABLE),
+    # the locals remember the SPTE's bits, not which gfn was read
+    one_gfn=True,
     mmus=frozenset({Mmu.TDP}),
     configure=_aging_store_in_era,
 )
