@@ -403,7 +403,9 @@ def _assignments(targets: list[tuple[Expr, Expr]]) -> list[str]:
         t, x = pending.pop(ready)
         statements.append(f"{t} = {x};")
         for name in x.variables() - {t.text}:
-            readers[name] -= 1
+            # a saved copy is read, never assigned: it has no count
+            if name in readers:
+                readers[name] -= 1
     return statements
 
 
