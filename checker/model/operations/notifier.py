@@ -173,10 +173,26 @@ AGING = Operation(
 )
 
 
+def _never(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
+    """Not a step of the era: never enabled."""
+    f = L.const(False)
+    return Effect(f, w, f)
+
+
 def _aging_store_in_era(op: Operation, paths: Paths) -> Operation | None:
-    """The store exists only where the TDP MMU's aging stores with a plain write."""
+    """The store exists only where the TDP MMU's aging stores with a plain write;
+    there it holds the lock aging took and reads the locals aging wrote. (As
+    declared, for the model of every era, ``MODEL``, it is never enabled and
+    declares no local: that model's vocabulary is the one every era shares.)"""
     if paths.mmu is Mmu.TDP and not paths.tdp_atomic_writes:
-        return op
+        return dataclasses.replace(
+            op,
+            effect=_aging_store,
+            hold=Hold.RELEASE,
+            locals=(AGING_READ_DIRTY, AGING_READ_WRITABLE),
+            # the locals remember the SPTE's bits, not which gfn was read
+            one_gfn=True,
+        )
     return None
 
 
@@ -195,11 +211,7 @@ AGING_STORE = Operation(
     reach=Reach.GFN,
     flush=Flush.NEVER,
     writes=frozenset({Part.SPTE, Part.LOCAL}),
-    effect=_aging_store,
-    hold=Hold.RELEASE,
-    locals=(AGING_READ_DIRTY, AGING_READ_WRITABLE),
-    # the locals remember the SPTE's bits, not which gfn was read
-    one_gfn=True,
+    effect=_never,
     mmus=frozenset({Mmu.TDP}),
     configure=_aging_store_in_era,
 )
