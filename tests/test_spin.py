@@ -289,7 +289,7 @@ def test_expressions_fold_and_read_back_as_the_model_computes() -> None:
     explored, _ = explicit.explore(system, 1, symmetric=False)
     for state in explored.parent:
         values = dict(zip((x.text for x in vocabulary.variables()), _values(state), strict=True))
-        for index, action in enumerate(semantics.actions(1)):
+        for index, action in enumerate(semantics.actions(1, system.shape, system.model)):
             step = semantics.step(system, state, action)
             alt = alternatives.get(index)
             enabled = alt is not None and evaluate(alt.guard.text, values)
