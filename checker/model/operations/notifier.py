@@ -122,6 +122,7 @@ def _aging_in_era(op: Operation, paths: Paths) -> Operation:
             flush=Flush.NEVER,
             hold=Hold.ACQUIRE,
             effect=_aging_read,
+            writes=frozenset({Part.LOCAL}),
             locals=(AGING_READ_DIRTY, AGING_READ_WRITABLE),
             function="age_gfn_range",
             path="kvm_age_gfn -> kvm_tdp_mmu_age_gfn_range -> age_gfn_range (the read)",
@@ -188,6 +189,7 @@ def _aging_store_in_era(op: Operation, paths: Paths) -> Operation | None:
         return dataclasses.replace(
             op,
             effect=_aging_store,
+            writes=frozenset({Part.SPTE, Part.LOCAL}),
             hold=Hold.RELEASE,
             locals=(AGING_READ_DIRTY, AGING_READ_WRITABLE),
             # the locals remember the SPTE's bits, not which gfn was read
@@ -210,7 +212,7 @@ AGING_STORE = Operation(
     lock=LockMode.WRITE,
     reach=Reach.GFN,
     flush=Flush.NEVER,
-    writes=frozenset({Part.SPTE, Part.LOCAL}),
+    writes=frozenset(),
     effect=_never,
     mmus=frozenset({Mmu.TDP}),
     configure=_aging_store_in_era,
