@@ -160,8 +160,12 @@ EXAMPLES = 60 if os.environ.get("CI") else 30
 
 
 def _valid(record: Actor[bool]) -> Actor[bool]:
-    """A TLB entry is never writable without being cached."""
-    tlbs = tuple(TlbEntry(t.cached, t.cached and t.writable) for t in record.tlbs)
+    """A TLB entry is never writable without being cached, nor dirty without being
+    writable."""
+    tlbs = tuple(
+        TlbEntry(t.cached, t.cached and t.writable, t.cached and t.writable and t.dirty)
+        for t in record.tlbs
+    )
     return Actor(tlbs, record.local)
 
 
@@ -497,7 +501,7 @@ def test_the_locking_model_declares_its_locals_and_the_lock() -> None:
     assert names == ["saw_writable", "holds_mmu_lock_read", "holds_mmu_lock_write"]
     assert MODEL.locals == ()
     # the shipped model's vocabulary names are the ones its files have always used
-    assert MODEL.vcpu_names(Shape()) == ("tlb_cached", "tlb_writable")
+    assert MODEL.vcpu_names(Shape()) == ("tlb_cached", "tlb_writable", "tlb_dirty")
     assert "writable[1]" in MODEL.shared_names(Shape(gfns=2))
 
 

@@ -185,7 +185,7 @@ def broken(edit: Any) -> Any:
         ),
         (
             lambda d: d["#meta"]["checker"].update({"schema": "checker.itf/1"}),
-            "format checker.itf/1 is from an earlier checker (this one reads checker.itf/2)",
+            "format checker.itf/1 is from an earlier checker (this one reads checker.itf/3)",
         ),
         # sizes a crafted file could make the reader allocate (10**9 vCPUs took 24 GB)
         (

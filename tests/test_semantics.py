@@ -80,7 +80,9 @@ def test_host_writability_cannot_change_while_present(systems: dict[str, System]
 def test_walk_caches_the_spte_permission(systems: dict[str, System]) -> None:
     new = systems["new"]
     assert semantics.step(new, AD_ON, act("guest_access", 0)) is None  # nothing mapped
-    assert run(new, AD_ON, fault(), act("guest_access", 1)).tlbs() == (Tlb.NONE, Tlb.WRITABLE)
+    # with A/D bits the fault's SPTE has Dirty set: the walk caches the dirty state
+    assert run(new, AD_ON, fault(), act("guest_access", 1)).tlbs() == (Tlb.NONE, Tlb.DIRTY)
+    assert run(new, AD_OFF, fault(), act("guest_access", 1)).tlbs() == (Tlb.NONE, Tlb.WRITABLE)
     read_only = run(new, AD_ON, fault(host_writable=False), act("guest_access", 0))
     assert read_only.tlb(0) is Tlb.READ_ONLY
 
@@ -238,8 +240,8 @@ def test_only_an_always_flushing_harvest_runs_with_nothing_reaped(
     ("policy", "aged", "pending", "flushed_now"),
     [
         (EnableFlush.ALWAYS, True, True, False),
-        (EnableFlush.WRITABLE, False, True, False),
-        (EnableFlush.WRITABLE, True, False, False),  # the bug b64d740ea7dd fixed
+        (EnableFlush.CHANGED, False, True, False),
+        (EnableFlush.CHANGED, True, False, False),  # the bug b64d740ea7dd fixed
         (EnableFlush.MMU_WRITABLE, True, True, False),
         (EnableFlush.NEVER, False, False, False),
         (EnableFlush.LOCKED, True, False, True),
@@ -263,7 +265,7 @@ def test_aging_without_ad_bits_zaps_in_v3(systems: dict[str, System]) -> None:
     assert not state.shared.sptes[0].present and state.tlbs() == (Tlb.NONE, Tlb.NONE)
     with_ad = run(system, AD_ON, fault(), act("guest_access", 0), act("aging"))
     assert with_ad.shared.sptes[0].present and not with_ad.shared.sptes[0].accessed
-    assert with_ad.tlb(0) is Tlb.WRITABLE
+    assert with_ad.tlb(0) is Tlb.DIRTY
 
 
 def test_no_prefetch_refresh_since_v6_13(systems: dict[str, System]) -> None:

@@ -61,7 +61,7 @@ def test_graph_files_round_trip(
 ) -> None:
     write_counterexample(counterexample.graph(), tmp_path, "two")
     meta = json.loads((tmp_path / "two.json").read_text())["graph"]
-    assert (meta["gfns"], meta["spte_of"], meta["schema"]) == (2, "0,1", "checker.counterexample/2")
+    assert (meta["gfns"], meta["spte_of"], meta["schema"]) == (2, "0,1", "checker.counterexample/3")
     again = load.load(tmp_path / f"two.{suffix}")
     assert again.trace == counterexample.trace
     nodes = json.loads((tmp_path / "two.json").read_text())["nodes"]
@@ -111,10 +111,10 @@ def test_a_file_of_an_earlier_format_is_refused_by_its_version(tmp_path: Path) -
     assert shown.exit_code == 2
     [line] = shown.stderr.strip().splitlines()
     assert "format checker.counterexample/1 is from an earlier checker" in line
-    assert "this one reads checker.counterexample/2" in line
+    assert "this one reads checker.counterexample/3" in line
 
 
 def test_the_view_names_every_flag_of_the_vocabulary() -> None:
-    """Each memslot and gfn field has a name and a meaning in the view (ad_enabled
-    is the title's)."""
-    assert set(GFN_FLAGS) == (set(SLOT_FIELDS) - {"ad_enabled"}) | set(FRAME_FIELDS)
+    """Each memslot and gfn field has a name and a meaning in the view (the
+    configuration, ad_enabled and pml, is the title's)."""
+    assert set(GFN_FLAGS) == (set(SLOT_FIELDS) - {"ad_enabled", "pml"}) | set(FRAME_FIELDS)

@@ -330,7 +330,7 @@ def test_expressions_fold_and_read_back_as_the_model_computes() -> None:
     explored, _ = explicit.explore(system, 1, symmetric=False)
     for state in explored.parent:
         values = dict(zip((x.text for x in vocabulary.variables()), _values(state), strict=True))
-        for index, action in enumerate(semantics.actions(1)):
+        for index, action in enumerate(semantics.actions(1, system.shape, system.model)):
             step = semantics.step(system, state, action)
             alt = alternatives.get(index)
             enabled = alt is not None and evaluate(alt.guard.text, values)
@@ -450,6 +450,23 @@ def evaluate(text: str, env: dict[str, bool]) -> bool:
     return value
 
 
+@pytest.mark.parametrize("era", ["v5.17", "v6.4-v6.12"])
+def test_spin_agrees_on_a_pml_era(needs_spin: None, era: str) -> None:
+    """Three initial states (PML the third): one move each from the first; on v5.17's
+    TDP MMU also the two-step aging that holds mmu_lock across steps."""
+    from checker.model.paths import Mmu
+    from checker.rules.specs import load_eras
+
+    from .conftest import SPECS
+
+    paths = load_eras(SPECS)[era].paths[Mmu.TDP]
+    system = System(RULES["new"], paths)
+    assert len(semantics.initial_states(1, system.shape, system.model)) == 3
+    text = promela.export(system, 1).text
+    assert 'printf("@initial 2\\n");' in text
+    agree(system, 1)
+
+
 def test_names_are_promela_identifiers() -> None:
     assert promela.identifier("writable[1]") == "writable_1"
     assert promela.identifier("host.holds_mmu_lock_write") == "host_holds_mmu_lock_write"
@@ -463,7 +480,9 @@ def test_the_shortest_variant_keeps_scratch_at_zero() -> None:
         System(RULES["old"]), 1, props=[PROPERTY_BY_NAME["precision"]], shortest=True
     ).text
     assert "hidden" not in text and "chk_flush = 0;" in text
-    assert '    if\n    :: d_step { check_state() }\n    :: d_step { printf("@initial\\n");' in text
+    assert (
+        '    if\n    :: d_step { check_state() }\n    :: d_step { printf("@initial 1\\n");' in text
+    )
 
 
 def test_the_muted_variant_differs_only_in_initial_values() -> None:

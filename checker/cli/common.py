@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 HARVEST_FLUSH = ("reaped", "changed", "always", "never", "locked")
-ENABLE_FLUSH = ("always", "writable", "mmu_writable", "present", "rule", "never", "locked")
+ENABLE_FLUSH = ("always", "changed", "mmu_writable", "present", "rule", "never", "locked")
 MMUS = ("shadow", "tdp", "both")
 
 

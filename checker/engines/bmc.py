@@ -25,6 +25,7 @@ from checker.engines.encode import Encoding, SymAction, SymState
 from checker.engines.semantics import Action, State
 from checker.engines.smt import Answer, Budget, check, new_solver
 from checker.model import PARAMS, Kind, Property
+from checker.model.vocabulary import CONFIG_FIELDS
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ def shortest_counterexample(
 
 def _choice_bits(enc: Encoding, initial: SymState, actions: list[SymAction]) -> list[z3.BoolRef]:
     """Every free choice of a trace, most significant first."""
-    bits: list[z3.BoolRef] = [initial.shared.slot.ad_enabled]
+    slot = initial.shared.slot
+    bits: list[z3.BoolRef] = [getattr(slot, name) for name in CONFIG_FIELDS]
     for a in actions:
         for vector in (a.op, a.vcpu, *([] if a.gfn is None else [a.gfn])):
             width = vector.size()

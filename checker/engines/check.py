@@ -82,6 +82,9 @@ class Options:
     #: the explicit engine's budget, in stored states times vCPUs, before it is
     #: inconclusive
     max_states: int = explicit.DEFAULT_MAX_STATES
+    #: configuration fields held at one value, as (field, value) pairs: only the
+    #: initial states that have them are checked (e.g. a bug that needs PML)
+    configuration: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,11 +181,12 @@ class Session:
 def check_property(
     rule: Rule, prop: Property, options: Options, session: Session | None = None
 ) -> PropertyResult:
-    system = System(rule, options.paths, options.shape)
+    system = System(rule, options.paths, options.shape, configuration=options.configuration)
     session = session or Session(system, options.max_states)
-    same = (session.system.rule, session.system.paths, session.system.shape)
-    if same != (rule, options.paths, options.shape):
-        raise ValueError("a session of another rule, other paths or another shape")
+    given = session.system
+    same = (given.rule, given.paths, given.shape, given.configuration)
+    if same != (rule, options.paths, options.shape, options.configuration):
+        raise ValueError("a session of another rule, other paths, shape or configuration")
     if options.engine is Engine.SMT:
         return _smt(rule.name, system, prop, options, session)
     if options.engine is Engine.EXPLICIT:

@@ -189,7 +189,7 @@ def reachable_updates(
 def _writable_entry(step: Step) -> bool:
     """Some vCPU caches a writable entry for the gfn the step updates."""
     gfn = step.action.gfn or 0
-    return Tlb.WRITABLE in step.before.tlbs(gfn)
+    return any(t in (Tlb.WRITABLE, Tlb.DIRTY) for t in step.before.tlbs(gfn))
 
 
 def compare(a: Side, b: Side) -> Comparison:

@@ -158,8 +158,7 @@ class Encoding:
         self._states: dict[int, SymState] = {}
         self._actions: dict[int, SymAction] = {}
         self._transitions: dict[int, SymStep] = {}
-        f = self.logic.const(False)
-        self._shared_template = model.initial_shared(self.logic, self.shape, f)
+        self._shared_template = model.initial_shared(self.logic, self.shape)
         self._vcpu_template = model.initial_actor(self.logic, self.shape)
         self.shared_names = model.shared_names(self.shape)
         self.vcpu_names = model.vcpu_names(self.shape)
@@ -201,11 +200,17 @@ class Encoding:
 
     # -- formulas
     def init(self, s: SymState) -> z3.BoolRef:
-        """Nothing mapped, cached or held; ``ad_enabled`` free."""
+        """Nothing mapped, cached or held; the configuration free, as the model
+        admits it."""
         L = self.logic
-        start = self.model.initial_shared(L, self.shape, s.shared.slot.ad_enabled)
+        config = self.model.config_of(s.shared.slot)
+        start = self.model.initial_shared(L, self.shape, config)
         empty = self.model.initial_actor(L, self.shape)
-        return L.and_(equal(L, s.shared, start), *(equal(L, v, empty) for v in s.vcpus))
+        return L.and_(
+            self.model.admits(L, config),
+            equal(L, s.shared, start),
+            *(equal(L, v, empty) for v in s.vcpus),
+        )
 
     def _step(self, s: SymState, a: SymAction, t: SymState, tag: int) -> SymStep:
         L = self.logic

@@ -95,7 +95,9 @@ def check_side(name: str, side: Side, entry: Entry, options: Options | None = No
     """``entry``'s property for ``side``'s rule in ``side``'s paths, decided with
     ``options`` (default: ``checker check``'s; their paths replaced by the side's),
     and how long it took."""
-    chosen = dataclasses.replace(options or Options(), paths=side.paths)
+    chosen = dataclasses.replace(
+        options or Options(), paths=side.paths, configuration=side.configuration
+    )
     started = time.perf_counter()
     result = check_property(side.rule, entry.prop, chosen)
     return SideResult(name, side, result, time.perf_counter() - started)

@@ -73,8 +73,7 @@ class _Vocabulary:
         self.boolean = z3.BoolSort(ctx=self.ctx)
         self.shape = system.shape
         self.model = model = system.model
-        f = self.logic.const(False)
-        self.shared_template = model.initial_shared(self.logic, self.shape, f)
+        self.shared_template = model.initial_shared(self.logic, self.shape)
         self.vcpu_template = model.initial_actor(self.logic, self.shape)
         self.shared_names = model.shared_names(self.shape)
         self.vcpu_names = model.vcpu_names(self.shape)
@@ -183,9 +182,11 @@ class AllVcpus:
         # initiation: the initial shared state, every vCPU's record empty
         v = vocab.vcpu("v")
         model = system.model
-        start = model.initial_shared(L, shape, self.g0.slot.ad_enabled)
+        config = model.config_of(self.g0.slot)
+        start = model.initial_shared(L, shape, config)
         empty = model.initial_actor(L, shape)
         self.init = z3.And(
+            model.admits(L, config),
             equal(L, self.g0, start),
             z3.ForAll([v], equal(L, vocab.record(self.tlb0, v), empty)),
         )

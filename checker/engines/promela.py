@@ -20,12 +20,13 @@ The Promela model (:func:`export`):
   asserts every step property on the step, then assigns every variable the step
   changes (``shared_after``, ``vcpu_after``) and asserts every state property on
   the state it reached;
-* the initial states: SPIN has one, the model two (A/D bits a free choice). The
-  variables start as the initial state without A/D bits; the loop's first
-  alternative, enabled only in exactly that state, moves to the initial state with
-  them. It adds no state and no model step, so SPIN stores exactly the model's
-  reachable states; a trail that takes it starts there (anything before it is a
-  cycle back to the start).
+* the initial states: SPIN has one, the model one per configuration it admits
+  (A/D bits, and PML where the era has it: ``Model.configurations``). The
+  variables start as the first (no A/D bits); for each other one, an alternative
+  of the loop, enabled only in exactly the first initial state, moves to it and
+  prints ``@initial <index>``. They add no state and no model step, so SPIN stores
+  exactly the model's reachable states; a trail that takes one starts there
+  (anything before it is a cycle back to the start).
 
 Assertions are on ``hidden`` scratch variables (not part of SPIN's state, so the
 state count is the model's): ``chk_violates_<property>`` is set when the property
@@ -280,7 +281,8 @@ class Export:
 
 
 #: what an alternative prints when SPIN replays a trail: ``@action <index> <label>``,
-#: and ``@initial`` for the move to the initial state with A/D bits
+#: and ``@initial <index>`` for the move to another initial state (its index in
+#: ``semantics.initial_states``)
 ACTION_LABEL = "@action"
 INITIAL_LABEL = "@initial"
 
@@ -310,20 +312,20 @@ class _Vocabulary:
         every = [*self.shared_ids, *self.vcpu_ids]
         if len(set(every)) != len(every):
             raise ValueError("two state variables have the same Promela name")
-        shared_template = model.initial_shared(L, shape, FALSE)
+        shared_template = model.initial_shared(L, shape)
         vcpu_template = model.initial_actor(L, shape)
         self.shared: Shared[Expr] = rebuild(shared_template, iter(map(var, self.shared_ids)))
         self.records: tuple[Actor[Expr], ...] = tuple(
             rebuild(vcpu_template, iter(var(f"{n}[{v}]") for n in self.vcpu_ids))
             for v in range(vcpus)
         )
-        # the two initial states (without A/D bits, with them), as constants
+        # the initial states (one per configuration, in canonical order), as constants
         self.initial = [
             (
-                list(leaves(model.initial_shared(L, shape, L.const(ad)))),
+                list(leaves(model.initial_shared(L, shape, {k: L.const(v) for k, v in c.items()}))),
                 list(leaves(model.initial_actor(L, shape))),
             )
-            for ad in (False, True)
+            for c in model.configurations()
         ]
         for shared, actor in self.initial:
             if any(x.kind != "const" for x in (*shared, *actor)):
@@ -346,8 +348,8 @@ class _Vocabulary:
         """Every state variable, shared first, then each vCPU's."""
         return [*leaves(self.shared), *leaves(self.records)]
 
-    def initial_values(self, ad: bool) -> list[Expr]:
-        shared, actor = self.initial[int(ad)]
+    def initial_values(self, index: int) -> list[Expr]:
+        shared, actor = self.initial[index]
         return [*shared, *(x for _ in range(self.vcpus) for x in actor)]
 
     def declarations(self) -> list[str]:
@@ -358,15 +360,19 @@ class _Vocabulary:
         ]
         return lines
 
-    def to_other_initial(self) -> tuple[Expr, list[str]]:
-        """Being the initial state without A/D bits, and the assignments that make it
-        the one with them."""
+    def to_other_initial(self) -> tuple[Expr, list[list[str]]]:
+        """Being the first initial state, and for each other one (index 1, 2 ...) the
+        assignments that make it that one."""
         L = TEXT
         before = self.variables()
-        start, other = self.initial_values(False), self.initial_values(True)
+        start = self.initial_values(0)
         here = L.and_(*(L.iff(x, v) for x, v in zip(before, start, strict=True)))
-        moves = [(x, v) for x, v, s in zip(before, other, start, strict=True) if v != s]
-        return here, _assignments(moves)
+        moves = []
+        for i in range(1, len(self.initial)):
+            other = self.initial_values(i)
+            changed = [(x, v) for x, v, s in zip(before, other, start, strict=True) if v != s]
+            moves.append(_assignments(changed))
+        return here, moves
 
 
 def _assignments(targets: list[tuple[Expr, Expr]]) -> list[str]:
@@ -399,7 +405,9 @@ def _assignments(targets: list[tuple[Expr, Expr]]) -> list[str]:
         t, x = pending.pop(ready)
         statements.append(f"{t} = {x};")
         for name in x.variables() - {t.text}:
-            readers[name] -= 1
+            # a saved copy is read, never assigned: it has no count
+            if name in readers:
+                readers[name] -= 1
     return statements
 
 
@@ -514,11 +522,11 @@ def export(
     """
     vocabulary = _Vocabulary(system, vcpus)
     alternatives = _alternatives(vocabulary, props)
-    to_other_here, to_other = vocabulary.to_other_initial()
+    to_other_here, to_others = vocabulary.to_other_initial()
     # the scratch variables: the flush, the old values the updates save, the flags
     copies = sorted(
         {m for a in alternatives for s in a.statements for m in _SAVED.findall(s)}
-        | {m for s in to_other for m in _SAVED.findall(s)}
+        | {m for to_other in to_others for s in to_other for m in _SAVED.findall(s)}
     )
     scratch = [f"{SCRATCH}flush", *copies]
     for prop in props:
@@ -544,18 +552,23 @@ def export(
             body += [f"/* {prop.name}: {_comment(prop.title)} */", *_check(prop, bad)]
     lines += [f"    {s}" for s in body or ["skip"]]
     lines += ["}", "", "init {"]
-    initial = [f'printf("{INITIAL_LABEL}\\n");', *to_other]
+    initials = [
+        [f'printf("{INITIAL_LABEL} {i}\\n");', *to_other]
+        for i, to_other in enumerate(to_others, start=1)
+    ]
     if shortest:
-        lines += ["    /* the initial state: without A/D bits, or with them */", "    if"]
+        lines += ["    /* the initial state: the first (no A/D bits), or another */", "    if"]
         lines.append("    :: d_step { check_state() }")
-        lines.append(f"    :: d_step {{ {' '.join(initial)} check_state() }}")
+        for initial in initials:
+            lines.append(f"    :: d_step {{ {' '.join(initial)} check_state() }}")
         lines.append("    fi;")
     lines += ["end:", "    do"]
     if not shortest:
-        lines.append("    /* from the initial state without A/D bits to the one with them */")
-        lines.append(f"    :: d_step {{ {to_other_here} ->")
-        lines += [f"        {s}" for s in ["check_state();", *initial, "check_state();"]]
-        lines.append("    }")
+        for i, initial in enumerate(initials, start=1):
+            lines.append(f"    /* from the first initial state (no A/D bits) to initial {i} */")
+            lines.append(f"    :: d_step {{ {to_other_here} ->")
+            lines += [f"        {s}" for s in ["check_state();", *initial, "check_state();"]]
+            lines.append("    }")
     for alt in alternatives:
         lines.append(f"    /* {_comment(_shown(alt.action))} */")
         lines.append(f"    :: d_step {{ {alt.guard} ->")
@@ -598,8 +611,8 @@ def _header(
         yield " * Run: spin -a model.pml && cc -O2 -DSAFETY -DNOREDUCE -o pan pan.c &&"
         yield " * ./pan -c0 -e -n: every violated property fails its assertion once, with a"
         yield " * trail (replay the first with spin -t1 -T model.pml). SPIN stores exactly the"
-        yield " * model's reachable states: the first alternative, from the initial state"
-        yield " * without A/D bits to the one with them, adds none."
+        yield " * model's reachable states: the first alternatives, from the first initial"
+        yield " * state (no A/D bits) to each other one, add none."
     yield " */"
 
 

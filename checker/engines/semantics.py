@@ -156,15 +156,16 @@ class Step:
 def initial_states(
     vcpus: int, shape: Shape | None = None, model: Model = MODEL
 ) -> tuple[State, ...]:
-    """The initial states, in canonical order (A/D bits disabled first)."""
+    """The initial states, one per configuration the model admits, in canonical
+    order (A/D bits disabled first, PML after)."""
     shape = shape or Shape()
     if shape.host_threads != 1:
         # no action names a host thread yet: a second one would never act
         raise ValueError("the step function has one host thread")
     vcpu = model.initial_actor(CONCRETE, shape)
     return tuple(
-        State(model.initial_shared(CONCRETE, shape, ad_enabled), (vcpu,) * vcpus, shape, model)
-        for ad_enabled in (False, True)
+        State(model.initial_shared(CONCRETE, shape, config), (vcpu,) * vcpus, shape, model)
+        for config in model.configurations()
     )
 
 

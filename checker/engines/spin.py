@@ -376,23 +376,23 @@ def _replay_trail(
 
 def _trace(system: System, exported: promela.Export, prop: str, output: str) -> Trace:
     """The trace a replay's output shows: its labels, as actions from the initial
-    state (the one with A/D bits after ``@initial``, anything before being a cycle
+    state (the one ``@initial <index>`` names, anything before being a cycle
     back to the start), replayed through the step function."""
     variable = exported.assertions[prop]
     if f"assert(!({variable}))" not in output:
         raise InternalError(f"SPIN: the replay of {prop}'s trail does not fail its assertion")
-    ad = False
+    start = 0
     actions: list[Action] = []
     for line in output.splitlines():
-        if line == promela.INITIAL_LABEL:
-            ad, actions = True, []
+        if line.startswith(promela.INITIAL_LABEL + " "):
+            start, actions = int(line.split()[1]), []
         elif line.startswith(promela.ACTION_LABEL + " "):
             actions.append(exported.actions[int(line.split()[1])])
-    return _replayed(system, prop, exported.vcpus, ad, actions)
+    return _replayed(system, prop, exported.vcpus, start, actions)
 
 
-def _replayed(system: System, prop: str, vcpus: int, ad: bool, actions: list[Action]) -> Trace:
-    initial = semantics.initial_states(vcpus, system.shape, system.model)[int(ad)]
+def _replayed(system: System, prop: str, vcpus: int, start: int, actions: list[Action]) -> Trace:
+    initial = semantics.initial_states(vcpus, system.shape, system.model)[start]
     states: list[State] = [initial]
     for action in actions:
         step = semantics.step(system, states[-1], action)

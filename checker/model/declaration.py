@@ -9,11 +9,14 @@ none, and its state is exactly the vocabulary's shared records and TLB entries.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TypeVar
 
-from checker.model.logic import Logic
+from checker.model.logic import CONCRETE, Logic
 from checker.model.operation import (
     HOLDS_READ,
     HOLDS_WRITE,
@@ -25,6 +28,7 @@ from checker.model.operations import dirty_log, faults, guest, notifier, shadow
 from checker.model.paths import FlushRule, Paths
 from checker.model.properties import PROPERTIES, Property
 from checker.model.vocabulary import (
+    CONFIG_FIELDS,
     SLOT_FIELDS,
     SPTE_FIELDS,
     Actor,
@@ -54,6 +58,12 @@ class Model:
 
     operations: tuple[Operation, ...]
     properties: tuple[Property, ...]
+    #: the era has dirty logging by Dirty bits (``Paths.pml``): the configuration
+    #: ``pml`` may be chosen
+    pml: bool = False
+    #: configuration fields held at one value (a check of the configurations that
+    #: have them, e.g. a bug that needs PML), as (field, value) pairs
+    fixed: tuple[tuple[str, bool], ...] = ()
     locals: tuple[Local, ...] = field(init=False, compare=False)
     _index: dict[str, int] = field(init=False, compare=False, repr=False)
 
@@ -61,6 +71,9 @@ class Model:
         names = [op.name for op in self.operations]
         if len(set(names)) != len(names):
             raise ValueError("two operations have the same name")
+        for name, _ in self.fixed:
+            if name not in CONFIG_FIELDS:
+                raise ValueError(f"{name!r} is not a configuration field ({CONFIG_FIELDS})")
         for op in self.operations:
             unknown = set(op.params) - set(PARAMS)
             if unknown:
@@ -77,7 +90,7 @@ class Model:
         object.__setattr__(self, "_index", {name: i for i, name in enumerate(names)})
 
     def __hash__(self) -> int:
-        return hash(self.operations)
+        return hash((self.operations, self.pml, self.fixed))
 
     def index(self, name: str) -> int:
         """The operation's place in the canonical order."""
@@ -91,14 +104,42 @@ class Model:
         assert shape.spte_of is not None
         return Window(shared, actor, gfn, shape.spte_of, self.locals)
 
+    # -- the configuration: the slot fields CONFIG_FIELDS, free in the initial state
+    def admits(self, logic: Logic[B], config: Mapping[str, B]) -> B:
+        """The configuration is one a VM can have: PML needs A/D bits and an era
+        that has it.  pml => ad_enabled && paths.pml"""
+        allowed = logic.and_(config["ad_enabled"], logic.const(self.pml))
+        held = (config[name] if value else logic.not_(config[name]) for name, value in self.fixed)
+        return logic.and_(logic.or_(logic.not_(config["pml"]), allowed), *held)
+
+    def configurations(self) -> tuple[dict[str, bool], ...]:
+        """Every admitted configuration, in canonical order (each field False before
+        True, the first field most significant): the initial states' order."""
+        found = []
+        for values in itertools.product((False, True), repeat=len(CONFIG_FIELDS)):
+            config = dict(zip(CONFIG_FIELDS, values, strict=True))
+            if self.admits(CONCRETE, config):
+                found.append(config)
+        return tuple(found)
+
+    @staticmethod
+    def config_of(slot: Slot[B]) -> dict[str, B]:
+        """The configuration fields of ``slot``, by name."""
+        return {name: getattr(slot, name) for name in CONFIG_FIELDS}
+
     # -- states of a shape
-    def initial_shared(self, logic: Logic[B], shape: Shape, ad_enabled: B) -> Shared[B]:
-        """Nothing mapped, tracked or logged; no lock held. A/D support is the one
-        free choice."""
+    def initial_shared(
+        self, logic: Logic[B], shape: Shape, config: Mapping[str, B] | None = None
+    ) -> Shared[B]:
+        """Nothing mapped, tracked or logged; no lock held. The configuration
+        (``config``, by field of CONFIG_FIELDS; a missing one false) is the one free
+        choice."""
         f = logic.const(False)
+        given = config or {}
+        slot = Slot(**{name: given.get(name, f) for name in SLOT_FIELDS})
         return Shared(
             sptes=tuple(Spte(*(f for _ in SPTE_FIELDS)) for _ in range(shape.sptes)),
-            slot=Slot(ad_enabled, *(f for _ in SLOT_FIELDS[1:])),
+            slot=slot,
             frames=tuple(Frame(f, f) for _ in range(shape.gfns)),
             hosts=tuple(
                 self.initial_actor(logic, shape, vcpu=False) for _ in range(shape.host_threads)
@@ -108,7 +149,7 @@ class Model:
     def initial_actor(self, logic: Logic[B], shape: Shape, vcpu: bool = True) -> Actor[B]:
         """An actor with nothing cached and every local false."""
         f = logic.const(False)
-        tlbs = tuple(TlbEntry(f, f) for _ in range(shape.gfns)) if vcpu else ()
+        tlbs = tuple(TlbEntry(f, f, f) for _ in range(shape.gfns)) if vcpu else ()
         return Actor(tlbs, tuple(f for _ in self.locals))
 
     def shared_names(self, shape: Shape) -> tuple[str, ...]:
@@ -129,6 +170,7 @@ OPERATIONS: tuple[Operation, ...] = (
     shadow.SYNC_SPTE,
     shadow.WRITE_PROTECT,
     notifier.AGING,
+    notifier.AGING_STORE,
     notifier.ZAP,
     dirty_log.ENABLE_DIRTY_LOGGING,
     dirty_log.ENABLE_FLUSH,
@@ -147,23 +189,35 @@ def model_for(paths: Paths) -> Model:
     """The model of one MMU in one era: the operations that MMU and era perform, each
     as they perform it (:meth:`Operation.in_era`), in canonical order."""
     present = (op.in_era(paths) for op in OPERATIONS)
-    return Model(tuple(op for op in present if op is not None), PROPERTIES)
+    return Model(tuple(op for op in present if op is not None), PROPERTIES, pml=paths.pml)
 
 
 @dataclass(frozen=True)
 class System:
     """What is checked: a flush rule, the era and MMU around it (``paths``), the
     model's shape, and the model itself: ``model_for(paths)`` unless a test
-    declares its own."""
+    declares its own, with the ``configuration`` fields held at their values."""
 
     rule: FlushRule
     paths: Paths = field(default_factory=Paths)
     shape: Shape = field(default_factory=Shape)
     model: Model = None  # type: ignore[assignment]
+    #: configuration fields held at one value, as (field, value) pairs
+    configuration: tuple[tuple[str, bool], ...] = ()
 
     def __post_init__(self) -> None:
         if self.model is None:
             object.__setattr__(self, "model", model_for(self.paths))
+            # an era's own model (a test's declared model is its own business)
+            for op in self.model.operations:
+                if op.one_gfn and self.shape.gfns > 1:
+                    raise ValueError(
+                        f"{op.name} ({op.title}) is modelled with one gfn only, and "
+                        "this era and MMU have it: check them with one gfn"
+                    )
+        if self.configuration:
+            model = dataclasses.replace(self.model, fixed=self.configuration)
+            object.__setattr__(self, "model", model)
 
 
 OPERATION_BY_NAME: dict[str, Operation] = {op.name: op for op in OPERATIONS}

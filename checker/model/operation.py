@@ -264,6 +264,9 @@ class Operation:
     mmus: frozenset[Mmu] = frozenset(Mmu)
     #: for ``Flush.LATER``: the slot field that records the flush owed after unlock
     pending: str | None = None
+    #: the step is modelled for shapes with one gfn only (its locals remember what
+    #: it read of an SPTE, not which gfn it was): a system with more is refused
+    one_gfn: bool = False
     #: the step as an era performs it (its flush may differ by era), or None if the
     #: era has no such step; None here: the step is the same in every era
     configure: Callable[[Operation, Paths], Operation | None] | None = None
@@ -389,7 +392,7 @@ def vcpu_after(logic: Logic[B], flush: B, is_actor: B, actor: Actor[B], old: Act
     if flush is False:
         return kept
     f = logic.const(False)
-    flushed = tuple(TlbEntry(f, f) for _ in kept.tlbs)
+    flushed = tuple(TlbEntry(f, f, f) for _ in kept.tlbs)
     return dataclasses.replace(kept, tlbs=select(logic, flush, flushed, kept.tlbs))
 
 

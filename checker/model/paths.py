@@ -57,13 +57,15 @@ class EnableFlush(enum.Enum):
 
     #: after dropping mmu_lock, unconditionally (b64d740ea7dd, v6.0)
     ALWAYS = "always"
-    #: after dropping mmu_lock, iff some SPTE was writable before the write-protect
-    #: (the TDP MMU before v6.0: its write-protect reports whether it changed W)
-    WRITABLE = "writable"
+    #: after dropping mmu_lock, iff the step changed some present SPTE (the TDP MMU
+    #: before v6.0: its write-protect reports whether it cleared a W, its clearing
+    #: of Dirty bits under PML whether it cleared a D)
+    CHANGED = "changed"
     #: after dropping mmu_lock, iff some SPTE was MMU-writable
     MMU_WRITABLE = "mmu_writable"
     #: after dropping mmu_lock, iff some SPTE was present (the TDP MMU in v5.10,
-    #: whose write-protect reported every leaf it visited)
+    #: whose write-protect reported every leaf it visited; its clearing of Dirty
+    #: bits under PML reported only the SPTEs it changed, as ``CHANGED``)
     PRESENT = "present"
     #: after dropping mmu_lock, iff ``mmu_spte_update`` asked for a flush on some
     #: SPTE it write-protected: the rule's answer, ORed into a later flush (the
@@ -147,6 +149,14 @@ class Paths:
     fast_page_fault: bool = True
     #: enabling dirty logging may use manual-protect "initially all set" (v5.3+)
     initially_set: bool = True
+    #: dirty logging by Dirty bits (PML, 843e4330573c, v4.0) exists: a VM with A/D
+    #: bits may log writes through the CPU's setting of Dirty instead of write faults
+    pml: bool = False
+    #: the TDP MMU's writers under mmu_lock held for write exchange an SPTE with
+    #: volatile bits atomically (ba3a6120a4e7, v5.18); before, they stored it with a
+    #: plain write computed from an earlier read, losing a Dirty bit the CPU set in
+    #: between. Read only by the TDP MMU's aging.
+    tdp_atomic_writes: bool = True
 
 
 #: every choice of :class:`Paths`, by field: its enum, or ``bool``

@@ -55,9 +55,13 @@ def _stale_writable(
 
     bad = OR over vCPUs v, gfns g:  tlb[v][g].writable && !(P && MW)(spte_of(g))
 
-    Today every ``mmu_lock`` section is one step, so the lock is free in every
-    state; a model whose sections span steps must restrict this to states where
-    the lock is free.
+    The one section that spans steps in an era's model is the TDP MMU's aging before
+    ba3a6120a4e7 (a read step, then a store step, under mmu_lock held for write).
+    Its read changes no SPTE, and between the two only lockless actors run, which
+    never change P or MW; the store writes P and MW as they were. So a state inside
+    that section is bad iff the same state with the lock free is, and the property
+    needs no restriction to states where the lock is free. (A model whose sections
+    change P or MW before their last step would need one.)
     """
     sptes = [shared.sptes[i] for i in spte_of]
     uncovered = [L.not_(L.and_(s.present, s.mmu_writable)) for s in sptes]
@@ -78,20 +82,20 @@ def _tracked_write(L: Logic[B], op: Operation, before: Window[B], out: Outcome[B
 
 def _lost_write(L: Logic[B], op: Operation, before: Window[B], out: Outcome[B]) -> B:
     """A guest store that does not fault while logging is on, with nothing to record
-    it: the gfn's dirty bit is clear and no harvest that reaped it is waiting for
-    its flush.
+    it: the gfn's dirty bit is clear after the store (a store that sets Dirty under
+    PML logs itself) and no harvest that reaped it is waiting for its flush.
 
     Logging is on once enabling it has flushed: until the enable ioctl returns,
     userspace has not started tracking and must treat every page as dirty anyway.
 
     bad = op is a GUEST_STORE && logging && !enable_flush_pending
-          && !dirty_bit(gfn) && !harvest_flush_pending
+          && !dirty_bit'(gfn) && !harvest_flush_pending
     """
     if Trait.GUEST_STORE not in op.traits:
         return L.const(False)
     slot = before.slot
     logging_on = L.and_(slot.dirty_logging, L.not_(slot.enable_flush_pending))
-    unrecorded = L.not_(L.or_(before.frame.dirty_bit, slot.harvest_flush_pending))
+    unrecorded = L.not_(L.or_(out.window.frame.dirty_bit, slot.harvest_flush_pending))
     return L.and_(logging_on, unrecorded)
 
 
@@ -158,8 +162,8 @@ PROPERTIES: tuple[Property, ...] = (
         "dirty_log",
         "dirty logging, no lost write",
         "once dirty logging is on (enabled and flushed), a write that does not fault "
-        "happens only if the gfn's dirty bit is set or a harvest that reaped it has not "
-        "flushed yet",
+        "happens only if the gfn's dirty bit is set after it (a write that sets Dirty "
+        "under PML logs itself) or a harvest that reaped it has not flushed yet",
         Kind.STEP,
         True,
         bad_step=_lost_write,

@@ -59,6 +59,9 @@ class Slot(Generic[B]):
     #: the MMU has hardware Accessed/Dirty bits (a configuration bit, fixed in the
     #: initial state)
     ad_enabled: B
+    #: dirty logging is by Dirty bits (PML) instead of write-protection (a
+    #: configuration bit, fixed in the initial state; needs A/D bits)
+    pml: B
     dirty_logging: B
     #: a dirty-log harvest reaped a gfn and has not flushed yet (it flushes after
     #: dropping mmu_lock)
@@ -77,10 +80,13 @@ class Frame(Generic[B]):
 
 @dataclass(frozen=True, order=True)
 class TlbEntry(Generic[B]):
-    """One vCPU's TLB entry for one gfn: none (not cached), read-only or writable."""
+    """One vCPU's TLB entry for one gfn: none (not cached), read-only, writable, or
+    writable with the dirty state cached (filled from, or used for a write to, an
+    SPTE with Dirty set: a write through it does not touch the SPTE)."""
 
     cached: B
     writable: B
+    dirty: B
 
 
 @dataclass(frozen=True, order=True)
@@ -105,6 +111,10 @@ class Shared(Generic[B]):
 SPTE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Spte))
 SLOT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Slot))
 FRAME_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Frame))
+#: the slot fields that are the VM's configuration: free in the initial state (under
+#: the model's constraint, :meth:`checker.model.declaration.Model.admits`), never
+#: changed by a step
+CONFIG_FIELDS: tuple[str, ...] = ("ad_enabled", "pml")
 TLB_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TlbEntry))
 
 
@@ -114,10 +124,12 @@ class Tlb(enum.IntEnum):
     NONE = 0
     READ_ONLY = 1
     WRITABLE = 2
+    #: writable, with the dirty state cached
+    DIRTY = 3
 
     @property
     def label(self) -> str:
-        return ("none", "ro", "rw")[self]
+        return ("none", "ro", "rw", "rwd")[self]
 
     def entry(self) -> TlbEntry[bool]:
         return _ENTRIES[self]
@@ -126,15 +138,20 @@ class Tlb(enum.IntEnum):
     def of(entry: TlbEntry[bool]) -> Tlb:
         if entry.writable and not entry.cached:
             raise ValueError("TLB entry writable but not cached")
+        if entry.dirty and not entry.writable:
+            raise ValueError("TLB entry dirty but not writable")
         if not entry.cached:
             return Tlb.NONE
+        if entry.dirty:
+            return Tlb.DIRTY
         return Tlb.WRITABLE if entry.writable else Tlb.READ_ONLY
 
 
 _ENTRIES = {
-    Tlb.NONE: TlbEntry(False, False),
-    Tlb.READ_ONLY: TlbEntry(True, False),
-    Tlb.WRITABLE: TlbEntry(True, True),
+    Tlb.NONE: TlbEntry(False, False, False),
+    Tlb.READ_ONLY: TlbEntry(True, False, False),
+    Tlb.WRITABLE: TlbEntry(True, True, False),
+    Tlb.DIRTY: TlbEntry(True, True, True),
 }
 
 

@@ -84,18 +84,17 @@ def invariant_sha256(invariant: Invariant) -> str:
 def canonical_trace(trace: Trace) -> list[Any]:
     """A trace as plain values: every state (all fields, every TLB entry) and every
     action with the outcome it had. Nothing about versions, files or commands."""
-    from checker.model import MODEL
     from checker.model.vocabulary import leaves
 
     def state(s: Any) -> dict[str, Any]:
-        # the vocabulary's names: with one SPTE and one gfn, the fields of
-        # both by name, and each vCPU's TLB entry in "tlbs"
+        # the vocabulary's names (the era's model: its locals): with one SPTE and
+        # one gfn, the fields of both by name, and each vCPU's TLB entry in "tlbs"
         values: dict[str, Any] = dict(
-            zip(MODEL.shared_names(s.shape), leaves(s.shared), strict=True)
+            zip(s.model.shared_names(s.shape), leaves(s.shared), strict=True)
         )
         tlbs = [[s.tlb(v, g).label for g in range(s.shape.gfns)] for v in range(s.vcpu_count)]
         values["tlbs"] = [t[0] for t in tlbs] if s.shape.gfns == 1 else tlbs
-        if MODEL.locals:
+        if s.model.locals:
             values["locals"] = [list(record.local) for record in s.vcpus]
         return values
 

@@ -98,7 +98,7 @@ def _code_flow(p: PropertyOutcome, uri: str, line: int) -> dict[str, Any]:
     assert p.result is not None and p.result.trace is not None
     trace = p.result.trace
     first = trace.initial
-    ad = "on" if first.shared.slot.ad_enabled else "off"
+    ad = ("on, PML" if first.shared.slot.pml else "on") if first.shared.slot.ad_enabled else "off"
     locations = [
         {
             "location": _location(uri, line, f"step 0: initial state, A/D bits {ad}"),

@@ -21,6 +21,7 @@ from typing import Any
 
 from checker.model import PROPERTY_BY_NAME, Paths, Property
 from checker.model.paths import Mmu
+from checker.model.vocabulary import CONFIG_FIELDS
 from checker.rules.specs import (
     Era,
     Rule,
@@ -47,6 +48,7 @@ FIELDS = (
     "rule_after",
     "era_after",
     "expect_after",
+    "configuration",
     "why",
 )
 #: a short commit id (``198c74f43f0f``), or a slug for an event without one, or a
@@ -63,6 +65,8 @@ class Side:
     era: str
     paths: Paths
     expect: Verdict
+    #: configuration fields held at one value on this side, as (field, value) pairs
+    configuration: tuple[tuple[str, bool], ...] = ()
 
     @property
     def label(self) -> str:
@@ -143,8 +147,9 @@ def load_entry(path: Path, eras: dict[str, Era], rules: dict[str, Rule]) -> Entr
             "property",
             f"unknown property {prop_name!r} (properties: {', '.join(PROPERTY_BY_NAME)})",
         )
-    before = _side(data, "before", mmu, eras, rules, fail)
-    after = _side(data, "after", mmu, eras, rules, fail)
+    configuration = _configuration(data, fail)
+    before = _side(data, "before", mmu, eras, rules, fail, configuration)
+    after = _side(data, "after", mmu, eras, rules, fail, configuration)
     if (before.rule.name, before.era) == (after.rule.name, after.era):
         # the same check twice cannot show a change
         raise fail(
@@ -170,6 +175,7 @@ def _side(
     eras: dict[str, Era],
     rules: dict[str, Rule],
     fail: Any,
+    configuration: tuple[tuple[str, bool], ...] = (),
 ) -> Side:
     """The ``side`` ("before" or "after") of an entry: its rule, its era's paths for
     ``mmu``, and its expected verdict."""
@@ -190,4 +196,36 @@ def _side(
         expect = decided(data[expect_key])
     except ValueError as exc:
         raise fail(expect_key, str(exc)) from None
-    return Side(rule=rules[rule_name], era=era_name, paths=era.paths[mmu], expect=expect)
+    paths = era.paths[mmu]
+    if dict(configuration).get("pml") and not paths.pml:
+        raise fail("configuration", f"era {era_name!r} has no PML (its paths say pml = false)")
+    return Side(
+        rule=rules[rule_name],
+        era=era_name,
+        paths=paths,
+        expect=expect,
+        configuration=configuration,
+    )
+
+
+def _configuration(data: dict[str, Any], fail: Any) -> tuple[tuple[str, bool], ...]:
+    """The optional ``configuration`` table: configuration fields (``ad_enabled``,
+    ``pml``) held at one value on both sides, e.g. ``{ pml = true }`` for a bug that
+    needs dirty logging by Dirty bits."""
+    table = data.get("configuration", {})
+    if not isinstance(table, dict):
+        raise fail("configuration", "not a table (e.g. configuration = { pml = true })")
+    found = []
+    for name in CONFIG_FIELDS:
+        if name in table:
+            value = table[name]
+            if not isinstance(value, bool):
+                raise fail(f"configuration.{name}", "not true or false")
+            found.append((name, value))
+    unknown = sorted(set(table) - set(CONFIG_FIELDS))
+    if unknown:
+        raise fail(
+            f"configuration.{unknown[0]}",
+            f"unknown configuration field (fields: {', '.join(CONFIG_FIELDS)})",
+        )
+    return tuple(found)

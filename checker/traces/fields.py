@@ -3,7 +3,7 @@
 The names are the vocabulary's (``checker.model.vocabulary``): a shared leaf by
 its name (``writable``, ``dirty_logging``; with several SPTEs or gfns
 ``writable[1]``), each vCPU's TLB entry as ``tlb_vcpu<v>`` (with several gfns
-``tlb_vcpu<v>[<g>]``) holding ``none``/``ro``/``rw``, each vCPU's locals as
+``tlb_vcpu<v>[<g>]``) holding ``none``/``ro``/``rw``/``rwd``, each vCPU's locals as
 ``vcpu<v>.<local>``, and each SPTE's value as ``spte`` (``spte[<i>]``), hex in the
 x86 layout. A file records its shape (``gfns``, ``spte_of``) beside them.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from checker.engines.semantics import State
 from checker.engines.trace import spte_hex
-from checker.model import MODEL, Actor, Shape, Tlb
+from checker.model import MODEL, Actor, Model, Shape, Tlb
 from checker.model.logic import CONCRETE
 from checker.model.vocabulary import leaves, rebuild
 
@@ -50,24 +50,28 @@ def state_values(state: State) -> dict[str, Any]:
 
 
 def state_from_values(
-    values: Mapping[str, Any], shape: Shape, vcpus: int, boolean: Callable[[Any], bool]
+    values: Mapping[str, Any],
+    shape: Shape,
+    vcpus: int,
+    boolean: Callable[[Any], bool],
+    model: Model = MODEL,
 ) -> State:
-    """The state :func:`state_values` gave ``values`` (Booleans read by ``boolean``);
-    a ``KeyError`` or ``ValueError`` for a missing or malformed value."""
-    f = CONCRETE.const(False)
-    template = MODEL.initial_shared(CONCRETE, shape, f)
-    shared = rebuild(template, iter([boolean(values[n]) for n in MODEL.shared_names(shape)]))
+    """The state :func:`state_values` gave ``values`` (Booleans read by ``boolean``),
+    a state of ``model`` (the era's: its locals are the file's); a ``KeyError`` or
+    ``ValueError`` for a missing or malformed value."""
+    template = model.initial_shared(CONCRETE, shape)
+    shared = rebuild(template, iter([boolean(values[n]) for n in model.shared_names(shape)]))
     records = []
     for v in range(vcpus):
         tlbs = []
         for g in range(shape.gfns):
             label = values[tlb_key(v, g, shape)]
             if label not in _TLB_LABELS:
-                raise ValueError(f"{tlb_key(v, g, shape)} is {label!r}, not none, ro or rw")
+                raise ValueError(f"{tlb_key(v, g, shape)} is {label!r}, not none, ro, rw or rwd")
             tlbs.append(_TLB_LABELS[label].entry())
-        local = tuple(boolean(values[local_key(v, x.name)]) for x in MODEL.locals)
+        local = tuple(boolean(values[local_key(v, x.name)]) for x in model.locals)
         records.append(Actor(tuple(tlbs), local))
-    return State(shared, tuple(records), shape)
+    return State(shared, tuple(records), shape, model)
 
 
 def shape_values(shape: Shape) -> dict[str, Any]:

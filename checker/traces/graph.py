@@ -27,7 +27,6 @@ atomically, byte-identical for the same trace and versions.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import warnings
 from dataclasses import dataclass
@@ -54,9 +53,9 @@ if TYPE_CHECKING:
     #: a trace: nodes are step numbers
     TraceGraph = nx.DiGraph[int]
 
-SCHEMA = "checker.counterexample/2"
+SCHEMA = "checker.counterexample/3"
 #: earlier formats, refused by name
-OLD_SCHEMAS = ("checker.counterexample/1",)
+OLD_SCHEMAS = ("checker.counterexample/1", "checker.counterexample/2")
 
 
 @dataclass(frozen=True)
@@ -253,8 +252,7 @@ def read_counterexample(path: Path) -> Loaded:
         # the states are those of the era and MMU the file records
         model = model_for(paths)
         states = tuple(
-            dataclasses.replace(state_from_values(g.nodes[i], shape, vcpus, _bool), model=model)
-            for i in range(depth + 1)
+            state_from_values(g.nodes[i], shape, vcpus, _bool, model) for i in range(depth + 1)
         )
         actions = tuple(_action(g, i, vcpus, shape) for i in range(1, depth + 1))
     except CounterexampleError:

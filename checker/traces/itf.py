@@ -33,7 +33,6 @@ export of version 1 (one SPTE) is refused with a line naming its version.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from checker.model import (
     Actor,
     Frame,
     Kind,
+    Model,
     Paths,
     Reach,
     Shape,
@@ -67,9 +67,9 @@ from checker.traces.view import hex_value
 
 SUFFIX = ".itf.json"
 FORMAT_DESCRIPTION = "https://apalache-mc.org/docs/adr/015adr-trace.html"
-SCHEMA = "checker.itf/2"
+SCHEMA = "checker.itf/3"
 #: earlier formats, refused by name
-OLD_SCHEMAS = ("checker.itf/1",)
+OLD_SCHEMAS = ("checker.itf/1", "checker.itf/2")
 ACTION_TAKEN = "mbt::actionTaken"
 NONDET_PICKS = "mbt::nondetPicks"
 INIT = "init"
@@ -276,7 +276,7 @@ def parse_itf(data: Any, path: Path) -> Counterexample:
         )
         # the states are those of the era and MMU the file records
         model = model_for(paths)
-        states = tuple(dataclasses.replace(_state(s, vcpus, shape), model=model) for s in raw)
+        states = tuple(_state(s, vcpus, shape, model) for s in raw)
         actions = tuple(_action(s, vcpus, shape) for s in raw[1:])
         if raw[0][ACTION_TAKEN] != INIT:
             raise ValueError(f"state 0: {ACTION_TAKEN} is not {INIT!r}")
@@ -324,13 +324,13 @@ def _indexed(value: Any, name: str, count: int) -> list[Any]:
     return [found[i] for i in range(count)]
 
 
-def _record_locals(value: Any) -> tuple[bool, ...]:
-    if set(value) != {x.name for x in MODEL.locals}:
-        raise ValueError(f"locals {sorted(value)}, expected {[x.name for x in MODEL.locals]}")
-    return tuple(_bool(value[x.name]) for x in MODEL.locals)
+def _record_locals(value: Any, model: Model) -> tuple[bool, ...]:
+    if set(value) != {x.name for x in model.locals}:
+        raise ValueError(f"locals {sorted(value)}, expected {[x.name for x in model.locals]}")
+    return tuple(_bool(value[x.name]) for x in model.locals)
 
 
-def _state(values: dict[str, Any], vcpus: int, shape: Shape) -> State:
+def _state(values: dict[str, Any], vcpus: int, shape: Shape, model: Model = MODEL) -> State:
     sptes = tuple(
         Spte(**{f: _bool(s[f]) for f in SPTE_FIELDS})
         for s in _indexed(values["sptes"], "sptes", shape.sptes)
@@ -340,7 +340,7 @@ def _state(values: dict[str, Any], vcpus: int, shape: Shape) -> State:
         for x in _indexed(values["frames"], "frames", shape.gfns)
     )
     hosts = tuple(
-        Actor((), _record_locals(x))
+        Actor((), _record_locals(x, model))
         for x in _indexed(values["host_locals"], "host_locals", shape.host_threads)
     )
     slot = Slot(**{f: _bool(values[f]) for f in SLOT_FIELDS})
@@ -349,11 +349,11 @@ def _state(values: dict[str, Any], vcpus: int, shape: Shape) -> State:
     records = tuple(
         Actor(
             tuple(_TLB[label].entry() for label in _indexed(tlbs[v], "tlb", shape.gfns)),
-            _record_locals(local[v]),
+            _record_locals(local[v], model),
         )
         for v in range(vcpus)
     )
-    return State(Shared(sptes, slot, frames, hosts), records, shape)
+    return State(Shared(sptes, slot, frames, hosts), records, shape, model)
 
 
 def _action(values: dict[str, Any], vcpus: int, shape: Shape) -> Action:

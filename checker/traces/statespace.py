@@ -93,7 +93,11 @@ class StateSpace:
             reached.tlb(v, g).label for v in range(reached.vcpu_count) for g in range(shape.gfns)
         )
         flags = ", ".join(f"{key} {text}" for key, text in view.gfn_items(reached))
-        ad = "on" if reached.shared.slot.ad_enabled else "off"
+        ad = (
+            ("on, PML" if reached.shared.slot.pml else "on")
+            if reached.shared.slot.ad_enabled
+            else "off"
+        )
         label = f"{node}: {sptes}, tlb {tlbs}, {flags}, A/D {ad}"
         if broken:
             label += f", violates {', '.join(broken)}"

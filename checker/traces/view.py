@@ -328,7 +328,7 @@ def state_columns(
 
             columns.append(
                 StateColumn(
-                    Column(key, key, Group.STATE, f"vCPU {v}'s TLB entry{of}: none, ro or rw"),
+                    Column(key, key, Group.STATE, f"vCPU {v}'s TLB entry{of}: none, ro, rw or rwd"),
                     tlb,
                     words(tlb, value_cell),
                 )
@@ -630,7 +630,8 @@ def legend_lines(table: Table) -> list[str]:
     lines = [
         f"SPTE   {spte}",
         *flags,
-        f"{tlb}none, ro (read-only) or rw (writable); flush: every vCPU's TLB flushed",
+        f"{tlb}none, ro (read-only), rw (writable) or rwd (writable, dirty cached); "
+        "flush: every vCPU's TLB flushed",
         f"marks  +x set, -x cleared, a{ARROW}b changed, {HEX_CHANGED} hex value changed, "
         f"{MARK} the violation",
     ]
@@ -659,7 +660,8 @@ def render(
     marks ``→`` and ``✗`` are spelled ``->`` and ``X``.
     """
     prop = trace.prop
-    ad = "on" if trace.initial.shared.slot.ad_enabled else "off"
+    slot = trace.initial.shared.slot
+    ad = ("on, PML" if slot.pml else "on") if slot.ad_enabled else "off"
     vcpus = f"{trace.vcpus} vCPU{'s' if trace.vcpus != 1 else ''}"
     name = prop.name if prop.title == prop.name else f"{prop.name} ({prop.title})"
     title = (

@@ -298,7 +298,11 @@ def detail_html(cx: Counterexample, k: int) -> str:
     classes = "detail violation" if last else "detail"
     parts = [f'<article class="{classes}" id="detail-{k}" data-step="{k}" hidden>']
     if k == 0:
-        ad = "on" if trace.initial.shared.slot.ad_enabled else "off"
+        ad = (
+            ("on, PML" if trace.initial.shared.slot.pml else "on")
+            if trace.initial.shared.slot.ad_enabled
+            else "off"
+        )
         parts.append("<h2>Step 0: the initial state</h2>")
         parts.append(
             f"<p>Nothing mapped, cached, tracked or logged; the MMU's A/D bits are {ad}.</p>"
@@ -343,7 +347,11 @@ def html_text(cx: Counterexample) -> str:
 
     trace, p = cx.trace, cx.provenance
     prop = trace.prop
-    ad = "on" if trace.initial.shared.slot.ad_enabled else "off"
+    ad = (
+        ("on, PML" if trace.initial.shared.slot.pml else "on")
+        if trace.initial.shared.slot.ad_enabled
+        else "off"
+    )
     title = f"{trace.rule_name}: {prop.name} violated in {trace.depth} steps"
     source = f"{cx.source} · " if cx.source else ""
     data = nx.node_link_data(cx.graph(), edges="edges")

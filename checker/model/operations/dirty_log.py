@@ -33,18 +33,21 @@ def _idle(L: Logic[B], w: Window[B]) -> B:
 
 
 def _enable_dirty_logging(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
-    """Write-protect the slot (W cleared, MW kept); the flush comes after unlock, on
-    the era's condition (v3.x flushed before unlocking). With manual-protect
+    """Write-protect the slot (W cleared, MW kept), or with PML clear Dirty on every
+    present SPTE (``kvm_mmu_slot_leaf_clear_dirty``); the flush comes after unlock,
+    on the era's condition (v3.x flushed before unlocking). With manual-protect
     "initially all set" (``initially_set``, where the era has it), nothing is
-    write-protected or flushed and every dirty bit starts set.
+    write-protected or cleaned and every dirty bit starts set.
 
     enabled = !logging && idle && (!initially_set || era has it);  logging' = 1;
     initially_set:  dirty_bit'[*] = 1
-    otherwise:      W'[*] = 0;  dirty_bit'[*] = 0;
+    otherwise:      pml ? D'[*] = 0 : W'[*] = 0;  dirty_bit'[*] = 0;
                     enable_flush_pending' = per paths.enable_flush (over every SPTE;
-                    RULE: what the rule answered, ORed in by ``apply``)
+                    CHANGED: some present SPTE changed; RULE: what the rule
+                    answered, ORed in by ``apply``)
     """
     initially_set = p["initially_set"]
+    pml = w.slot.pml
     enabled = L.and_(
         L.not_(w.slot.dirty_logging),
         _idle(L, w),
@@ -52,18 +55,25 @@ def _enable_dirty_logging(L: Logic[B], w: Window[B], p: Params[B], paths: Paths)
     )
     sptes = w.shared.sptes
     protect = L.not_(initially_set)
+    # what the step clears on a present SPTE: D with PML, W otherwise
+    cleared = [L.and_(s.present, L.ite(pml, s.dirty, s.writable)) for s in sptes]
     later = {
         EnableFlush.ALWAYS: L.const(True),
-        EnableFlush.WRITABLE: L.or_(*(L.and_(s.present, s.writable) for s in sptes)),
+        EnableFlush.CHANGED: L.or_(*cleared),
         EnableFlush.MMU_WRITABLE: L.or_(*(L.and_(s.present, s.mmu_writable) for s in sptes)),
-        EnableFlush.PRESENT: L.or_(*(s.present for s in sptes)),
+        # clear_dirty_gfn_range() reported only the SPTEs it changed (v5.10)
+        EnableFlush.PRESENT: L.ite(pml, L.or_(*cleared), L.or_(*(s.present for s in sptes))),
         EnableFlush.RULE: L.const(False),
         EnableFlush.NEVER: L.const(False),
         EnableFlush.LOCKED: L.const(False),
     }[paths.enable_flush]
     after = w.with_sptes(
         {
-            i: dataclasses.replace(s, writable=L.and_(s.writable, initially_set))
+            i: dataclasses.replace(
+                s,
+                writable=L.and_(s.writable, L.or_(initially_set, pml)),
+                dirty=L.and_(s.dirty, L.or_(initially_set, L.not_(pml))),
+            )
             for i, s in enumerate(sptes)
         }
     )
@@ -77,7 +87,8 @@ def _enable_dirty_logging(L: Logic[B], w: Window[B], p: Params[B], paths: Paths)
 
 def _enable_in_era(op: Operation, paths: Paths) -> Operation:
     """Before b64d740ea7dd (v6.0) the shadow MMU's flush after enabling logging was
-    owed iff some ``mmu_spte_update`` of the write-protect asked for one."""
+    owed iff some ``mmu_spte_update`` of the write-protect asked for one; with PML,
+    of the clearing of Dirty bits (``spte_clear_dirty`` -> ``mmu_spte_update``)."""
     if paths.enable_flush is not EnableFlush.RULE:
         return op
     return dataclasses.replace(
@@ -100,15 +111,17 @@ def _enable_flush(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effe
 
 def _harvest(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
     """Reap the dirty bitmap and write-protect each reaped gfn's SPTE (W cleared, MW
-    kept), then unlock; the flush follows as the paths say (today: after unlock iff
-    something was reaped).
+    kept), or with PML clear its Dirty bit (``kvm_mmu_clear_dirty_pt_masked``,
+    ``clear_dirty_pt_masked``), then unlock; the flush follows as the paths say
+    (today: after unlock iff something was reaped).
 
     reaped = OR dirty_bit[*];  enabled = logging && idle && (reaped || policy ALWAYS);
-    W'[spte_of(g)] = W && !dirty_bit[g];  dirty_bit'[*] = 0;
-    harvest_flush_pending' = per paths.harvest_flush
+    pml ? D'[spte_of(g)] = D && !dirty_bit[g] : W'[spte_of(g)] = W && !dirty_bit[g];
+    dirty_bit'[*] = 0;  harvest_flush_pending' = per paths.harvest_flush
     """
     shape_sptes = w.shared.sptes
     frames = w.shared.frames
+    pml = w.slot.pml
     policy = paths.harvest_flush
     reaped = L.or_(*(x.dirty_bit for x in frames))
     # a harvest that reaps nothing changes nothing, unless it flushes regardless
@@ -118,9 +131,10 @@ def _harvest(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]
     protect: dict[int, list[B]] = {}
     for g, x in enumerate(frames):
         protect.setdefault(w.spte_of[g], []).append(x.dirty_bit)
+    hit = {i: L.or_(*protect.get(i, [])) for i in range(len(shape_sptes))}
     changed = L.or_(
         *(
-            L.and_(L.or_(*protect.get(i, [])), s.present, s.writable)
+            L.and_(hit[i], s.present, L.ite(pml, s.dirty, s.writable))
             for i, s in enumerate(shape_sptes)
         )
     )
@@ -135,7 +149,9 @@ def _harvest(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]
     after = w.with_sptes(
         {
             i: dataclasses.replace(
-                s, writable=L.and_(s.writable, L.not_(L.or_(*protect.get(i, []))))
+                s,
+                writable=L.and_(s.writable, L.not_(L.and_(hit[i], L.not_(pml)))),
+                dirty=L.and_(s.dirty, L.not_(L.and_(hit[i], pml))),
             )
             for i, s in enumerate(shape_sptes)
         }

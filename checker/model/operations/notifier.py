@@ -12,6 +12,7 @@ from checker.model.operation import (
     ActorKind,
     Effect,
     Flush,
+    Hold,
     LockMode,
     Operation,
     Params,
@@ -20,7 +21,7 @@ from checker.model.operation import (
     Window,
 )
 from checker.model.paths import AgingWithoutAd, Mmu, Paths
-from checker.model.vocabulary import SPTE_FIELDS, Spte, select
+from checker.model.vocabulary import SPTE_FIELDS, Local, Spte, select
 
 B = TypeVar("B")
 
@@ -56,6 +57,53 @@ def _aging(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
     return Effect(enabled, after, L.const(False), asks=L.not_(ad))
 
 
+#: what the TDP MMU's aging read of the SPTE, before its plain store (v5.10..v5.17):
+#: the bits a lockless actor may set in between (the CPU sets Dirty, the fast page
+#: fault sets Writable), which the store writes back as read
+AGING_READ_DIRTY = Local("aging_read_dirty", "the Dirty bit the aging read, until its store")
+AGING_READ_WRITABLE = Local(
+    "aging_read_writable", "the Writable bit the aging read, until its store"
+)
+
+
+def _aging_read(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
+    """The TDP MMU's aging before ba3a6120a4e7, first step: take mmu_lock for write
+    and read the SPTE (``iter->old_spte``); the aged value is computed from it and
+    stored in the next step.
+
+    enabled = as aging's;  remembers D and W
+    """
+    aged = _aging(L, w, p, paths)
+    s = w.spte
+    after = w.with_local(**{AGING_READ_DIRTY.name: s.dirty, AGING_READ_WRITABLE.name: s.writable})
+    return Effect(aged.enabled, after, L.const(False))
+
+
+def _aging_store(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
+    """The TDP MMU's aging before ba3a6120a4e7, second step: store the aged SPTE with
+    a plain write (``WRITE_ONCE``), computed from what the first step read, and drop
+    mmu_lock. A Dirty bit the CPU set, or a Writable bit the fast page fault set, in
+    between is lost. Only lockless actors run in between (the host holds mmu_lock
+    for write), and they change only A, D, W and AT of a present SPTE; the aged
+    value sets A, W and AT itself, so D and W are what the read decides.
+
+    enabled = holds mmu_lock for write (the lock protocol);
+    ad:  A' = 0;  D' = read D;  W' = read W
+    !ad: as aging (W' = 0, AT' = 1; D is never set without A/D bits)
+    """
+    s = w.spte
+    ad = w.slot.ad_enabled
+    aged = w.with_spte(
+        accessed=L.and_(s.accessed, L.not_(ad)),
+        writable=L.and_(w.local(AGING_READ_WRITABLE.name), ad),
+        dirty=L.ite(ad, w.local(AGING_READ_DIRTY.name), s.dirty),
+        access_tracked=L.or_(s.access_tracked, L.not_(ad)),
+    )
+    f = L.const(False)
+    after = aged.with_local(**{AGING_READ_DIRTY.name: f, AGING_READ_WRITABLE.name: f})
+    return Effect(L.const(True), after, f)
+
+
 def _zap(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
     """Drop the SPTE and flush.  enabled = P;  SPTE' = 0;  flush"""
     after = w.with_sptes({w.spte_index: _gone(L)})
@@ -68,6 +116,23 @@ def _aging_in_era(op: Operation, paths: Paths) -> Operation:
     it zapped, with the zap's flush. The TDP MMU never asks the rule."""
     if paths.aging_without_ad is AgingWithoutAd.ZAP:
         return dataclasses.replace(op, flush=Flush.NEVER, source=op.source + "; zaps before v4.10")
+    if paths.mmu is Mmu.TDP and not paths.tdp_atomic_writes:
+        return dataclasses.replace(
+            op,
+            flush=Flush.NEVER,
+            hold=Hold.ACQUIRE,
+            effect=_aging_read,
+            writes=frozenset({Part.LOCAL}),
+            locals=(AGING_READ_DIRTY, AGING_READ_WRITABLE),
+            function="age_gfn_range",
+            path="kvm_age_gfn -> kvm_tdp_mmu_age_gfn_range -> age_gfn_range (the read)",
+            source=(
+                "age_gfn_range() (arch/x86/kvm/mmu/tdp_mmu.c, read in v5.15.85) before "
+                "ba3a6120a4e7 (v5.18): new_spte computed from iter->old_spte, stored "
+                "by tdp_mmu_set_spte_no_acc_track() with WRITE_ONCE under mmu_lock "
+                "held for write"
+            ),
+        )
     if paths.mmu is Mmu.TDP:
         return dataclasses.replace(
             op,
@@ -106,6 +171,51 @@ AGING = Operation(
     writes=frozenset({Part.SPTE}),
     effect=_aging,
     configure=_aging_in_era,
+)
+
+
+def _never(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
+    """Not a step of the era: never enabled."""
+    f = L.const(False)
+    return Effect(f, w, f)
+
+
+def _aging_store_in_era(op: Operation, paths: Paths) -> Operation | None:
+    """The store exists only where the TDP MMU's aging stores with a plain write;
+    there it holds the lock aging took and reads the locals aging wrote. (As
+    declared, for the model of every era, ``MODEL``, it is never enabled and
+    declares no local: that model's vocabulary is the one every era shares.)"""
+    if paths.mmu is Mmu.TDP and not paths.tdp_atomic_writes:
+        return dataclasses.replace(
+            op,
+            effect=_aging_store,
+            writes=frozenset({Part.SPTE, Part.LOCAL}),
+            hold=Hold.RELEASE,
+            locals=(AGING_READ_DIRTY, AGING_READ_WRITABLE),
+            # the locals remember the SPTE's bits, not which gfn was read
+            one_gfn=True,
+        )
+    return None
+
+
+AGING_STORE = Operation(
+    name="aging_store",
+    title="aging's plain store",
+    function="tdp_mmu_set_spte_no_acc_track",
+    path="age_gfn_range -> tdp_mmu_set_spte_no_acc_track -> WRITE_ONCE (the store)",
+    source=(
+        "__tdp_mmu_set_spte() (arch/x86/kvm/mmu/tdp_mmu.c, read in v5.10.89 and "
+        "v5.15.85): WRITE_ONCE(*sptep, new_spte) under mmu_lock held for write, until "
+        "ba3a6120a4e7 (v5.18) made it an XCHG when the SPTE has volatile bits"
+    ),
+    actor=ActorKind.HOST,
+    lock=LockMode.WRITE,
+    reach=Reach.GFN,
+    flush=Flush.NEVER,
+    writes=frozenset(),
+    effect=_never,
+    mmus=frozenset({Mmu.TDP}),
+    configure=_aging_store_in_era,
 )
 
 ZAP = Operation(
