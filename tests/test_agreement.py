@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 import z3
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from checker.engines import encode, explicit, parametric, semantics
@@ -67,6 +67,7 @@ from checker.model import (
     System,
     TlbEntry,
 )
+from checker.model.paths import Mmu
 from checker.model.vocabulary import leaves, rebuild
 from checker.rules import formula as F
 from checker.rules.specs import adhoc_rule, load_eras
@@ -143,7 +144,7 @@ ERA_PATHS = {
 FAST_ERAS = (
     "v3.x/shadow",
     "v5.15-v5.16/tdp",
-    "v5.17-v5.19/shadow",
+    "v5.17/shadow",
     "v6.4-v6.12/shadow",
     "v6.13/shadow",
     "v6.13/tdp",
@@ -418,6 +419,21 @@ def agree(h: Harness, state: semantics.State) -> None:
     # (an era's model has the same vocabulary, some operations as that era performs
     # them: the step function looks them up in the state's model)
     state = dataclasses.replace(state, model=h.system.model)
+    # an era whose operations span steps has locals the full model lacks: drawn
+    # states hold no lock there (tests/test_pml.py draws the locked ones)
+    missing = len(h.system.model.locals) - len(state.vcpus[0].local if state.vcpus else ())
+    if missing > 0:
+        pad = (False,) * missing
+
+        def padded(actor: Actor[bool]) -> Actor[bool]:
+            return dataclasses.replace(actor, local=actor.local + pad)
+
+        hosts = tuple(padded(a) for a in state.shared.hosts)
+        state = dataclasses.replace(
+            state,
+            shared=dataclasses.replace(state.shared, hosts=hosts),
+            vcpus=tuple(padded(a) for a in state.vcpus),
+        )
     found = list(disagreements(h, state))
     assert not found, "\n".join(found)
 
@@ -444,6 +460,8 @@ def test_the_interpretations_agree_for_shipped_rules_and_every_path_policy(
     rule_name: str, paths: Paths, drawn: tuple[str, int, semantics.State]
 ) -> None:
     shape, n, state = drawn
+    # the two-step aging (the TDP MMU before ba3a6120a4e7) is modelled with one gfn
+    assume(paths.mmu is not Mmu.TDP or paths.tdp_atomic_writes or SHAPES[shape].gfns == 1)
     rule = adhoc_rule(RULE_TEXTS[rule_name], rule_name)
     agree(harness(rule_name, rule, paths, "shipped", shape, n), state)
 
@@ -453,8 +471,11 @@ def _agree_in_era(label: str) -> None:
     @given(rule_name=st.sampled_from(sorted(RULE_TEXTS)), drawn=sized("shipped"))
     def check(rule_name: str, drawn: tuple[str, int, semantics.State]) -> None:
         shape, n, state = drawn
+        paths = ERA_PATHS[label]
+        # the two-step aging (the TDP MMU before ba3a6120a4e7) is modelled with one gfn
+        assume(paths.mmu is not Mmu.TDP or paths.tdp_atomic_writes or SHAPES[shape].gfns == 1)
         rule = adhoc_rule(RULE_TEXTS[rule_name], rule_name)
-        agree(harness(rule_name, rule, ERA_PATHS[label], "shipped", shape, n), state)
+        agree(harness(rule_name, rule, paths, "shipped", shape, n), state)
 
     check()
 

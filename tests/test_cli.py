@@ -300,12 +300,12 @@ def test_eras_and_path_overrides(tmp_path: Path) -> None:
     assert only_rule(one)["era"] == "v6.13/tdp+harvest_flush=changed"
 
 
-def test_unknown_profile_is_exit_2(tmp_path: Path) -> None:
+def test_unknown_era_is_exit_2(tmp_path: Path) -> None:
     result = run("check", "--rule", "new", "--era", "v9", out=tmp_path)
     assert result.exit_code == 2
     assert (
         "unknown era 'v9' (known: v3.x, v3.15-v4.3, v4.4-v4.9, v4.10-v5.6, v5.7-v5.9, "
-        "v5.10-v5.14, v5.15-v5.16, v5.17-v5.19, v6.0-v6.3, v6.4-v6.12, v6.13)"
+        "v5.10-v5.14, v5.15-v5.16, v5.17, v5.18-v5.19, v6.0-v6.3, v6.4-v6.12, v6.13)"
     ) in one_line_error(result)
     result = run("check", "--rule", "new", "--harvest-flush", "sometimes", out=tmp_path)
     assert result.exit_code == 2 and "Invalid value for '--harvest-flush'" in one_line_error(result)

@@ -51,7 +51,7 @@ def test_lists_the_committed_counterexamples_by_default(monkeypatch: pytest.Monk
         *(ROOT / "counterexamples").rglob("*.json"),
         *(ROOT / "counterexamples").rglob("*.graphml"),
     ]
-    assert len(lines) == 1 + len(committed) == 21
+    assert len(lines) == 1 + len(committed) == 23
 
 
 def test_an_unreadable_file_is_a_line_not_an_error(tmp_path: Path) -> None:

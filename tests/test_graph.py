@@ -194,7 +194,7 @@ def test_files_record_the_paths_and_replay_under_them(tmp_path: Path) -> None:
             "--rule",
             "new",
             "--era",
-            "v5.17-v5.19",
+            "v5.18-v5.19",
             "--mmu",
             "tdp",
             "--json",
@@ -207,7 +207,7 @@ def test_files_record_the_paths_and_replay_under_them(tmp_path: Path) -> None:
     assert code == 1
     [path] = sorted((tmp_path / "new").glob("dirty_log-*.json"))
     loaded = graph.read_counterexample(path)
-    assert loaded.era == "v5.17-v5.19/tdp" and loaded.paths.enable_flush.value == "writable"
+    assert loaded.era == "v5.18-v5.19/tdp" and loaded.paths.enable_flush.value == "changed"
     assert loaded.paths.mmu.value == "tdp"
     rule = adhoc_rule(loaded.expression, loaded.rule_name)
     replay(System(rule, loaded.paths), "new", loaded.prop, SmtTrace(loaded.actions, loaded.states))

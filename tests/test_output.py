@@ -252,7 +252,7 @@ def test_graph_refuses_dot_graphviz_cannot_lay_out(tmp_path: Path) -> None:
     assert result.exit_code == 2
     [line] = result.stderr.splitlines()
     # new in its own era, v6.13, shadow MMU (graph's default)
-    assert "872 states and 11676 steps are more than Graphviz lays out" in line
+    assert "1382 states and 18307 steps are more than Graphviz lays out" in line
     assert "write .json or .graphml instead" in line and "--vcpus 1" in line
     # not a way out: the symmetric 2-vCPU graph is over the limit too
     assert "--symmetric" not in line
@@ -295,7 +295,7 @@ def test_progress_goes_to_a_terminal_unless_quiet(tmp_path: Path) -> None:
     args = ["graph", "--rule", "new", "--vcpus", "1", "--specs", str(SPECS)]
     shown = _stderr_on_a_terminal(*args, "-o", str(tmp_path / "a.json"))
     assert shown.splitlines()[0] == "graph: exploring new (1 vCPU) ..."
-    assert shown.splitlines()[1].startswith("graph: exploring new (1 vCPU) 408 states")
+    assert shown.splitlines()[1].startswith("graph: exploring new (1 vCPU) 626 states")
     assert _stderr_on_a_terminal(*args, "-o", str(tmp_path / "b.json"), "--quiet") == ""
 
 

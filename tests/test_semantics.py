@@ -115,7 +115,8 @@ def test_harvest_write_protects_then_flushes_in_a_later_step(
     harvested = run(new, state, act("harvest"))
     assert harvested.shared.slot.harvest_flush_pending and not harvested.shared.frames[0].dirty_bit
     assert (harvested.shared.sptes[0].writable, harvested.shared.sptes[0].mmu_writable) == (0, 1)
-    assert harvested.tlb(0) is Tlb.WRITABLE
+    # the fill cached the SPTE's Dirty (the fault set it, A/D bits on): rwd, stale
+    assert harvested.tlb(0) is Tlb.DIRTY
     flushed = run(new, harvested, act("harvest_flush"))
     assert flushed.tlbs() == (Tlb.NONE, Tlb.NONE) and not flushed.shared.slot.harvest_flush_pending
     # nothing reaped, nothing to harvest
