@@ -355,6 +355,6 @@ def test_the_graph_of_4_vcpus_is_written_in_little_memory(tmp_path: Path) -> Non
         )
         assert done.returncode == 0, done.stderr
         # new's own era, v6.13, has no prefetch refresh
-        assert done.stdout == f"{output}: 4664 states, 115020 steps\n"
+        assert done.stdout == f"{output}: 8558 states, 207741 steps\n"
     data = json.loads((tmp_path / "g.json").read_text())
-    assert len(data["edges"]) == 115020 and len(data["nodes"]) == 4664
+    assert len(data["edges"]) == 207741 and len(data["nodes"]) == 8558

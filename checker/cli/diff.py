@@ -231,6 +231,7 @@ def _json(
                 "change": cls.change(),
                 "operations": list(d.operations),
                 "decided": d.decided,
+                "asserted": d.asserted,
                 # keyed a and b, not by the rules' names, so that tools can read them
                 "a": d.judgement(d.a_flushes),
                 "b": d.judgement(d.b_flushes),

@@ -64,13 +64,11 @@ class UpdateClass:
 class Update:
     operation: str
     update_class: UpdateClass
-
-    @property
-    def decided(self) -> bool:
-        """The caller acts on the rule's answer (flushes iff it says so)."""
-        from checker.model import OPERATION_BY_NAME
-
-        return OPERATION_BY_NAME[self.operation].flush is Flush.RULE
+    #: the caller acts on the rule's answer: flushes before unlock iff it says so,
+    #: or ORs it into a flush after unlock (as the era's model declares the step)
+    decided: bool
+    #: the caller asserts the answer is "no flush" (``WARN_ON_ONCE``)
+    asserted: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,9 +126,13 @@ class Difference:
     #: some operation reaching it acts on the rule's answer
     decided: bool
     witness: Witness
+    #: some operation reaching it asserts the answer is "no flush" (WARN_ON_ONCE)
+    asserted: bool = False
 
     def judgement(self, flushes: bool) -> str:
         """What a side's decision amounts to on this class."""
+        if not self.decided and self.asserted:
+            return "flush: the caller's WARN_ON_ONCE FIRES" if flushes else "no flush (asserted)"
         if not self.decided:
             return (
                 "flush (ignored by the caller)" if flushes else "no flush (ignored by the caller)"
@@ -163,7 +165,8 @@ def reachable_updates(
             return False
         before = step.before.window(step.action)
         cls = UpdateClass(before.spte, step.outcome.window.spte, before.slot.ad_enabled)
-        update = Update(step.action.op, cls)
+        flush = step.operation.flush
+        update = Update(step.action.op, cls, flush.acts_on_rule, flush is Flush.ASSERTED)
         side.updates.add(update)
         kind = (update.decided, _writable_entry(step))
         found.setdefault(cls, {}).setdefault(kind, (parent, step))
@@ -195,8 +198,14 @@ def _writable_entry(step: Step) -> bool:
 def compare(a: Side, b: Side) -> Comparison:
     """The classes where the two rules decide differently, in a fixed order."""
     by_class: dict[UpdateClass, set[str]] = {}
+    acted: set[UpdateClass] = set()
+    asserted: set[UpdateClass] = set()
     for u in (*a.updates, *b.updates):
         by_class.setdefault(u.update_class, set()).add(u.operation)
+        if u.decided:
+            acted.add(u.update_class)
+        if u.asserted:
+            asserted.add(u.update_class)
     differences = []
     for cls in sorted(by_class):
         a_flushes, b_flushes = a.flushes(cls), b.flushes(cls)
@@ -204,8 +213,10 @@ def compare(a: Side, b: Side) -> Comparison:
             continue
         ops = tuple(sorted(by_class[cls]))
         witness = a.witnesses.get(cls) or b.witnesses[cls]
-        decided = any(Update(op, cls).decided for op in ops)
-        differences.append(Difference(cls, a_flushes, b_flushes, ops, decided, witness))
+        decided = cls in acted
+        differences.append(
+            Difference(cls, a_flushes, b_flushes, ops, decided, witness, cls in asserted)
+        )
     return Comparison(a, b, tuple(differences))
 
 
