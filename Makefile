@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: check test gate lock bench counterexamples lint install clean bytecode
+.PHONY: check test referee gate lock bench counterexamples lint install clean bytecode
 
 check: $(STAMP) bytecode
 	@# exit 1 means "some rule violates a property", which old and legacy do by design;
@@ -14,11 +14,16 @@ check: $(STAMP) bytecode
 	@$(BIN)/checker check --all; status=$$?; test $$status -le 1 || exit $$status
 
 # the suite on every core (pytest-xdist); without CI set, the tests marked slow
-# (exhaustive sweeps, fuzzing, the installed wheel) are left out: CI runs them all
-PYTEST_ARGS ?= -n auto --dist worksteal $(if $(CI),,-m "not slow")
+# (exhaustive sweeps, fuzzing, the installed wheel) are left out: CI runs them (the
+# SPIN matrix beyond 2 vCPUs is "make referee")
+PYTEST_ARGS ?= -n auto --dist worksteal $(if $(CI),-m "not referee",-m "not slow and not referee")
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# the SPIN referee's whole matrix: every rule, era and MMU at 1-3 vCPUs
+referee: $(STAMP)
+	$(BIN)/python -m pytest -q -n auto --dist worksteal tests/test_spin.py
 
 # the CI gate: every rule against its [expect] table and specs/verdicts.lock.json
 # (exit 1 a regression or a violated expectation, 2 a stale lockfile)

@@ -66,9 +66,11 @@ def test_every_spec_rule_agrees(shipped_rules: dict[str, Rule], vcpus: int) -> N
 @pytest.mark.slow
 @pytest.mark.parametrize("era", sorted(load_eras(SPECS)))
 def test_every_spec_rule_agrees_in_every_era(shipped_rules: dict[str, Rule], era: str) -> None:
+    # one vCPU: the SMT proofs are for every number of vCPUs whatever N, and the
+    # explicit engine at 2 vCPUs in every era is the SPIN referee's comparison
     for paths in load_eras(SPECS)[era].paths.values():
         for rule in shipped_rules.values():
-            agree(rule, Options(vcpus=2, paths=paths))
+            agree(rule, Options(vcpus=1, paths=paths))
 
 
 class RandomRule:

@@ -117,7 +117,9 @@ def assert_violates(system: System, name: str, initial: semantics.State, steps: 
 #: every (rule, era/MMU, vCPUs): 153 SPIN runs (a compile each, about half a
 #: second, beside the explicit engine's exploration, up to 1.3 s); those other
 #: than every rule under the representative eras at 2 vCPUs and under v6.4-v6.12's
-#: shadow MMU at 1 and 3 are marked slow (CI runs them, a plain make test does not)
+#: shadow MMU at 1 and 3 are marked slow (CI runs them, a plain make test does not);
+#: 1 and 3 vCPUs in every other era are marked referee: 'make referee' runs them
+#: (about 5 minutes on 2 cores, beyond the suite's budget)
 MATRIX = [
     pytest.param(
         rule,
@@ -127,6 +129,8 @@ MATRIX = [
             ()
             if (vcpus == 2 and era in FAST_ERAS) or era == "v6.4-v6.12/shadow"
             else (pytest.mark.slow,)
+            if vcpus == 2 or era in FAST_ERAS
+            else (pytest.mark.referee,)
         ),
     )
     for rule in sorted(RULES)
