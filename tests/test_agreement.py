@@ -72,7 +72,7 @@ from checker.model.vocabulary import leaves, rebuild
 from checker.rules import formula as F
 from checker.rules.specs import adhoc_rule, load_eras
 
-from .conftest import SPECS
+from .conftest import FAST_ERAS, SPECS
 from .test_encode import NO_SHRINK, RULE_TEXTS, FormulaRule, formulas, paths_strategy
 
 # --- a model that holds mmu_lock across steps -----------------------------------------
@@ -138,17 +138,6 @@ ERA_PATHS = {
     for era in load_eras(SPECS).values()
     for mmu, paths in era.paths.items()
 }
-#: a representative few for the fast run (the oldest, the TDP MMU before and after
-#: its write-protect fix, the shadow MMU before and after b64d740ea7dd, today's);
-#: the slow run covers every one
-FAST_ERAS = (
-    "v3.x/shadow",
-    "v5.15-v5.16/tdp",
-    "v5.17/shadow",
-    "v6.4-v6.12/shadow",
-    "v6.13/shadow",
-    "v6.13/tdp",
-)
 SHAPES = {"1gfn": Shape(), "2gfns": Shape(gfns=2), "2gfns-1spte": Shape(gfns=2, spte_of=(0, 0))}
 VCPU_COUNTS = (1, 2, 3)
 

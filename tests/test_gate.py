@@ -6,25 +6,16 @@ import dataclasses
 
 import pytest
 
-from checker.cli.common import resolve_paths
-from checker.engines.check import Options
 from checker.engines.smt import Budget
 from checker.model import PROPERTY_BY_NAME
 from checker.report import lock as lockfile
-from checker.report.gate import GateReport, GateSettings, Status, decide, gate
+from checker.report.gate import GateReport, Status, decide, gate
 from checker.rules.specs import Rule, adhoc_rule
 from checker.verdict import Verdict
 
-from .conftest import SPECS
+from .conftest import SPECS, settings_for
 from .scenarios import LEGACY, NEW, new_regressed
 from .scenarios import with_rules as rules_with
-
-
-def settings_for(era: str) -> GateSettings:
-    """The gate's settings for ``era``'s shadow MMU, as 'checker gate --era ERA' has them."""
-    (choice,) = resolve_paths(SPECS, era, "shadow", None, None)
-    return GateSettings(options=Options(paths=choice.paths), era=choice.label)
-
 
 #: the lock's paths: the newest era (v6.13), shadow MMU, as 'checker gate' checks
 SETTINGS = settings_for("v6.13")

@@ -19,25 +19,8 @@ from checker.report import lock as lockfile
 from checker.report.gate import GateReport, GateSettings, gate
 from checker.rules.specs import Rule
 
-from .conftest import ROOT, SPECS
-from .scenarios import new_regressed
+from .conftest import ROOT
 from .test_gate import SETTINGS
-
-
-@pytest.fixture
-def regressed_report(
-    checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
-) -> GateReport:
-    """conftest's gate over ``scenarios.new_regressed``, on the lock's own paths
-    (v6.13, shadow MMU: ``test_gate.SETTINGS``) rather than ``GateSettings()``."""
-    return gate(
-        new_regressed(shipped_rules),
-        lock,
-        SETTINGS,
-        lock_path=SPECS / lockfile.LOCK_NAME,
-        root=ROOT,
-    )
-
 
 #: the JUnit schema of Jenkins' xUnit plugin (see the file's header for its source)
 SCHEMA = xmlschema.XMLSchema(ROOT / "tests" / "schemas" / "junit-10.xsd")

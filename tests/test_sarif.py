@@ -14,28 +14,12 @@ import pytest
 from checker.engines.smt import Budget
 from checker.report import lock as lockfile
 from checker.report import sarif
-from checker.report.gate import GateReport, GateSettings, gate
+from checker.report.gate import GateSettings, gate
 from checker.rules.specs import Rule
 
 from .conftest import ROOT, SPECS
 from .scenarios import new_regressed
 from .test_gate import SETTINGS, settings_for
-
-
-@pytest.fixture
-def regressed_report(
-    checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
-) -> GateReport:
-    """conftest's gate over ``scenarios.new_regressed``, on the lock's own paths
-    (v6.13, shadow MMU: ``test_gate.SETTINGS``) rather than ``GateSettings()``."""
-    return gate(
-        new_regressed(shipped_rules),
-        lock,
-        SETTINGS,
-        lock_path=SPECS / lockfile.LOCK_NAME,
-        root=ROOT,
-    )
-
 
 SCHEMA = json.loads((ROOT / "tests" / "schemas" / "sarif-2.1.0-subset.json").read_text())
 

@@ -43,7 +43,7 @@ from checker.model.logic import CONCRETE
 from checker.report.lock import model_sha256
 from checker.rules.specs import adhoc_rule, load_eras, load_rules
 
-from .conftest import COUNTEREXAMPLES, SPECS
+from .conftest import COUNTEREXAMPLES, FAST_ERAS, SPECS
 
 RULES = load_rules(SPECS)
 ERAS = load_eras(SPECS)
@@ -51,17 +51,6 @@ ERAS = load_eras(SPECS)
 ERA_PATHS = {
     f"{era.name}/{mmu.value}": paths for era in ERAS.values() for mmu, paths in era.paths.items()
 }
-#: a representative few for a plain make test: the oldest, the TDP MMU before its
-#: write-protect fix, the shadow MMU before b64d740ea7dd, 'old''s own era (Paths()'s
-#: MMU), today's on both MMUs
-FAST_ERAS = (
-    "v3.x/shadow",
-    "v5.15-v5.16/tdp",
-    "v5.17/shadow",
-    "v6.4-v6.12/shadow",
-    "v6.13/shadow",
-    "v6.13/tdp",
-)
 VCPUS = (1, 2, 3)
 #: rules that must disagree with 'new' somewhere: flush never, always, on any
 #: update that leaves the SPTE read-only

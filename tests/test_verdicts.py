@@ -20,24 +20,7 @@ from checker.rules.specs import Rule
 from checker.verdict import DECIDED, Verdict, decided
 
 from .conftest import ROOT, SPECS
-from .scenarios import new_regressed
 from .test_gate import SETTINGS
-
-
-@pytest.fixture
-def regressed_report(
-    checks: list[str], shipped_rules: dict[str, Rule], lock: lockfile.Lock
-) -> GateReport:
-    """conftest's gate over ``scenarios.new_regressed``, on the lock's own paths
-    (v6.13, shadow MMU: ``test_gate.SETTINGS``) rather than ``GateSettings()``."""
-    return gate(
-        new_regressed(shipped_rules),
-        lock,
-        SETTINGS,
-        lock_path=SPECS / lockfile.LOCK_NAME,
-        root=ROOT,
-    )
-
 
 WORDS = {v.value for v in Verdict}
 

@@ -19,9 +19,8 @@ from checker.report import sarif
 from checker.report.gate import GateReport, gate
 from checker.rules.specs import Rule
 
-from .conftest import ROOT, SPECS
+from .conftest import ROOT, SPECS, settings_for
 from .scenarios import new_regressed
-from .test_gate import settings_for
 
 
 @pytest.fixture

@@ -266,21 +266,14 @@ def load_rule(path: Path) -> Rule:
             raise fail(f"origin.{key}", f"unknown field (fields: {', '.join(ORIGIN_KEYS)})")
         if not isinstance(value, str):
             raise fail(f"origin.{key}", "must be a string")
-    expect: dict[str, Verdict] = {}
-    by_mmu: dict[str, dict[str, Verdict]] = {}
-    for key, value in _table(data, "expect", fail, required=True).items():
-        if key in MMU_NAMES and isinstance(value, dict):
-            # [expect.tdp]: where one MMU of the rule's era differs
-            by_mmu[key] = _verdicts(value, f"expect.{key}", fail)
-            continue
-        if key not in PROPERTY_BY_NAME:
-            raise fail(
-                f"expect.{key}", f"unknown property (properties: {', '.join(PROPERTY_BY_NAME)})"
-            )
-        try:
-            expect[key] = decided(value)
-        except ValueError as exc:
-            raise fail(f"expect.{key}", str(exc)) from None
+    table = _table(data, "expect", fail, required=True)
+    # [expect.tdp]: where one MMU of the rule's era differs
+    by_mmu = {
+        key: _verdicts(value, f"expect.{key}", fail)
+        for key, value in table.items()
+        if key in MMU_NAMES and isinstance(value, dict)
+    }
+    expect = _verdicts({k: v for k, v in table.items() if k not in by_mmu}, "expect", fail)
     missing = [p for p in PROPERTY_BY_NAME if p not in expect]
     if missing:
         raise fail(f"expect.{missing[0]}", "missing: every property needs an expected verdict")
