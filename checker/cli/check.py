@@ -14,7 +14,6 @@ import click
 from checker.cli import EXIT_CODES
 from checker.cli.common import (
     MAX_DEPTH,
-    MAX_VCPUS,
     PathsChoice,
     PathType,
     cache_option,
@@ -29,6 +28,7 @@ from checker.cli.common import (
     select_rules,
     specs_option,
     trace_directory_name,
+    vcpus_option,
 )
 from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
@@ -59,13 +59,7 @@ if TYPE_CHECKING:
     help="The rule of a kernel tree (or its spte.h/mmu.c); see 'checker extract'.",
 )
 @click.option("--all", "all_rules", is_flag=True, help="Check every rule in specs/rules.")
-@click.option(
-    "--vcpus",
-    type=click.IntRange(1, MAX_VCPUS),
-    default=2,
-    show_default=True,
-    help="Number of vCPUs.",
-)
+@vcpus_option
 @click.option(
     "--depth",
     type=click.IntRange(1, MAX_DEPTH),

@@ -69,6 +69,26 @@ def specs_arguments(specs: Path) -> list[str]:
 DEFAULT_MAX_STATES = 400_000
 
 
+def vcpus_option(f: F) -> F:
+    """--vcpus N: how many vCPUs the model has (2 by default)."""
+    return click.option(
+        "--vcpus",
+        type=click.IntRange(1, MAX_VCPUS),
+        default=2,
+        show_default=True,
+        help="Number of vCPUs.",
+    )(f)
+
+
+def one_rule_options(f: F) -> F:
+    """--rule, --expr, --kernel: the one rule a command looks at."""
+    f = click.option("--kernel", type=PathType(path_type=Path), help="The rule of a kernel tree.")(
+        f
+    )
+    f = click.option("--expr", metavar="C", help="An ad-hoc flush condition in C.")(f)
+    return click.option("--rule", "rule_name", metavar="NAME", help="A rule from specs/rules.")(f)
+
+
 def max_states_option(f: F) -> F:
     """--max-states: the explicit exploration's budget."""
     return click.option(

@@ -10,7 +10,6 @@ import click
 
 from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
-    MAX_VCPUS,
     PathsChoice,
     PathType,
     max_states_option,
@@ -18,6 +17,7 @@ from checker.cli.common import (
     one_mmu_options,
     resolve_paths,
     specs_option,
+    vcpus_option,
 )
 from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
@@ -52,7 +52,7 @@ Exit codes:
     type=PathType(path_type=Path),
     help="The rule of a kernel tree or file (repeatable).",
 )
-@click.option("--vcpus", type=click.IntRange(1, MAX_VCPUS), default=2, show_default=True)
+@vcpus_option
 @click.option(
     "--json", "as_json", is_flag=True, help=f"Print JSON on stdout (schema {schema_id('diff')})."
 )

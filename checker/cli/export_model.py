@@ -8,15 +8,16 @@ import click
 
 from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
-    MAX_VCPUS,
     PathType,
     ensure_file_writable,
     one_mmu_options,
+    one_rule_options,
     resolve_paths,
     rule_arguments,
     select_rules,
     shell_join,
     specs_option,
+    vcpus_option,
     write_file,
 )
 
@@ -38,9 +39,7 @@ Exit codes:
 
 
 @click.command(epilog=EXPORT_MODEL_EXIT_CODES)
-@click.option("--rule", "rule_name", metavar="NAME", help="A rule from specs/rules.")
-@click.option("--expr", metavar="C", help="An ad-hoc flush condition in C.")
-@click.option("--kernel", type=PathType(path_type=Path), help="The rule of a kernel tree.")
+@one_rule_options
 @click.option(
     "--format",
     "fmt",
@@ -49,13 +48,7 @@ Exit codes:
     show_default=True,
     help="; ".join(f"{name}: {what}" for name, what in FORMATS.items()) + ".",
 )
-@click.option(
-    "--vcpus",
-    type=click.IntRange(1, MAX_VCPUS),
-    default=2,
-    show_default=True,
-    help="Number of vCPUs.",
-)
+@vcpus_option
 @click.option(
     "-o",
     "--output",

@@ -9,14 +9,15 @@ import click
 
 from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
-    MAX_VCPUS,
     PathType,
     ensure_file_writable,
     max_states_option,
     one_mmu_options,
+    one_rule_options,
     resolve_paths,
     select_rules,
     specs_option,
+    vcpus_option,
     write_file,
 )
 from checker.cli.progress import progress_for, progress_options
@@ -52,10 +53,8 @@ Exit codes:
 
 
 @click.command(epilog=GRAPH_EXIT_CODES)
-@click.option("--rule", "rule_name", metavar="NAME", help="A rule from specs/rules.")
-@click.option("--expr", metavar="C", help="An ad-hoc flush condition in C.")
-@click.option("--kernel", type=PathType(path_type=Path), help="The rule of a kernel tree.")
-@click.option("--vcpus", type=click.IntRange(1, MAX_VCPUS), default=2, show_default=True)
+@one_rule_options
+@vcpus_option
 @click.option("-o", "--output", type=PathType(path_type=Path), required=True, help="The file.")
 @click.option(
     "--format",
