@@ -146,7 +146,7 @@ def test_enable_flush_iff_the_rule_asked_loses_writes(
     assert "enable_dirty_logging" in ops and ops[-1] == "guest_write"
     assert "enable_flush" not in ops
     # ... and the fix: an unconditional flush after enabling logging
-    result = check_property(old, PROPERTY_BY_NAME["dirty_log"], _profile("v6.0-v6.3"))
+    result = check_property(old, PROPERTY_BY_NAME["dirty_log"], _profile("v6.0-v6.1"))
     assert result.verdict is Verdict.HOLDS
 
 

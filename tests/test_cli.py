@@ -249,7 +249,7 @@ def test_rules_lists_the_shipped_rules() -> None:
     first = lines.index("rules:") + 1
     assert [line.split()[0] for line in lines[first:eras]] == ["legacy", "new", "old"]
     listed = [line.split()[0] for line in lines[eras + 1 :] if line.strip()]
-    assert {"v3.x", "v4.10-v5.6", "v6.0-v6.3", "v6.4-v6.12", "v6.13"} <= set(listed)
+    assert {"v3.x", "v4.10-v5.6", "v6.0-v6.1", "v6.4-v6.12", "v6.13"} <= set(listed)
     assert "default" not in listed
 
 
@@ -305,7 +305,8 @@ def test_unknown_era_is_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert (
         "unknown era 'v9' (known: v3.x, v3.15-v4.3, v4.4-v4.9, v4.10-v5.6, v5.7-v5.9, "
-        "v5.10-v5.14, v5.15-v5.16, v5.17, v5.18-v5.19, v6.0-v6.3, v6.4-v6.12, v6.13)"
+        "v5.10-v5.13, v5.14, v5.15-v5.16, v5.17, v5.18-v5.19, v6.0-v6.1, v6.2-v6.3, "
+        "v6.4-v6.12, v6.13)"
     ) in one_line_error(result)
     result = run("check", "--rule", "new", "--harvest-flush", "sometimes", out=tmp_path)
     assert result.exit_code == 2 and "Invalid value for '--harvest-flush'" in one_line_error(result)
@@ -536,6 +537,6 @@ def test_bare_checker_prints_a_short_usage_exit_2() -> None:
     assert result.stderr.splitlines() == [
         "usage: checker [--debug] COMMAND [ARGS]...",
         "commands: check, diff, export, export-model, extract, gate, graph, history, list, "
-        "rules, show",
+        "rules, scenario, show",
         "checker: error: no command given; see 'checker --help' or 'checker COMMAND --help'",
     ]

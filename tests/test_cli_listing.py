@@ -30,8 +30,17 @@ def test_lists_the_committed_counterexamples_by_default(monkeypatch: pytest.Monk
         "checker",
         "z3",
     ]
-    # sorted by path: the history suite's files come first
+    # sorted by path: the scenario's files come first, then the history suite's
     assert lines[1].split()[:6] == [
+        "counterexamples/clear-dirty-log-init-set/stale_w-1vcpus-v6.13-shadow.graphml",
+        "new",
+        "stale_w",
+        "v6.13/shadow",
+        "1",
+        "4",
+    ]
+    history = next(line for line in lines if "/history/" in line)
+    assert history.split()[:6] == [
         "counterexamples/history/081976992f43-assertion/before-assertion-1vcpus-v6.13-shadow.graphml",
         "old",
         "assertion",
@@ -51,7 +60,7 @@ def test_lists_the_committed_counterexamples_by_default(monkeypatch: pytest.Monk
         *(ROOT / "counterexamples").rglob("*.json"),
         *(ROOT / "counterexamples").rglob("*.graphml"),
     ]
-    assert len(lines) == 1 + len(committed) == 23
+    assert len(lines) == 1 + len(committed) == 35
 
 
 def test_an_unreadable_file_is_a_line_not_an_error(tmp_path: Path) -> None:

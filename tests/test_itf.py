@@ -104,6 +104,8 @@ def test_states_carry_the_operation_and_vcpu_in_meta_and_mbt() -> None:
         "write_fault": {"tag": "Some", "value": True},
         "guest_writable": {"tag": "None", "value": {"#tup": []}},
         "initially_set": {"tag": "None", "value": {"#tup": []}},
+        "host_huge": {"tag": "None", "value": {"#tup": []}},
+        "split": {"tag": "None", "value": {"#tup": []}},
     }
     harvest = states[5]
     assert harvest["#meta"]["actor"] == "host" and "vcpu" not in harvest["#meta"]
@@ -185,7 +187,7 @@ def broken(edit: Any) -> Any:
         ),
         (
             lambda d: d["#meta"]["checker"].update({"schema": "checker.itf/1"}),
-            "format checker.itf/1 is from an earlier checker (this one reads checker.itf/3)",
+            "format checker.itf/1 is from an earlier checker (this one reads checker.itf/4)",
         ),
         # sizes a crafted file could make the reader allocate (10**9 vCPUs took 24 GB)
         (

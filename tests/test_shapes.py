@@ -61,7 +61,7 @@ def test_graph_files_round_trip(
 ) -> None:
     write_counterexample(counterexample.graph(), tmp_path, "two")
     meta = json.loads((tmp_path / "two.json").read_text())["graph"]
-    assert (meta["gfns"], meta["spte_of"], meta["schema"]) == (2, "0,1", "checker.counterexample/3")
+    assert (meta["gfns"], meta["spte_of"], meta["schema"]) == (2, "0,1", "checker.counterexample/4")
     again = load.load(tmp_path / f"two.{suffix}")
     assert again.trace == counterexample.trace
     nodes = json.loads((tmp_path / "two.json").read_text())["nodes"]
@@ -111,7 +111,7 @@ def test_a_file_of_an_earlier_format_is_refused_by_its_version(tmp_path: Path) -
     assert shown.exit_code == 2
     [line] = shown.stderr.strip().splitlines()
     assert "format checker.counterexample/1 is from an earlier checker" in line
-    assert "this one reads checker.counterexample/3" in line
+    assert "this one reads checker.counterexample/4" in line
 
 
 def test_the_view_names_every_flag_of_the_vocabulary() -> None:

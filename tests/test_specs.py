@@ -206,6 +206,10 @@ fast_page_fault = true
 initially_set = true
 pml = false
 tdp_atomic_writes = true
+huge_write_protect = "at_clear"
+eager_split = "clear"
+fast_huge = "refuse_logged"
+huge_fault = "zap"
 
 [shadow.sources]
 harvest_flush = "a"
@@ -220,12 +224,16 @@ fast_page_fault = "i"
 initially_set = "j"
 pml = "k"
 tdp_atomic_writes = "l"
+huge_write_protect = "m"
+eager_split = "n"
+fast_huge = "o"
+huge_fault = "p"
 """
 
 
 def test_shipped_eras_state_their_sources() -> None:
     eras = load_eras(SPECS)
-    assert {"v3.x", "v4.10-v5.6", "v6.0-v6.3", "v6.4-v6.12", "v6.13"} <= set(eras)
+    assert {"v3.x", "v4.10-v5.6", "v6.0-v6.1", "v6.4-v6.12", "v6.13"} <= set(eras)
     assert "default" not in eras
     # oldest first, each release in at most one era
     firsts = [era.first for era in eras.values()]

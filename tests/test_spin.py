@@ -158,6 +158,31 @@ def test_spin_agrees_with_two_gfns_under_one_spte(needs_spin: None) -> None:
     agree(System(RULES["legacy"], shape=Shape(gfns=2, spte_of=(0, 0))), 1)
 
 
+@pytest.mark.parametrize(
+    ("era", "mmu", "fix"),
+    [
+        ("v6.13", "shadow", None),
+        ("v6.13", "tdp", None),
+        pytest.param("v5.14", "tdp", None, marks=pytest.mark.slow),
+        pytest.param("v6.13", "shadow", "wp-w-only-unchecked-fast-path", marks=pytest.mark.slow),
+    ],
+)
+def test_spin_agrees_on_the_2m_model(needs_spin: None, era: str, mmu: str, fix: str | None) -> None:
+    """The 2M SPTE over two gfns (the scenario clear-dirty-log-init-set): the same
+    verdicts and states at 1 vCPU, and every trail a replayed violation."""
+    from checker.model.paths import Mmu
+    from checker.rules.scenarios import load_scenarios
+    from checker.rules.specs import load_eras
+
+    scenario = load_scenarios(SPECS)["clear-dirty-log-init-set"]
+    era_spec = load_eras(SPECS)[era]
+    paths = era_spec.paths[Mmu(mmu)]
+    if fix is not None:
+        paths = scenario.fixes[fix].apply(paths)
+    found = agree(System(RULES[era_spec.rule], paths, scenario.shape), 1)
+    assert "write_tracking" in found.violations or fix is not None
+
+
 def test_several_sptes_and_gfns_are_named_as_the_vocabulary_names_them() -> None:
     text = promela.export(System(RULES["new"], shape=Shape(gfns=2)), 3).text
     for line in ("bool writable_1 = false;", "bool dirty_bit_0 = false;"):

@@ -53,6 +53,7 @@ COMMANDS: dict[str, str] = {
     "history": "checker.cli.history:history",
     "list": "checker.cli.listing:list_counterexamples",
     "rules": "checker.cli.rules:rules",
+    "scenario": "checker.cli.scenario:scenario",
     "show": "checker.cli.show:show",
 }
 

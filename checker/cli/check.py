@@ -25,6 +25,7 @@ from checker.cli.common import (
     paths_options,
     reproduce_command,
     resolve_paths,
+    scenario_options,
     select_rules,
     specs_option,
     trace_directory_name,
@@ -96,6 +97,7 @@ if TYPE_CHECKING:
 )
 @cache_option
 @paths_options
+@scenario_options
 @specs_option
 @progress_options
 def check(
@@ -115,6 +117,8 @@ def check(
     mmu: str,
     harvest_flush: str | None,
     enable_flush: str | None,
+    scenario: str | None,
+    fix: str | None,
     specs: Path,
     show_progress: bool,
     quiet: bool,
@@ -138,7 +142,7 @@ def check(
     rules = select_rules(rule_name, expr, all_rules, specs, kernel)
     # every choice is resolved before anything is checked: a bad --era fails at once
     choices = {
-        id(rule): resolve_paths(specs, era, mmu, harvest_flush, enable_flush, rule)
+        id(rule): resolve_paths(specs, era, mmu, harvest_flush, enable_flush, rule, scenario, fix)
         for rule in rules
     }
     if out is None:
@@ -154,6 +158,7 @@ def check(
                 vcpus=vcpus,
                 depth=depth,
                 paths=choice.paths,
+                shape=choice.shape,
                 budget=budget,
                 engine=Engine(engine),
                 max_states=max_states,
@@ -198,11 +203,13 @@ def check_rule(
         if "release" in rule.origin:
             details.append(f"Linux {rule.origin['release']} (the tree's Makefile)")
         details.append(f"paths: {choice.label}")
+        if choice.scenario is not None:
+            details.append(f"scenario {choice.scenario.name}: {choice.shape.describe()}")
         details.append(f"{options.vcpus} vCPU{'s' if options.vcpus > 1 else ''}")
         click.echo("  " + printable("; ".join(details)))
     results = []
     expected = _expected(rule, choice)
-    session = Session(System(rule, options.paths), options.max_states, hints)
+    session = Session(System(rule, options.paths, options.shape), options.max_states, hints)
     for prop in PROPERTIES:
         if progress is not None:
             progress.started(f"{rule.name}: {prop.name}")
@@ -246,8 +253,12 @@ def check_rule(
 
 def _expected(rule: Rule, choice: PathsChoice) -> dict[str, Verdict]:
     """The spec's expected verdicts: they are stated for the rule's own era (both
-    MMUs), without overrides."""
-    return {} if choice.overrides else rule.expected_for(choice.era, choice.mmu)
+    MMUs), without overrides; a scenario's, for the rule of each era."""
+    if choice.overrides:
+        return {}
+    if choice.scenario is not None:
+        return choice.scenario.expected(choice.era, choice.mmu, choice.fix, rule.name)
+    return rule.expected_for(choice.era, choice.mmu)
 
 
 def _verdict_line(result: PropertyResult, expectations: dict[str, Verdict], seconds: float) -> str:

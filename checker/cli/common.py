@@ -18,7 +18,8 @@ from checker.rules.specs import DEFAULT_ERA
 
 if TYPE_CHECKING:
     from checker.engines.hints import HintStore
-    from checker.model import Paths
+    from checker.model import Paths, Shape
+    from checker.rules.scenarios import Scenario
     from checker.rules.specs import Rule
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -158,22 +159,51 @@ def _paths_options(f: F, single: bool) -> F:
     )(f)
 
 
+def scenario_options(f: F) -> F:
+    """--scenario, --fix: a model sized for one question, and one of its fixes."""
+    f = click.option(
+        "--fix",
+        metavar="NAME",
+        default=None,
+        help="With --scenario: one of the scenario's fixes, in place of the era's code "
+        "(see 'checker scenario NAME').",
+    )(f)
+    return click.option(
+        "--scenario",
+        metavar="NAME",
+        default=None,
+        help="Check the model of a scenario from specs/scenarios (its shape and "
+        "operations) instead of the one-gfn model.",
+    )(f)
+
+
 @dataclass(frozen=True)
 class PathsChoice:
-    """One MMU of one era, chosen on the command line, with any overrides."""
+    """One MMU of one era, chosen on the command line, with any overrides; the
+    scenario whose model is checked, and its fix, if any."""
 
     era: str
     paths: Paths
     overrides: tuple[tuple[str, str], ...] = ()
+    scenario: Scenario | None = None
+    fix: str | None = None
 
     @property
     def mmu(self) -> str:
         return self.paths.mmu.value
 
     @property
+    def shape(self) -> Shape:
+        from checker.model import Shape
+
+        return self.scenario.shape if self.scenario is not None else Shape()
+
+    @property
     def label(self) -> str:
-        """``v6.13/tdp``, ``v6.13/shadow+harvest_flush=changed``."""
-        return f"{self.era}/{self.mmu}" + "".join(f"+{k}={v}" for k, v in self.overrides)
+        """``v6.13/tdp``, ``v6.13/shadow+harvest_flush=changed``,
+        ``v6.13/shadow+fix=flush-under-lock``."""
+        overrides = self.overrides + ((("fix", self.fix),) if self.fix else ())
+        return f"{self.era}/{self.mmu}" + "".join(f"+{k}={v}" for k, v in overrides)
 
     @property
     def arguments(self) -> list[str]:
@@ -181,6 +211,10 @@ class PathsChoice:
         args = ["--era", self.era, "--mmu", self.mmu]
         for key, value in self.overrides:
             args += [f"--{key.replace('_', '-')}", value]
+        if self.scenario is not None:
+            args += ["--scenario", self.scenario.name]
+        if self.fix is not None:
+            args += ["--fix", self.fix]
         return args
 
 
@@ -191,15 +225,19 @@ def resolve_paths(
     harvest_flush: str | None,
     enable_flush: str | None,
     rule: Rule | None = None,
+    scenario: str | None = None,
+    fix: str | None = None,
 ) -> list[PathsChoice]:
     """The MMUs of the era chosen (``era``; else the rule's own era; else the
-    newest), each with the overrides applied."""
+    newest), each with the overrides applied; with ``scenario``, its model, and
+    ``fix`` in place of the era's code."""
     import dataclasses
 
     from checker.model import EnableFlush, HarvestFlush
     from checker.model.paths import Mmu
     from checker.rules.specs import era_of_release, load_eras
 
+    chosen_scenario = _scenario(specs, scenario, fix)
     eras = load_eras(specs)
     name = era or (rule.origin.get("era") if rule is not None else None)
     release = rule.origin.get("release") if rule is not None else None
@@ -235,8 +273,38 @@ def resolve_paths(
         if enable_flush is not None and enable_flush != paths.enable_flush.value:
             paths = dataclasses.replace(paths, enable_flush=EnableFlush(enable_flush))
             overrides.append(("enable_flush", enable_flush))
-        choices.append(PathsChoice(name, paths, tuple(overrides)))
+        if chosen_scenario is not None:
+            if not chosen_scenario.applies(paths):
+                raise InputError(
+                    f"scenario '{chosen_scenario.name}' needs {chosen_scenario.requirement}, "
+                    f"which era '{name}' ({m.value} MMU) lacks; pass a later --era"
+                )
+            if fix is not None:
+                paths = chosen_scenario.fixes[fix].apply(paths)
+        choices.append(PathsChoice(name, paths, tuple(overrides), chosen_scenario, fix))
     return choices
+
+
+def _scenario(specs: Path, name: str | None, fix: str | None) -> Scenario | None:
+    """The scenario named by --scenario (None without it), with --fix checked."""
+    if name is None:
+        if fix is not None:
+            raise InputError("--fix needs --scenario NAME: fixes belong to a scenario")
+        return None
+    from checker.rules.scenarios import load_scenarios
+
+    scenarios = load_scenarios(specs)
+    if name not in scenarios:
+        known = ", ".join(scenarios) or "none"
+        raise InputError(
+            f"unknown scenario '{name}' (known: {known}); {_how_to_add(specs, 'scenarios', name)}"
+        )
+    found = scenarios[name]
+    if fix is not None and fix not in found.fixes:
+        raise InputError(
+            f"scenario '{name}' has no fix '{fix}' (its fixes: {', '.join(found.fixes)})"
+        )
+    return found
 
 
 def select_rules(

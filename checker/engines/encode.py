@@ -244,7 +244,7 @@ class Encoding:
                 sel = a.op == i
                 if a.gfn is not None and op.reach is Reach.GFN:
                     sel = z3.And(sel, a.gfn == g)
-                before = self.model.window(self.shape, s.shared, record, g)
+                before = self.model.window(L, self.shape, s.shared, record, g)
                 out = apply(
                     L,
                     self.system.rule,
@@ -292,8 +292,7 @@ class Encoding:
 
     def bad_state(self, prop: Property, s: SymState) -> z3.BoolRef:
         assert prop.kind is Kind.STATE and prop.bad_state is not None
-        assert self.shape.spte_of is not None
-        return prop.bad_state(self.logic, s.shared, s.vcpus, self.shape.spte_of)
+        return prop.bad_state(self.logic, s.shared, s.vcpus, self.shape)
 
     def bad_step(self, prop: Property, st: SymStep) -> z3.BoolRef:
         assert prop.kind is Kind.STEP and prop.bad_step is not None

@@ -148,7 +148,7 @@ class HintStore:
         source = source_sha256()
         if (
             source is None
-            or system.model is not model_for(system.paths)
+            or system.model is not model_for(system.paths, system.shape.huge)
             or type(system.rule) is not Rule
         ):
             return None
@@ -162,6 +162,7 @@ class HintStore:
                 "gfns": shape.gfns,
                 "spte_of": list(shape.spte_of or ()),
                 "host_threads": shape.host_threads,
+                **({"huge": True} if shape.huge else {}),
             },
             "vcpus": vcpus,
             "property": prop.name,

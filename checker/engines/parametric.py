@@ -206,7 +206,7 @@ class AllVcpus:
             vcpu_op = op.actor is ActorKind.VCPU
             record = actor_old if vcpu_op else self.g0.hosts[0]
             for g in range(shape.gfns) if op.reach is Reach.GFN else range(1):
-                before = model.window(shape, self.g0, record, g)
+                before = model.window(L, shape, self.g0, record, g)
                 out = apply(
                     L, system.rule, system.paths, op, before, {p: params[p] for p in op.params}
                 )
@@ -247,10 +247,8 @@ class AllVcpus:
         of the form 'some vCPU ...')."""
         assert prop.kind is Kind.STATE and prop.bad_state is not None
         culprit = self.vocab.vcpu("culprit")
-        spte_of = self.vocab.shape.spte_of
-        assert spte_of is not None
         record = self.vocab.record(self.tlb0, culprit)
-        return prop.bad_state(self.vocab.logic, self.g0, [record], spte_of)
+        return prop.bad_state(self.vocab.logic, self.g0, [record], self.vocab.shape)
 
     def bad_step(
         self, prop: Property, only: Operation | None = None, gfn: int | None = None
@@ -315,8 +313,7 @@ def _existential(vocab: _Vocabulary, prop: Property) -> bool:
     property says "some vCPU ..."."""
     assert prop.bad_state is not None
     L = vocab.logic
-    spte_of = vocab.shape.spte_of
-    assert spte_of is not None
+    shape = vocab.shape
     g = vocab.shared("x")
     r1, r2 = (
         rebuild(
@@ -325,8 +322,8 @@ def _existential(vocab: _Vocabulary, prop: Property) -> bool:
         )
         for i in (1, 2)
     )
-    both = prop.bad_state(L, g, [r1, r2], spte_of)
-    each = z3.Or(prop.bad_state(L, g, [r1], spte_of), prop.bad_state(L, g, [r2], spte_of))
+    both = prop.bad_state(L, g, [r1, r2], shape)
+    each = z3.Or(prop.bad_state(L, g, [r1], shape), prop.bad_state(L, g, [r2], shape))
     solver = z3.Solver(ctx=vocab.ctx)
     solver.add(both != each)
     return bool(solver.check() == z3.unsat)

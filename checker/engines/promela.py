@@ -229,8 +229,9 @@ SCRATCH = "chk_"
 
 def identifier(name: str) -> str:
     """A vocabulary name as a Promela identifier: ``writable[1]`` is ``writable_1``,
-    ``host.holds_mmu_lock_write`` is ``host_holds_mmu_lock_write``."""
-    text = re.sub(r"\[(\d+)\]", r"_\1", name).replace(".", "_")
+    ``writable[2M]`` is ``writable_2M``, ``host.holds_mmu_lock_write`` is
+    ``host_holds_mmu_lock_write``."""
+    text = re.sub(r"\[(\d+M?)\]", r"_\1", name).replace(".", "_")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
         raise ValueError(f"{name!r} has no Promela identifier")
     if text in KEYWORDS or text.startswith(SCRATCH):
@@ -423,7 +424,7 @@ def _alternatives(vocabulary: _Vocabulary, props: Sequence[Property]) -> list[Al
     for index, action in enumerate(semantics.actions(vcpus, shape, model)):
         op = model.by_name(action.op)
         record = vocabulary.records[action.vcpu or 0] if op.by_vcpu else vocabulary.shared.hosts[0]
-        window = model.window(shape, vocabulary.shared, record, action.gfn or 0)
+        window = model.window(L, shape, vocabulary.shared, record, action.gfn or 0)
         params = {name: L.const(value) for name, value in action.params}
         out = apply(L, system.rule, system.paths, op, window, params)
         available = []
@@ -547,8 +548,7 @@ def export(
     body = []
     for prop in props:
         if prop.kind is Kind.STATE and prop.bad_state is not None:
-            assert system.shape.spte_of is not None
-            bad = prop.bad_state(TEXT, vocabulary.shared, vocabulary.records, system.shape.spte_of)
+            bad = prop.bad_state(TEXT, vocabulary.shared, vocabulary.records, system.shape)
             body += [f"/* {prop.name}: {_comment(prop.title)} */", *_check(prop, bad)]
     lines += [f"    {s}" for s in body or ["skip"]]
     lines += ["}", "", "init {"]

@@ -117,7 +117,9 @@ class State:
         """What ``action`` sees of this state."""
         model = self.model
         op = model.by_name(action.op)
-        return model.window(self.shape, self.shared, self.actor(op, action), action.gfn or 0)
+        return model.window(
+            CONCRETE, self.shape, self.shared, self.actor(op, action), action.gfn or 0
+        )
 
     def locals(self, vcpu: int) -> dict[str, bool]:
         """vCPU ``vcpu``'s locals, by name."""
@@ -231,8 +233,7 @@ def state_is_bad(prop: Property, state: State) -> bool:
     """``state`` violates the state property ``prop`` (False for step properties)."""
     if prop.kind is not Kind.STATE or prop.bad_state is None:
         return False
-    assert state.shape.spte_of is not None
-    return bool(prop.bad_state(CONCRETE, state.shared, state.vcpus, state.shape.spte_of))
+    return bool(prop.bad_state(CONCRETE, state.shared, state.vcpus, state.shape))
 
 
 def step_is_bad(prop: Property, s: Step) -> bool:

@@ -24,7 +24,7 @@ from checker.model.operation import (
     Operation,
     Window,
 )
-from checker.model.operations import dirty_log, faults, guest, notifier, shadow
+from checker.model.operations import dirty_log, faults, guest, huge, notifier, shadow
 from checker.model.paths import FlushRule, Paths
 from checker.model.properties import PROPERTIES, Property
 from checker.model.vocabulary import (
@@ -46,7 +46,14 @@ from checker.model.vocabulary import (
 B = TypeVar("B")
 
 #: every parameter any operation takes, in canonical (encoding) order
-PARAMS: tuple[str, ...] = ("host_writable", "write_fault", "guest_writable", "initially_set")
+PARAMS: tuple[str, ...] = (
+    "host_writable",
+    "write_fault",
+    "guest_writable",
+    "initially_set",
+    "host_huge",
+    "split",
+)
 
 
 @dataclass(frozen=True)
@@ -99,10 +106,12 @@ class Model:
     def by_name(self, name: str) -> Operation:
         return self.operations[self.index(name)]
 
-    def window(self, shape: Shape, shared: Shared[B], actor: Actor[B], gfn: int) -> Window[B]:
+    def window(
+        self, logic: Logic[B], shape: Shape, shared: Shared[B], actor: Actor[B], gfn: int
+    ) -> Window[B]:
         """What a step of an actor on ``gfn`` sees."""
         assert shape.spte_of is not None
-        return Window(shared, actor, gfn, shape.spte_of, self.locals)
+        return Window(shared, actor, gfn, shape.spte_of, self.locals, shape.huge_spte, logic)
 
     # -- the configuration: the slot fields CONFIG_FIELDS, free in the initial state
     def admits(self, logic: Logic[B], config: Mapping[str, B]) -> B:
@@ -180,22 +189,45 @@ OPERATIONS: tuple[Operation, ...] = (
     shadow.UNTRACK,
 )
 
+#: The operations of a shape with a 2M SPTE, in canonical order: the guest's (which
+#: act on the SPTE that maps the gfn, at either size), those that know SPTE levels,
+#: and the write-protect for tracking and the flushes after unlock, which act alike
+#: at either size.
+HUGE_OPERATIONS: tuple[Operation, ...] = (
+    guest.GUEST_ACCESS,
+    guest.GUEST_WRITE,
+    guest.TLB_EVICT,
+    huge.HUGE_PAGE_FAULT,
+    huge.HUGE_FAST_PAGE_FAULT,
+    shadow.WRITE_PROTECT,
+    huge.ENABLE_INITIALLY_SET,
+    dirty_log.ENABLE_FLUSH,
+    huge.CLEAR_DIRTY_LOG,
+    dirty_log.HARVEST_FLUSH,
+)
+
 #: every operation as declared, in every MMU and era: what names and orders them
-MODEL = Model(OPERATIONS, PROPERTIES)
+MODEL = Model(OPERATIONS + tuple(op for op in HUGE_OPERATIONS if op not in OPERATIONS), PROPERTIES)
 
 
 @cache
-def model_for(paths: Paths) -> Model:
+def model_for(paths: Paths, huge: bool = False) -> Model:
     """The model of one MMU in one era: the operations that MMU and era perform, each
-    as they perform it (:meth:`Operation.in_era`), in canonical order."""
-    present = (op.in_era(paths) for op in OPERATIONS)
-    return Model(tuple(op for op in present if op is not None), PROPERTIES, pml=paths.pml)
+    as they perform it (:meth:`Operation.in_era`), in canonical order; with
+    ``huge``, those of a shape with a 2M SPTE (:data:`HUGE_OPERATIONS`), which hold
+    the configuration without PML."""
+    chosen = HUGE_OPERATIONS if huge else OPERATIONS
+    present = (op.in_era(paths) for op in chosen)
+    operations = tuple(op for op in present if op is not None)
+    if huge:
+        return Model(operations, PROPERTIES, pml=False, fixed=(("pml", False),))
+    return Model(operations, PROPERTIES, pml=paths.pml)
 
 
 @dataclass(frozen=True)
 class System:
     """What is checked: a flush rule, the era and MMU around it (``paths``), the
-    model's shape, and the model itself: ``model_for(paths)`` unless a test
+    model's shape, and the model itself: ``model_for(paths, shape.huge)`` unless a test
     declares its own, with the ``configuration`` fields held at their values."""
 
     rule: FlushRule
@@ -207,7 +239,7 @@ class System:
 
     def __post_init__(self) -> None:
         if self.model is None:
-            object.__setattr__(self, "model", model_for(self.paths))
+            object.__setattr__(self, "model", model_for(self.paths, self.shape.huge))
             # an era's own model (a test's declared model is its own business)
             for op in self.model.operations:
                 if op.one_gfn and self.shape.gfns > 1:
@@ -220,4 +252,4 @@ class System:
             object.__setattr__(self, "model", model)
 
 
-OPERATION_BY_NAME: dict[str, Operation] = {op.name: op for op in OPERATIONS}
+OPERATION_BY_NAME: dict[str, Operation] = {op.name: op for op in MODEL.operations}

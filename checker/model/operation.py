@@ -150,15 +150,27 @@ class Window(Generic[B]):
     spte_of: tuple[int, ...]
     #: the model's locals, in the order of ``actor.local``
     locals: tuple[Local, ...] = ()
+    #: the 2M SPTE over every gfn, if the shape has one, and the interpretation's
+    #: logic, with which the SPTE that maps the gfn is chosen
+    huge: int | None = None
+    logic: Logic[B] | None = None
 
     @property
     def spte_index(self) -> int:
+        """The gfn's own SPTE (its 4K SPTE where the shape has a 2M one)."""
         return self.spte_of[self.gfn]
 
     # -- reading
     @property
     def spte(self) -> Spte[B]:
-        return self.shared.sptes[self.spte_index]
+        """The SPTE that maps the gfn: the 2M SPTE while it is present, else the
+        gfn's own.  spte = P(2M) ? 2M : own"""
+        own = self.shared.sptes[self.spte_index]
+        if self.huge is None:
+            return own
+        assert self.logic is not None
+        big = self.shared.sptes[self.huge]
+        return select(self.logic, big.present, big, own)
 
     @property
     def slot(self) -> Slot[B]:
@@ -177,7 +189,20 @@ class Window(Generic[B]):
 
     # -- writing: each returns a new window
     def with_spte(self, **changes: B) -> Window[B]:
-        return self.with_sptes({self.spte_index: dataclasses.replace(self.spte, **changes)})
+        """The SPTE that maps the gfn, changed (with a 2M SPTE: the 2M one while it
+        is present, else the gfn's own)."""
+        new = dataclasses.replace(self.spte, **changes)
+        if self.huge is None:
+            return self.with_sptes({self.spte_index: new})
+        assert self.logic is not None
+        big, own = self.shared.sptes[self.huge], self.shared.sptes[self.spte_index]
+        mapped = big.present
+        return self.with_sptes(
+            {
+                self.huge: select(self.logic, mapped, new, big),
+                self.spte_index: select(self.logic, mapped, own, new),
+            }
+        )
 
     def with_sptes(self, replaced: Mapping[int, Spte[B]]) -> Window[B]:
         sptes = tuple(replaced.get(i, s) for i, s in enumerate(self.shared.sptes))
@@ -229,6 +254,10 @@ class Effect(Generic[B]):
     #: whether the step asks the rule (goes through ``mmu_spte_update``) at all, for
     #: a step that does on one branch only; None: whenever ``op.flush`` asks
     asks: B | None = None
+    #: which SPTEs the rule is asked about, each under a condition, for a step that
+    #: also changes SPTEs without asking (a fault that zaps or splits the huge SPTE
+    #: in its way before it sets its leaf); None: every SPTE it changes
+    asked_about: Mapping[int, B] | None = None
 
 
 Params = Mapping[str, B]
@@ -324,9 +353,10 @@ def apply(
 
     The rule is consulted on each SPTE ``i`` the step changes while present, if
     ``op`` asks it (KVM skips identical rewrites, and a non-present old SPTE never
-    needs a flush):
+    needs a flush), and if the effect names SPTEs, on those only:
 
         consulted[i] = op.flush.asks_rule && effect.asks && P(old[i]) && old[i] != new[i]
+                       && effect.asked_about[i]
         asked        = OR_i consulted[i] && rule(old[i], new[i])
         unneeded     = OR_i consulted[i] && rule(old[i], new[i]) && !(MW(old[i]) && !MW(new[i]))
         flush        = effect.flush || (op.flush in {RULE, ASSERTED} && asked)
@@ -339,12 +369,16 @@ def apply(
     if op.flush.asks_rule:
         ad = before.slot.ad_enabled
         parts_c, parts_a, parts_u = [], [], []
-        for old, new in zip(before.shared.sptes, window.shared.sptes, strict=True):
+        for i, (old, new) in enumerate(zip(before.shared.sptes, window.shared.sptes, strict=True)):
             if old is new:
+                continue
+            if effect.asked_about is not None and i not in effect.asked_about:
                 continue
             c = logic.and_(old.present, spte_changed(logic, old, new))
             if effect.asks is not None:
                 c = logic.and_(c, effect.asks)
+            if effect.asked_about is not None:
+                c = logic.and_(c, effect.asked_about[i])
             a = logic.and_(c, rule.decide(logic, old, new, ad))
             clears_mw = logic.and_(old.mmu_writable, logic.not_(new.mmu_writable))
             parts_c.append(c)

@@ -128,6 +128,55 @@ class WriteProtect(enum.Enum):
     SKIP_NOT_WRITABLE = "skip_not_writable"
 
 
+class HugeWriteProtect(enum.Enum):
+    """What manual-protect dirty logging in "initially all set" mode does to a 2M
+    SPTE (read by the model of a shape with one, :class:`checker.model.Shape`)."""
+
+    #: the era has no "initially all set" mode
+    NONE = "none"
+    #: enabling logging write-protects huge SPTEs (W cleared, MW kept) with the
+    #: enable's flush; a clear write-protects 4K SPTEs only (v5.7 .. v5.13)
+    AT_ENABLE = "at_enable"
+    #: enabling write-protects nothing; each clear write-protects the 2M SPTE over
+    #: what it clears (``kvm_mmu_slot_gfn_write_protect(PG_LEVEL_2M)``): W and MW
+    #: cleared, the answer ignored, the flush after unlock iff a bit was reaped
+    AT_CLEAR = "at_clear"
+    #: a fix: as ``AT_CLEAR``, but W cleared and MW kept
+    AT_CLEAR_W_ONLY = "at_clear_w_only"
+    #: a fix: as ``AT_CLEAR``, and a flush before unlock iff the 2M SPTE changed
+    AT_CLEAR_FLUSHED = "at_clear_flushed"
+
+
+class EagerSplit(enum.Enum):
+    """Whether a clear first splits the huge pages over what it clears."""
+
+    NONE = "none"
+    #: ``kvm_mmu_try_split_huge_pages``: the 2M SPTE becomes a page table of 4K
+    #: SPTEs with its bits, no flush; best effort (it fails when allocation fails,
+    #: and is off with ``eager_page_split=N``)
+    CLEAR = "clear"
+
+
+class FastHuge(enum.Enum):
+    """Whether the lockless fast path makes a huge SPTE writable."""
+
+    #: not in a dirty-logged slot: it would log only the faulting gfn
+    REFUSE_LOGGED = "refuse_logged"
+    #: never (only 4K SPTEs are fixed)
+    REFUSE = "refuse"
+    #: always: no check (no release; what fix (a) must not meet)
+    ALLOW = "allow"
+
+
+class HugeFault(enum.Enum):
+    """What a fault that must map 4K does to the huge SPTE in its way."""
+
+    #: zaps it and flushes before mapping the 4K SPTE (``drop_large_spte``)
+    ZAP = "zap"
+    #: splits it into 4K SPTEs with its bits, no flush (``tdp_mmu_split_huge_page``)
+    SPLIT = "split"
+
+
 @dataclass(frozen=True)
 class Paths:
     """One MMU of one kernel era: the variants of the operations whose code changed
@@ -157,6 +206,15 @@ class Paths:
     #: plain write computed from an earlier read, losing a Dirty bit the CPU set in
     #: between. Read only by the TDP MMU's aging.
     tdp_atomic_writes: bool = True
+    #: what "initially all set" dirty logging does to a 2M SPTE (read only by the
+    #: model of a shape with one)
+    huge_write_protect: HugeWriteProtect = HugeWriteProtect.AT_CLEAR
+    #: a clear's eager split of huge pages
+    eager_split: EagerSplit = EagerSplit.CLEAR
+    #: the fast path and huge SPTEs
+    fast_huge: FastHuge = FastHuge.REFUSE_LOGGED
+    #: a fault that must map 4K under a huge SPTE
+    huge_fault: HugeFault = HugeFault.ZAP
 
 
 #: every choice of :class:`Paths`, by field: its enum, or ``bool``

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from checker.model.logic import Logic
 from checker.model.operation import Flush, Operation, Outcome, Trait, Window
-from checker.model.vocabulary import Actor, Shared
+from checker.model.vocabulary import Actor, Shape, Shared
 
 B = TypeVar("B")
 
@@ -27,7 +27,7 @@ class Kind(enum.Enum):
     STEP = "step"
 
 
-StateBad = Callable[[Logic[B], Shared[B], Sequence[Actor[B]], tuple[int, ...]], B]
+StateBad = Callable[[Logic[B], Shared[B], Sequence[Actor[B]], Shape], B]
 StepBad = Callable[[Logic[B], Operation, Window[B], Outcome[B]], B]
 
 
@@ -48,12 +48,14 @@ class Property:
     bad_step: StepBad | None = None  # type: ignore[type-arg]
 
 
-def _stale_writable(
-    L: Logic[B], shared: Shared[B], vcpus: Sequence[Actor[B]], spte_of: tuple[int, ...]
-) -> B:
+def _stale_writable(L: Logic[B], shared: Shared[B], vcpus: Sequence[Actor[B]], shape: Shape) -> B:
     """Some vCPU caches a writable entry for a gfn whose SPTE is not present and MW.
 
     bad = OR over vCPUs v, gfns g:  tlb[v][g].writable && !(P && MW)(spte_of(g))
+
+    With a 2M SPTE, the gfn's SPTE is the one that maps it: the 2M SPTE while it is
+    present, else its own; as they are never present together, the gfn is covered
+    iff either is present and MW.
 
     The one section that spans steps in an era's model is the TDP MMU's aging before
     ba3a6120a4e7 (a read step, then a store step, under mmu_lock held for write).
@@ -63,10 +65,14 @@ def _stale_writable(
     needs no restriction to states where the lock is free. (A model whose sections
     change P or MW before their last step would need one.)
     """
-    sptes = [shared.sptes[i] for i in spte_of]
-    uncovered = [L.not_(L.and_(s.present, s.mmu_writable)) for s in sptes]
+    assert shape.spte_of is not None
+    covered = [L.and_(shared.sptes[i].present, shared.sptes[i].mmu_writable) for i in shape.spte_of]
+    if shape.huge_spte is not None:
+        big = shared.sptes[shape.huge_spte]
+        covered = [L.or_(c, L.and_(big.present, big.mmu_writable)) for c in covered]
+    uncovered = [L.not_(c) for c in covered]
     return L.or_(
-        *(L.and_(v.tlbs[g].writable, uncovered[g]) for v in vcpus for g in range(len(sptes)))
+        *(L.and_(v.tlbs[g].writable, uncovered[g]) for v in vcpus for g in range(shape.gfns))
     )
 
 
@@ -99,9 +105,7 @@ def _lost_write(L: Logic[B], op: Operation, before: Window[B], out: Outcome[B]) 
     return L.and_(logging_on, unrecorded)
 
 
-def _bad_encoding(
-    L: Logic[B], shared: Shared[B], vcpus: Sequence[Actor[B]], spte_of: tuple[int, ...]
-) -> B:
+def _bad_encoding(L: Logic[B], shared: Shared[B], vcpus: Sequence[Actor[B]], shape: Shape) -> B:
     """Some present SPTE breaks W => MW => HW."""
     return L.or_(
         *(

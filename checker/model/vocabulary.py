@@ -166,11 +166,17 @@ class Local:
 @dataclass(frozen=True)
 class Shape:
     """How many guest frames and leaf SPTEs the model holds, and which SPTE maps
-    each gfn (``spte_of[g]``; by default one 4K SPTE per gfn)."""
+    each gfn (``spte_of[g]``; by default one 4K SPTE per gfn).
+
+    With ``huge``, one more SPTE (the last, :attr:`huge_spte`) is a 2M leaf over
+    every gfn of the shape, beside each gfn's own 4K SPTE: while the 2M SPTE is
+    present it is the one that maps every gfn (the 4K SPTEs are then not present:
+    a 2M leaf has no page table below it), and a split replaces it with them."""
 
     gfns: int = 1
     spte_of: tuple[int, ...] | None = None
     host_threads: int = 1
+    huge: bool = False
 
     def __post_init__(self) -> None:
         if self.gfns < 1 or self.host_threads < 1:
@@ -178,12 +184,26 @@ class Shape:
         mapping = self.spte_of if self.spte_of is not None else tuple(range(self.gfns))
         if len(mapping) != self.gfns or sorted(set(mapping)) != list(range(max(mapping) + 1)):
             raise ValueError(f"spte_of {mapping} does not map {self.gfns} gfns onto SPTEs")
+        if self.huge and mapping != tuple(range(self.gfns)):
+            raise ValueError("a shape with a 2M SPTE gives each gfn its own 4K SPTE")
         object.__setattr__(self, "spte_of", mapping)
 
     @property
     def sptes(self) -> int:
         assert self.spte_of is not None
-        return max(self.spte_of) + 1
+        return max(self.spte_of) + 1 + int(self.huge)
+
+    def describe(self) -> str:
+        """``2 gfns, each with its 4K SPTE, under one 2M SPTE``."""
+        gfns = f"{self.gfns} gfn{'s' if self.gfns > 1 else ''}"
+        if self.huge:
+            return f"{gfns}, each with its 4K SPTE, under one 2M SPTE"
+        return f"{gfns}, {self.sptes} SPTE{'s' if self.sptes > 1 else ''}"
+
+    @property
+    def huge_spte(self) -> int | None:
+        """The 2M SPTE's number, if the shape has one."""
+        return self.sptes - 1 if self.huge else None
 
     def spte(self, gfn: int) -> int:
         assert self.spte_of is not None
@@ -297,10 +317,13 @@ def _indexed(name: str, index: int, count: int) -> str:
 def shared_names(shape: Shape, locals_: Sequence[Local]) -> tuple[str, ...]:
     """The name of each leaf of :class:`Shared`, in :func:`leaves` order: an SPTE's
     ``writable``, a frame's ``dirty_bit``, a host thread's ``host.<local>``; with
-    several SPTEs or gfns, ``writable[1]``."""
+    several SPTEs or gfns, ``writable[1]``; the 2M SPTE's ``writable[2M]``."""
     names = []
     for i in range(shape.sptes):
-        names += [_indexed(f, i, shape.sptes) for f in SPTE_FIELDS]
+        if i == shape.huge_spte:
+            names += [f"{f}[2M]" for f in SPTE_FIELDS]
+        else:
+            names += [_indexed(f, i, shape.sptes) for f in SPTE_FIELDS]
     names += SLOT_FIELDS
     for g in range(shape.gfns):
         names += [_indexed(f, g, shape.gfns) for f in FRAME_FIELDS]

@@ -75,9 +75,14 @@ def state_from_values(
 
 
 def shape_values(shape: Shape) -> dict[str, Any]:
-    """The shape as a file records it: ``gfns`` and ``spte_of`` (``"0,1"``)."""
+    """The shape as a file records it: ``gfns`` and ``spte_of`` (``"0,1"``), and
+    ``huge`` if a 2M SPTE maps them (absent otherwise, so files of shapes without
+    one are as before)."""
     assert shape.spte_of is not None
-    return {"gfns": shape.gfns, "spte_of": ",".join(map(str, shape.spte_of))}
+    values: dict[str, Any] = {"gfns": shape.gfns, "spte_of": ",".join(map(str, shape.spte_of))}
+    if shape.huge:
+        values["huge"] = True
+    return values
 
 
 def shape_from_values(values: Mapping[str, Any], most_gfns: int) -> Shape:
@@ -92,7 +97,10 @@ def shape_from_values(values: Mapping[str, Any], most_gfns: int) -> Shape:
     if len(parts) != gfns or not all(x.isdigit() and int(x) < gfns for x in parts):
         # checked before a Shape is built: a number of 10**12 must not become a list
         raise ValueError(f"'spte_of' is {text!r}, not {gfns} SPTE numbers below {gfns}")
+    huge = values.get("huge", False)
+    if not isinstance(huge, bool):
+        raise ValueError(f"'huge' is {huge!r}, not true or false")
     try:
-        return Shape(gfns=gfns, spte_of=tuple(int(x) for x in parts))
+        return Shape(gfns=gfns, spte_of=tuple(int(x) for x in parts), huge=huge)
     except ValueError as exc:
         raise ValueError(f"'spte_of' is {text!r}: {exc}") from None

@@ -15,11 +15,12 @@ may revisit a state). Every attribute is a scalar so that GraphML can hold it:
   ``old_spte``, ``new_spte``: the target SPTE's), ``tlb_flush`` (every TLB was
   flushed) and ``violation``;
 * graph: ``schema``, rule, expression, property, vCPUs, the shape (``gfns``,
-  ``spte_of``), depth, the paths around the rule (``era`` and one attribute
-  per path), versions and the command that reproduces the trace.
+  ``spte_of``, and ``huge`` when a 2M SPTE maps them), depth, the paths around the
+  rule (``era`` and one attribute per path), versions and the command that
+  reproduces the trace.
 
-Format ``checker.counterexample/2``; a file of version 1 (one SPTE, no shape) is
-refused with a line naming its version.
+Format ``checker.counterexample/4`` (4: the eras' huge-page choices among the
+paths); a file of an earlier version is refused with a line naming its version.
 
 Files are node-link JSON (``edges="edges"``, sorted keys) and GraphML, written
 atomically, byte-identical for the same trace and versions.
@@ -37,7 +38,7 @@ from checker.engines import semantics
 from checker.engines.trace import Trace, spte_hex
 from checker.errors import InputError, quoted
 from checker.limits import MAX_DEPTH, MAX_GFNS, MAX_VCPUS
-from checker.model import OPERATION_BY_NAME, PROPERTY_BY_NAME, Kind, Paths, Property, Reach, Shape
+from checker.model import PROPERTY_BY_NAME, Kind, Model, Paths, Property, Reach, Shape
 from checker.model.declaration import model_for
 from checker.rules.specs import paths_from, paths_table
 from checker.traces.fields import (
@@ -53,9 +54,13 @@ if TYPE_CHECKING:
     #: a trace: nodes are step numbers
     TraceGraph = nx.DiGraph[int]
 
-SCHEMA = "checker.counterexample/3"
+SCHEMA = "checker.counterexample/4"
 #: earlier formats, refused by name
-OLD_SCHEMAS = ("checker.counterexample/1", "checker.counterexample/2")
+OLD_SCHEMAS = (
+    "checker.counterexample/1",
+    "checker.counterexample/2",
+    "checker.counterexample/3",
+)
 
 
 @dataclass(frozen=True)
@@ -250,11 +255,11 @@ def read_counterexample(path: Path) -> Loaded:
         if sorted(g.nodes) != list(range(depth + 1)):
             raise bad(f"nodes are not the steps 0..{depth}")
         # the states are those of the era and MMU the file records
-        model = model_for(paths)
+        model = model_for(paths, shape.huge)
         states = tuple(
             state_from_values(g.nodes[i], shape, vcpus, _bool, model) for i in range(depth + 1)
         )
-        actions = tuple(_action(g, i, vcpus, shape) for i in range(1, depth + 1))
+        actions = tuple(_action(g, i, vcpus, shape, model) for i in range(1, depth + 1))
     except CounterexampleError:
         raise
     except (KeyError, ValueError, TypeError) as exc:
@@ -294,11 +299,13 @@ def metadata_text(meta: Any, key: str, multiline: bool = False) -> str:
     return value
 
 
-def _action(g: TraceGraph, i: int, vcpus: int, shape: Shape) -> semantics.Action:
+def _action(g: TraceGraph, i: int, vcpus: int, shape: Shape, model: Model) -> semantics.Action:
     if not g.has_edge(i - 1, i):
         raise ValueError(f"no edge from step {i - 1} to step {i}")
     attrs = g.edges[i - 1, i]
-    op = OPERATION_BY_NAME[attrs["operation"]]
+    # the operation as the file's era performs it (a KeyError if it has none such):
+    # its parameters may differ by era
+    op = model.by_name(attrs["operation"])
     vcpu = _number(attrs["vcpu"], "vcpu") if op.by_vcpu else None
     if vcpu is not None and not 0 <= vcpu < vcpus:
         raise ValueError(f"step {i}: vcpu {vcpu} out of range")

@@ -27,8 +27,9 @@ map from vCPU to a map from gfn to ``none``/``ro``/``rw``; ``locals`` maps each
 vCPU to its locals (``host_locals`` each host thread), empty records when the
 model has none; the memslot's fields are variables of their own. ``#meta.checker``
 records the rule, property, shape, paths and provenance, so :func:`read_itf` can
-replay the trace like any other counterexample file. Format ``checker.itf/2``; an
-export of version 1 (one SPTE) is refused with a line naming its version.
+replay the trace like any other counterexample file. Format ``checker.itf/4`` (4:
+the eras' huge-page choices among the paths); an export of an earlier version is
+refused with a line naming its version.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from checker.limits import MAX_DEPTH, MAX_GFNS, MAX_VCPUS
 from checker.model import (
     FRAME_FIELDS,
     MODEL,
-    OPERATION_BY_NAME,
     PARAMS,
     PROPERTY_BY_NAME,
     SLOT_FIELDS,
@@ -67,9 +67,9 @@ from checker.traces.view import hex_value
 
 SUFFIX = ".itf.json"
 FORMAT_DESCRIPTION = "https://apalache-mc.org/docs/adr/015adr-trace.html"
-SCHEMA = "checker.itf/3"
+SCHEMA = "checker.itf/4"
 #: earlier formats, refused by name
-OLD_SCHEMAS = ("checker.itf/1", "checker.itf/2")
+OLD_SCHEMAS = ("checker.itf/1", "checker.itf/2", "checker.itf/3")
 ACTION_TAKEN = "mbt::actionTaken"
 NONDET_PICKS = "mbt::nondetPicks"
 INIT = "init"
@@ -185,6 +185,7 @@ def itf_document(cx: Counterexample) -> dict[str, Any]:
         "vcpus": trace.vcpus,
         "gfns": trace.initial.shape.gfns,
         "spte_of": list(trace.initial.shape.spte_of or ()),
+        **({"huge": True} if trace.initial.shape.huge else {}),
         "depth": trace.depth,
         "era": provenance.era,
         "paths": paths_table(trace.paths),
@@ -259,7 +260,12 @@ def parse_itf(data: Any, path: Path) -> Counterexample:
         spte_of = meta["spte_of"]
         if not isinstance(spte_of, list) or len(spte_of) != gfns:
             raise ValueError(f"'spte_of' is not a list of {gfns} SPTE numbers")
-        shape = Shape(gfns, tuple(checked_size(i, "spte_of", 0, gfns - 1) for i in spte_of))
+        huge = meta.get("huge", False)
+        if not isinstance(huge, bool):
+            raise ValueError(f"'huge' is {huge!r}, not true or false")
+        shape = Shape(
+            gfns, tuple(checked_size(i, "spte_of", 0, gfns - 1) for i in spte_of), huge=huge
+        )
         raw = data["states"]
         if not raw:
             raise ValueError("no states")
@@ -275,9 +281,9 @@ def parse_itf(data: Any, path: Path) -> Counterexample:
             dict(meta["paths"]), lambda key, problem: bad(f"#meta paths '{key}': {problem}")
         )
         # the states are those of the era and MMU the file records
-        model = model_for(paths)
+        model = model_for(paths, shape.huge)
         states = tuple(_state(s, vcpus, shape, model) for s in raw)
-        actions = tuple(_action(s, vcpus, shape) for s in raw[1:])
+        actions = tuple(_action(s, vcpus, shape, model) for s in raw[1:])
         if raw[0][ACTION_TAKEN] != INIT:
             raise ValueError(f"state 0: {ACTION_TAKEN} is not {INIT!r}")
     except CounterexampleError:
@@ -356,8 +362,10 @@ def _state(values: dict[str, Any], vcpus: int, shape: Shape, model: Model = MODE
     return State(Shared(sptes, slot, frames, hosts), records, shape, model)
 
 
-def _action(values: dict[str, Any], vcpus: int, shape: Shape) -> Action:
-    op = OPERATION_BY_NAME[values[ACTION_TAKEN]]
+def _action(values: dict[str, Any], vcpus: int, shape: Shape, model: Model) -> Action:
+    # the operation as the file's era performs it (a KeyError if it has none such):
+    # its parameters may differ by era
+    op = model.by_name(values[ACTION_TAKEN])
     chosen = values[NONDET_PICKS]
 
     def pick(name: str) -> Any:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from checker.engines import explicit, semantics
 from checker.engines.semantics import State, Step
-from checker.model import OPERATIONS, PROPERTIES, Kind, System
+from checker.model import MODEL, PROPERTIES, Kind, System
 from checker.traces import view
 from checker.traces.graph import action_label, state_attributes
 
@@ -481,7 +481,7 @@ def dot_refusal(g: StateGraph | StateSpace) -> str | None:
     )
 
 
-#: one colour per operation, in the order of OPERATIONS
+#: one colour per operation, in the order of MODEL (every one declared)
 PALETTE = (
     "#1f77b4",
     "#17becf",
@@ -500,7 +500,7 @@ PALETTE = (
     "#c49c94",
     "#dbdb8d",
 )
-COLOUR = {op.name: PALETTE[i % len(PALETTE)] for i, op in enumerate(OPERATIONS)}
+COLOUR = {op.name: PALETTE[i % len(PALETTE)] for i, op in enumerate(MODEL.operations)}
 
 
 def to_dot(g: StateGraph) -> str:

@@ -8,6 +8,7 @@ flushes is pending (the ``idle`` condition below)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TypeVar
 
 from checker.model.logic import Logic
@@ -23,11 +24,12 @@ from checker.model.operation import (
     Window,
 )
 from checker.model.paths import EnableFlush, HarvestFlush, Paths
+from checker.model.vocabulary import Spte
 
 B = TypeVar("B")
 
 
-def _idle(L: Logic[B], w: Window[B]) -> B:
+def idle(L: Logic[B], w: Window[B]) -> B:
     """No flush after unlock is pending (``slots_lock`` is free)."""
     return L.not_(L.or_(w.slot.harvest_flush_pending, w.slot.enable_flush_pending))
 
@@ -50,23 +52,14 @@ def _enable_dirty_logging(L: Logic[B], w: Window[B], p: Params[B], paths: Paths)
     pml = w.slot.pml
     enabled = L.and_(
         L.not_(w.slot.dirty_logging),
-        _idle(L, w),
+        idle(L, w),
         L.or_(L.not_(initially_set), L.const(paths.initially_set)),
     )
     sptes = w.shared.sptes
     protect = L.not_(initially_set)
     # what the step clears on a present SPTE: D with PML, W otherwise
     cleared = [L.and_(s.present, L.ite(pml, s.dirty, s.writable)) for s in sptes]
-    later = {
-        EnableFlush.ALWAYS: L.const(True),
-        EnableFlush.CHANGED: L.or_(*cleared),
-        EnableFlush.MMU_WRITABLE: L.or_(*(L.and_(s.present, s.mmu_writable) for s in sptes)),
-        # clear_dirty_gfn_range() reported only the SPTEs it changed (v5.10)
-        EnableFlush.PRESENT: L.ite(pml, L.or_(*cleared), L.or_(*(s.present for s in sptes))),
-        EnableFlush.RULE: L.const(False),
-        EnableFlush.NEVER: L.const(False),
-        EnableFlush.LOCKED: L.const(False),
-    }[paths.enable_flush]
+    later = enable_flush_owed(L, paths, sptes, cleared, pml)
     after = w.with_sptes(
         {
             i: dataclasses.replace(
@@ -83,6 +76,28 @@ def _enable_dirty_logging(L: Logic[B], w: Window[B], p: Params[B], paths: Paths)
     )
     now = L.and_(protect, L.const(paths.enable_flush is EnableFlush.LOCKED))
     return Effect(enabled, after, now)
+
+
+def enable_flush_owed(
+    L: Logic[B], paths: Paths, sptes: Sequence[Spte[B]], cleared: Sequence[B], pml: B
+) -> B:
+    """Whether enabling logging owes a flush after unlock, on the era's condition,
+    given the SPTEs it visited and, for each, whether it cleared a bit (W, or D
+    with PML). RULE's flush is the rule's answer, which ``apply`` ORs in.
+
+    ALWAYS: 1;  CHANGED: OR cleared;  MMU_WRITABLE: OR P && MW;
+    PRESENT: pml ? OR cleared : OR P;  RULE, NEVER, LOCKED: 0
+    """
+    return {
+        EnableFlush.ALWAYS: L.const(True),
+        EnableFlush.CHANGED: L.or_(*cleared),
+        EnableFlush.MMU_WRITABLE: L.or_(*(L.and_(s.present, s.mmu_writable) for s in sptes)),
+        # clear_dirty_gfn_range() reported only the SPTEs it changed (v5.10)
+        EnableFlush.PRESENT: L.ite(pml, L.or_(*cleared), L.or_(*(s.present for s in sptes))),
+        EnableFlush.RULE: L.const(False),
+        EnableFlush.NEVER: L.const(False),
+        EnableFlush.LOCKED: L.const(False),
+    }[paths.enable_flush]
 
 
 def _enable_in_era(op: Operation, paths: Paths) -> Operation:
@@ -126,7 +141,7 @@ def _harvest(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]
     reaped = L.or_(*(x.dirty_bit for x in frames))
     # a harvest that reaps nothing changes nothing, unless it flushes regardless
     wanted = L.or_(reaped, L.const(policy is HarvestFlush.ALWAYS))
-    enabled = L.and_(w.slot.dirty_logging, _idle(L, w), wanted)
+    enabled = L.and_(w.slot.dirty_logging, idle(L, w), wanted)
     # the reaped gfns of each SPTE
     protect: dict[int, list[B]] = {}
     for g, x in enumerate(frames):
@@ -173,7 +188,7 @@ def _disable_dirty_logging(L: Logic[B], w: Window[B], p: Params[B], paths: Paths
     f = L.const(False)
     after = w.with_slot(dirty_logging=f)
     after = after.with_every_frame(dirty_bit=f)
-    return Effect(L.and_(w.slot.dirty_logging, _idle(L, w)), after, f)
+    return Effect(L.and_(w.slot.dirty_logging, idle(L, w)), after, f)
 
 
 ENABLE_DIRTY_LOGGING = Operation(
