@@ -54,6 +54,7 @@ COMMANDS: dict[str, str] = {
     "list": "checker.cli.listing:list_counterexamples",
     "rules": "checker.cli.rules:rules",
     "show": "checker.cli.show:show",
+    "synth": "checker.cli.synth:synth",
 }
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -536,23 +536,17 @@ class Combined:
 
 
 def combine(parts: Sequence[Classification], name: str = "derived") -> Combined:
-    """The weakest rule that is safe in each of ``parts`` (on their classes)."""
+    """The weakest rule safe in each of ``parts``: it flushes on every class needed
+    in some part, and not on those only not needed or asserted false."""
     required: dict[diff.UpdateClass, bool] = {}
-    conflicts = []
+    asserted: set[diff.UpdateClass] = set()
     for part in parts:
-        for cls, answer in part.required.items():
-            if answer:
-                if required.get(cls) is False and cls in _asserted(parts):
-                    conflicts.append(cls)
-                required[cls] = True
-            else:
-                required.setdefault(cls, False)
-    for cls in _asserted(parts):
-        if required.get(cls):
-            conflicts.append(cls)
+        for cls, info in part.classes.items():
+            answer = info.need.required
+            if answer is not None:
+                required[cls] = required.get(cls, False) or answer
+            if info.asserted:
+                asserted.add(cls)
+    conflicts = tuple(sorted(c for c in asserted if required.get(c)))
     rule, found = derive(required, name)
-    return Combined(rule, found, tuple(sorted(set(conflicts))))
-
-
-def _asserted(parts: Sequence[Classification]) -> set[diff.UpdateClass]:
-    return {k for p in parts for k, c in p.classes.items() if c.need is Need.MUST_NOT}
+    return Combined(rule, found, conflicts)
