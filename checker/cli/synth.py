@@ -122,7 +122,9 @@ def synth(
     results = []
     for choice in choices:
         with progress.step(f"{choice.label} ({vcpus} vCPUs)") as outcome:
-            found = engine.synthesize(choice.paths, vcpus, max_states, choice.label, name)
+            found = engine.synthesize(
+                choice.paths, vcpus, max_states, choice.label, name, jobs=engine.default_jobs()
+            )
             c = found.classification
             outcome.append(f"{len(c.classes)} classes, {c.explorations} explorations")
         results.append(found)

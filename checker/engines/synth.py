@@ -50,6 +50,7 @@ from checker.engines.semantics import Action, State, Step, state_is_bad, step_is
 from checker.engines.trace import Trace
 from checker.model import (
     PROPERTIES,
+    PROPERTY_BY_NAME,
     Flush,
     Kind,
     Operation,
@@ -375,12 +376,105 @@ def _skipped_step(trace: Trace, cls: diff.UpdateClass) -> int:
     raise AssertionError("a witness without an update of its class")
 
 
+Hit = tuple[Property, State, tuple[Action, ...]]
+
+
+def _without_each(
+    paths: Paths,
+    exempt: frozenset[diff.UpdateClass],
+    tested: list[diff.UpdateClass],
+    kept: list[Property],
+    vcpus: int,
+    max_states: int | None,
+    jobs: int,
+) -> dict[diff.UpdateClass, Hit | None]:
+    """For each class of ``tested``, the shortest violation of ``kept`` under the
+    base rule without it, or None; over ``jobs`` processes (each chunk in order,
+    sharing the base rule's outcomes)."""
+    jobs = max(1, min(jobs, len(tested)))
+    if jobs == 1:
+        return _without_chunk(paths, exempt, tested, [p.name for p in kept], vcpus, max_states)
+    import multiprocessing
+
+    chunks = [tested[i::jobs] for i in range(jobs)]
+    names = [p.name for p in kept]
+    context = multiprocessing.get_context("fork")
+    with context.Pool(jobs) as pool:
+        parts = pool.starmap(
+            _without_chunk_plain,
+            [(paths, exempt, chunk, names, vcpus, max_states) for chunk in chunks],
+        )
+    found: dict[diff.UpdateClass, Hit | None] = {}
+    initial = {s.shared.slot.ad_enabled: s for s in _initial(paths, vcpus)}
+    for part in parts:
+        for cls, plain in part:
+            if plain is None:
+                found[cls] = None
+            else:
+                prop, ad, actions = plain
+                found[cls] = (PROPERTY_BY_NAME[prop], initial[ad], actions)
+    return found
+
+
+def _initial(paths: Paths, vcpus: int) -> tuple[State, ...]:
+    from checker.engines.semantics import initial_states
+
+    system = System(TableRule.of("base", ()), paths)
+    return initial_states(vcpus, system.shape, system.model)
+
+
+def _without_chunk(
+    paths: Paths,
+    exempt: frozenset[diff.UpdateClass],
+    chunk: list[diff.UpdateClass],
+    kept: list[str],
+    vcpus: int,
+    max_states: int | None,
+) -> dict[diff.UpdateClass, Hit | None]:
+    base = TableRule.of("base", exempt, complement=True)
+    props = [PROPERTY_BY_NAME[p] for p in kept]
+    memo: dict[Any, tuple[Outcome[bool], frozenset[diff.UpdateClass]]] = {}
+    found: dict[diff.UpdateClass, Hit | None] = {}
+    for key in chunk:
+        without = TableRule.of(f"base without class {len(exempt)}", exempt | {key}, True)
+        system = System(without, paths)
+        stepper = _SharedStepper(system, base, frozenset({key}), memo)
+        hit = _first_violation(system, props, vcpus, max_states, stepper)
+        found[key] = None if hit is None else hit[:3]
+    return found
+
+
+def _without_chunk_plain(
+    paths: Paths,
+    exempt: frozenset[diff.UpdateClass],
+    chunk: list[diff.UpdateClass],
+    kept: list[str],
+    vcpus: int,
+    max_states: int | None,
+) -> list[tuple[diff.UpdateClass, tuple[str, bool, tuple[Action, ...]] | None]]:
+    """:func:`_without_chunk` in a worker process, its answers as plain data (a
+    state holds the model, whose operations hold functions)."""
+    found = _without_chunk(paths, exempt, chunk, kept, vcpus, max_states)
+    return [
+        (k, None if h is None else (h[0].name, h[1].shared.slot.ad_enabled, h[2]))
+        for k, h in found.items()
+    ]
+
+
+def default_jobs() -> int:
+    """Processes for the per-class explorations: at most two, as many as cores."""
+    import os
+
+    return max(1, min(2, len(os.sched_getaffinity(0))))
+
+
 def classify(
     paths: Paths,
     vcpus: int = 2,
     max_states: int | None = explicit.DEFAULT_MAX_STATES,
     label: str = "",
     extra: Iterable[diff.UpdateClass] = (),
+    jobs: int = 1,
 ) -> Classification:
     """Every class reachable with ``vcpus`` vCPUs, classified (steps 1 and 2)."""
     classes: dict[diff.UpdateClass, ClassInfo] = {}
@@ -407,24 +501,25 @@ def classify(
         prop, initial, actions, _ = found
         broken[prop.name] = _replayed(System(base, paths), prop, initial, actions)
         kept.remove(prop)
-    memo: dict[Any, tuple[Outcome[bool], frozenset[diff.UpdateClass]]] = {}
+    tested = [k for k in sorted(classes) if classes[k].acted and classes[k].bites]
+    found_by_class = _without_each(paths, exempt, tested, kept, vcpus, max_states, jobs)
+    explorations += len(tested)
     for key in sorted(classes):
         info = classes[key]
-        if info.acted and not info.bites and not info.late:
-            info.need = Need.NOT_NEEDED
-        elif info.acted:
-            without = TableRule.of(f"base without class {len(exempt)}", exempt | {key}, True)
-            system = System(without, paths)
-            stepper = _SharedStepper(system, base, frozenset({key}), memo)
-            hit = _first_violation(system, kept, vcpus, max_states, stepper)
-            explorations += 1
+        if key in found_by_class:
+            hit = found_by_class[key]
             if hit is None:
                 info.need = Need.NOT_NEEDED
             else:
-                prop, initial, actions, _ = hit
-                trace = _replayed(system, prop, initial, actions)
+                without = TableRule.of(f"base without class {len(exempt)}", exempt | {key}, True)
+                prop, initial, actions = hit
+                trace = _replayed(System(without, paths), prop, initial, actions)
                 info.witness = Witness(trace, _skipped_step(trace, key))
                 info.need = Need.CONFLICT if info.asserted else Need.NEEDED
+        elif info.acted:
+            # no update of the class is where a flush would drop anything, or it
+            # is reached only under the derived rule (then proved with it)
+            info.need = Need.NOT_NEEDED
         elif info.asserted:
             info.need = Need.MUST_NOT
         elif info.late:
@@ -497,11 +592,12 @@ def synthesize(
     label: str = "",
     name: str = "derived",
     verify: bool = True,
+    jobs: int = 1,
 ) -> Synthesis:
     """Classify (steps 1, 2 and 4), derive, and check (step 3)."""
     extra: set[diff.UpdateClass] = set()
     while True:
-        classification = classify(paths, vcpus, max_states, label, extra)
+        classification = classify(paths, vcpus, max_states, label, extra, jobs)
         rule, found = derive(classification.required, name)
         # the classes the derived rule reaches: any new one is classified in turn
         reached: dict[diff.UpdateClass, ClassInfo] = {}
