@@ -66,6 +66,9 @@ def end_to_end() -> None:
     rows.append(
         ("diff old new", wall([*CHECKER, "diff", "old", "new", "--json"], runs=5, ok=(0, 1)))
     )
+    # one era, both MMUs: classification, minimisation and the SMT check (goal < 10 s)
+    synth = [*CHECKER, "synth", "--era", "v6.13", "--mmu", "both", "--json", "-q"]
+    rows.append(("synth --era v6.13 --mmu both", wall(synth, runs=3)))
     width = max(len(name) for name, _ in rows)
     print(f"{'end to end':<{width}}  {'wall s':>7}  {'x floor':>7}")
     for name, seconds in rows:
