@@ -202,6 +202,11 @@ def _exit_code(
         verdicts += [r.verdict for checks in combined[1] for r in checks]
     if any(not s.safe or not s.precise for s in results):
         return 1
+    if combined is not None:
+        for s, checks in zip(results, combined[1], strict=True):
+            broken = s.classification.broken
+            if any(r.verdict is Verdict.VIOLATED and r.prop.name not in broken for r in checks):
+                return 1
     if other is not None and any(
         j.verdict not in ("ok", "free") for s in results for j in judge(other, s.classification)
     ):
@@ -318,7 +323,10 @@ def _print_combined(
     click.echo(f"  {'era/MMU':<18} {'needless':>8}  checked (SMT, every number of vCPUs)")
     for s, results_ in zip(results, checks, strict=True):
         needless = sum(1 for j in judge(rule, s.classification) if j.verdict == "needless flush")
-        click.echo(f"  {s.label:<18} {needless:>8}  {_verdicts(results_)}")
+        note = "".join(
+            f" ({p} is broken in this era whatever the rule)" for p in s.classification.broken
+        )
+        click.echo(f"  {s.label:<18} {needless:>8}  {_verdicts(results_)}{note}")
     if other is not None:
         same = all(
             (_flushes(other, info) == _flushes(rule, info))
