@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from checker.cli import main
-from checker.engines import synth
+from checker.engines import explicit, rulegraph, semantics, synth
 from checker.engines.check import Engine, Options, check_property
 from checker.engines.diff import UpdateClass
-from checker.model import PROPERTY_BY_NAME, Spte
+from checker.engines.semantics import State, Step
+from checker.model import PROPERTY_BY_NAME, Spte, System
 from checker.model.paths import Mmu
 from checker.rules import formula as F
 from checker.rules import minimise
@@ -19,6 +21,8 @@ from checker.rules.specs import Era, Rule, load_eras, load_rule
 from checker.verdict import Verdict
 
 from .conftest import SPECS
+
+NEW = "is_mmu_writable_spte(old_spte) && !is_mmu_writable_spte(new_spte)"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +34,7 @@ def eras() -> dict[str, Era]:
 def shadow_613(eras: dict[str, Era]) -> synth.Synthesis:
     """v6.13's shadow MMU, synthesised once for the module (about 10 s)."""
     paths = eras["v6.13"].paths[Mmu.SHADOW]
-    return synth.synthesize(paths, 2, label="v6.13/shadow", jobs=synth.default_jobs())
+    return synth.synthesize(paths, 2, label="v6.13/shadow")
 
 
 def test_derived_rule_of_613_is_new_on_every_reachable_class(
@@ -96,12 +100,55 @@ def test_removing_a_needed_class_breaks_safety(
     assert check_property(full, PROPERTY_BY_NAME["stale_w"], options).verdict is Verdict.HOLDS
 
 
-def test_tdp_613_only_asserts() -> None:
-    eras = load_eras(SPECS)
-    s = synth.synthesize(eras["v6.13"].paths[Mmu.TDP], 2, label="v6.13/tdp")
-    assert s.rule.expression == "false"
-    assert s.classification.needing(synth.Need.NEEDED) == []
-    assert s.safe and s.precise
+# --- the shared state graph --------------------------------------------------------------------
+
+
+def test_rule_graph_explores_as_the_explicit_engine(shipped_rules: dict[str, Rule]) -> None:
+    """One graph, explored under rules that answer differently on the same steps,
+    reaches what the explicit engine reaches under each, with the same classes
+    consulted, and finds each property's shortest violation at the same depth: a
+    step computed under one rule is reused under another only where their answers
+    agree."""
+    paths = load_eras(SPECS)["v6.13"].paths[Mmu.SHADOW]
+    graph = rulegraph.RuleGraph(paths, 2, synth.SAFETY)
+    never = synth.TableRule.of("never", ())
+    always = synth.TableRule.of("always", (), complement=True)
+    violations: dict[str, dict[str, int]] = {}
+    for rule in (shipped_rules["new"], never, always):
+        consulted: set[UpdateClass] = set()
+        shortest = violations[rule.name] = {}
+
+        def visit(
+            ex: explicit.Exploration,
+            parent: State,
+            step: Step,
+            consulted: set[UpdateClass] = consulted,
+            shortest: dict[str, int] = shortest,
+        ) -> bool:
+            depth = ex.depth[parent] + 1
+            for p in synth.SAFETY:
+                if semantics.step_is_bad(p, step) or semantics.state_is_bad(p, step.after):
+                    shortest.setdefault(p.name, depth)
+            if step.outcome.rule_consulted:
+                window = step.before.window(step.action)
+                for old, new in zip(window.shared.sptes, step.after.shared.sptes, strict=True):
+                    if old.present and old != new:
+                        consulted.add(UpdateClass(old, new, window.slot.ad_enabled))
+            return False
+
+        ex, _ = explicit.explore(System(rule, paths), 2, visit=visit)
+        found, raw = rulegraph.reach(graph, rule)
+        assert raw == ex.raw_states, rule.name
+        assert set(found) == consulted, rule.name
+        for prop in synth.SAFETY:
+            hit = rulegraph.first_violation(graph, rule, [prop])
+            depth = None if hit is None else len(hit[2])
+            assert depth == shortest.get(prop.name), (rule.name, prop.name)
+    # the rules do differ where it matters: new keeps everything, never flushing
+    # leaves writable entries behind, flushing always fires aging's WARN_ON_ONCE
+    assert violations["new"] == {}
+    assert violations["never"]["stale_w"] == 3
+    assert violations["always"] == {"assertion": 2}
 
 
 # --- minimisation ----------------------------------------------------------------------------
@@ -142,18 +189,36 @@ def test_minimise_constants_and_clashes() -> None:
 
 
 def test_cli_json_and_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = tmp_path / "derived.toml"
-    code = main(["synth", "--mmu", "tdp", "--compare", "new", "--json", "-q", "--write", str(out)])
+    """Both MMUs of v6.13: the JSON
+    document, and the spec --write leaves, which 'checker check' reads and finds
+    as expected."""
+    specs = tmp_path / "specs"
+    shutil.copytree(SPECS, specs)
+    out = specs / "rules" / "derived.toml"
+    argv = ["synth", "--mmu", "both", "--compare", "new", "--json", "-q", "--write", str(out)]
+    code = main([*argv, "--specs", str(specs)])
     assert code == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["schema"] == "kvm-flush-checker/synth/1"
-    (era,) = doc["eras"]
-    assert era["label"] == "v6.13/tdp"
-    assert era["rule"]["expression"] == "false"
-    assert {c["need"] for c in era["classes"]} == {"must not flush", "ignored"}
+    shadow, tdp = doc["eras"]
+    assert (shadow["label"], tdp["label"]) == ("v6.13/shadow", "v6.13/tdp")
+    assert shadow["rule"]["expression"] == NEW
+    assert tdp["rule"]["expression"] == "false"
+    assert {c["need"] for c in tdp["classes"]} == {"must not flush", "ignored"}
+    assert all(
+        c["compared"]["verdict"] in ("ok", "free") for e in doc["eras"] for c in e["classes"]
+    )
+    assert doc["combined"]["expression"] == NEW
+    assert [e["needless"] for e in doc["combined"]["per_era"]] == [0, 0]
     rule = load_rule(out)
-    assert rule.expression == "false"
+    assert rule.expression == NEW
     assert set(rule.expected.values()) == {Verdict.HOLDS}
+    # checker check reads it and finds its verdicts as expected; the gate records it
+    assert main(["check", "--rule", "derived", "--specs", str(specs), "-q"]) == 0
+    assert capsys.readouterr().out.count("(as expected)") == 12  # six properties, two MMUs
+    assert main(["gate", "--update", "--specs", str(specs), "-q"]) == 0
+    assert '"derived"' in (specs / "verdicts.lock.json").read_text()
+    assert main(["gate", "--specs", str(specs), "-q"]) == 0
 
 
 def test_cli_refuses_era_and_since(capsys: pytest.CaptureFixture[str]) -> None:

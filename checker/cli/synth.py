@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -14,7 +15,9 @@ from checker.cli.common import (
     MMUS,
     PathsChoice,
     PathType,
+    cache_option,
     ensure_file_writable,
+    hint_store,
     max_states_option,
     named_rule,
     resolve_paths,
@@ -28,8 +31,11 @@ from checker.schemas import schema_id
 
 if TYPE_CHECKING:
     from checker.engines.check import PropertyResult
+    from checker.engines.hints import HintStore
     from checker.engines.synth import Classification, ClassInfo, Combined, Synthesis
     from checker.rules.specs import Rule
+
+T = TypeVar("T")
 
 SYNTH_EXIT_CODES = (
     """\b
@@ -79,6 +85,7 @@ Exit codes:
 )
 @max_states_option
 @specs_option
+@cache_option
 @progress_options
 def synth(
     era: str | None,
@@ -91,6 +98,7 @@ def synth(
     as_json: bool,
     max_states: int,
     specs: Path,
+    no_cache: bool,
     show_progress: bool,
     quiet: bool,
 ) -> int:
@@ -119,18 +127,26 @@ def synth(
     names = [era or DEFAULT_ERA] if since is None else _since(eras, since)
     choices = [c for name in names for c in _choices(specs, name, mmu, eras)]
     name = write.stem if write is not None else "derived"
-    results = []
+    hints = hint_store(no_cache)
+    # an era whose paths are another's (the shadow MMU of v5.7-v5.19) has the same
+    # model, so the same classes, rule and verdicts: synthesised once
+    distinct: dict[Any, PathsChoice] = {}
     for choice in choices:
-        with progress.step(f"{choice.label} ({vcpus} vCPUs)") as outcome:
-            found = engine.synthesize(
-                choice.paths, vcpus, max_states, choice.label, name, jobs=engine.default_jobs()
-            )
-            c = found.classification
-            outcome.append(f"{len(c.classes)} classes, {c.explorations} explorations")
-        results.append(found)
+        distinct.setdefault(choice.paths, choice)
+    tasks = [(c.paths, vcpus, max_states, c.label, name, hints) for c in distinct.values()]
+    labels = [f"{c.label} ({vcpus} vCPUs)" for c in distinct.values()]
+    done: dict[Any, Synthesis] = {}
+    answers = _serially(engine.synthesize_timed, tasks, lambda i: progress.started(labels[i]))
+    for label, (found, seconds) in zip(labels, answers, strict=True):
+        c = found.classification
+        progress.finished(
+            label, f"{len(c.classes)} classes, {c.explorations} explorations {seconds:.2f}s"
+        )
+        done[c.paths] = found
+    results = [engine.relabelled(done[c.paths], c.label) for c in choices]
     combined = None
     if len(results) > 1:
-        combined = _combine(results, name, vcpus, progress)
+        combined = _combine(results, name, vcpus, progress, hints)
     if as_json:
         click.echo(json.dumps(_json(results, combined, other, vcpus), indent=2))
     else:
@@ -177,16 +193,39 @@ def _other_rule(compare: str | None, kernel: Path | None, specs: Path) -> Rule |
 
 
 def _combine(
-    results: list[Synthesis], name: str, vcpus: int, progress: Progress
+    results: list[Synthesis],
+    name: str,
+    vcpus: int,
+    progress: Progress,
+    hints: HintStore | None,
 ) -> tuple[Combined, list[tuple[PropertyResult, ...]]]:
     from checker.engines import synth as engine
 
     combined = engine.combine([r.classification for r in results], name)
-    checks = []
+    done: dict[Any, tuple[PropertyResult, ...]] = {}
     for r in results:
-        with progress.step(f"checking the combined rule in {r.label}"):
-            checks.append(engine.check_rule(combined.rule, r.classification.paths, vcpus))
-    return combined, checks
+        if r.rule.expression == combined.rule.expression:
+            # the part's own rule, checked already
+            done[r.classification.paths] = r.results
+    todo: dict[Any, str] = {}
+    for r in results:
+        todo.setdefault(r.classification.paths, r.label)
+    paths = [p for p in todo if p not in done]
+    tasks = [(combined.rule, p, vcpus, hints) for p in paths]
+    labels = [f"checking the combined rule in {todo[p]}" for p in paths]
+    timed = _serially(engine.check_rule_timed, tasks, lambda i: progress.started(labels[i]))
+    for p, label, (checked, seconds) in zip(paths, labels, timed, strict=True):
+        progress.finished(label, f"{seconds:.2f}s")
+        done[p] = checked
+    return combined, [done[r.classification.paths] for r in results]
+
+
+def _serially(
+    function: Callable[..., T], tasks: list[tuple[Any, ...]], started: Callable[[int], None]
+) -> Iterator[T]:
+    for i, task in enumerate(tasks):
+        started(i)
+        yield function(*task)
 
 
 def _exit_code(
@@ -286,6 +325,12 @@ def _print_one(s: Synthesis, other: Rule | None, vcpus: int) -> None:
             f"{len(m.helpers)} helper{'s' if len(m.helpers) != 1 else ''}; sympy)"
         )
     click.echo(f"  checked (SMT, every number of vCPUs): {_verdicts(s.results)}")
+    if not s.safe and c.needing(Need.NOT_NEEDED):
+        click.echo(
+            "  'not needed' is not certified: the rule that skips all those flushes "
+            "is not proved safe (each was skipped alone, with "
+            f"{vcpus} vCPU{'s' if vcpus > 1 else ''})"
+        )
     if other is not None:
         _print_comparison(other, list(judged.values()), c)
 

@@ -17,49 +17,56 @@ The classification, with ``vcpus`` vCPUs, by explicit exploration:
    about (found by exploring until no new one turns up). The safety properties
    the base rule holds are the ones a rule can keep; any it violates is broken
    whatever the rule says on the classes callers act on (reported as such).
-2. A class ``c`` is *needed* iff the base rule without ``c`` violates one of those
-   properties. The base rule and base-minus-``c`` differ only on ``c``, so every
-   such violation goes through an update of ``c`` whose flush was skipped: the
-   shortest one (breadth-first) is the witness, replayed through the step
-   function. A class is *not needed* otherwise, at ``vcpus`` vCPUs; the proof for
-   every number of vCPUs is the one of the derived rule (next).
+2. A class ``c`` a caller acts on is *needed* iff the base rule without ``c``
+   violates one of those properties. The base rule and base-minus-``c`` differ
+   only on ``c``, so every such violation goes through an update of ``c`` whose
+   flush was skipped: the shortest one (breadth-first) is the witness, replayed
+   through the step function. A class is *not needed* otherwise, at ``vcpus``
+   vCPUs; what certifies it is the proof of the derived rule (next). Every class
+   is explored on its own: nothing assumes that fewer flushes allow more
+   behaviours (they need not: a later flush owed, ``Flush.LATER``, is a slot field
+   that other steps read).
 3. The derived rule flushes exactly on the needed classes and is free on every
    class no acting or asserting caller reaches; it is minimised as a C expression
    over the kernel's helpers (:mod:`checker.rules.minimise`) and then checked with
    the SMT engine for every property: a proof of each is an invariant certified
-   for every number of vCPUs, which covers every not-needed class at once.
+   for every number of vCPUs, which covers every not-needed class at once (the
+   rule skips all of them together).
 4. The derived rule is explored again: a class reachable under it but not under
    the base rule (fewer flushes leave more TLB entries alive) is added and the
    classification repeated, until none turns up.
+
+The explorations of one era and MMU (a few dozen rules) share one state graph
+(:mod:`checker.engines.rulegraph`): a step is computed once per distinct answers
+of the rules to the classes it asks about, and reused by every rule that gives
+those answers. Eras and MMUs whose paths are equal share it too.
 
 Nothing here prints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from checker.engines import diff, explicit
+from checker.engines import diff, explicit, rulegraph
 from checker.engines.bmc import SmtTrace
 from checker.engines.certify import replay
 from checker.engines.check import Engine, Options, PropertyResult, Session, check_property
-from checker.engines.semantics import Action, State, Step, state_is_bad, step_is_bad
+from checker.engines.hints import HintStore
+from checker.engines.semantics import Action, State
 from checker.engines.trace import Trace
 from checker.model import (
     PROPERTIES,
-    PROPERTY_BY_NAME,
     Flush,
-    Kind,
-    Operation,
-    Outcome,
     Paths,
     Property,
     Spte,
     System,
-    apply,
 )
 from checker.model.logic import CONCRETE, Logic
 from checker.rules import formula as F
@@ -156,11 +163,6 @@ class ClassInfo:
     witness: Witness | None = None
     #: reached only under the derived rule, not under the base rule
     late: bool = False
-    #: some update of the class, by a caller that acts on the answer, happens where
-    #: a flush would drop a cached entry or be owed later: where it does not, the
-    #: base rule with and without the class reach the same states step for step,
-    #: so the class is not needed without exploring
-    bites: bool = False
 
     @property
     def uses(self) -> frozenset[Flush]:
@@ -245,110 +247,39 @@ def judge(rule: Rule, classification: Classification) -> list[Judgement]:
 
 # --- classification ------------------------------------------------------------------------
 
+#: the graphs explored so far, by paths and vCPUs: eras and MMUs whose paths are the
+#: same share one (a graph keeps every step it computed, for every rule)
+_GRAPHS: dict[tuple[Paths, int], rulegraph.RuleGraph] = {}
+_KEPT_GRAPHS = 8
+
+
+def graph_for(paths: Paths, vcpus: int) -> rulegraph.RuleGraph:
+    """The state graph of ``paths`` with ``vcpus`` vCPUs, shared by every
+    synthesis in the process (the few most recent ones are kept)."""
+    key = (paths, vcpus)
+    found = _GRAPHS.pop(key, None)
+    if found is None:
+        found = rulegraph.RuleGraph(paths, vcpus, SAFETY)
+    _GRAPHS[key] = found
+    while len(_GRAPHS) > _KEPT_GRAPHS:
+        del _GRAPHS[next(iter(_GRAPHS))]
+    return found
+
 
 def _reach(
-    system: System, vcpus: int, max_states: int | None, into: dict[diff.UpdateClass, ClassInfo]
-) -> int:
-    """Add every class reachable under ``system`` to ``into`` with its callers, and
-    mark those where skipping a flush could change a successor (:attr:`ClassInfo.bites`);
-    the number of states explored."""
-
-    def visit(ex: explicit.Exploration, parent: State, step: Step) -> bool:
-        if not step.outcome.rule_consulted:
-            return False
-        op = system.model.by_name(step.action.op)
-        window = step.before.window(step.action)
-        ad = window.slot.ad_enabled
-        # a flush drops something only if some vCPU caches an entry
-        cached = any(t.cached for v in step.before.vcpus for t in v.tlbs)
-        bites = op.flush is Flush.LATER or (op.flush is Flush.RULE and cached)
-        for old, new in zip(window.shared.sptes, step.outcome.window.shared.sptes, strict=True):
-            if not old.present or old == new:
-                continue
-            cls = diff.UpdateClass(old, new, ad)
-            info = into.setdefault(cls, ClassInfo(cls))
-            info.callers[op.name] = op.flush
-            info.bites = info.bites or bites
-        return False
-
-    ex, _ = explicit.explore(system, vcpus, visit=visit, max_states=max_states)
-    return ex.raw_states
-
-
-class _SharedStepper(explicit.Stepper):
-    """Steps under a rule that differs from ``base`` on ``changed`` classes only,
-    reusing the base rule's outcome of every step that asks about none of them
-    (an outcome depends on the rule only through the answers it is given)."""
-
-    def __init__(
-        self,
-        system: System,
-        base: TableRule,
-        changed: frozenset[diff.UpdateClass],
-        memo: dict[Any, tuple[Outcome[bool], frozenset[diff.UpdateClass]]],
-    ) -> None:
-        super().__init__(system)
-        self.base, self.changed, self.memo = base, changed, memo
-
-    def outcome(self, op: Operation, state: State, action: Action) -> Outcome[bool]:
-        actor = state.actor(op, action)
-        key = (action.op, state.shared, actor, action.gfn, action.params)
-        found = self.memo.get(key)
-        if found is None:
-            asked: set[diff.UpdateClass] = set()
-            recorder = _Recorder(self.base, asked)
-            window = state.window(action)
-            out = apply(CONCRETE, recorder, self.system.paths, op, window, dict(action.params))
-            found = self.memo[key] = (out, frozenset(asked))
-        if self.changed.isdisjoint(found[1]):
-            return found[0]
-        return super().outcome(op, state, action)
-
-
-@dataclass(frozen=True)
-class _Recorder:
-    """``rule``, noting every concrete class it is asked about."""
-
-    rule: TableRule
-    asked: set[diff.UpdateClass]
-
-    def decide(self, logic: Logic[B], old: Spte[B], new: Spte[B], ad_enabled: B) -> B:
-        self.asked.add(diff.UpdateClass(old, new, ad_enabled))  # type: ignore[arg-type]
-        return self.rule.decide(logic, old, new, ad_enabled)
-
-
-def _first_violation(
-    system: System,
-    props: Sequence[Property],
-    vcpus: int,
+    graph: rulegraph.RuleGraph,
+    rule: Rule,
     max_states: int | None,
-    stepper: explicit.Stepper | None = None,
-) -> tuple[Property, State, tuple[Action, ...], Step] | None:
-    """The shortest violation of any of ``props`` (breadth-first), or None."""
-    found: list[tuple[Property, explicit.Exploration, State, Step]] = []
-    state_props = [p for p in props if p.kind is Kind.STATE]
-    step_props = [p for p in props if p.kind is Kind.STEP]
-
-    def visit(ex: explicit.Exploration, parent: State, step: Step) -> bool:
-        for p in step_props:
-            if step_is_bad(p, step):
-                found.append((p, ex, parent, step))
-                return True
-        for p in state_props:
-            if state_is_bad(p, step.after):
-                found.append((p, ex, parent, step))
-                return True
-        return False
-
-    explicit.explore(system, vcpus, visit=visit, max_states=max_states, stepper=stepper)
-    if not found:
-        return None
-    prop, ex, parent, step = found[0]
-    initial, actions, where = ex.trace_to(parent)
-    last = step.action
-    if last.vcpu is not None:
-        last = Action(last.op, where[last.vcpu], last.params, last.gfn)
-    return prop, initial, (*actions, last), step
+    into: dict[diff.UpdateClass, ClassInfo],
+) -> int:
+    """Add every class reachable under ``rule`` to ``into`` with its callers; the
+    number of concrete states explored."""
+    found, states = rulegraph.reach(graph, rule, max_states)
+    for cls, ops in found.items():
+        info = into.setdefault(cls, ClassInfo(cls))
+        for op in ops.values():
+            info.callers[op.name] = op.flush
+    return states
 
 
 def _replayed(system: System, prop: Property, initial: State, actions: Sequence[Action]) -> Trace:
@@ -376,113 +307,21 @@ def _skipped_step(trace: Trace, cls: diff.UpdateClass) -> int:
     raise AssertionError("a witness without an update of its class")
 
 
-Hit = tuple[Property, State, tuple[Action, ...]]
-
-
-def _without_each(
-    paths: Paths,
-    exempt: frozenset[diff.UpdateClass],
-    tested: list[diff.UpdateClass],
-    kept: list[Property],
-    vcpus: int,
-    max_states: int | None,
-    jobs: int,
-) -> dict[diff.UpdateClass, Hit | None]:
-    """For each class of ``tested``, the shortest violation of ``kept`` under the
-    base rule without it, or None; over ``jobs`` processes (each chunk in order,
-    sharing the base rule's outcomes)."""
-    jobs = max(1, min(jobs, len(tested)))
-    if jobs == 1:
-        return _without_chunk(paths, exempt, tested, [p.name for p in kept], vcpus, max_states)
-    import multiprocessing
-
-    chunks = [tested[i::jobs] for i in range(jobs)]
-    names = [p.name for p in kept]
-    context = multiprocessing.get_context("fork")
-    with context.Pool(jobs) as pool:
-        parts = pool.starmap(
-            _without_chunk_plain,
-            [(paths, exempt, chunk, names, vcpus, max_states) for chunk in chunks],
-        )
-    found: dict[diff.UpdateClass, Hit | None] = {}
-    initial = {s.shared.slot.ad_enabled: s for s in _initial(paths, vcpus)}
-    for part in parts:
-        for cls, plain in part:
-            if plain is None:
-                found[cls] = None
-            else:
-                prop, ad, actions = plain
-                found[cls] = (PROPERTY_BY_NAME[prop], initial[ad], actions)
-    return found
-
-
-def _initial(paths: Paths, vcpus: int) -> tuple[State, ...]:
-    from checker.engines.semantics import initial_states
-
-    system = System(TableRule.of("base", ()), paths)
-    return initial_states(vcpus, system.shape, system.model)
-
-
-def _without_chunk(
-    paths: Paths,
-    exempt: frozenset[diff.UpdateClass],
-    chunk: list[diff.UpdateClass],
-    kept: list[str],
-    vcpus: int,
-    max_states: int | None,
-) -> dict[diff.UpdateClass, Hit | None]:
-    base = TableRule.of("base", exempt, complement=True)
-    props = [PROPERTY_BY_NAME[p] for p in kept]
-    memo: dict[Any, tuple[Outcome[bool], frozenset[diff.UpdateClass]]] = {}
-    found: dict[diff.UpdateClass, Hit | None] = {}
-    for key in chunk:
-        without = TableRule.of(f"base without class {len(exempt)}", exempt | {key}, True)
-        system = System(without, paths)
-        stepper = _SharedStepper(system, base, frozenset({key}), memo)
-        hit = _first_violation(system, props, vcpus, max_states, stepper)
-        found[key] = None if hit is None else hit[:3]
-    return found
-
-
-def _without_chunk_plain(
-    paths: Paths,
-    exempt: frozenset[diff.UpdateClass],
-    chunk: list[diff.UpdateClass],
-    kept: list[str],
-    vcpus: int,
-    max_states: int | None,
-) -> list[tuple[diff.UpdateClass, tuple[str, bool, tuple[Action, ...]] | None]]:
-    """:func:`_without_chunk` in a worker process, its answers as plain data (a
-    state holds the model, whose operations hold functions)."""
-    found = _without_chunk(paths, exempt, chunk, kept, vcpus, max_states)
-    return [
-        (k, None if h is None else (h[0].name, h[1].shared.slot.ad_enabled, h[2]))
-        for k, h in found.items()
-    ]
-
-
-def default_jobs() -> int:
-    """Processes for the per-class explorations: at most two, as many as cores."""
-    import os
-
-    return max(1, min(2, len(os.sched_getaffinity(0))))
-
-
 def classify(
     paths: Paths,
     vcpus: int = 2,
     max_states: int | None = explicit.DEFAULT_MAX_STATES,
     label: str = "",
     extra: Iterable[diff.UpdateClass] = (),
-    jobs: int = 1,
 ) -> Classification:
     """Every class reachable with ``vcpus`` vCPUs, classified (steps 1 and 2)."""
+    graph = graph_for(paths, vcpus)
     classes: dict[diff.UpdateClass, ClassInfo] = {}
     exempt: frozenset[diff.UpdateClass] = frozenset()
     explorations = 0
     while True:
         base = TableRule.of("base", exempt, complement=True)
-        states = _reach(System(base, paths), vcpus, max_states, classes)
+        states = _reach(graph, base, max_states, classes)
         explorations += 1
         asserted = frozenset(k for k, c in classes.items() if c.asserted and not c.acted)
         if asserted <= exempt:
@@ -494,32 +333,29 @@ def classify(
     broken: dict[str, Trace] = {}
     kept = list(SAFETY)
     while True:
-        found = _first_violation(System(base, paths), kept, vcpus, max_states)
+        found = rulegraph.first_violation(graph, base, kept, max_states)
         explorations += 1
         if found is None:
             break
-        prop, initial, actions, _ = found
+        prop, initial, actions = found
         broken[prop.name] = _replayed(System(base, paths), prop, initial, actions)
         kept.remove(prop)
-    tested = [k for k in sorted(classes) if classes[k].acted and classes[k].bites]
-    found_by_class = _without_each(paths, exempt, tested, kept, vcpus, max_states, jobs)
-    explorations += len(tested)
+    # every class a caller acts on, the base rule without it; a class only the
+    # derived rule reaches (late) is not reached under the base rule, so removing
+    # it changes nothing there
     for key in sorted(classes):
         info = classes[key]
-        if key in found_by_class:
-            hit = found_by_class[key]
+        if info.acted:
+            without = TableRule.of(f"base without class {len(exempt)}", exempt | {key}, True)
+            hit = rulegraph.first_violation(graph, without, kept, max_states)
+            explorations += 1
             if hit is None:
                 info.need = Need.NOT_NEEDED
             else:
-                without = TableRule.of(f"base without class {len(exempt)}", exempt | {key}, True)
                 prop, initial, actions = hit
                 trace = _replayed(System(without, paths), prop, initial, actions)
                 info.witness = Witness(trace, _skipped_step(trace, key))
                 info.need = Need.CONFLICT if info.asserted else Need.NEEDED
-        elif info.acted:
-            # no update of the class is where a flush would drop anything, or it
-            # is reached only under the derived rule (then proved with it)
-            info.need = Need.NOT_NEEDED
         elif info.asserted:
             info.need = Need.MUST_NOT
         elif info.late:
@@ -533,13 +369,27 @@ def classify(
 
 
 def check_rule(
-    rule: Rule, paths: Paths, vcpus: int, props: Sequence[Property] = PROPERTIES
+    rule: Rule,
+    paths: Paths,
+    vcpus: int,
+    props: Sequence[Property] = PROPERTIES,
+    hints: HintStore | None = None,
 ) -> tuple[PropertyResult, ...]:
     """Every property of ``rule``, proved (for every number of vCPUs) or violated
-    with a shortest trace: the SMT engine, as ``checker check`` runs it."""
+    with a shortest trace: the SMT engine, as ``checker check`` runs it (``hints``:
+    where what earlier runs found is kept, certified again before use)."""
     options = Options(vcpus=vcpus, paths=paths, engine=Engine.SMT)
-    session = Session(System(rule, paths))
+    session = Session(System(rule, paths), hints=hints)
     return tuple(check_property(rule, p, options, session) for p in props)
+
+
+def check_rule_timed(
+    rule: Rule, paths: Paths, vcpus: int, hints: HintStore | None
+) -> tuple[tuple[PropertyResult, ...], float]:
+    """:func:`check_rule` of every property, and the seconds it took."""
+    started = time.perf_counter()
+    found = check_rule(rule, paths, vcpus, hints=hints)
+    return found, time.perf_counter() - started
 
 
 def derive(
@@ -592,16 +442,16 @@ def synthesize(
     label: str = "",
     name: str = "derived",
     verify: bool = True,
-    jobs: int = 1,
+    hints: HintStore | None = None,
 ) -> Synthesis:
     """Classify (steps 1, 2 and 4), derive, and check (step 3)."""
     extra: set[diff.UpdateClass] = set()
     while True:
-        classification = classify(paths, vcpus, max_states, label, extra, jobs)
+        classification = classify(paths, vcpus, max_states, label, extra)
         rule, found = derive(classification.required, name)
         # the classes the derived rule reaches: any new one is classified in turn
         reached: dict[diff.UpdateClass, ClassInfo] = {}
-        _reach(System(rule, paths), vcpus, max_states, reached)
+        _reach(graph_for(paths, vcpus), rule, max_states, reached)
         classification.explorations += 1
         new = set(reached) - set(classification.classes)
         if not new:
@@ -614,8 +464,29 @@ def synthesize(
             info.need = (
                 Need.MUST_NOT if info.asserted else Need.NOT_NEEDED if info.acted else Need.IGNORED
             )
-    results = check_rule(rule, paths, vcpus) if verify else ()
+    results = check_rule(rule, paths, vcpus, hints=hints) if verify else ()
     return Synthesis(classification, rule, found, results)
+
+
+def synthesize_timed(
+    paths: Paths,
+    vcpus: int,
+    max_states: int | None,
+    label: str,
+    name: str,
+    hints: HintStore | None,
+) -> tuple[Synthesis, float]:
+    """:func:`synthesize`, and the seconds it took (for a progress line)."""
+    started = time.perf_counter()
+    found = synthesize(paths, vcpus, max_states, label, name, hints=hints)
+    return found, time.perf_counter() - started
+
+
+def relabelled(synthesis: Synthesis, label: str) -> Synthesis:
+    """``synthesis`` under another label: for an era or MMU with the same paths,
+    whose model, classes and verdicts are the same."""
+    classification = dataclasses.replace(synthesis.classification, label=label)
+    return dataclasses.replace(synthesis, classification=classification)
 
 
 # --- several eras ------------------------------------------------------------------------

@@ -115,6 +115,20 @@ def minimise(required: Mapping[C, bool]) -> Minimised:
         return Minimised("false", (), "constant", 0)
     if not off:
         return Minimised("true", (), "constant", 0)
+    key = (frozenset(on), frozenset(off))
+    found = _FOUND.get(key)
+    if found is None:
+        found = _FOUND[key] = _smallest(on, off)
+    return found
+
+
+#: what :func:`minimise` found, by the helpers' values on the classes that must
+#: flush and those that must not (eras often constrain the same classes alike)
+_FOUND: dict[tuple[frozenset[tuple[bool, ...]], frozenset[tuple[bool, ...]]], Minimised] = {}
+
+
+def _smallest(on: set[tuple[bool, ...]], off: set[tuple[bool, ...]]) -> Minimised:
+    """Steps 2 and 3: over the fewest helpers, the form with the fewest literals."""
     best: Minimised | None = None
     for size in range(1, min(MAX_VARIABLES, len(HELPERS)) + 1):
         for chosen in itertools.combinations(range(len(HELPERS)), size):
