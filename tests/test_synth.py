@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from checker.cli import main
-from checker.engines import explicit, rulegraph, semantics, synth
+from checker.engines import explicit, forked, rulegraph, semantics, synth
 from checker.engines.check import Engine, Options, check_property
 from checker.engines.diff import UpdateClass
 from checker.engines.semantics import State, Step
+from checker.errors import Inconclusive, InternalError
 from checker.model import PROPERTY_BY_NAME, Spte, System
 from checker.model.paths import Mmu
 from checker.rules import formula as F
@@ -151,6 +153,32 @@ def test_rule_graph_explores_as_the_explicit_engine(shipped_rules: dict[str, Rul
     assert violations["always"] == {"assertion": 2}
 
 
+def _slow_then_fast(seconds: float, value: int) -> int:
+    time.sleep(seconds)
+    return value
+
+
+def _inconclusive() -> None:
+    raise Inconclusive("more than 10 states")
+
+
+def _crash() -> None:
+    raise KeyError("boom")
+
+
+def test_forked_answers_in_order_and_errors_of_their_kind() -> None:
+    started: list[int] = []
+    tasks = [(0.3, 1), (0.0, 2), (0.0, 3)]
+    assert list(forked.run(_slow_then_fast, tasks, 2, started.append)) == [1, 2, 3]
+    assert started == [0, 1, 2]
+    with pytest.raises(Inconclusive, match="more than 10 states"):
+        list(forked.run(_inconclusive, [(), ()], 2))
+    with pytest.raises(InternalError, match="KeyError: 'boom'"):
+        list(forked.run(_crash, [(), ()], 2))
+    # one job: in this process
+    assert list(forked.run(_slow_then_fast, tasks, 1)) == [1, 2, 3]
+
+
 # --- minimisation ----------------------------------------------------------------------------
 
 
@@ -189,7 +217,7 @@ def test_minimise_constants_and_clashes() -> None:
 
 
 def test_cli_json_and_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Both MMUs of v6.13: the JSON
+    """Both MMUs of v6.13 (over two processes where there are two cores): the JSON
     document, and the spec --write leaves, which 'checker check' reads and finds
     as expected."""
     specs = tmp_path / "specs"

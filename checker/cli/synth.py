@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
     from checker.engines.hints import HintStore
     from checker.engines.synth import Classification, ClassInfo, Combined, Synthesis
     from checker.rules.specs import Rule
-
-T = TypeVar("T")
 
 SYNTH_EXIT_CODES = (
     """\b
@@ -112,6 +109,7 @@ def synth(
     caller constrains, is minimised into C over the kernel's helpers and checked
     with the SMT engine: every property, for every number of vCPUs.
     """
+    from checker.engines import forked
     from checker.engines import synth as engine
     from checker.rules.specs import load_eras
 
@@ -128,6 +126,7 @@ def synth(
     choices = [c for name in names for c in _choices(specs, name, mmu, eras)]
     name = write.stem if write is not None else "derived"
     hints = hint_store(no_cache)
+    jobs = forked.default_jobs()
     # an era whose paths are another's (the shadow MMU of v5.7-v5.19) has the same
     # model, so the same classes, rule and verdicts: synthesised once
     distinct: dict[Any, PathsChoice] = {}
@@ -136,7 +135,9 @@ def synth(
     tasks = [(c.paths, vcpus, max_states, c.label, name, hints) for c in distinct.values()]
     labels = [f"{c.label} ({vcpus} vCPUs)" for c in distinct.values()]
     done: dict[Any, Synthesis] = {}
-    answers = _serially(engine.synthesize_timed, tasks, lambda i: progress.started(labels[i]))
+    answers = forked.run(
+        engine.synthesize_timed, tasks, jobs, lambda i: progress.started(labels[i])
+    )
     for label, (found, seconds) in zip(labels, answers, strict=True):
         c = found.classification
         progress.finished(
@@ -146,7 +147,7 @@ def synth(
     results = [engine.relabelled(done[c.paths], c.label) for c in choices]
     combined = None
     if len(results) > 1:
-        combined = _combine(results, name, vcpus, progress, hints)
+        combined = _combine(results, name, vcpus, progress, hints, jobs)
     if as_json:
         click.echo(json.dumps(_json(results, combined, other, vcpus), indent=2))
     else:
@@ -198,7 +199,9 @@ def _combine(
     vcpus: int,
     progress: Progress,
     hints: HintStore | None,
+    jobs: int,
 ) -> tuple[Combined, list[tuple[PropertyResult, ...]]]:
+    from checker.engines import forked
     from checker.engines import synth as engine
 
     combined = engine.combine([r.classification for r in results], name)
@@ -213,19 +216,11 @@ def _combine(
     paths = [p for p in todo if p not in done]
     tasks = [(combined.rule, p, vcpus, hints) for p in paths]
     labels = [f"checking the combined rule in {todo[p]}" for p in paths]
-    timed = _serially(engine.check_rule_timed, tasks, lambda i: progress.started(labels[i]))
+    timed = forked.run(engine.check_rule_timed, tasks, jobs, lambda i: progress.started(labels[i]))
     for p, label, (checked, seconds) in zip(paths, labels, timed, strict=True):
         progress.finished(label, f"{seconds:.2f}s")
         done[p] = checked
     return combined, [done[r.classification.paths] for r in results]
-
-
-def _serially(
-    function: Callable[..., T], tasks: list[tuple[Any, ...]], started: Callable[[int], None]
-) -> Iterator[T]:
-    for i, task in enumerate(tasks):
-        started(i)
-        yield function(*task)
 
 
 def _exit_code(
