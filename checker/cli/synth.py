@@ -289,7 +289,7 @@ def _print_one(s: Synthesis, other: Rule | None, vcpus: int) -> None:
         )
         if other is not None:
             j = judged[cls]
-            line += f"  {'flush' if j.flushes else 'no flush'}"
+            line += f"  {'flush' if j.flushes else 'no flush':<8}"
             if j.verdict not in ("ok", "free"):
                 line += f": {j.verdict.upper()}"
         click.echo(f"{line}   via {_callers(info)}")
