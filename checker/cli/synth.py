@@ -135,6 +135,11 @@ def synth(
     tasks = [(c.paths, vcpus, max_states, c.label, name, hints) for c in distinct.values()]
     labels = [f"{c.label} ({vcpus} vCPUs)" for c in distinct.values()]
     done: dict[Any, Synthesis] = {}
+    if jobs > 1 and len(tasks) > 1:
+        # each process minimises, and so does this one for the combined rule
+        from checker.rules import minimise
+
+        minimise.preload()
     answers = forked.run(
         engine.synthesize_timed, tasks, jobs, lambda i: progress.started(labels[i])
     )

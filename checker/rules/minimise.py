@@ -144,6 +144,12 @@ def _smallest(on: set[tuple[bool, ...]], off: set[tuple[bool, ...]]) -> Minimise
     raise Unseparable(f"more than {MAX_VARIABLES} helpers are needed to tell the classes apart")
 
 
+def preload() -> None:
+    """Import sympy now (about half a second): before forking, so that every
+    process has it without importing it again."""
+    import sympy.logic  # noqa: F401
+
+
 def _minimal(
     helpers: tuple[str, ...], on: set[tuple[bool, ...]], off: set[tuple[bool, ...]]
 ) -> Minimised:
