@@ -4,8 +4,9 @@
    includes interpreter start-up and imports; the floor is a bare
    `python -c "import z3"` run measured in the same session, and every figure is
    also given as a ratio to it. Among them: one rule in one era (both MMUs, every
-   property, proofs for every vCPU count), the whole history suite, and the 2M SPTE
-   scenario (one era, then every era and fix).
+   property, proofs for every vCPU count), the whole history suite, the 2M SPTE
+   scenario (one era, then every era and fix), and `checker synth` of one era, both
+   MMUs, without and with kept hints.
 2. Engines, in one process, rule `new` (every property holds, so every engine does
    its whole job), per vCPU count: the explicit engine's states (concrete and up
    to vCPU symmetry) and time; the SMT proof of all five properties at that count;
@@ -79,6 +80,11 @@ def end_to_end() -> None:
     rows.append(
         ("diff old new", wall([*CHECKER, "diff", "old", "new", "--json"], runs=5, ok=(0, 1)))
     )
+    # one era, both MMUs (one process each, on two cores): classification, minimisation
+    # and the SMT check (goal < 10 s); without hints every Spacer search runs
+    synth = [*CHECKER, "synth", "--era", "v6.13", "--mmu", "both", "--json", "-q"]
+    rows.append(("synth --era v6.13 --mmu both --no-cache", wall([*synth, "--no-cache"], runs=3)))
+    rows.append(("synth --era v6.13 --mmu both (hints kept)", wall(synth, runs=3)))
     width = max(len(name) for name, _ in rows)
     print(f"{'end to end':<{width}}  {'wall s':>7}  {'x floor':>7}")
     for name, seconds in rows:

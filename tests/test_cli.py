@@ -537,6 +537,6 @@ def test_bare_checker_prints_a_short_usage_exit_2() -> None:
     assert result.stderr.splitlines() == [
         "usage: checker [--debug] COMMAND [ARGS]...",
         "commands: check, diff, export, export-model, extract, gate, graph, history, list, "
-        "rules, scenario, show",
+        "rules, scenario, show, synth",
         "checker: error: no command given; see 'checker --help' or 'checker COMMAND --help'",
     ]

@@ -55,6 +55,7 @@ COMMANDS: dict[str, str] = {
     "rules": "checker.cli.rules:rules",
     "scenario": "checker.cli.scenario:scenario",
     "show": "checker.cli.show:show",
+    "synth": "checker.cli.synth:synth",
 }
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

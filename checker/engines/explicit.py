@@ -211,16 +211,18 @@ def explore(
     on_reached: Callable[[State], None] | None = None,
     max_states: int | None = DEFAULT_MAX_STATES,
     on_step: Callable[[State, Step, State], None] | None = None,
+    stepper: Stepper | None = None,
 ) -> tuple[Exploration, Step | None]:
     """Breadth-first exploration. ``visit(exploration, parent, step)`` is called for every
     step out of a canonical state; returning True stops there (the step is the
     answer). ``on_step(parent, step, successor)`` is called next, with the
     successor in canonical form. ``on_reached(state)`` is called for every state
-    when first reached.
+    when first reached. ``stepper`` (of ``system``) steps, if given: one that
+    shares what it worked out with other explorations.
     Storing states whose number times ``vcpus`` exceeds ``max_states`` (None: no
     bound) raises :class:`StateBudgetExceeded`."""
     ex = Exploration(system, vcpus, symmetric)
-    stepper = Stepper(system)
+    stepper = stepper or Stepper(system)
     queue: deque[State] = deque()
 
     def store() -> None:

@@ -1,5 +1,5 @@
 """The JSON Schemas (draft 2020-12) of the ``--json`` documents, shipped with the
-package: ``check``, ``gate``, ``diff`` and ``extract``.
+package: ``check``, ``gate``, ``diff``, ``extract`` and ``synth``.
 
 Every document names its schema in its ``schema`` field, e.g.
 ``kvm-flush-checker/check/1``. The number changes when a field is removed, renamed
@@ -14,7 +14,7 @@ from importlib import resources
 from typing import Any
 
 #: the schema version of each command's JSON document
-VERSIONS = {"check": 1, "gate": 1, "diff": 1, "extract": 1}
+VERSIONS = {"check": 1, "gate": 1, "diff": 1, "extract": 1, "synth": 1}
 
 
 def schema_id(command: str) -> str:
