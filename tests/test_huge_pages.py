@@ -275,3 +275,17 @@ def test_the_committed_write_up_and_traces_are_regenerated_byte_for_byte(
     assert list(itertools.islice(text.splitlines(), 1)) == [
         "# KVM: x86/mmu: KVM_CLEAR_DIRTY_LOG on a 2M SPTE in initially-all-set mode"
     ]
+
+
+def test_eras_split_for_huge_pages_keep_their_one_gfn_model() -> None:
+    """v5.10-v5.14 split at v5.14 and v6.0-v6.3 at v6.2 for huge-page choices only:
+    the halves' one-gfn paths and models are the same, so their one-gfn verdicts
+    are too; and the one-gfn model reads no huge-page choice."""
+    for first, second in (("v5.10-v5.13", "v5.14"), ("v6.0-v6.1", "v6.2-v6.3")):
+        assert ERAS[first].paths != ERAS[second].paths
+        for mmu in ERAS[first].paths:
+            a, b = ERAS[first].paths[mmu], ERAS[second].paths[mmu]
+            assert a.one_gfn() == b.one_gfn()
+            assert model_for(a) == model_for(b)
+    every = [p for era in ERAS.values() for p in era.paths.values()]
+    assert all(model_for(p) == model_for(p.one_gfn()) for p in every)

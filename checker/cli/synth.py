@@ -127,11 +127,12 @@ def synth(
     name = write.stem if write is not None else "derived"
     hints = hint_store(no_cache)
     jobs = forked.default_jobs()
-    # an era whose paths are another's (the shadow MMU of v5.7-v5.19) has the same
-    # model, so the same classes, rule and verdicts: synthesised once
+    # an era whose paths are another's where the one-gfn model reads them (the
+    # shadow MMU of v5.7-v5.19) has the same model, so the same classes, rule and
+    # verdicts: synthesised once
     distinct: dict[Any, PathsChoice] = {}
     for choice in choices:
-        distinct.setdefault(choice.paths, choice)
+        distinct.setdefault(choice.paths.one_gfn(), choice)
     tasks = [(c.paths, vcpus, max_states, c.label, name, hints) for c in distinct.values()]
     labels = [f"{c.label} ({vcpus} vCPUs)" for c in distinct.values()]
     done: dict[Any, Synthesis] = {}
@@ -148,8 +149,8 @@ def synth(
         progress.finished(
             label, f"{len(c.classes)} classes, {c.explorations} explorations {seconds:.2f}s"
         )
-        done[c.paths] = found
-    results = [engine.relabelled(done[c.paths], c.label) for c in choices]
+        done[c.paths.one_gfn()] = found
+    results = [engine.relabelled(done[c.paths.one_gfn()], c.label) for c in choices]
     combined = None
     if len(results) > 1:
         combined = _combine(results, name, vcpus, progress, hints, jobs)

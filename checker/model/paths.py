@@ -10,6 +10,7 @@ operations that exist in that MMU and era, each as that era performs it.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, fields
 from typing import Protocol, TypeVar
@@ -215,6 +216,19 @@ class Paths:
     fast_huge: FastHuge = FastHuge.REFUSE_LOGGED
     #: a fault that must map 4K under a huge SPTE
     huge_fault: HugeFault = HugeFault.ZAP
+
+
+    def one_gfn(self) -> Paths:
+        """These paths as the one-gfn model reads them: the huge-page choices, which
+        only the model of a 2M SPTE reads, at their defaults (two eras equal here
+        have the same one-gfn model)."""
+        return dataclasses.replace(
+            self,
+            huge_write_protect=HugeWriteProtect.AT_CLEAR,
+            eager_split=EagerSplit.CLEAR,
+            fast_huge=FastHuge.REFUSE_LOGGED,
+            huge_fault=HugeFault.ZAP,
+        )
 
 
 #: every choice of :class:`Paths`, by field: its enum, or ``bool``
