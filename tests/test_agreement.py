@@ -223,9 +223,7 @@ class Harness:
         return self._is(self.after_leaves, state)
 
     def successor(self, model: z3.ModelRef, shape: Shape) -> semantics.State:
-        values = iter(
-            [z3.is_true(model.eval(x, model_completion=True)) for x in self.after_leaves]
-        )
+        values = iter([z3.is_true(model.eval(x, model_completion=True)) for x in self.after_leaves])
         shared = rebuild(self.allv.g1, values)
         records = tuple(rebuild(r, values) for r in self.after)
         assert next(values, None) is None
