@@ -43,12 +43,48 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+#: the test files whose tests keep their hints in a folder of their own, empty at
+#: the start: they test the hints themselves, or signal a run at moments that a
+#: kept hint would make it outrun
+OWN_HINTS = frozenset({"test_hints", "test_interrupt"})
+
+
+@pytest.fixture(scope="session")
+def shared_hints(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hints every other test keeps and finds: a folder under pytest's cache
+    (.pytest_cache), so one run's searches spare the next's; without the cache
+    plugin, one folder for the session, shared by its xdist workers. A hint is
+    only a hint: the checker certifies a kept invariant, and replays a trace found
+    within a kept length, exactly as it does what Spacer finds, and prints the same
+    with or without one (tests/test_hints.py); its key covers the checker's source,
+    so an edit to the model or the engines starts afresh."""
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        folder: Path = cache.mkdir("hints")
+        return folder
+    base = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):
+        base = base.parent  # the session's folder, above each worker's own
+    folder = base / "hints"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 @pytest.fixture(autouse=True)
-def hint_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test keeps its hints (``checker.engines.hints``) in a folder of its own,
-    empty at the start: no test sees what another, or the user's own runs, found.
-    The commands and subprocesses a test runs inherit it."""
-    folder = tmp_path_factory.mktemp("hints")
+def hint_cache(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    """Where the checker keeps its hints (``checker.engines.hints``) during a test,
+    never the user's own folder: the tests of :data:`OWN_HINTS` each have one of
+    their own, empty at the start, so that no test there sees what another found;
+    the rest share :func:`shared_hints`. The commands and subprocesses a test runs
+    inherit it."""
+    if request.module.__name__.rpartition(".")[2] in OWN_HINTS:
+        folder = tmp_path_factory.mktemp("hints")
+    else:
+        folder = request.getfixturevalue("shared_hints")
     monkeypatch.delenv("CHECKER_CACHE", raising=False)
     monkeypatch.setenv("CHECKER_CACHE_DIR", str(folder))
     return folder

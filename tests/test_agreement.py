@@ -203,29 +203,30 @@ class Harness:
         self.enc_step = self.enc.transition(0)
         self.enc_solver = new_solver(Budget(), ctx)
         self.enc_solver.add(self.enc_step.formula)
+        # the vCPUs' records before and after the step, and every leaf of the state
+        # before and after, built once: z3 shares equal terms, so these are the very
+        # terms a fresh ``allv.after(v)`` would build for each comparison
+        self.before = [allv.vocab.record(allv.tlb0, v) for v in self.vcpus]
+        self.after = [allv.after(v) for v in self.vcpus]
+        self.before_leaves = _flat(allv.g0, self.before)
+        self.after_leaves = _flat(allv.g1, self.after)
 
-    def _is(self, shared: Any, records: Sequence[Any], state: semantics.State) -> z3.BoolRef:
-        lits = [a == b for a, b in zip(leaves(shared), leaves(state.shared), strict=True)]
-        for record, actual in zip(records, state.vcpus, strict=True):
-            lits += [a == b for a, b in zip(leaves(record), leaves(actual), strict=True)]
-        return z3.And(*lits)
+    def _is(self, terms: Sequence[z3.BoolRef], state: semantics.State) -> z3.BoolRef:
+        assert len(state.vcpus) == self.n
+        values = _flat(state.shared, state.vcpus)
+        return z3.And(*(t if bool(v) else z3.Not(t) for t, v in zip(terms, values, strict=True)))
 
     def state_is(self, state: semantics.State) -> z3.BoolRef:
-        records = [self.allv.vocab.record(self.allv.tlb0, v) for v in self.vcpus]
-        return self._is(self.allv.g0, records, state)
+        return self._is(self.before_leaves, state)
 
     def successor_is(self, state: semantics.State) -> z3.BoolRef:
-        return self._is(self.allv.g1, [self.allv.after(v) for v in self.vcpus], state)
+        return self._is(self.after_leaves, state)
 
     def successor(self, model: z3.ModelRef, shape: Shape) -> semantics.State:
-        def val(x: z3.BoolRef) -> bool:
-            return bool(z3.is_true(model.eval(x, model_completion=True)))
-
-        shared = rebuild(self.allv.g1, (val(x) for x in leaves(self.allv.g1)))
-        records = tuple(
-            rebuild(r, (val(x) for x in leaves(r)))
-            for r in (self.allv.after(v) for v in self.vcpus)
-        )
+        values = iter([z3.is_true(model.eval(x, model_completion=True)) for x in self.after_leaves])
+        shared = rebuild(self.allv.g1, values)
+        records = tuple(rebuild(r, values) for r in self.after)
+        assert next(values, None) is None
         return semantics.State(shared, records, shape, self.system.model)
 
     def action_is(self, action: semantics.Action) -> z3.BoolRef:
@@ -255,6 +256,11 @@ def harness(key: object, rule: object, paths: Paths, model: str, shape: str, n: 
         system = System(rule, paths, SHAPES[shape], declared)  # type: ignore[arg-type]
         _HARNESSES[k] = Harness(system, n)
     return _HARNESSES[k]
+
+
+def _flat(shared: Any, records: Sequence[Any]) -> list[Any]:
+    """The leaves of a state: the shared ones, then each vCPU's record's in turn."""
+    return [*leaves(shared), *(x for record in records for x in leaves(record))]
 
 
 class Scope:

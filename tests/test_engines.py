@@ -22,7 +22,7 @@ from checker.engines.check import (
     Session,
     check_property,
 )
-from checker.model import PROPERTIES, System
+from checker.model import PROPERTIES, Paths, System
 from checker.rules import formula as F
 from checker.rules.specs import Rule, load_eras
 
@@ -40,8 +40,24 @@ def answer(r: PropertyResult) -> str:
     return f"{r.verdict.value} in {r.trace.depth} steps, {r.trace.vcpus} vCPUs: {steps}"
 
 
+#: one session per shipped rule and paths in this process, as one 'check' run has
+#: one per rule: its explicit explorations (each vCPU count's, and the fewer vCPUs a
+#: violation's count goes down to) and its encodings made once, shared by the tests
+#: of each vCPU count
+_SESSIONS: dict[tuple[str, object, Paths], Session] = {}
+
+
+def session_of(rule: Rule, paths: Paths) -> Session:
+    if not isinstance(rule, Rule):
+        return Session(System(rule, paths))  # a random rule: its own
+    key = (rule.name, rule.formula, paths)
+    if key not in _SESSIONS:
+        _SESSIONS[key] = Session(System(rule, paths))
+    return _SESSIONS[key]
+
+
 def agree(rule: Rule, options: Options) -> None:
-    session = Session(System(rule, options.paths))
+    session = session_of(rule, options.paths)
     for prop in PROPERTIES:
         smt = check_property(rule, prop, _with(options, Engine.SMT), session)
         exp = check_property(rule, prop, _with(options, Engine.EXPLICIT), session)
