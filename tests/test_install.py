@@ -109,7 +109,7 @@ def test_the_wheel_works_from_any_directory(tmp_path: Path) -> None:
     shipped = _run([str(venv / "bin" / "python"), "-c", load], elsewhere, RUN_TIMEOUT)
     assert shipped.returncode == 0, shipped.stderr
     assert shipped.stdout.split() == [
-        f"urn:kvm-flush-checker:schema:{c}:1" for c in ("check", "diff", "extract", "gate")
+        f"urn:kvm-flush-checker:schema:{c}:1" for c in ("check", "diff", "extract", "gate", "synth")
     ]
 
     assert list(elsewhere.iterdir()) == []  # nothing written where it ran

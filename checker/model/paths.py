@@ -217,7 +217,6 @@ class Paths:
     #: a fault that must map 4K under a huge SPTE
     huge_fault: HugeFault = HugeFault.ZAP
 
-
     def one_gfn(self) -> Paths:
         """These paths as the one-gfn model reads them: the huge-page choices, which
         only the model of a 2M SPTE reads, at their defaults (two eras equal here

@@ -16,19 +16,9 @@ from checker.engines.semantics import State, Step
 from checker.engines.trace import Trace
 from checker.model import SPTE_FIELDS, LockMode, Tlb
 from checker.model.operation import ActorKind, Hold
+from checker.rules.formula import FIELD_ABBREVIATIONS
 from checker.rules.scenarios import SHIPPED, Scenario
 from checker.verdict import Verdict
-
-#: short names of the SPTE bits, as the kernel's helpers name them
-_BITS = {
-    "present": "P",
-    "writable": "W",
-    "mmu_writable": "MW",
-    "host_writable": "HW",
-    "accessed": "A",
-    "dirty": "D",
-    "access_tracked": "AT",
-}
 
 
 def variant_title(scenario: Scenario, variant: str) -> str:
@@ -128,7 +118,7 @@ def _spte_text(before_spte: object, after_spte: object) -> list[str]:
     for f in SPTE_FIELDS:
         a, b = getattr(before_spte, f), getattr(after_spte, f)
         if a != b:
-            parts.append(("+" if b else "-") + _BITS[f])
+            parts.append(("+" if b else "-") + FIELD_ABBREVIATIONS[f])
     return parts
 
 
@@ -145,7 +135,7 @@ def changes(step: Step) -> list[str]:
         if not b.present:
             out.append(f"{_spte_name(before, i)} zapped")
         elif not a.present:
-            shown = " ".join(_BITS[f] for f in SPTE_FIELDS if getattr(b, f))
+            shown = " ".join(FIELD_ABBREVIATIONS[f] for f in SPTE_FIELDS if getattr(b, f))
             out.append(f"{_spte_name(before, i)} made ({shown})")
         else:
             out.append(f"{_spte_name(before, i)} {' '.join(bits)}")

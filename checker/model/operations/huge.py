@@ -50,7 +50,7 @@ from checker.model.paths import (
     Mmu,
     Paths,
 )
-from checker.model.vocabulary import Spte
+from checker.model.vocabulary import Spte, select
 
 B = TypeVar("B")
 
@@ -103,23 +103,10 @@ def _split(L: Logic[B], w: Window[B], when: B) -> tuple[Spte[B], dict[int, Spte[
     big = _big(L, w)
     splits = L.and_(when, big.present)
     own = {
-        w.spte_of[g]: _pick(L, splits, big, w.shared.sptes[w.spte_of[g]])
+        w.spte_of[g]: select(L, splits, big, w.shared.sptes[w.spte_of[g]])
         for g in range(len(w.shared.frames))
     }
-    return _pick(L, splits, _absent(L), big), own
-
-
-def _pick(L: Logic[B], cond: B, then: Spte[B], other: Spte[B]) -> Spte[B]:
-    if cond is True:
-        return then
-    if cond is False:
-        return other
-    return Spte(
-        *(
-            L.ite(cond, getattr(then, f.name), getattr(other, f.name))
-            for f in dataclasses.fields(Spte)
-        )
-    )
+    return select(L, splits, _absent(L), big), own
 
 
 # --- a vCPU's faults ----------------------------------------------------------------------
@@ -177,14 +164,14 @@ def _page_fault(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect
     huge_leaf = _leaf(L, w, L.const(True))
     small_leaf = _leaf(L, w, L.not_(tracked))
     maps_4k = L.or_(below, L.and_(fresh, L.not_(new_big)), rebuild)
-    big_after = _pick(
+    big_after = select(
         L,
         L.or_(keep_big, new_big),
         huge_leaf,
-        _pick(L, zaps, _absent(L), split_big),
+        select(L, zaps, _absent(L), split_big),
     )
     own_after = dict(split_own)
-    own_after[w.spte_index] = _pick(L, maps_4k, small_leaf, split_own[w.spte_index])
+    own_after[w.spte_index] = select(L, maps_4k, small_leaf, split_own[w.spte_index])
     after = _with_levels(L, w, big_after, own_after)
     # a 2M leaf is never made in a logged slot, so only a 4K one marks the gfn
     marks = L.and_(logging, maps_4k, small_leaf.writable)
