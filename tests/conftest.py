@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import pytest
 from hypothesis import HealthCheck, settings
 
-from checker.model import System
+from checker.model import Paths, System
 from checker.report import lock as lockfile
-from checker.rules.specs import Rule, load_rules
+from checker.rules.specs import Era, Rule, load_eras, load_rules
 
 if TYPE_CHECKING:
     from checker.report.gate import GateReport, GateSettings
@@ -32,6 +32,23 @@ FAST_ERAS = (
     "v6.13/tdp",
 )
 COUNTEREXAMPLES = ROOT / "counterexamples"
+
+
+def one_gfn_eras() -> dict[str, Era]:
+    """The shipped eras, oldest first, less those whose every MMU has an earlier
+    era's paths where the one-gfn model reads them (``Paths.one_gfn``): such an era
+    (v5.14 after v5.10-v5.13, v6.2-v6.3 after v6.0-v6.1, split for huge-page code
+    only) is the same system for every test of the one-gfn model, and
+    test_huge_pages checks that it is."""
+    seen: set[tuple[Paths, ...]] = set()
+    kept = {}
+    for name, era in load_eras(SPECS).items():
+        key = tuple(p.one_gfn() for p in era.paths.values())
+        if key not in seen:
+            seen.add(key)
+            kept[name] = era
+    return kept
+
 
 # z3 calls vary in latency, so no per-example deadline; CI runs more examples.
 settings.register_profile(

@@ -12,8 +12,10 @@ from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
     PathsChoice,
     PathType,
+    cache_option,
     default_trace_directory,
     ensure_writable,
+    hint_store,
     specs_option,
     vcpus_option,
 )
@@ -46,17 +48,20 @@ Exit codes:
     show_default="counterexamples/ inside the checker's checkout; elsewhere nothing is written",
     help="Where the write-up and its traces go (under a folder named after the scenario).",
 )
+@cache_option
 @specs_option
-def scenario(name: str | None, vcpus: int, out: Path | None, specs: Path) -> int:
+def scenario(name: str | None, vcpus: int, out: Path | None, no_cache: bool, specs: Path) -> int:
     """Check a scenario of specs/scenarios in every era it applies to, as shipped and
     with each of its fixes, and compare with what it expects.
 
     Each cell is 'checker check' of the era's own rule on the scenario's model
-    (SMT engine: proofs for every number of vCPUs, shortest traces replayed). With
+    (SMT engine: proofs for every number of vCPUs, shortest traces replayed), two
+    at a time in forked processes where there are two cores. With
     --out (or inside the checker's checkout) it writes OUT/NAME/README.md, the
     write-up, and the traces it cites. Without NAME, lists the scenarios.
     """
     from checker import interrupt
+    from checker.engines import forked
     from checker.engines import scenario as engine
     from checker.report.scenario import matrix_lines
     from checker.rules.scenarios import load_scenarios
@@ -80,7 +85,9 @@ def scenario(name: str | None, vcpus: int, out: Path | None, specs: Path) -> int
     for era in chosen.expect:
         if era.split("/")[0] not in eras:
             raise InputError(f"{chosen.path}: [expect] names era '{era}', which specs/eras lacks")
-    result = engine.run(chosen, eras, rules, vcpus=vcpus)
+    result = engine.run(
+        chosen, eras, rules, vcpus=vcpus, hints=hint_store(no_cache), jobs=forked.default_jobs()
+    )
     interrupt.check()
     for line in matrix_lines(result):
         click.echo(printable(line))

@@ -3,20 +3,22 @@
 Each cell is ``checker check`` of the era's own rule on the scenario's model
 (:func:`checker.engines.check.check_property`, the SMT engine: a proof for every
 number of vCPUs, or the shortest trace, replayed). Cells with the same rule,
-model and paths are decided once.
+model and paths are decided once, in forked processes two at a time where the
+machine has the cores (``checker.engines.forked``).
 
 Nothing here prints: results are values for the CLI and the write-up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from checker.engines import forked
 from checker.engines.check import Options, PropertyResult, Session, check_property
 from checker.engines.hints import HintStore
 from checker.engines.smt import Budget
-from checker.model import PROPERTIES, Model, Paths, System
+from checker.model import PROPERTIES, Model, Paths, Shape, System
 from checker.model.paths import Mmu
 from checker.rules.scenarios import SHIPPED, Scenario
 from checker.rules.specs import Era, Rule
@@ -109,27 +111,41 @@ def run(
     budget: Budget | None = None,
     hints: HintStore | None = None,
     rule: str | None = None,
-    on_cell: Callable[[Cell], None] | None = None,
+    jobs: int = 1,
 ) -> ScenarioResult:
     """Every cell of ``scenario`` (:func:`cells_to_check`), decided with the SMT
-    engine at ``vcpus`` vCPUs (proofs for every number of vCPUs)."""
-    decided: dict[tuple[str, Model, Paths], tuple[PropertyResult, ...]] = {}
-    cells = []
-    for era, mmu, variant, name, paths in cells_to_check(scenario, eras, rule):
-        system = System(rules[name], paths, scenario.shape)
+    engine at ``vcpus`` vCPUs (proofs for every number of vCPUs), each distinct
+    system once, ``jobs`` of them at a time in forked processes (the answers are
+    the same either way: each is deterministic)."""
+    cells = cells_to_check(scenario, eras, rule)
+    tasks: dict[tuple[str, Model, Paths], tuple[object, ...]] = {}
+    keys = []
+    for _, _, _, name, paths in cells:
         # the same rule, model and paths: one system, checked once (the fixes are
         # paths, read as the operations run, so the model alone does not say it)
-        key = (name, system.model, paths)
-        if key not in decided:
-            options = Options(
-                vcpus=vcpus, paths=paths, shape=scenario.shape, budget=budget or Budget()
-            )
-            session = Session(system, options.max_states, hints)
-            decided[key] = tuple(
-                check_property(rules[name], prop, options, session) for prop in PROPERTIES
-            )
-        cell = Cell(era, mmu, variant, name, paths, decided[key])
-        cells.append(cell)
-        if on_cell is not None:
-            on_cell(cell)
-    return ScenarioResult(scenario, tuple(cells))
+        key = (name, System(rules[name], paths, scenario.shape).model, paths)
+        keys.append(key)
+        tasks.setdefault(key, (rules[name], paths, scenario.shape, vcpus, budget, hints))
+    answers = dict(zip(tasks, forked.run(decide, list(tasks.values()), jobs), strict=True))
+    return ScenarioResult(
+        scenario,
+        tuple(
+            Cell(era, mmu, variant, name, paths, answers[key])
+            for (era, mmu, variant, name, paths), key in zip(cells, keys, strict=True)
+        ),
+    )
+
+
+def decide(
+    rule: Rule,
+    paths: Paths,
+    shape: Shape,
+    vcpus: int,
+    budget: Budget | None,
+    hints: HintStore | None,
+) -> tuple[PropertyResult, ...]:
+    """Every property of ``rule`` on the scenario's system: one cell's verdicts."""
+    system = System(rule, paths, shape)
+    options = Options(vcpus=vcpus, paths=paths, shape=shape, budget=budget or Budget())
+    session = Session(system, options.max_states, hints)
+    return tuple(check_property(rule, prop, options, session) for prop in PROPERTIES)
