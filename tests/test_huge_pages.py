@@ -289,3 +289,12 @@ def test_eras_split_for_huge_pages_keep_their_one_gfn_model() -> None:
             assert model_for(a) == model_for(b)
     every = [p for era in ERAS.values() for p in era.paths.values()]
     assert all(model_for(p) == model_for(p.one_gfn()) for p in every)
+
+
+def test_a_scenario_whose_era_rule_is_missing_is_refused(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    shutil.copytree(SPECS, specs)
+    (specs / "rules" / "old.toml").unlink()
+    result = run("scenario", NAME, "--specs", str(specs))
+    assert result.exit_code == 2
+    assert "an era's rule 'old' is not in" in result.output

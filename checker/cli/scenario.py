@@ -85,6 +85,11 @@ def scenario(name: str | None, vcpus: int, out: Path | None, no_cache: bool, spe
     for era in chosen.expect:
         if era.split("/")[0] not in eras:
             raise InputError(f"{chosen.path}: [expect] names era '{era}', which specs/eras lacks")
+    missing = sorted({cell[3] for cell in engine.cells_to_check(chosen, eras)} - set(rules))
+    if missing:
+        raise InputError(
+            f"an era's rule '{missing[0]}' is not in {specs}/rules; add it, or pass --specs DIR"
+        )
     result = engine.run(
         chosen, eras, rules, vcpus=vcpus, hints=hint_store(no_cache), jobs=forked.default_jobs()
     )
