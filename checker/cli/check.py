@@ -22,6 +22,7 @@ from checker.cli.common import (
     hint_store,
     kernel_location,
     max_states_option,
+    out_option,
     paths_options,
     reproduce_command,
     resolve_paths,
@@ -30,9 +31,9 @@ from checker.cli.common import (
     specs_option,
     trace_directory_name,
     vcpus_option,
+    write_trace,
 )
 from checker.cli.progress import Progress, progress_for, progress_options
-from checker.errors import InputError
 from checker.schemas import schema_id
 from checker.verdict import Verdict
 
@@ -88,13 +89,7 @@ if TYPE_CHECKING:
 @click.option(
     "--json", "as_json", is_flag=True, help=f"Print JSON on stdout (schema {schema_id('check')})."
 )
-@click.option(
-    "--out",
-    type=PathType(path_type=Path),
-    default=None,
-    show_default="counterexamples/ inside the checker's checkout; elsewhere nothing is written",
-    help="Where counterexample files are written (under a folder per rule).",
-)
+@out_option("Where counterexample files are written (under a folder per rule).")
 @cache_option
 @paths_options
 @scenario_options
@@ -295,16 +290,7 @@ def _trace_graph(result: PropertyResult, rule: Rule, choice: PathsChoice) -> Tra
 def _write_trace(
     g: TraceGraph, result: PropertyResult, rule: Rule, choice: PathsChoice, out: Path
 ) -> tuple[str, ...]:
-    from checker.traces import graph
-
-    stem = _stem(result, choice)
-    try:
-        paths = graph.write_counterexample(g, out / trace_directory_name(rule), stem)
-    except OSError as exc:
-        raise InputError(
-            f"--out {out}: cannot write counterexample: {exc.strerror or exc}"
-        ) from None
-    return tuple(str(p) for p in paths)
+    return write_trace(g, out / trace_directory_name(rule), _stem(result, choice), out)
 
 
 def _stem(result: PropertyResult, choice: PathsChoice) -> str:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from checker.model import Paths, Shape
     from checker.rules.scenarios import Scenario
     from checker.rules.specs import Rule
+    from checker.traces.graph import TraceGraph
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -157,6 +158,31 @@ def _paths_options(f: F, single: bool) -> F:
         show_default="the rule's own era, else " + DEFAULT_ERA,
         help="The kernel era around the rule, from specs/eras (see 'checker rules').",
     )(f)
+
+
+def out_option(what: str) -> Callable[[F], F]:
+    """--out DIR, where a command writes its files: ``what`` says which."""
+    return click.option(
+        "--out",
+        type=PathType(path_type=Path),
+        default=None,
+        show_default="counterexamples/ inside the checker's checkout; elsewhere nothing is written",
+        help=what,
+    )
+
+
+def write_trace(g: TraceGraph, directory: Path, stem: str, out: Path) -> tuple[str, ...]:
+    """Write a counterexample's files (``g``) as ``directory/stem.*``; a file that
+    cannot be written is an input error naming ``--out`` (``out``). The files."""
+    from checker.traces import graph
+
+    try:
+        paths = graph.write_counterexample(g, directory, stem)
+    except OSError as exc:
+        raise InputError(
+            f"--out {out}: cannot write counterexample: {exc.strerror or exc}"
+        ) from None
+    return tuple(str(p) for p in paths)
 
 
 def scenario_options(f: F) -> F:

@@ -11,12 +11,12 @@ import click
 from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
     PathsChoice,
-    PathType,
     default_trace_directory,
     ensure_writable,
+    out_option,
     specs_option,
+    write_trace,
 )
-from checker.errors import InputError
 
 if TYPE_CHECKING:
     from checker.engines.history import EntryResult, SideResult
@@ -41,13 +41,7 @@ HISTORY_FOLDER = "history"
 
 @click.command(epilog=HISTORY_EXIT_CODES)
 @click.option("--json", "as_json", is_flag=True, help=f"Print JSON on stdout (schema {SCHEMA}).")
-@click.option(
-    "--out",
-    type=PathType(path_type=Path),
-    default=None,
-    show_default="counterexamples/ inside the checker's checkout; elsewhere nothing is written",
-    help="Where the violated sides' traces are written (under history/<id>/).",
-)
+@out_option("Where the violated sides' traces are written (under history/<id>/).")
 @specs_option
 def history(as_json: bool, out: Path | None, specs: Path) -> int:
     """Check the kernel-history regression suite: every entry of specs/history.
@@ -121,14 +115,7 @@ def write_traces(result: EntryResult, side: SideResult, out: Path) -> tuple[str,
     # before and after may share a property and an era (two rules in one era): the
     # side's name keeps their files apart
     stem = f"{side.name}-{_stem(side.result, choice)}"
-    directory = out / HISTORY_FOLDER / result.entry.id
-    try:
-        paths = graph.write_counterexample(g, directory, stem)
-    except OSError as exc:
-        raise InputError(
-            f"--out {out}: cannot write counterexample: {exc.strerror or exc}"
-        ) from None
-    return tuple(str(p) for p in paths)
+    return write_trace(g, out / HISTORY_FOLDER / result.entry.id, stem, out)
 
 
 def _verdict(side: SideResult) -> str:

@@ -11,13 +11,14 @@ import click
 from checker.cli import SIGNAL_EXIT_CODES
 from checker.cli.common import (
     PathsChoice,
-    PathType,
     cache_option,
     default_trace_directory,
     ensure_writable,
     hint_store,
+    out_option,
     specs_option,
     vcpus_option,
+    write_trace,
 )
 from checker.errors import InputError
 
@@ -41,13 +42,7 @@ Exit codes:
 @click.command(epilog=SCENARIO_EXIT_CODES)
 @click.argument("name", required=False)
 @vcpus_option
-@click.option(
-    "--out",
-    type=PathType(path_type=Path),
-    default=None,
-    show_default="counterexamples/ inside the checker's checkout; elsewhere nothing is written",
-    help="Where the write-up and its traces go (under a folder named after the scenario).",
-)
+@out_option("Where the write-up and its traces go (under a folder named after the scenario).")
 @cache_option
 @specs_option
 def scenario(name: str | None, vcpus: int, out: Path | None, no_cache: bool, specs: Path) -> int:
@@ -152,9 +147,4 @@ def _write_trace(
     choice = PathsChoice(cell.era, cell.paths, (), result.scenario, fix)
     g = graph.trace_graph(found.trace, _provenance(rule, found.trace.vcpus, choice))
     stem = ("" if fix is None else f"{fix}-") + _stem(found, choice)
-    try:
-        return list(graph.write_counterexample(g, directory, stem))
-    except OSError as exc:
-        raise InputError(
-            f"--out {directory}: cannot write counterexample: {exc.strerror or exc}"
-        ) from None
+    return [Path(p) for p in write_trace(g, directory, stem, directory)]

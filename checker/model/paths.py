@@ -218,16 +218,15 @@ class Paths:
     huge_fault: HugeFault = HugeFault.ZAP
 
     def one_gfn(self) -> Paths:
-        """These paths as the one-gfn model reads them: the huge-page choices, which
-        only the model of a 2M SPTE reads, at their defaults (two eras equal here
-        have the same one-gfn model)."""
-        return dataclasses.replace(
-            self,
-            huge_write_protect=HugeWriteProtect.AT_CLEAR,
-            eager_split=EagerSplit.CLEAR,
-            fast_huge=FastHuge.REFUSE_LOGGED,
-            huge_fault=HugeFault.ZAP,
-        )
+        """These paths as the one-gfn model reads them: the huge-page choices
+        (:data:`HUGE_PAGE_CHOICES`), which only the model of a 2M SPTE reads, at
+        their defaults (two eras equal here have the same one-gfn model)."""
+        defaults = Paths()
+        return dataclasses.replace(self, **{n: getattr(defaults, n) for n in HUGE_PAGE_CHOICES})
+
+
+#: the choices only the model of a 2M SPTE reads
+HUGE_PAGE_CHOICES = ("huge_write_protect", "eager_split", "fast_huge", "huge_fault")
 
 
 #: every choice of :class:`Paths`, by field: its enum, or ``bool``

@@ -84,14 +84,9 @@ def _leaf(L: Logic[B], w: Window[B], permitted: B) -> Spte[B]:
     )
 
 
-def _with_levels(
-    L: Logic[B], w: Window[B], big: Spte[B] | None, own: dict[int, Spte[B]]
-) -> Window[B]:
+def _with_levels(w: Window[B], big: Spte[B], own: dict[int, Spte[B]]) -> Window[B]:
     """The window with the 2M SPTE (if the shape has one) and some 4K SPTEs replaced."""
-    replaced = dict(own)
-    if w.huge is not None and big is not None:
-        replaced[w.huge] = big
-    return w.with_sptes(replaced)
+    return w.with_sptes(own if w.huge is None else {**own, w.huge: big})
 
 
 def _split(L: Logic[B], w: Window[B], when: B) -> tuple[Spte[B], dict[int, Spte[B]]]:
@@ -172,7 +167,7 @@ def _page_fault(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect
     )
     own_after = dict(split_own)
     own_after[w.spte_index] = select(L, maps_4k, small_leaf, split_own[w.spte_index])
-    after = _with_levels(L, w, big_after, own_after)
+    after = _with_levels(w, big_after, own_after)
     # a 2M leaf is never made in a logged slot, so only a 4K one marks the gfn
     marks = L.and_(logging, maps_4k, small_leaf.writable)
     after = after.with_frame(dirty_bit=L.or_(w.frame.dirty_bit, marks))
@@ -318,7 +313,7 @@ def _clear(L: Logic[B], w: Window[B], p: Params[B], paths: Paths) -> Effect[B]:
         big = dataclasses.replace(big, writable=f)
     mine = own[w.spte_index]
     own[w.spte_index] = dataclasses.replace(mine, writable=f)
-    after = _with_levels(L, w, big, own)
+    after = _with_levels(w, big, own)
     after = after.with_frame(dirty_bit=f)
     after = after.with_slot(harvest_flush_pending=L.const(True))
     return Effect(enabled, after, flush)
