@@ -36,8 +36,11 @@ gate: $(STAMP)
 lock: $(STAMP)
 	$(BIN)/checker gate --update
 
+# BENCH_ARGS: sections (end-to-end, engines, spin) and --spin-budget S, e.g.
+# make bench BENCH_ARGS="spin --spin-budget 3600" runs SPIN at 12 vCPUs too
+BENCH_ARGS ?=
 bench: $(STAMP) bytecode
-	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 # regenerate the committed canonical counterexamples
 counterexamples: $(STAMP)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from checker.engines import explicit, semantics
 from checker.model import PROPERTY_BY_NAME, Actor, System, Tlb
+from checker.model.paths import Mmu
+from checker.model.vocabulary import evolve
 
 
 def with_tlbs(state: semantics.State, tlbs: tuple[Tlb, ...]) -> semantics.State:
@@ -76,3 +80,76 @@ def test_an_exploration_beyond_its_state_budget_is_inconclusive(
     assert ex.reduced_states == 640
     with pytest.raises(explicit.StateBudgetExceeded):
         explicit.explore(systems["new"], 2, max_states=1279)
+
+
+def test_evolve_is_replace_and_leaves_no_kept_hash_behind() -> None:
+    """The engine's fast ``replace`` builds the record ``dataclasses.replace`` builds,
+    and a hash kept on the original (``cached_hash``) is not the copy's."""
+    state = semantics.initial_states(2)[0]
+    hash(state), hash(state.shared)  # keep their hashes
+    changed = with_tlbs(state, (Tlb.WRITABLE, Tlb.NONE))
+    assert changed == dataclasses.replace(state, vcpus=changed.vcpus) != state
+    assert hash(changed) == hash(dataclasses.replace(state, vcpus=changed.vcpus))
+    slot = evolve(state.shared.slot, dirty_logging=True)
+    shared = evolve(state.shared, slot=slot)
+    assert shared == dataclasses.replace(state.shared, slot=slot)
+    assert hash(shared) == hash(dataclasses.replace(state.shared, slot=slot)) != hash(state.shared)
+    with pytest.raises(TypeError, match="no field nope"):
+        evolve(state.shared, nope=True)
+
+
+@pytest.mark.parametrize("model", ["aging", "locking"])
+def test_the_stepper_memoises_what_the_step_function_says(model: str) -> None:
+    """Every memoised answer (outcome, lock availability, step property) is the step
+    function's own, across every reachable state of a model that holds mmu_lock
+    across steps: for write (the TDP MMU's two-step aging), and for read too (the
+    agreement tests' model with sections of both kinds)."""
+    from pathlib import Path
+
+    from checker.model import PROPERTIES, Kind
+    from checker.rules.specs import adhoc_rule, load_eras, load_rules
+
+    from .test_agreement import LOCKING
+
+    specs = Path(__file__).resolve().parent.parent / "specs"
+    if model == "aging":
+        paths = load_eras(specs)["v5.15-v5.16"].paths[Mmu.TDP]
+        system = System(load_rules(specs)["legacy"], paths)
+    else:
+        system = System(adhoc_rule("!is_writable_pte(new_spte)"), model=LOCKING)
+    stepper = explicit.Stepper(system)
+    explored, _ = explicit.explore(system, 2, stepper=stepper)
+    assert stepper._outcomes and any(stepper.model.locals)
+    for state in explored.parent:
+        for action in semantics.actions(2, state.shape, system.model):
+            want, got = semantics.step(system, state, action), stepper.step(state, action)
+            assert (want is None) == (got is None), action.label
+            if want is None or got is None:
+                continue
+            assert got.after == want.after
+            for prop in PROPERTIES:
+                if prop.kind is Kind.STEP:
+                    assert stepper.violates(prop, got) == semantics.step_is_bad(prop, want)
+
+
+def test_lock_availability_is_kept_per_lock_mode() -> None:
+    """With a host thread holding mmu_lock for read, a reader may take it and a
+    writer may not, whichever the stepper is asked about first."""
+    from checker.model import LockMode
+    from checker.model.operation import HOLDS_READ
+    from checker.rules.specs import adhoc_rule
+
+    from .test_agreement import LOCKING
+
+    system = System(adhoc_rule("!is_writable_pte(new_spte)"), model=LOCKING)
+    state = semantics.initial_states(1, system.shape, system.model)[0]
+    held = [x.name == HOLDS_READ.name for x in system.model.locals]
+    host = dataclasses.replace(state.shared.hosts[0], local=tuple(held))
+    state = dataclasses.replace(state, shared=dataclasses.replace(state.shared, hosts=(host,)))
+    reader = next(op for op in system.model.operations if op.lock is LockMode.READ)
+    writer = next(op for op in system.model.operations if op.lock is LockMode.WRITE)
+    for order in ((reader, writer), (writer, reader)):
+        stepper = explicit.Stepper(system)
+        for op in order:
+            want = semantics.available(system.model, op, state)
+            assert stepper._available(op, state) == want == (op is reader)

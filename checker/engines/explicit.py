@@ -32,6 +32,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from checker import interrupt
 from checker.engines import semantics
@@ -39,6 +40,7 @@ from checker.engines.semantics import Action, State, Step
 from checker.errors import Inconclusive
 from checker.model import (
     Actor,
+    FlushRule,
     Kind,
     Model,
     Operation,
@@ -46,10 +48,15 @@ from checker.model import (
     Property,
     Shape,
     Shared,
+    Spte,
     System,
     apply,
 )
-from checker.model.logic import CONCRETE
+from checker.model.logic import CONCRETE, Logic
+from checker.model.operation import takes_lock
+from checker.model.vocabulary import evolve
+
+B = TypeVar("B")
 
 
 def canonical(state: State) -> tuple[State, tuple[int, ...]]:
@@ -57,7 +64,7 @@ def canonical(state: State) -> tuple[State, tuple[int, ...]]:
     with ``representative.vcpus[i] == state.vcpus[perm[i]]``."""
     vcpus = state.vcpus
     perm = tuple(sorted(range(len(vcpus)), key=vcpus.__getitem__))
-    return dataclasses.replace(state, vcpus=tuple(vcpus[v] for v in perm)), perm
+    return evolve(state, vcpus=tuple(vcpus[v] for v in perm)), perm
 
 
 def orbit_size(state: State) -> int:
@@ -66,38 +73,83 @@ def orbit_size(state: State) -> int:
     return math.factorial(len(state.vcpus)) // math.prod(math.factorial(c) for c in counts.values())
 
 
+class _Decisions:
+    """A rule's answers with Python bools, each worked out once: a rule is a
+    function of (old SPTE, new SPTE, A/D enabled), and a few hundred such triples
+    recur across an exploration's thousands of outcomes."""
+
+    def __init__(self, rule: FlushRule) -> None:
+        self.rule = rule
+        self._answers: dict[tuple[Any, Any, Any], Any] = {}
+
+    def decide(self, logic: Logic[B], old: Spte[B], new: Spte[B], ad_enabled: B) -> B:
+        # the Stepper's only: its logic is CONCRETE, so the SPTEs are Python bools
+        key = (old, new, ad_enabled)
+        found = self._answers.get(key)
+        if found is None:
+            found = self._answers[key] = self.rule.decide(logic, old, new, ad_enabled)
+        return found
+
+
+#: what an operation's outcome depends on: (operation, shared state, the actor's
+#: record, gfn, parameters)
+_Seen = tuple[str, Shared[bool], Actor[bool], int | None, tuple[tuple[str, bool], ...]]
+
+
 class Stepper:
-    """The step function with each operation's outcome memoised.
+    """The step function with each operation's outcome memoised, and whether a step
+    violates a step property.
 
     An operation's outcome depends only on the shared state, the acting actor's
     record, the gfn and the parameters; with many vCPUs the same few combinations
-    recur in every state.
+    recur in every state. A step property reads only what the step saw (that same
+    window) and its outcome, so its answer is memoised the same way.
     """
 
     def __init__(self, system: System) -> None:
         self.system = system
         self.model = system.model
-        self._outcomes: dict[
-            tuple[str, Shared[bool], Actor[bool], int | None, tuple[tuple[str, bool], ...]],
-            Outcome[bool],
-        ] = {}
+        self.rule = _Decisions(system.rule)
+        self._outcomes: dict[_Seen, Outcome[bool]] = {}
+        self._bad: dict[tuple[str, _Seen], bool] = {}
+        self._free: dict[tuple[Any, ...], bool] = {}
+
+    @staticmethod
+    def _seen(op: Operation, state: State, action: Action) -> _Seen:
+        return (action.op, state.shared, state.actor(op, action), action.gfn, action.params)
+
+    def violates(self, prop: Property, s: Step) -> bool:
+        """``semantics.step_is_bad(prop, s)``, for a step of this stepper's system."""
+        key = (prop.name, self._seen(self.model.by_name(s.action.op), s.before, s.action))
+        found = self._bad.get(key)
+        if found is None:
+            found = self._bad[key] = semantics.step_is_bad(prop, s)
+        return found
+
+    def _available(self, op: Operation, state: State) -> bool:
+        """``semantics.available(model, op, state)``: whether the records' holds of
+        ``mmu_lock`` let ``op`` take it, which depends on the lock it takes."""
+        if not takes_lock(op) or not self.model.locals:
+            return True
+        key = (op.lock, state.vcpus, state.shared.hosts)
+        found = self._free.get(key)
+        if found is None:
+            found = self._free[key] = semantics.available(self.model, op, state)
+        return found
 
     def outcome(self, op: Operation, state: State, action: Action) -> Outcome[bool]:
-        actor = state.actor(op, action)
-        key = (action.op, state.shared, actor, action.gfn, action.params)
+        key = self._seen(op, state, action)
         found = self._outcomes.get(key)
         if found is None:
             window = state.window(action)
-            found = apply(
-                CONCRETE, self.system.rule, self.system.paths, op, window, dict(action.params)
-            )
+            found = apply(CONCRETE, self.rule, self.system.paths, op, window, dict(action.params))
             self._outcomes[key] = found
         return found
 
     def step(self, state: State, action: Action) -> Step | None:
         op = self.model.by_name(action.op)
         out = self.outcome(op, state, action)
-        if not out.enabled or not semantics.available(self.model, op, state):
+        if not out.enabled or not self._available(op, state):
             return None
         return Step(action, state, semantics.after(op, state, action, out), out)
 
@@ -224,6 +276,15 @@ def explore(
     ex = Exploration(system, vcpus, symmetric)
     stepper = stepper or Stepper(system)
     queue: deque[State] = deque()
+    # each distinct shared state and vCPU record is stored once, and every state
+    # refers to that one: the stepper's memo then finds its keys by identity
+    # instead of comparing equal records field by field
+    records: dict[Any, Any] = {}
+
+    def interned(state: State) -> State:
+        shared = records.setdefault(state.shared, state.shared)
+        vcpus = tuple(records.setdefault(v, v) for v in state.vcpus)
+        return semantics.State(shared, vcpus, state.shape, state.model)
 
     def store() -> None:
         if max_states is not None and (len(ex.parent) + 1) * vcpus > max_states:
@@ -249,6 +310,7 @@ def explore(
             if after in ex.parent:
                 continue
             store()
+            after = interned(after)
             ex.parent[after] = (state, step.action, perm)
             ex.depth[after] = ex.depth[state] + 1
             if on_reached is not None:
@@ -294,14 +356,23 @@ def check_all(
             ):
                 first_state[p.name] = state
 
+    stepper = Stepper(system)
+    step_props = [p for p in props if p.kind is Kind.STEP]
+
     def visit(ex: Exploration, parent: State, step: Step) -> bool:
-        for p in props:
-            if p.kind is Kind.STEP and p.name not in first_step and semantics.step_is_bad(p, step):
+        for p in step_props:
+            if p.name not in first_step and stepper.violates(p, step):
                 first_step[p.name] = step
         return False
 
     ex, _ = explore(
-        system, vcpus, symmetric, visit=visit, on_reached=reached, max_states=max_states
+        system,
+        vcpus,
+        symmetric,
+        visit=visit,
+        on_reached=reached,
+        max_states=max_states,
+        stepper=stepper,
     )
     results = {}
     for p in props:

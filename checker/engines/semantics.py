@@ -40,6 +40,7 @@ from checker.model.operation import (
     takes_lock,
     vcpu_after,
 )
+from checker.model.vocabulary import cached_hash, evolve
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,9 @@ class State:
     vcpus: tuple[Actor[bool], ...]
     shape: Shape = dataclasses.field(default_factory=Shape, compare=False, repr=False)
     model: Model = dataclasses.field(default=MODEL, compare=False, repr=False)
+
+    def __hash__(self) -> int:
+        return cached_hash(self)
 
     @property
     def vcpu_count(self) -> int:
@@ -245,4 +249,4 @@ def step_is_bad(prop: Property, s: Step) -> bool:
 
 
 def with_vcpus(state: State, vcpus: tuple[Actor[bool], ...]) -> State:
-    return dataclasses.replace(state, vcpus=vcpus)
+    return evolve(state, vcpus=vcpus)

@@ -73,6 +73,7 @@ class Model:
     fixed: tuple[tuple[str, bool], ...] = ()
     locals: tuple[Local, ...] = field(init=False, compare=False)
     _index: dict[str, int] = field(init=False, compare=False, repr=False)
+    _hash: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         names = [op.name for op in self.operations]
@@ -95,9 +96,11 @@ class Model:
             found.setdefault(HOLDS_WRITE.name, HOLDS_WRITE)
         object.__setattr__(self, "locals", tuple(found.values()))
         object.__setattr__(self, "_index", {name: i for i, name in enumerate(names)})
+        # kept: a model keys the engines' caches, and hashing it walks every operation
+        object.__setattr__(self, "_hash", hash((self.operations, self.pml, self.fixed)))
 
     def __hash__(self) -> int:
-        return hash((self.operations, self.pml, self.fixed))
+        return self._hash
 
     def index(self, name: str) -> int:
         """The operation's place in the canonical order."""

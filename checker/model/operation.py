@@ -24,7 +24,6 @@ availability is the one question asked of every actor (:func:`blocks`).
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from checker.model.vocabulary import (
     Slot,
     Spte,
     TlbEntry,
+    evolve,
     select,
 )
 
@@ -191,7 +191,7 @@ class Window(Generic[B]):
     def with_spte(self, **changes: B) -> Window[B]:
         """The SPTE that maps the gfn, changed (with a 2M SPTE: the 2M one while it
         is present, else the gfn's own)."""
-        new = dataclasses.replace(self.spte, **changes)
+        new = evolve(self.spte, **changes)
         if self.huge is None:
             return self.with_sptes({self.spte_index: new})
         assert self.logic is not None
@@ -206,35 +206,33 @@ class Window(Generic[B]):
 
     def with_sptes(self, replaced: Mapping[int, Spte[B]]) -> Window[B]:
         sptes = tuple(replaced.get(i, s) for i, s in enumerate(self.shared.sptes))
-        return dataclasses.replace(self, shared=dataclasses.replace(self.shared, sptes=sptes))
+        return evolve(self, shared=evolve(self.shared, sptes=sptes))
 
     def with_slot(self, **changes: B) -> Window[B]:
-        slot = dataclasses.replace(self.shared.slot, **changes)
-        return dataclasses.replace(self, shared=dataclasses.replace(self.shared, slot=slot))
+        slot = evolve(self.shared.slot, **changes)
+        return evolve(self, shared=evolve(self.shared, slot=slot))
 
     def with_frame(self, **changes: B) -> Window[B]:
-        return self.with_frames({self.gfn: dataclasses.replace(self.frame, **changes)})
+        return self.with_frames({self.gfn: evolve(self.frame, **changes)})
 
     def with_frames(self, replaced: Mapping[int, Frame[B]]) -> Window[B]:
         frames = tuple(replaced.get(i, f) for i, f in enumerate(self.shared.frames))
-        return dataclasses.replace(self, shared=dataclasses.replace(self.shared, frames=frames))
+        return evolve(self, shared=evolve(self.shared, frames=frames))
 
     def with_every_frame(self, **changes: B) -> Window[B]:
         """Every gfn's frame changed alike (a slot-wide step)."""
         frames = self.shared.frames
-        return self.with_frames(
-            {g: dataclasses.replace(x, **changes) for g, x in enumerate(frames)}
-        )
+        return self.with_frames({g: evolve(x, **changes) for g, x in enumerate(frames)})
 
     def with_tlb(self, entry: TlbEntry[B]) -> Window[B]:
         tlbs = tuple(entry if g == self.gfn else t for g, t in enumerate(self.actor.tlbs))
-        return dataclasses.replace(self, actor=dataclasses.replace(self.actor, tlbs=tlbs))
+        return evolve(self, actor=evolve(self.actor, tlbs=tlbs))
 
     def with_local(self, **values: B) -> Window[B]:
         local = list(self.actor.local)
         for name, value in values.items():
             local[self._local_index(name)] = value
-        return dataclasses.replace(self, actor=dataclasses.replace(self.actor, local=tuple(local)))
+        return evolve(self, actor=evolve(self.actor, local=tuple(local)))
 
     def _local_index(self, name: str) -> int:
         for i, x in enumerate(self.locals):
@@ -415,7 +413,7 @@ def shared_after(op: Operation, out: Outcome[B], host: int) -> Shared[B]:
     shared = out.window.shared
     if op.actor is ActorKind.HOST:
         hosts = tuple(out.window.actor if h == host else a for h, a in enumerate(shared.hosts))
-        shared = dataclasses.replace(shared, hosts=hosts)
+        shared = evolve(shared, hosts=hosts)
     return shared
 
 
@@ -427,7 +425,7 @@ def vcpu_after(logic: Logic[B], flush: B, is_actor: B, actor: Actor[B], old: Act
         return kept
     f = logic.const(False)
     flushed = tuple(TlbEntry(f, f, f) for _ in kept.tlbs)
-    return dataclasses.replace(kept, tlbs=select(logic, flush, flushed, kept.tlbs))
+    return evolve(kept, tlbs=select(logic, flush, flushed, kept.tlbs))
 
 
 #: the locals that record who holds ``mmu_lock`` across steps, when an operation does

@@ -97,6 +97,9 @@ class Actor(Generic[B]):
     tlbs: tuple[TlbEntry[B], ...]
     local: tuple[B, ...]
 
+    def __hash__(self) -> int:
+        return cached_hash(self)
+
 
 @dataclass(frozen=True, order=True)
 class Shared(Generic[B]):
@@ -106,6 +109,9 @@ class Shared(Generic[B]):
     slot: Slot[B]
     frames: tuple[Frame[B], ...]
     hosts: tuple[Actor[B], ...]
+
+    def __hash__(self) -> int:
+        return cached_hash(self)
 
 
 SPTE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Spte))
@@ -254,6 +260,67 @@ def _fields(record: Any) -> tuple[str, ...] | None:
             return None
         names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(record))
     return names
+
+
+R = TypeVar("R")
+
+#: each record type's field names as a set, for :func:`evolve`'s check
+_FIELD_SETS: dict[type, frozenset[str]] = {}
+
+
+def evolve(record: R, **changes: Any) -> R:
+    """``dataclasses.replace(record, **changes)`` for the model's frozen records.
+
+    The same record, but built by copying the instance dictionary instead of
+    calling ``__init__`` again field by field: the explicit engine replaces
+    records about a million times in one era's exploration, and ``replace`` (its
+    checks, then ``__init__``) was its largest single cost. So only for records
+    without ``__post_init__`` or
+    slots (the vocabulary, ``Window``, the step function's ``State``); a name
+    that is not a field is refused as ``replace`` refuses it. A kept hash
+    (:func:`cached_hash`) is not carried over: the new record has other fields.
+    """
+    kind = type(record)
+    names = _FIELD_SETS.get(kind)
+    if names is None:
+        names = _FIELD_SETS[kind] = frozenset(f.name for f in dataclasses.fields(kind))  # type: ignore[arg-type]
+    if not names.issuperset(changes):
+        unknown = ", ".join(sorted(set(changes) - names))
+        raise TypeError(f"{kind.__name__} has no field {unknown}")
+    new = object.__new__(kind)
+    fields = new.__dict__
+    fields.update(record.__dict__)
+    fields.pop(_HASH, None)
+    fields.update(changes)
+    return new
+
+
+_HASH = "_hash"
+
+
+def cached_hash(record: Any) -> int:
+    """The hash of a frozen record's fields, computed once and kept on the record.
+
+    A ``__hash__`` for the records the explicit engine uses as dictionary keys
+    (``Shared``, ``Actor``, the step function's ``State``): dataclasses' own
+    recomputes the hash through every nested record on every lookup. The value
+    is the one dataclasses would give, ``hash`` of the compared fields' tuple,
+    kept in the instance dictionary where equality, ordering and ``repr`` (which
+    read the fields) do not see it.
+    """
+    fields = record.__dict__
+    found = fields.get(_HASH)
+    if found is None:
+        kind = type(record)
+        names = _COMPARED.get(kind)
+        if names is None:
+            names = _COMPARED[kind] = tuple(f.name for f in dataclasses.fields(kind) if f.compare)
+        found = fields[_HASH] = hash(tuple(fields[n] for n in names))
+    return found  # type: ignore[no-any-return]
+
+
+#: each record type's compared fields (those its equality and hash read)
+_COMPARED: dict[type, tuple[str, ...]] = {}
 
 
 def leaves(record: Any) -> Iterator[Any]:
