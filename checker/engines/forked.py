@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
@@ -78,7 +78,7 @@ def run(
     tasks: Sequence[tuple[Any, ...]],
     jobs: int,
     started: Callable[[int], None] | None = None,
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """``function(*task)`` for each task, yielded in order; ``started(i)`` is
     called as task ``i`` starts."""
     if jobs <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
