@@ -14,7 +14,6 @@ import errno
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -175,7 +174,7 @@ def _dispatch(
         return Interrupted.exit_code
     except CheckerError as exc:
         if debug and exc.exit_code == InternalError.exit_code:
-            traceback.print_exc()
+            _print_traceback()
         prefix = "inconclusive" if exc.exit_code == 3 else "error"
         _say(f"checker: {prefix}: {exc}")
         return exc.exit_code
@@ -209,7 +208,7 @@ class OutputFailure(Exception):
 
 def _internal(exc: Exception, debug: bool) -> int:
     if debug:
-        traceback.print_exc()
+        _print_traceback()
     _say(
         f"checker: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
     )
@@ -307,3 +306,10 @@ def cli(debug: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``checker`` console script: run the CLI, return its exit code."""
     return cli.main(args=argv, standalone_mode=False)
+
+
+def _print_traceback() -> None:
+    """The exception being handled's traceback, on stderr (``--debug``)."""
+    import traceback  # only then: it takes a while to import
+
+    traceback.print_exc()

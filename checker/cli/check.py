@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import pickle
 import sys
 import time
-import traceback
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -289,6 +287,9 @@ def _decide_all(rule: Rule, options: Options, hints: HintStore | None) -> tuple[
     except CheckerError:
         raise
     except Exception as exc:
+        import pickle
+        import traceback
+
         try:
             pickle.dumps(exc)
         except Exception:
@@ -361,10 +362,10 @@ def _verdict_line(result: PropertyResult, expectations: dict[str, Verdict], seco
 
 def _trace_graph(result: PropertyResult, rule: Rule, choice: PathsChoice) -> TraceGraph | None:
     """A violation's trace as its files hold it; None without a trace."""
-    from checker.traces import graph
-
     if result.trace is None:
         return None
+    from checker.traces import graph
+
     return graph.trace_graph(result.trace, _provenance(rule, result.trace.vcpus, choice))
 
 

@@ -32,7 +32,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Generator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
@@ -187,9 +186,16 @@ def _child(
         kind = next(k for k in type(e).__mro__ if k.__name__ in _KINDS).__name__
         answer = ("error", (kind, str(e)))
     except BaseException:
-        answer = ("crash", traceback.format_exc())
+        answer = ("crash", _traceback())
     try:
         sending.send(answer)
     except Exception:
-        sending.send(("crash", traceback.format_exc()))
+        sending.send(("crash", _traceback()))
     sending.close()
+
+
+def _traceback() -> str:
+    """The exception being handled's traceback (imported only then: it takes a while)."""
+    import traceback
+
+    return traceback.format_exc()
