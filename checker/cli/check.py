@@ -171,15 +171,15 @@ def check(
             checked.append(
                 check_rule(rule, options, choice, out, as_json, progress, quiet, hints, decided)
             )
+        if as_json:
+            click.echo(document.render(document.check_json(checked)))
+        else:
+            from checker.text import printable
+
+            click.echo(printable(document.check_summary(checked).text))
     finally:
         if decided is not None:
-            decided.close()  # stops the processes still running
-    if as_json:
-        click.echo(document.render(document.check_json(checked)))
-    else:
-        from checker.text import printable
-
-        click.echo(printable(document.check_summary(checked).text))
+            decided.close()  # stops the processes still running, reaps the others
     return max(r.exit_code for r in checked)
 
 

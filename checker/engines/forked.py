@@ -92,13 +92,16 @@ def run(
     # second Ctrl-C, say) and leaves too
     lifeline = os.pipe()
     running: Running = {}
+    #: the children that have answered, left to exit while this process goes on
+    #: (freeing a big process's memory takes a few milliseconds); reaped at the end
+    answered: list[Any] = []
     answers: dict[int, tuple[str, Any]] = {}
     following = 0
     try:
         for i in range(len(tasks)):
             # wait for room, then start task i
             while len(running) >= jobs:
-                _collect(running, answers)
+                _collect(running, answers, answered)
                 while following in answers:
                     yield _answer(answers.pop(following))
                     following += 1
@@ -115,7 +118,7 @@ def run(
             running[i] = (child, receiving)
         while following < len(tasks):
             while following not in answers:
-                _collect(running, answers)
+                _collect(running, answers, answered)
             yield _answer(answers.pop(following))
             following += 1
     finally:
@@ -123,14 +126,19 @@ def run(
             child.kill()
             child.join()
             receiving.close()
+        for child in answered:
+            child.join()
         for end in lifeline:
             os.close(end)
 
 
 def _collect(
-    running: dict[int, tuple[Any, Connection]], answers: dict[int, tuple[str, Any]]
+    running: dict[int, tuple[Any, Connection]],
+    answers: dict[int, tuple[str, Any]],
+    answered: list[Any],
 ) -> None:
-    """Wait a little for answers, checking for Ctrl-C."""
+    """Wait a little for answers, checking for Ctrl-C; the children that answered
+    go from ``running`` to ``answered``."""
     interrupt.check()
     ready = wait([r for _, r in running.values()], timeout=0.05)
     for i, (child, receiving) in list(running.items()):
@@ -144,7 +152,7 @@ def _collect(
             time.sleep(0.1)
             interrupt.check()
             answers[i] = ("crash", f"the process of task {i} ended without an answer")
-        child.join()
+        answered.append(child)
         receiving.close()
         del running[i]
 
