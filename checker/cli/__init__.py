@@ -58,6 +58,9 @@ COMMANDS: dict[str, str] = {
 }
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+#: the commands that call :func:`checker.process.collect_from_now` themselves, once
+#: they have imported what they need and read their input
+COLLECTS_LATER = frozenset({"check"})
 
 
 class CheckerGroup(click.Group):
@@ -78,6 +81,15 @@ class CheckerGroup(click.Group):
         module, attribute = COMMANDS[name].split(":")
         command: click.Command = getattr(importlib.import_module(module), attribute)
         return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name not in COLLECTS_LATER:
+            # the command's module is imported: garbage is collected from here on
+            process.collect_from_now()
+        return name, command, rest
 
     def make_context(
         self,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from checker import process
 from checker.cli import EXIT_CODES
 from checker.cli.common import (
     MAX_DEPTH,
@@ -165,6 +166,7 @@ def check(
         for choice in choices[id(rule)]
     ]
     checked = []
+    process.collect_from_now()  # everything is imported and read: the work starts
     decided = _decided_elsewhere(units, hints)
     try:
         for rule, choice, options in units:
