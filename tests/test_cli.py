@@ -217,6 +217,39 @@ def test_internal_errors_are_one_line_exit_4(
     assert debug.exit_code == 4 and "Traceback" in debug.stderr
 
 
+def test_check_prints_the_same_in_one_process_and_in_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both MMUs of a rule's era decided in this process, then in two forked ones
+    (where there are two cores): the same stdout, exit code and trace files."""
+    from checker.engines import forked
+
+    real = check_module.check_property
+    log = tmp_path / "pids"
+
+    def logged(*args: Any, **kwargs: Any) -> Any:
+        with log.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(check_module, "check_property", logged)
+    seen = []
+    for jobs in (1, 2):
+        monkeypatch.setattr(forked, "default_jobs", lambda jobs=jobs: jobs)
+        log.write_text("")
+        out = tmp_path / f"out{jobs}"
+        result = run("check", "--rule", "old", "--json", out=out)
+        files = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        seen.append((result.exit_code, result.stdout.replace(str(out), "OUT"), files))
+        pids = set(log.read_text().split())
+        if jobs == 1 or len(os.sched_getaffinity(0)) < 2:
+            assert pids == {str(os.getpid())}
+        else:
+            assert len(pids) == 2 and str(os.getpid()) not in pids
+    assert seen[0] == seen[1]
+    assert seen[0][0] == 1 and seen[0][2]  # old violates a property: traces were written
+
+
 def test_help_documents_the_exit_codes() -> None:
     for args in ([], ["check"]):
         result = CliRunner().invoke(cli, [*args, "--help"])
