@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -198,6 +199,20 @@ def test_malformed_spec_is_exit_2_naming_file_and_field(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["check", "--rule", "new", "--specs", str(tmp_path)])
     assert result.exit_code == 2
     assert "new.toml: field 'expect.precision'" in one_line_error(result)
+
+
+def test_check_reads_only_the_rule_and_era_asked_for(tmp_path: Path) -> None:
+    """A malformed rule or era file fails the commands that read it (--all, an
+    unknown name: all are read to list them), not a check of another rule or era."""
+    shutil.copytree(SPECS, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "rules" / "broken.toml").write_text("name = 1\n")
+    (tmp_path / "eras" / "v1.0.toml").write_text("name = 1\n")
+    specs = ["--specs", str(tmp_path), "--mmu", "shadow", "--vcpus", "1"]
+    assert CliRunner().invoke(cli, ["check", "--rule", "new", *specs]).exit_code == 0
+    for args in (["--all"], ["--rule", "nosuch"], ["--rule", "new", "--era", "v0.1"]):
+        result = CliRunner().invoke(cli, ["check", *args, *specs])
+        assert result.exit_code == 2, args
+        assert "broken.toml" in result.stderr or "v1.0.toml" in result.stderr, args
 
 
 def test_internal_errors_are_one_line_exit_4(
