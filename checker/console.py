@@ -15,12 +15,15 @@ from __future__ import annotations
 # functools) would take a few milliseconds more before Ctrl-C is taken
 import _signal  # type: ignore[import-not-found]
 
-from checker.process import on_sigint, stop
+from checker.process import defer_collection, on_sigint, stop
 
 
 def main() -> int:
-    """The console script: take SIGINT, then import and run the CLI."""
+    """The console script: take SIGINT, then import and run the CLI (without
+    garbage collection until the command starts its work, see
+    :func:`checker.process.defer_collection`)."""
     _signal.signal(_signal.SIGINT, on_sigint)
+    defer_collection()
     from checker.cli import main as run
 
     code = run()

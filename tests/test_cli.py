@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -200,6 +201,20 @@ def test_malformed_spec_is_exit_2_naming_file_and_field(tmp_path: Path) -> None:
     assert "new.toml: field 'expect.precision'" in one_line_error(result)
 
 
+def test_check_reads_only_the_rule_and_era_asked_for(tmp_path: Path) -> None:
+    """A malformed rule or era file fails the commands that read it (--all, an
+    unknown name: all are read to list them), not a check of another rule or era."""
+    shutil.copytree(SPECS, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "rules" / "broken.toml").write_text("name = 1\n")
+    (tmp_path / "eras" / "v1.0.toml").write_text("name = 1\n")
+    specs = ["--specs", str(tmp_path), "--mmu", "shadow", "--vcpus", "1"]
+    assert CliRunner().invoke(cli, ["check", "--rule", "new", *specs]).exit_code == 0
+    for args in (["--all"], ["--rule", "nosuch"], ["--rule", "new", "--era", "v0.1"]):
+        result = CliRunner().invoke(cli, ["check", *args, *specs])
+        assert result.exit_code == 2, args
+        assert "broken.toml" in result.stderr or "v1.0.toml" in result.stderr, args
+
+
 def test_internal_errors_are_one_line_exit_4(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -215,6 +230,39 @@ def test_internal_errors_are_one_line_exit_4(
         cli, ["--debug", "check", "--rule", "new", "--specs", str(SPECS), "--out", str(tmp_path)]
     )
     assert debug.exit_code == 4 and "Traceback" in debug.stderr
+
+
+def test_check_prints_the_same_in_one_process_and_in_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both MMUs of a rule's era decided in this process, then in two forked ones
+    (where there are two cores): the same stdout, exit code and trace files."""
+    from checker.engines import forked
+
+    real = check_module.check_property
+    log = tmp_path / "pids"
+
+    def logged(*args: Any, **kwargs: Any) -> Any:
+        with log.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(check_module, "check_property", logged)
+    seen = []
+    for jobs in (1, 2):
+        monkeypatch.setattr(forked, "default_jobs", lambda jobs=jobs: jobs)
+        log.write_text("")
+        out = tmp_path / f"out{jobs}"
+        result = run("check", "--rule", "old", "--json", out=out)
+        files = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        seen.append((result.exit_code, result.stdout.replace(str(out), "OUT"), files))
+        pids = set(log.read_text().split())
+        if jobs == 1 or len(os.sched_getaffinity(0)) < 2:
+            assert pids == {str(os.getpid())}
+        else:
+            assert len(pids) == 2 and str(os.getpid()) not in pids
+    assert seen[0] == seen[1]
+    assert seen[0][0] == 1 and seen[0][2]  # old violates a property: traces were written
 
 
 def test_help_documents_the_exit_codes() -> None:

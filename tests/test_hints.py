@@ -441,20 +441,30 @@ def test_the_environment_names_the_store(environ: dict[str, str], folder: str | 
 
 @pytest.fixture
 def runs(
-    monkeypatch: pytest.MonkeyPatch, searches: list[tuple[str, int]]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[Callable[..., tuple[int, str, int]]]:
     """Run a command in this process: its exit code, stdout, and how many Spacer
-    searches it started."""
+    searches it started, here or in the processes it forks (each search is a line
+    of a log file)."""
+    log = tmp_path / "searches.log"
+    real = check._spacer
+
+    def logged(system: System, vcpus: int, prop: Any, budget: Budget) -> Any:
+        with log.open("a") as f:
+            f.write(f"{prop.name} {vcpus}\n")
+        return real(system, vcpus, prop, budget)
+
+    monkeypatch.setattr(check, "_spacer", logged)
 
     def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, int]:
-        searches.clear()
+        log.write_text("")
         with monkeypatch.context() as m:
             for k, v in (env or {}).items():
                 m.setenv(k, v)
             result = CliRunner().invoke(cli, [*args, "--specs", str(SPECS)])
         # the one thing that differs between runs: each verdict's time
         stdout = re.sub(r" +\d+\.\d\ds ", " (time) ", result.stdout)
-        return result.exit_code, stdout, len(searches)
+        return result.exit_code, stdout, len(log.read_text().splitlines())
 
     yield run
 

@@ -14,7 +14,6 @@ import errno
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -59,6 +58,9 @@ COMMANDS: dict[str, str] = {
 }
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+#: the commands that call :func:`checker.process.collect_from_now` themselves, once
+#: they have imported what they need and read their input
+COLLECTS_LATER = frozenset({"check"})
 
 
 class CheckerGroup(click.Group):
@@ -79,6 +81,15 @@ class CheckerGroup(click.Group):
         module, attribute = COMMANDS[name].split(":")
         command: click.Command = getattr(importlib.import_module(module), attribute)
         return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name not in COLLECTS_LATER:
+            # the command's module is imported: garbage is collected from here on
+            process.collect_from_now()
+        return name, command, rest
 
     def make_context(
         self,
@@ -175,7 +186,7 @@ def _dispatch(
         return Interrupted.exit_code
     except CheckerError as exc:
         if debug and exc.exit_code == InternalError.exit_code:
-            traceback.print_exc()
+            _print_traceback()
         prefix = "inconclusive" if exc.exit_code == 3 else "error"
         _say(f"checker: {prefix}: {exc}")
         return exc.exit_code
@@ -209,7 +220,7 @@ class OutputFailure(Exception):
 
 def _internal(exc: Exception, debug: bool) -> int:
     if debug:
-        traceback.print_exc()
+        _print_traceback()
     _say(
         f"checker: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
     )
@@ -307,3 +318,10 @@ def cli(debug: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``checker`` console script: run the CLI, return its exit code."""
     return cli.main(args=argv, standalone_mode=False)
+
+
+def _print_traceback() -> None:
+    """The exception being handled's traceback, on stderr (``--debug``)."""
+    import traceback  # only then: it takes a while to import
+
+    traceback.print_exc()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from checker import process
 from checker.cli import EXIT_CODES
 from checker.cli.common import (
     MAX_DEPTH,
@@ -34,6 +35,7 @@ from checker.cli.common import (
     write_trace,
 )
 from checker.cli.progress import Progress, progress_for, progress_options
+from checker.errors import CheckerError
 from checker.schemas import schema_id
 from checker.verdict import Verdict
 
@@ -146,10 +148,11 @@ def check(
         ensure_writable(out)
     budget = Budget(rlimit) if rlimit else Budget()
     hints = hint_store(no_cache)
-    checked = []
-    for rule in rules:
-        for choice in choices[id(rule)]:
-            options = Options(
+    units = [
+        (
+            rule,
+            choice,
+            Options(
                 vcpus=vcpus,
                 depth=depth,
                 paths=choice.paths,
@@ -157,14 +160,28 @@ def check(
                 budget=budget,
                 engine=Engine(engine),
                 max_states=max_states,
+            ),
+        )
+        for rule in rules
+        for choice in choices[id(rule)]
+    ]
+    checked = []
+    process.collect_from_now()  # everything is imported and read: the work starts
+    decided = _decided_elsewhere(units, hints)
+    try:
+        for rule, choice, options in units:
+            checked.append(
+                check_rule(rule, options, choice, out, as_json, progress, quiet, hints, decided)
             )
-            checked.append(check_rule(rule, options, choice, out, as_json, progress, quiet, hints))
-    if as_json:
-        click.echo(document.render(document.check_json(checked)))
-    else:
-        from checker.text import printable
+        if as_json:
+            click.echo(document.render(document.check_json(checked)))
+        else:
+            from checker.text import printable
 
-        click.echo(printable(document.check_summary(checked).text))
+            click.echo(printable(document.check_summary(checked).text))
+    finally:
+        if decided is not None:
+            decided.close()  # stops the processes still running, reaps the others
     return max(r.exit_code for r in checked)
 
 
@@ -177,14 +194,16 @@ def check_rule(
     progress: Progress | None = None,
     quiet: bool = False,
     hints: HintStore | None = None,
+    decided: Iterator[tuple[str, Any]] | None = None,
 ) -> CheckedRule:
     """Check every property of ``rule``, print as it goes (the verdicts on stdout
     unless ``as_json``; ``progress`` on stderr, and with ``as_json`` where traces
     would go unless ``quiet``), write the traces to ``out``, return what was found.
-    ``hints``: where what earlier runs found is kept (None: not used)."""
+    ``hints``: where what earlier runs found is kept (None: not used); ``decided``:
+    where the properties were decided already (the next answer is this rule's, from
+    :func:`_decide_all`), else they are decided here."""
     from checker import interrupt
-    from checker.engines.check import Session, check_property
-    from checker.model import PROPERTIES, System
+    from checker.model import PROPERTIES
     from checker.report.document import CheckedProperty, CheckedRule
     from checker.rules import formula
     from checker.text import one_line, printable
@@ -204,13 +223,11 @@ def check_rule(
         click.echo("  " + printable("; ".join(details)))
     results = []
     expected = _expected(rule, choice)
-    session = Session(System(rule, options.paths, options.shape), options.max_states, hints)
+    timed = decide(rule, options, hints) if decided is None else _received(next(decided))
     for prop in PROPERTIES:
         if progress is not None:
             progress.started(f"{rule.name}: {prop.name}")
-        started = time.perf_counter()
-        result = check_property(rule, prop, options, session)
-        seconds = time.perf_counter() - started
+        result, seconds = next(timed)
         results.append(result)
         line = _verdict_line(result, expected, seconds)
         if progress is not None:
@@ -244,6 +261,72 @@ def check_rule(
                 click.echo(printable(line))
         _print_details(checked, options, rule.expression, unwritten)
     return CheckedRule(rule, choice.label, options, tuple(checked))
+
+
+def decide(
+    rule: Rule, options: Options, hints: HintStore | None
+) -> Iterator[tuple[PropertyResult, float]]:
+    """Each property of ``rule`` (in the order of ``PROPERTIES``) decided with
+    ``options``, and the seconds it took, as it is decided."""
+    from checker.engines.check import Session, check_property
+    from checker.model import PROPERTIES, System
+
+    session = Session(System(rule, options.paths, options.shape), options.max_states, hints)
+    for prop in PROPERTIES:
+        started = time.perf_counter()
+        result = check_property(rule, prop, options, session)
+        yield result, time.perf_counter() - started
+
+
+def _decide_all(rule: Rule, options: Options, hints: HintStore | None) -> tuple[str, Any]:
+    """In a forked process: :func:`decide`'s every answer, or the exception that is
+    not a :class:`~checker.errors.CheckerError` (those the forked module reports
+    itself) with its traceback, to be raised again as it is (the same message and
+    exit code as in a single process)."""
+    try:
+        return "ok", tuple(decide(rule, options, hints))
+    except CheckerError:
+        raise
+    except Exception as exc:
+        import pickle
+        import traceback
+
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            raise exc from None
+        return "raised", (exc, traceback.format_exc())
+
+
+def _received(answer: tuple[str, Any]) -> Iterator[tuple[PropertyResult, float]]:
+    from checker.engines.forked import RemoteTraceback
+
+    kind, value = answer
+    if kind == "raised":
+        exc, remote = value
+        raise exc from RemoteTraceback(remote)
+    yield from value
+
+
+def _decided_elsewhere(
+    units: Sequence[tuple[Rule, PathsChoice, Options]], hints: HintStore | None
+) -> Generator[tuple[str, Any], None, None] | None:
+    """Where there is more than one rule and paths to check and more than one core:
+    their properties decided in forked processes, two at a time (``_decide_all``'s
+    answers, in order); else None, and each is decided as it is shown. The
+    answers are the same either way: each computation is deterministic, and each
+    process keeps its own hints."""
+    from checker.engines.check import Engine
+
+    if len(units) < 2 or any(options.engine is Engine.SPIN for _, _, options in units):
+        return None
+    from checker.engines import forked
+
+    jobs = forked.default_jobs()
+    if jobs < 2:
+        return None
+    tasks = [(rule, options, hints) for rule, _, options in units]
+    return forked.run(_decide_all, tasks, jobs)
 
 
 def _expected(rule: Rule, choice: PathsChoice) -> dict[str, Verdict]:
@@ -280,10 +363,10 @@ def _verdict_line(result: PropertyResult, expectations: dict[str, Verdict], seco
 
 def _trace_graph(result: PropertyResult, rule: Rule, choice: PathsChoice) -> TraceGraph | None:
     """A violation's trace as its files hold it; None without a trace."""
-    from checker.traces import graph
-
     if result.trace is None:
         return None
+    from checker.traces import graph
+
     return graph.trace_graph(result.trace, _provenance(rule, result.trace.vcpus, choice))
 
 

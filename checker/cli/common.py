@@ -261,16 +261,15 @@ def resolve_paths(
 
     from checker.model import EnableFlush, HarvestFlush
     from checker.model.paths import Mmu
-    from checker.rules.specs import era_of_release, load_eras
+    from checker.rules.specs import era_of_release, load_eras, load_named_era
 
     chosen_scenario = _scenario(specs, scenario, fix)
-    eras = load_eras(specs)
     name = era or (rule.origin.get("era") if rule is not None else None)
     release = rule.origin.get("release") if rule is not None else None
     if name is None and release is not None:
         # a kernel tree's own era, from its top Makefile
         major, minor = (int(x) for x in release.split("."))
-        found = era_of_release(eras, (major, minor))
+        found = era_of_release(load_eras(specs), (major, minor))
         if found is None:
             raise InputError(
                 f"the tree is Linux {release}, which no era in {specs}/eras covers; "
@@ -278,11 +277,13 @@ def resolve_paths(
             )
         name = found.name
     name = name or DEFAULT_ERA
-    if name not in eras:
+    # only the era asked for is read; all of them only to say which there are
+    chosen = load_named_era(specs, name)
+    if chosen is None:
+        eras = load_eras(specs)
         raise InputError(
             f"unknown era '{name}' (known: {', '.join(eras)}); {_how_to_add(specs, 'eras', name)}"
         )
-    chosen = eras[name]
     mmus = chosen.mmus if mmu == "both" else (Mmu(mmu),)
     if not set(mmus) <= set(chosen.mmus):
         raise InputError(
@@ -341,7 +342,7 @@ def select_rules(
     kernel: Path | None = None,
 ) -> list[Rule]:
     """The rules named by --rule / --expr / --kernel / --all (exactly one of them)."""
-    from checker.rules.specs import adhoc_rule, load_rules
+    from checker.rules.specs import adhoc_rule, load_named_rule, load_rules
 
     chosen = [
         x for x in (rule_name is not None, expr is not None, kernel is not None, all_rules) if x
@@ -354,11 +355,13 @@ def select_rules(
         from checker.rules.kernel import rule_from_kernel
 
         return [rule_from_kernel(kernel)]
-    known = load_rules(specs)
     if all_rules:
-        return list(known.values())
+        return list(load_rules(specs).values())
     assert rule_name is not None
-    return [named_rule(rule_name, known, specs)]
+    # only the rule asked for is read (and parsed); all of them only to say which
+    # there are
+    found = load_named_rule(specs, rule_name)
+    return [found if found is not None else named_rule(rule_name, load_rules(specs), specs)]
 
 
 def named_rule(name: str, known: dict[str, Rule], specs: Path) -> Rule:

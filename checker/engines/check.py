@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import z3
 
-from checker.engines import bmc, explicit, hints, parametric, spacer, spin
+from checker.engines import bmc, explicit, hints, parametric, spacer
 from checker.engines.bmc import SmtTrace
 from checker.engines.certify import Certificate, certify, replay
 from checker.engines.encode import Encoding
@@ -192,6 +192,8 @@ def check_property(
     if options.engine is Engine.EXPLICIT:
         return _explicit(rule.name, prop, options, session)
     if options.engine is Engine.SPIN:
+        from checker.engines import spin  # SPIN and a C compiler: only when asked for
+
         found = spin.decide(system, prop, options.vcpus)
         return PropertyResult(prop, found.verdict, "spin", trace=found.trace, reason=found.reason)
     by_smt = _smt(rule.name, system, prop, options, session)

@@ -1,7 +1,9 @@
 """Independent computations over a few forked processes, answers in order.
 
 ``checker synth`` classifies several eras and MMUs, each a self-contained
-computation of a few seconds. :func:`run` computes each in a child process of its
+computation of a few seconds; ``checker check`` and ``checker scenario`` decide
+the properties of several MMUs (a few tenths of a second each when hints spare
+the searches). :func:`run` computes each in a child process of its
 own (``fork``: the child starts with the parent's imports and caches), at most
 ``jobs`` at a time, and yields the answers in the order of the tasks. Answers come
 back pickled through a pipe; each task's answer is what the same call in the
@@ -32,8 +34,7 @@ import signal
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
@@ -78,7 +79,7 @@ def run(
     tasks: Sequence[tuple[Any, ...]],
     jobs: int,
     started: Callable[[int], None] | None = None,
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """``function(*task)`` for each task, yielded in order; ``started(i)`` is
     called as task ``i`` starts."""
     if jobs <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
@@ -93,13 +94,16 @@ def run(
     # second Ctrl-C, say) and leaves too
     lifeline = os.pipe()
     running: Running = {}
+    #: the children that have answered, left to exit while this process goes on
+    #: (freeing a big process's memory takes a few milliseconds); reaped at the end
+    answered: list[Any] = []
     answers: dict[int, tuple[str, Any]] = {}
     following = 0
     try:
         for i in range(len(tasks)):
             # wait for room, then start task i
             while len(running) >= jobs:
-                _collect(running, answers)
+                _collect(running, answers, answered)
                 while following in answers:
                     yield _answer(answers.pop(following))
                     following += 1
@@ -116,7 +120,7 @@ def run(
             running[i] = (child, receiving)
         while following < len(tasks):
             while following not in answers:
-                _collect(running, answers)
+                _collect(running, answers, answered)
             yield _answer(answers.pop(following))
             following += 1
     finally:
@@ -124,14 +128,19 @@ def run(
             child.kill()
             child.join()
             receiving.close()
+        for child in answered:
+            child.join()
         for end in lifeline:
             os.close(end)
 
 
 def _collect(
-    running: dict[int, tuple[Any, Connection]], answers: dict[int, tuple[str, Any]]
+    running: dict[int, tuple[Any, Connection]],
+    answers: dict[int, tuple[str, Any]],
+    answered: list[Any],
 ) -> None:
-    """Wait a little for answers, checking for Ctrl-C."""
+    """Wait a little for answers, checking for Ctrl-C; the children that answered
+    go from ``running`` to ``answered``."""
     interrupt.check()
     ready = wait([r for _, r in running.values()], timeout=0.05)
     for i, (child, receiving) in list(running.items()):
@@ -145,7 +154,7 @@ def _collect(
             time.sleep(0.1)
             interrupt.check()
             answers[i] = ("crash", f"the process of task {i} ended without an answer")
-        child.join()
+        answered.append(child)
         receiving.close()
         del running[i]
 
@@ -187,9 +196,16 @@ def _child(
         kind = next(k for k in type(e).__mro__ if k.__name__ in _KINDS).__name__
         answer = ("error", (kind, str(e)))
     except BaseException:
-        answer = ("crash", traceback.format_exc())
+        answer = ("crash", _traceback())
     try:
         sending.send(answer)
     except Exception:
-        sending.send(("crash", traceback.format_exc()))
+        sending.send(("crash", _traceback()))
     sending.close()
+
+
+def _traceback() -> str:
+    """The exception being handled's traceback (imported only then: it takes a while)."""
+    import traceback
+
+    return traceback.format_exc()

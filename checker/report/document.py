@@ -70,8 +70,6 @@ def property_json(
     violation's length, vCPUs and actions, and the reason of an undecided or
     noteworthy verdict. ``trace``, the violation's trace as its files hold it, adds
     its states and steps, its ``files`` and the command that reproduces it."""
-    from checker.report.lock import action_labels
-
     entry = _property_head(result.prop)
     entry["verdict"] = verdict_json(result.verdict)
     entry["engine"] = result.engine
@@ -105,6 +103,8 @@ def property_json(
             "states_up_to_symmetry": result.exploration.reduced_states,
         }
     if result.trace is not None:
+        from checker.report.lock import action_labels
+
         entry["depth"] = result.trace.depth
         entry["vcpus"] = result.trace.vcpus
         entry["actions"] = action_labels(result.trace)

@@ -19,7 +19,6 @@ decision is explained on the text as written, from the same parse.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import sys
@@ -517,6 +516,8 @@ class _Translator:
         return CExprError(f"{self._where(node)}: {message}")
 
     def unknown(self, node: object, name: str) -> CExprError:
+        import difflib  # only for a mistake: it takes a while to import
+
         guess = (
             difflib.get_close_matches(name, KNOWN_NAMES, n=1, cutoff=0.6)
             or [known for known in KNOWN_NAMES if known.startswith(name)][:1]

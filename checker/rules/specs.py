@@ -212,6 +212,20 @@ def load_rules(specs: Path) -> dict[str, Rule]:
     return rules
 
 
+def load_named_rule(specs: Path, name: str) -> Rule | None:
+    """The rule ``name`` under ``specs/rules``, read alone (the others are not
+    looked at); None if there is no such file. The directory is refused as
+    :func:`load_rules` refuses it."""
+    directory = rules_directory(specs)
+    if not directory.exists():
+        return load_rules(specs).get(name)  # the same error as reading them all
+    files = _spec_files(directory)
+    if not files:
+        return load_rules(specs).get(name)
+    path = directory / f"{name}.toml"
+    return load_rule(path) if _NAME.fullmatch(name) and path in files else None
+
+
 def _spec_files(directory: Path) -> list[Path]:
     """The ``*.toml`` files of an existing ``directory``, sorted; a SpecError if it is
     not a directory or cannot be listed (glob would silently find nothing)."""
@@ -390,6 +404,18 @@ def load_eras(specs: Path) -> dict[str, Era]:
     eras = [load_era(path) for path in _spec_files(directory)] if directory.exists() else []
     eras.sort(key=lambda e: e.first)
     return {e.name: e for e in eras}
+
+
+def load_named_era(specs: Path, name: str) -> Era | None:
+    """The era ``name`` under ``specs/eras``, read alone (the others are not looked
+    at); None if there is no such file."""
+    directory = specs / ERAS_DIRECTORY
+    if not directory.exists():
+        return None
+    path = directory / f"{name}.toml"
+    if not _NAME.fullmatch(name.replace(".", "").replace("-", "")):
+        return None
+    return load_era(path) if path in _spec_files(directory) else None
 
 
 def era_of_release(eras: dict[str, Era], release: tuple[int, int]) -> Era | None:
