@@ -98,6 +98,7 @@ def test_evolve_is_replace_and_leaves_no_kept_hash_behind() -> None:
         evolve(state.shared, nope=True)
 
 
+@pytest.mark.slow  # every action from every reachable state, twice: about 20 s
 @pytest.mark.parametrize("model", ["aging", "locking"])
 def test_the_stepper_memoises_what_the_step_function_says(model: str) -> None:
     """Every memoised answer (outcome, lock availability, step property) is the step
