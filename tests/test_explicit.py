@@ -154,3 +154,18 @@ def test_lock_availability_is_kept_per_lock_mode() -> None:
         for op in order:
             want = semantics.available(system.model, op, state)
             assert stepper._available(op, state) == want == (op is reader)
+
+
+def test_a_pickled_state_keeps_no_hash_of_this_process() -> None:
+    """States and their model cross processes pickled (the forked engines' answers):
+    the hashes kept on them are left behind, and the copy's are its own."""
+    import pickle
+
+    state = semantics.initial_states(2)[0]
+    hash(state), hash(state.shared), hash(state.vcpus[0]), hash(state.model)
+    for record in (state, state.shared, state.vcpus[0], state.model):
+        assert "_hash" in record.__dict__
+        copy = pickle.loads(pickle.dumps(record))
+        assert copy == record and hash(copy) == hash(record)
+    for record in (state, state.shared, state.vcpus[0]):
+        assert "_hash" not in pickle.loads(pickle.dumps(record)).__dict__

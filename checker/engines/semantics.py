@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from checker.model import (
     MODEL,
@@ -40,7 +41,7 @@ from checker.model.operation import (
     takes_lock,
     vcpu_after,
 )
-from checker.model.vocabulary import cached_hash, evolve
+from checker.model.vocabulary import cached_hash, evolve, without_kept_hash
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ class State:
 
     def __hash__(self) -> int:
         return cached_hash(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return without_kept_hash(self)
 
     @property
     def vcpu_count(self) -> int:

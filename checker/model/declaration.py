@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from checker.model.logic import CONCRETE, Logic
 from checker.model.operation import (
@@ -101,6 +101,15 @@ class Model:
 
     def __hash__(self) -> int:
         return self._hash
+
+    # the kept hash is this process's (it hashes the effects' functions): a copy
+    # unpickled elsewhere works its own out
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        object.__setattr__(self, "_hash", hash((self.operations, self.pml, self.fixed)))
 
     def index(self, name: str) -> int:
         """The operation's place in the canonical order."""

@@ -100,6 +100,9 @@ class Actor(Generic[B]):
     def __hash__(self) -> int:
         return cached_hash(self)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return without_kept_hash(self)
+
 
 @dataclass(frozen=True, order=True)
 class Shared(Generic[B]):
@@ -112,6 +115,9 @@ class Shared(Generic[B]):
 
     def __hash__(self) -> int:
         return cached_hash(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return without_kept_hash(self)
 
 
 SPTE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Spte))
@@ -317,6 +323,12 @@ def cached_hash(record: Any) -> int:
             names = _COMPARED[kind] = tuple(f.name for f in dataclasses.fields(kind) if f.compare)
         found = fields[_HASH] = hash(tuple(fields[n] for n in names))
     return found  # type: ignore[no-any-return]
+
+
+def without_kept_hash(record: Any) -> dict[str, Any]:
+    """A record's fields for pickling (``__getstate__``), without the hash kept by
+    :func:`cached_hash`: an unpickled copy works its own out, in its own process."""
+    return {k: v for k, v in record.__dict__.items() if k != _HASH}
 
 
 #: each record type's compared fields (those its equality and hash read)
