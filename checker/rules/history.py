@@ -26,7 +26,7 @@ from checker.rules.specs import (
     Era,
     Rule,
     SpecError,
-    _read_toml,
+    _read_spec,
     _spec_files,
     _string,
     load_eras,
@@ -120,14 +120,7 @@ def load_history(
 def load_entry(path: Path, eras: dict[str, Era], rules: dict[str, Rule]) -> Entry:
     """The entry in ``path``; a one-line SpecError naming the file and the field
     for anything it gets wrong, or anything it names that the specs lack."""
-    _, data = _read_toml(path)
-
-    def fail(key: str, problem: str) -> SpecError:
-        return SpecError(f"{path}: field '{key}': {problem}")
-
-    unknown = sorted(set(data) - set(FIELDS))
-    if unknown:
-        raise fail(unknown[0], f"unknown field (fields: {', '.join(FIELDS)})")
+    _, data, fail = _read_spec(path, FIELDS)
     entry_id = _string(data, "id", fail)
     if not _ID.fullmatch(entry_id):
         raise fail(

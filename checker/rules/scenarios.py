@@ -20,7 +20,7 @@ from typing import Any
 
 from checker.model import PROPERTIES, PROPERTY_BY_NAME, Paths, Shape
 from checker.model.paths import CHOICES, HugeWriteProtect
-from checker.rules.specs import SpecError, _read_toml, _spec_files, _string, _table
+from checker.rules.specs import _read_spec, _spec_files, _string, _table
 from checker.verdict import Verdict
 
 SCENARIOS_DIRECTORY = "scenarios"
@@ -120,14 +120,7 @@ def load_scenarios(specs: Path) -> dict[str, Scenario]:
 
 
 def load_scenario(path: Path) -> Scenario:
-    _, data = _read_toml(path)
-
-    def fail(key: str, problem: str) -> SpecError:
-        return SpecError(f"{path}: field '{key}': {problem}")
-
-    unknown = sorted(set(data) - set(_FIELDS))
-    if unknown:
-        raise fail(unknown[0], f"unknown field (fields: {', '.join(_FIELDS)})")
+    _, data, fail = _read_spec(path, _FIELDS)
     name = _string(data, "name", fail)
     if name != path.stem:
         raise fail("name", f"{name!r} differs from the file name; rename one to match")

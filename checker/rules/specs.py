@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -258,15 +259,30 @@ def _read_toml(path: Path) -> tuple[str, dict[str, Any]]:
         raise SpecError(f"{path}: invalid TOML: {exc}") from None
 
 
-def load_rule(path: Path) -> Rule:
+#: how a spec loader reports a field it refuses: a one-line SpecError naming the
+#: file and the field
+Fail = Callable[[str, str], SpecError]
+
+
+def _read_spec(path: Path, fields: Sequence[str]) -> tuple[str, dict[str, Any], Fail]:
+    """A spec file's text and TOML, with its ``fail`` (a SpecError naming the file
+    and a field), once its top-level fields are known to be among ``fields``."""
     text, data = _read_toml(path)
 
     def fail(key: str, problem: str) -> SpecError:
         return SpecError(f"{path}: field '{key}': {problem}")
 
-    unknown = sorted(set(data) - {"name", "expression", "summary", "origin", "expect"})
+    unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise fail(unknown[0], "unknown field (fields: name, expression, summary, origin, expect)")
+        raise fail(unknown[0], f"unknown field (fields: {', '.join(fields)})")
+    return text, data, fail
+
+
+_RULE_FIELDS = ("name", "expression", "summary", "origin", "expect")
+
+
+def load_rule(path: Path) -> Rule:
+    text, data, fail = _read_spec(path, _RULE_FIELDS)
     name = _string(data, "name", fail)
     if not _NAME.fullmatch(name):
         raise fail("name", f"{name!r} is not a rule name (lowercase letters, digits, '-', '_')")
@@ -431,17 +447,8 @@ def _release(text: str, fail: Any, key: str) -> tuple[int, int]:
 
 
 def load_era(path: Path) -> Era:
-    _, data = _read_toml(path)
-
-    def fail(key: str, problem: str) -> SpecError:
-        return SpecError(f"{path}: field '{key}': {problem}")
-
     mmu_names = [m.value for m in Mmu]
-    unknown = sorted(set(data) - set(_ERA_FIELDS) - set(mmu_names))
-    if unknown:
-        raise fail(
-            unknown[0], f"unknown field (fields: {', '.join(_ERA_FIELDS + tuple(mmu_names))})"
-        )
+    _, data, fail = _read_spec(path, _ERA_FIELDS + tuple(mmu_names))
     name = _string(data, "name", fail)
     if not _NAME.fullmatch(name.replace(".", "").replace("-", "")):
         raise fail("name", f"{name!r} is not an era name")
