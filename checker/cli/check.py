@@ -223,7 +223,7 @@ def check_rule(
         click.echo("  " + printable("; ".join(details)))
     results = []
     expected = _expected(rule, choice)
-    timed = decide(rule, options, hints) if decided is None else _received(next(decided))
+    timed = decide(rule, options, hints) if decided is None else _received(decided)
     for prop in PROPERTIES:
         if progress is not None:
             progress.started(f"{rule.name}: {prop.name}")
@@ -298,10 +298,13 @@ def _decide_all(rule: Rule, options: Options, hints: HintStore | None) -> tuple[
         return "raised", (exc, traceback.format_exc())
 
 
-def _received(answer: tuple[str, Any]) -> Iterator[tuple[PropertyResult, float]]:
+def _received(decided: Iterator[tuple[str, Any]]) -> Iterator[tuple[PropertyResult, float]]:
+    """The rule's results, from the next answer of the forked processes, waited for
+    only when its first result is asked for: the first property's progress line is
+    shown while they work, as it is when the properties are decided here."""
     from checker.engines.forked import RemoteTraceback
 
-    kind, value = answer
+    kind, value = next(decided)
     if kind == "raised":
         exc, remote = value
         raise exc from RemoteTraceback(remote)
