@@ -24,7 +24,16 @@ from checker.engines import semantics
 from checker.engines.bmc import SmtTrace
 from checker.engines.encode import Encoding
 from checker.engines.invariant import Invariant
-from checker.engines.smt import Answer, Budget, check, new_solver
+from checker.engines.smt import (
+    Answer,
+    Budget,
+    assert_all,
+    check,
+    conjunction,
+    implication,
+    negation,
+    new_solver,
+)
 from checker.engines.trace import Trace
 from checker.errors import CheckerError, InternalError
 from checker.model import Kind, Property, System
@@ -47,25 +56,26 @@ class Certificate:
 
 
 def certify(enc: Encoding, prop: Property, invariant: Invariant, budget: Budget) -> Certificate:
+    ctx = enc.context
     step = enc.transition(0)
     s, t = step.before, step.after
     now, after = invariant.instantiate(s), invariant.instantiate(t)
     if prop.kind is Kind.STATE:
         bad = enc.bad_state(prop, s)
     else:
-        bad = z3.And(step.formula, enc.bad_step(prop, step))
+        bad = conjunction([step.formula, enc.bad_step(prop, step)], ctx)
     queries = {
-        "initiation": z3.And(enc.init(s), z3.Not(now)),
-        "consecution": z3.And(now, step.formula, z3.Not(after)),
-        "safety": z3.And(now, bad),
+        "initiation": conjunction([enc.init(s), negation(now, ctx)], ctx),
+        "consecution": conjunction([now, step.formula, negation(after, ctx)], ctx),
+        "safety": conjunction([now, bad], ctx),
     }
-    solver = new_solver(budget, enc.context)
+    solver = new_solver(budget, ctx)
     answers: dict[str, Answer] = {}
     for name, query in queries.items():
-        lit = z3.Bool(f"certify_{name}", ctx=enc.context)
-        solver.add(z3.Implies(lit, query))
+        lit = z3.Bool(f"certify_{name}", ctx=ctx)
+        assert_all(solver, implication(lit, query, ctx))
         answers[name] = check(solver, lit)
-        solver.add(z3.Not(lit))
+        assert_all(solver, negation(lit, ctx))
     return Certificate(enc.vcpus, **answers)
 
 

@@ -96,6 +96,21 @@ class SymState:
             return _by_name(self.shared_names, leaves(self.shared), name)
         return _by_name(self.vcpu_names, leaves(self.vcpus[vcpu]), name)
 
+    def by_name(self) -> dict[tuple[str, int | None], z3.BoolRef]:
+        """Every state variable by (name, vCPU), as :meth:`variable` finds it; made
+        once per state (an invariant's instantiation looks up every literal)."""
+        found: dict[tuple[str, int | None], z3.BoolRef] | None = self.__dict__.get("_by_name")
+        if found is None:
+            found = {}
+            for name, x in zip(self.shared_names, leaves(self.shared), strict=True):
+                found.setdefault((name, None), x)
+            for v, record in enumerate(self.vcpus):
+                for name, x in zip(self.vcpu_names, leaves(record), strict=True):
+                    found.setdefault((name, v), x)
+            # a frozen dataclass: kept beside its fields, which equality compares
+            self.__dict__["_by_name"] = found
+        return found
+
 
 @dataclass(frozen=True)
 class SymAction:

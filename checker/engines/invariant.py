@@ -18,7 +18,7 @@ in every process.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -133,14 +133,21 @@ class Invariant:
         ``state``'s vCPUs (lemmas needing more vCPUs than exist are vacuous)."""
         import z3
 
+        from checker.engines.smt import conjunction, disjunction, negation
+
+        ctx = state.shared.slot.ad_enabled.ctx
+        variable = state.by_name()
         clauses = []
         vcpus = range(len(state.vcpus))
         for lemma in self.lemmas:
             for image in itertools.permutations(vcpus, lemma.slots):
-                clauses.append(z3.Or(*(_literal(lit, state, image) for lit in lemma.literals)))
-        return (
-            z3.And(*clauses) if clauses else z3.BoolVal(True, ctx=state.shared.slot.ad_enabled.ctx)
-        )
+                literals = []
+                for lit in lemma.literals:
+                    var = lit.var
+                    x = variable[var.field, None if var.slot is None else image[var.slot]]
+                    literals.append(x if lit.positive else negation(x, ctx))
+                clauses.append(disjunction(literals, ctx))
+        return conjunction(clauses, ctx) if clauses else z3.BoolVal(True, ctx=ctx)
 
 
 def _quantify(slots: int, text: str) -> str:
@@ -148,14 +155,6 @@ def _quantify(slots: int, text: str) -> str:
         return text
     names = ", ".join(SLOT_NAMES[i] for i in range(slots))
     return f"forall {names}: {text}"
-
-
-def _literal(lit: Lit, state: SymState, image: Sequence[int]) -> z3.BoolRef:
-    import z3
-
-    var = lit.var
-    x = state.variable(var.field, None if var.slot is None else image[var.slot])
-    return x if lit.positive else z3.Not(x)
 
 
 def _canonical(lemma: Lemma) -> Lemma:

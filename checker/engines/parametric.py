@@ -32,7 +32,17 @@ from dataclasses import dataclass
 import z3
 
 from checker.engines.invariant import Invariant, Lemma
-from checker.engines.smt import SEED, Answer, Budget, Symbolic
+from checker.engines.smt import (
+    SEED,
+    Answer,
+    Budget,
+    Symbolic,
+    assert_all,
+    conjunction,
+    disjunction,
+    implication,
+    negation,
+)
 from checker.model import (
     PARAMS,
     Actor,
@@ -97,26 +107,31 @@ class _Vocabulary:
     def vcpu(self, name: str) -> z3.ExprRef:
         return z3.Const(name, self.sort)
 
-    def leaf(self, shared: Shared[z3.BoolRef], name: str) -> z3.BoolRef:
-        for n, x in zip(self.shared_names, leaves(shared), strict=True):
-            if n == name:
-                return x
-        raise KeyError(name)
-
 
 def _clause(
-    vocab: _Vocabulary, lemma: Lemma, shared: Shared[z3.BoolRef], records: list[Actor[z3.BoolRef]]
+    vocab: _Vocabulary,
+    lemma: Lemma,
+    shared: dict[str, z3.BoolRef],
+    records: list[dict[str, z3.BoolRef]],
 ) -> z3.BoolRef:
+    """The lemma's clause over ``shared`` and the slots' ``records`` (each a leaf
+    by its name)."""
+    ctx = vocab.ctx
     lits = []
     for lit in lemma.literals:
         var = lit.var
-        if var.slot is None:
-            x = vocab.leaf(shared, var.field)
-        else:
-            record = records[var.slot]
-            x = dict(zip(vocab.vcpu_names, leaves(record), strict=True))[var.field]
-        lits.append(x if lit.positive else z3.Not(x))
-    return z3.Or(*lits)
+        x = shared[var.field] if var.slot is None else records[var.slot][var.field]
+        lits.append(x if lit.positive else negation(x, ctx))
+    return disjunction(lits, ctx)
+
+
+def _named(names: tuple[str, ...], record: object) -> dict[str, z3.BoolRef]:
+    """Each leaf of ``record`` by its name (the first leaf of a name, as a lookup
+    along the leaves finds it)."""
+    found: dict[str, z3.BoolRef] = {}
+    for name, x in zip(names, leaves(record), strict=True):
+        found.setdefault(name, x)
+    return found
 
 
 def _holds(
@@ -126,14 +141,17 @@ def _holds(
     functions: tuple[z3.FuncDeclRef, ...],
 ) -> z3.BoolRef:
     """I(s): every lemma, universally quantified over distinct vCPUs."""
+    ctx = vocab.ctx
+    named = _named(vocab.shared_names, shared)
     parts = []
     for n, lemma in enumerate(invariant.lemmas):
         vs = [z3.Const(f"v{n}_{i}", vocab.sort) for i in range(lemma.slots)]
-        body = _clause(vocab, lemma, shared, [vocab.record(functions, v) for v in vs])
+        records = [_named(vocab.vcpu_names, vocab.record(functions, v)) for v in vs]
+        body = _clause(vocab, lemma, named, records)
         if len(vs) >= 2:
-            body = z3.Implies(z3.Distinct(*vs), body)
+            body = implication(z3.Distinct(*vs), body, ctx)
         parts.append(z3.ForAll(vs, body) if vs else body)
-    return z3.And(*parts) if parts else vocab.logic.true
+    return conjunction(parts, ctx) if parts else vocab.logic.true
 
 
 def _violated(
@@ -144,15 +162,17 @@ def _violated(
     tag: str,
 ) -> z3.BoolRef:
     """not I(s'), with the vCPUs of each negated lemma as fresh constants."""
+    ctx = vocab.ctx
+    named = _named(vocab.shared_names, shared)
     parts = []
     for n, lemma in enumerate(invariant.lemmas):
         ws = [vocab.vcpu(f"w{n}_{i}@{tag}") for i in range(lemma.slots)]
-        records = [record_of(w) for w in ws]  # type: ignore[operator]
-        body = z3.Not(_clause(vocab, lemma, shared, records))
+        records = [_named(vocab.vcpu_names, record_of(w)) for w in ws]  # type: ignore[operator]
+        body = negation(_clause(vocab, lemma, named, records), ctx)
         if len(ws) >= 2:
-            body = z3.And(z3.Distinct(*ws), body)
+            body = conjunction([z3.Distinct(*ws), body], ctx)
         parts.append(body)
-    return z3.Or(*parts) if parts else vocab.logic.false
+    return disjunction(parts, ctx) if parts else vocab.logic.false
 
 
 @dataclass(frozen=True)
@@ -257,12 +277,13 @@ class AllVcpus:
         ``gfn``, if given) is chosen and is bad."""
         assert prop.kind is Kind.STEP and prop.bad_step is not None
         L = self.vocab.logic
+        ctx = self.vocab.ctx
         cases = [
-            z3.And(c.chosen, prop.bad_step(L, c.op, c.before, c.outcome))
+            conjunction([c.chosen, prop.bad_step(L, c.op, c.before, c.outcome)], ctx)
             for c in self.cases
             if (only is None or c.op is only) and (gfn is None or c.before.gfn == gfn)
         ]
-        return z3.Or(*cases) if cases else L.false
+        return disjunction(cases, ctx) if cases else L.false
 
     def certify(self, prop: Property, invariant: Invariant, budget: Budget) -> AllVcpusCertificate:
         """Certify ``invariant`` (and ``prop``) for every number of vCPUs."""
@@ -274,21 +295,22 @@ class AllVcpus:
                 Answer.UNKNOWN,
                 reason=f"{prop.name} is not of the form 'some vCPU ...'",
             )
+        ctx = vocab.ctx
         now = _holds(vocab, invariant, self.g0, self.tlb0)
         bad = self.bad_state(prop) if prop.kind is Kind.STATE else self.bad_step(prop)
         queries = {
-            "initiation": z3.And(self.init, z3.Not(now)),
-            "consecution": z3.And(
-                now, self.step, _violated(vocab, invariant, self.g1, self.after, "1")
+            "initiation": conjunction([self.init, negation(now, ctx)], ctx),
+            "consecution": conjunction(
+                [now, self.step, _violated(vocab, invariant, self.g1, self.after, "1")], ctx
             ),
-            "safety": z3.And(now, bad),
+            "safety": conjunction([now, bad], ctx),
         }
         answers = {}
         for name, query in queries.items():
-            solver = z3.Solver(ctx=vocab.ctx)
+            solver = z3.Solver(ctx=ctx)
             solver.set("random_seed", SEED)
             solver.set("rlimit", budget.rlimit)
-            solver.add(query)
+            assert_all(solver, query)
             result = solver.check()
             answers[name] = (
                 Answer.UNSAT

@@ -13,6 +13,7 @@ CI runner, an rlimit stops at the same point everywhere.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import z3
@@ -59,6 +60,44 @@ def check(solver: z3.Solver, *assumptions: z3.BoolRef) -> Answer:
     if result == z3.unsat:
         return Answer.UNSAT
     return Answer.UNKNOWN
+
+
+def conjunction(xs: Sequence[z3.BoolRef], ctx: z3.Context) -> z3.BoolRef:
+    """``z3.And(*xs)``: the same term, made without z3's checks (every ``x`` is
+    already a Boolean of ``ctx``)."""
+    return _made(z3.Z3_mk_and, xs, ctx)
+
+
+def disjunction(xs: Sequence[z3.BoolRef], ctx: z3.Context) -> z3.BoolRef:
+    """``z3.Or(*xs)``: the same term, made without z3's checks."""
+    return _made(z3.Z3_mk_or, xs, ctx)
+
+
+def negation(x: z3.BoolRef, ctx: z3.Context) -> z3.BoolRef:
+    """``z3.Not(x)``: the same term, made without z3's checks."""
+    return z3.BoolRef(z3.Z3_mk_not(ctx.ref(), x.ast), ctx)
+
+
+def implication(x: z3.BoolRef, y: z3.BoolRef, ctx: z3.Context) -> z3.BoolRef:
+    """``z3.Implies(x, y)``: the same term, made without z3's checks."""
+    return z3.BoolRef(z3.Z3_mk_implies(ctx.ref(), x.ast, y.ast), ctx)
+
+
+def assert_all(solver: z3.Solver, *xs: z3.BoolRef) -> None:
+    """``solver.add(*xs)`` for Booleans of the solver's context, without z3's casts."""
+    ref = solver.ctx.ref()
+    for x in xs:
+        z3.Z3_solver_assert(ref, solver.solver, x.ast)
+
+
+def _made(make: object, xs: Sequence[z3.BoolRef], ctx: z3.Context) -> z3.BoolRef:
+    # z3's own And/Or check and coerce every argument (a foreign call or two each),
+    # about ten times the cost of making the term; certification builds its queries
+    # from thousands of literals, so the term is made through the C API directly
+    args = (z3.Ast * len(xs))()
+    for i, x in enumerate(xs):
+        args[i] = x.ast
+    return z3.BoolRef(make(ctx.ref(), len(xs), args), ctx)  # type: ignore[operator]
 
 
 def z3_version() -> str:
