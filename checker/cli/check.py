@@ -136,7 +136,11 @@ def check(
     from checker.report import document
 
     progress = progress_for(show_progress, quiet, live_stdout=not as_json)
-    rules = select_rules(rule_name, expr, all_rules, specs, kernel)
+    hints = hint_store(no_cache)
+    # a spec's expression parsed in an earlier run is read back, not parsed again
+    # (loading the C parser costs more than deciding a property from a hint)
+    memo = hints.directory if hints is not None else None
+    rules = select_rules(rule_name, expr, all_rules, specs, kernel, memo)
     # every choice is resolved before anything is checked: a bad --era fails at once
     choices = {
         id(rule): resolve_paths(specs, era, mmu, harvest_flush, enable_flush, rule, scenario, fix)
@@ -147,7 +151,6 @@ def check(
     if out is not None:
         ensure_writable(out)
     budget = Budget(rlimit) if rlimit else Budget()
-    hints = hint_store(no_cache)
     units = [
         (
             rule,

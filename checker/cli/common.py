@@ -340,8 +340,11 @@ def select_rules(
     all_rules: bool,
     specs: Path,
     kernel: Path | None = None,
+    memo: Path | None = None,
 ) -> list[Rule]:
-    """The rules named by --rule / --expr / --kernel / --all (exactly one of them)."""
+    """The rules named by --rule / --expr / --kernel / --all (exactly one of them);
+    a spec's expression parsed through the memo in ``memo`` (the hints' folder; see
+    :mod:`checker.rules.memo`), if given."""
     from checker.rules.specs import adhoc_rule, load_named_rule, load_rules
 
     chosen = [
@@ -356,11 +359,11 @@ def select_rules(
 
         return [rule_from_kernel(kernel)]
     if all_rules:
-        return list(load_rules(specs).values())
+        return list(load_rules(specs, memo).values())
     assert rule_name is not None
     # only the rule asked for is read (and parsed); all of them only to say which
     # there are
-    found = load_named_rule(specs, rule_name)
+    found = load_named_rule(specs, rule_name, memo)
     return [found if found is not None else named_rule(rule_name, load_rules(specs), specs)]
 
 

@@ -30,12 +30,12 @@ Where: ``$CHECKER_CACHE_DIR``, else ``$XDG_CACHE_HOME/kvm-flush-checker``, else
 CLI's ``--no-cache``). Files are canonical JSON, the same bytes for the same
 hint, written atomically. A folder holds the hints of one version of the
 checker's source; the most recent few are kept and older ones removed. The whole
-cache may be deleted at any time.
+cache may be deleted at any time. The same folders keep the parsed rule
+expressions of :mod:`checker.rules.memo`, which go with them.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -53,6 +53,7 @@ from checker.limits import MAX_DEPTH
 from checker.model import Property, System
 from checker.model.declaration import model_for
 from checker.rules.specs import Rule, paths_table
+from checker.source import source_sha256
 
 SCHEMA = "checker.hint/1"
 #: the folder under the user's cache folder
@@ -108,26 +109,6 @@ def store_from_environment(environ: Mapping[str, str] | None = None) -> HintStor
     if home and os.path.isabs(home):
         return HintStore(Path(home) / ".cache" / CACHE_NAME)
     return None
-
-
-@functools.cache
-def source_sha256() -> str | None:
-    """sha256 of every module of the checker (their paths and bytes); None if one
-    cannot be read, and then no hint is kept or used."""
-    package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    try:
-        for folder, subfolders, files in os.walk(package):
-            subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
-            for name in sorted(f for f in files if f.endswith(".py")):
-                path = Path(folder) / name
-                data = path.read_bytes()
-                relative = path.relative_to(package).as_posix().encode("utf-8")
-                digest.update(b"%d:%s:%d:" % (len(relative), relative, len(data)))
-                digest.update(data)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def _sha256(text: str) -> str:

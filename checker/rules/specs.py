@@ -41,6 +41,7 @@ from checker.model.logic import Logic
 from checker.model.paths import CHOICES, Mmu
 from checker.rules import cexpr
 from checker.rules import formula as F
+from checker.rules import memo as parse_memo
 from checker.verdict import Verdict, decided
 
 B = TypeVar("B")
@@ -194,7 +195,7 @@ def rules_directory(specs: Path) -> Path:
     return specs / RULES_DIRECTORY
 
 
-def load_rules(specs: Path) -> dict[str, Rule]:
+def load_rules(specs: Path, memo: Path | None = None) -> dict[str, Rule]:
     """Every rule under ``specs/rules``, by name."""
     directory = rules_directory(specs)
     if not directory.exists():
@@ -203,7 +204,7 @@ def load_rules(specs: Path) -> dict[str, Rule]:
         )
     rules = {}
     for path in _spec_files(directory):
-        rule = load_rule(path)
+        rule = load_rule(path, memo)
         rules[rule.name] = rule
     if not rules:
         raise SpecError(
@@ -213,10 +214,10 @@ def load_rules(specs: Path) -> dict[str, Rule]:
     return rules
 
 
-def load_named_rule(specs: Path, name: str) -> Rule | None:
+def load_named_rule(specs: Path, name: str, memo: Path | None = None) -> Rule | None:
     """The rule ``name`` under ``specs/rules``, read alone (the others are not
     looked at); None if there is no such file. The directory is refused as
-    :func:`load_rules` refuses it."""
+    :func:`load_rules` refuses it. ``memo``: as for :func:`load_rule`."""
     directory = rules_directory(specs)
     if not directory.exists():
         return load_rules(specs).get(name)  # the same error as reading them all
@@ -224,7 +225,7 @@ def load_named_rule(specs: Path, name: str) -> Rule | None:
     if not files:
         return load_rules(specs).get(name)
     path = directory / f"{name}.toml"
-    return load_rule(path) if _NAME.fullmatch(name) and path in files else None
+    return load_rule(path, memo) if _NAME.fullmatch(name) and path in files else None
 
 
 def _spec_files(directory: Path) -> list[Path]:
@@ -281,7 +282,10 @@ def _read_spec(path: Path, fields: Sequence[str]) -> tuple[str, dict[str, Any], 
 _RULE_FIELDS = ("name", "expression", "summary", "origin", "expect")
 
 
-def load_rule(path: Path) -> Rule:
+def load_rule(path: Path, memo: Path | None = None) -> Rule:
+    """The rule in the spec file ``path``; its expression's parse is kept in (and
+    read back from) the folder ``memo`` (:mod:`checker.rules.memo`; None: parsed,
+    nothing kept)."""
     text, data, fail = _read_spec(path, _RULE_FIELDS)
     name = _string(data, "name", fail)
     if not _NAME.fullmatch(name):
@@ -309,7 +313,7 @@ def load_rule(path: Path) -> Rule:
         raise fail(f"expect.{missing[0]}", "missing: every property needs an expected verdict")
 
     line, column = _expression_position(text)
-    parsed = cexpr.parse_rule(expression, cexpr.Origin(str(path), line, column))
+    parsed = parse_memo.parse_rule(expression, cexpr.Origin(str(path), line, column), memo)
     return Rule(
         name=name,
         expression=expression,

@@ -1,0 +1,34 @@
+"""The checker's own source, as one hash: what a kept result depends on.
+
+Whatever the checker keeps from one run for the next (the hints of
+:mod:`checker.engines.hints`, the parsed rules of :mod:`checker.rules.memo`) is
+keyed by this hash among its other inputs, so any change to any module makes a new
+key and nothing kept by another version is used.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+
+
+@functools.cache
+def source_sha256() -> str | None:
+    """sha256 of every module of the checker (their paths and bytes); None if one
+    cannot be read, and then nothing is kept or used."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    try:
+        for folder, subfolders, files in os.walk(package):
+            subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+            for name in sorted(f for f in files if f.endswith(".py")):
+                path = Path(folder) / name
+                data = path.read_bytes()
+                relative = path.relative_to(package).as_posix().encode("utf-8")
+                digest.update(b"%d:%s:%d:" % (len(relative), relative, len(data)))
+                digest.update(data)
+    except OSError:
+        return None
+    return digest.hexdigest()
