@@ -159,7 +159,12 @@ class Session:
     def all_vcpus(self) -> parametric.AllVcpus:
         """The system over an uninterpreted vCPU sort (built on first use)."""
         if self._all_vcpus is None:
-            self._all_vcpus = parametric.AllVcpus(self.system)
+            # in the context of the encodings (z3's main one): a context of its own
+            # costs a process about 10 ms to make, more than most certifications.
+            # Every query here is decided by its logic alone (each in a solver of
+            # its own), so the other terms of the context change no answer;
+            # Spacer, whose search does depend on them, keeps a fresh context
+            self._all_vcpus = parametric.AllVcpus(self.system, z3.main_ctx())
         return self._all_vcpus
 
     def explored(self, vcpus: int) -> dict[str, explicit.ExplicitResult]:

@@ -74,10 +74,10 @@ class AllVcpusCertificate:
 
 
 class _Vocabulary:
-    """Symbols of one (fresh) z3 context, for ``system``'s shape."""
+    """Symbols of one z3 context (a fresh one unless given), for ``system``'s shape."""
 
-    def __init__(self, system: System) -> None:
-        self.ctx = z3.Context()
+    def __init__(self, system: System, context: z3.Context | None = None) -> None:
+        self.ctx = context if context is not None else z3.Context()
         self.logic = Symbolic(self.ctx)
         self.sort = z3.DeclareSort("VCPU", ctx=self.ctx)
         self.boolean = z3.BoolSort(ctx=self.ctx)
@@ -187,10 +187,11 @@ class _Case:
 
 class AllVcpus:
     """The transition system of ``system`` over an uninterpreted vCPU sort, built once
-    and shared by the certification of every property."""
+    and shared by the certification of every property; its terms live in
+    ``context`` (a fresh one unless given)."""
 
-    def __init__(self, system: System) -> None:
-        vocab = self.vocab = _Vocabulary(system)
+    def __init__(self, system: System, context: z3.Context | None = None) -> None:
+        vocab = self.vocab = _Vocabulary(system, context)
         L = vocab.logic
         shape = system.shape
         if shape.host_threads != 1:
