@@ -446,8 +446,6 @@ def _print_details(
     expression: str,
     unwritten: Callable[[PropertyResult], str] | None = None,
 ) -> None:
-    from checker.traces import view
-
     proofs = [p.result for p in checked if p.result.proof is not None]
     if proofs:
         click.echo(
@@ -470,13 +468,28 @@ def _print_details(
             elif every is not None:
                 why = every.reason or "the invariant is not inductive for every vCPU count"
                 click.echo(f"      (not certified for every number of vCPUs: {why})")
+    traced = [p for p in checked if p.result.trace is not None and p.trace is not None]
+    if traced:
+        # the view is loaded only for a trace to show (it takes a while to import,
+        # and a rule that holds shows none)
+        _print_traces(traced, options, expression, unwritten)
+    click.echo("")
+
+
+def _print_traces(
+    traced: Sequence[CheckedProperty],
+    options: Options,
+    expression: str,
+    unwritten: Callable[[PropertyResult], str] | None,
+) -> None:
+    from checker.traces import view
+
     # the same view as 'checker show', coloured on the same terms
     colour = view.use_colour(None, sys.stdout.isatty(), os.environ)
     legend = True
-    for p in checked:
+    for p in traced:
         r = p.result
-        if r.trace is None or p.trace is None:
-            continue
+        assert r.trace is not None and p.trace is not None
         vcpus = r.trace.vcpus
         fewest = (
             ""
@@ -500,4 +513,3 @@ def _print_details(
         ):
             click.echo(f"  {line}" if line else "", color=colour)
         legend = False  # once is enough
-    click.echo("")
