@@ -3,16 +3,18 @@ own ``And``/``Or``/``Not``/``Implies`` make: only the cost of making them change
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
+import pytest
 import z3
 
 from checker.engines import parametric
 from checker.engines.encode import Encoding
 from checker.engines.invariant import Invariant, Lemma, Lit, Var
-from checker.engines.smt import conjunction, disjunction, implication, negation
-from checker.model import System
+from checker.engines.smt import application, conjunction, disjunction, implication, negation
+from checker.model import System, vocabulary
 from checker.model.vocabulary import leaves
 
 #: lemmas of every kind: about the shared state only, one vCPU, two vCPUs
@@ -98,3 +100,29 @@ def test_the_all_vcpu_invariant_is_z3s_own_terms(systems: dict[str, System]) -> 
     assert made.eq(z3.And(*holds))
     negated = parametric._violated(vocab, INVARIANT, every.g1, every.after, "1")
     assert negated.eq(z3.Or(*violated))
+
+
+def test_an_application_is_z3s_own() -> None:
+    ctx = z3.Context()
+    sort = z3.DeclareSort("V", ctx=ctx)
+    f = z3.Function("f", sort, z3.BoolSort(ctx=ctx))
+    v = z3.Const("v", sort)
+    assert application(f, v, ctx).eq(f(v))
+
+
+def test_the_walk_asks_once_per_type_whether_it_is_a_record(
+    systems: dict[str, System], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = Encoding(systems["new"], 2).state(0)
+    list(leaves(s.shared))  # every type of the walk seen once
+    asked: list[type] = []
+    real = dataclasses.is_dataclass
+
+    def counted(x: Any) -> bool:
+        asked.append(type(x))
+        return real(x)
+
+    monkeypatch.setattr(vocabulary.dataclasses, "is_dataclass", counted)
+    assert len(list(leaves(s.shared))) == len(s.shared_names)
+    assert len(list(leaves(s.vcpus))) == 2 * len(s.vcpu_names)
+    assert asked == []

@@ -37,6 +37,7 @@ from checker.engines.smt import (
     Answer,
     Budget,
     Symbolic,
+    application,
     assert_all,
     conjunction,
     disjunction,
@@ -102,7 +103,10 @@ class _Vocabulary:
 
     def record(self, functions: tuple[z3.FuncDeclRef, ...], v: z3.ExprRef) -> Actor[z3.BoolRef]:
         """vCPU ``v``'s record."""
-        return rebuild(self.vcpu_template, iter([fn(v) for fn in functions]))  # type: ignore[no-any-return]
+        ctx = self.ctx
+        return rebuild(  # type: ignore[no-any-return]
+            self.vcpu_template, iter([application(fn, v, ctx) for fn in functions])
+        )
 
     def vcpu(self, name: str) -> z3.ExprRef:
         return z3.Const(name, self.sort)

@@ -83,6 +83,14 @@ def implication(x: z3.BoolRef, y: z3.BoolRef, ctx: z3.Context) -> z3.BoolRef:
     return z3.BoolRef(z3.Z3_mk_implies(ctx.ref(), x.ast, y.ast), ctx)
 
 
+def application(f: z3.FuncDeclRef, x: z3.ExprRef, ctx: z3.Context) -> z3.BoolRef:
+    """``f(x)`` for a unary Boolean function of ``ctx``: the same term, made without
+    z3's checks of the argument's sort."""
+    args = (z3.Ast * 1)()
+    args[0] = x.ast
+    return z3.BoolRef(z3.Z3_mk_app(ctx.ref(), f.ast, 1, args), ctx)
+
+
 def assert_all(solver: z3.Solver, *xs: z3.BoolRef) -> None:
     """``solver.add(*xs)`` for Booleans of the solver's context, without z3's casts."""
     ref = solver.ctx.ref()

@@ -253,18 +253,26 @@ def spte_value(spte: Spte[bool], layout: Layout = "x86") -> int:
 # --- records, walked generically ---------------------------------------------------------
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
+#: each type's field names, None for a type that is not a record (a leaf's: bool, a
+#: z3 term)
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
 
 
 def _fields(record: Any) -> tuple[str, ...] | None:
     """The record's field names, if it is a record (a dataclass); cached per type,
-    as the walk below runs for every state the engines build or compare."""
+    leaves' types too (most values walked are leaves), as the walk below runs for
+    every state the engines build or compare."""
     kind = type(record)
-    names = _FIELDS.get(kind)
-    if names is None:
-        if not dataclasses.is_dataclass(record):
-            return None
-        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(record))
+    try:
+        return _FIELDS[kind]
+    except KeyError:
+        pass
+    names = (
+        tuple(f.name for f in dataclasses.fields(record))
+        if dataclasses.is_dataclass(record)
+        else None
+    )
+    _FIELDS[kind] = names
     return names
 
 
