@@ -1,12 +1,21 @@
 """Nothing unchecked reaches the user.
 
-* An invariant is certified by three plain queries on a fresh solver, at the vCPU
-  count the user asked for; all must be UNSAT:
+* An invariant is certified by three plain queries, at the vCPU count the user
+  asked for; all must be UNSAT:
 
       initiation   init(s) and not I(s)
       consecution  I(s) and step(s, a, t) and not I(t)
       safety       I(s) and bad(s)                         (state property)
                    I(s) and step(s, a, t) and bad(s, a, t)  (step property)
+
+  The certifications of one encoding share a solver, so that the step relation,
+  most of every query, is turned into clauses once instead of once per property:
+  the solver holds ``on => step(s, a, t)``; each query is asserted behind a
+  literal of its own, checked assuming it (and ``on`` where the query has a step),
+  then retired by asserting the literal false. Retired queries and an unassumed
+  step constrain nothing, so each query is decided exactly as on a fresh solver
+  (what the solver learned is implied by what it holds). A solver that answers
+  unknown is not used again: the next certification starts a new one.
 
 * A counterexample is replayed through the pure-Python step function: the initial
   state must be initial, every action enabled, every successor equal to the one
@@ -16,6 +25,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import z3
@@ -55,27 +65,58 @@ class Certificate:
         return any(a is Answer.UNKNOWN for a in (self.initiation, self.consecution, self.safety))
 
 
+@dataclass
+class _Shared:
+    """The solver the certifications of one encoding share, with the literal that
+    turns its step relation on."""
+
+    solver: z3.Solver
+    step: z3.BoolRef
+    #: queries asserted so far (each gets a literal of its own)
+    queries: int = 0
+
+
+#: each encoding's shared solver, by work budget (rlimit)
+_SHARED: weakref.WeakKeyDictionary[Encoding, dict[int, _Shared]] = weakref.WeakKeyDictionary()
+
+
+def _shared(enc: Encoding, budget: Budget) -> _Shared:
+    by_budget = _SHARED.setdefault(enc, {})
+    shared = by_budget.get(budget.rlimit)
+    if shared is None:
+        ctx = enc.context
+        solver = new_solver(budget, ctx)
+        on = z3.Bool("certify_step", ctx=ctx)
+        assert_all(solver, implication(on, enc.transition(0).formula, ctx))
+        shared = by_budget[budget.rlimit] = _Shared(solver, on)
+    return shared
+
+
 def certify(enc: Encoding, prop: Property, invariant: Invariant, budget: Budget) -> Certificate:
     ctx = enc.context
     step = enc.transition(0)
     s, t = step.before, step.after
     now, after = invariant.instantiate(s), invariant.instantiate(t)
-    if prop.kind is Kind.STATE:
-        bad = enc.bad_state(prop, s)
-    else:
-        bad = conjunction([step.formula, enc.bad_step(prop, step)], ctx)
+    stepping = prop.kind is not Kind.STATE
+    bad = enc.bad_state(prop, s) if prop.kind is Kind.STATE else enc.bad_step(prop, step)
+    # each query, and whether it has the step (assumed through the shared literal)
     queries = {
-        "initiation": conjunction([enc.init(s), negation(now, ctx)], ctx),
-        "consecution": conjunction([now, step.formula, negation(after, ctx)], ctx),
-        "safety": conjunction([now, bad], ctx),
+        "initiation": (conjunction([enc.init(s), negation(now, ctx)], ctx), False),
+        "consecution": (conjunction([now, negation(after, ctx)], ctx), True),
+        "safety": (conjunction([now, bad], ctx), stepping),
     }
-    solver = new_solver(budget, ctx)
+    shared = _shared(enc, budget)
+    solver = shared.solver
     answers: dict[str, Answer] = {}
-    for name, query in queries.items():
-        lit = z3.Bool(f"certify_{name}", ctx=ctx)
+    for name, (query, with_step) in queries.items():
+        shared.queries += 1
+        lit = z3.Bool(f"certify_{name}#{shared.queries}", ctx=ctx)
         assert_all(solver, implication(lit, query, ctx))
-        answers[name] = check(solver, lit)
+        answers[name] = check(solver, lit, shared.step) if with_step else check(solver, lit)
         assert_all(solver, negation(lit, ctx))
+    if Answer.UNKNOWN in answers.values():
+        # a query cut short by the budget may leave the solver mid-way: drop it
+        _SHARED[enc].pop(budget.rlimit, None)
     return Certificate(enc.vcpus, **answers)
 
 

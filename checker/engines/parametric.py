@@ -17,6 +17,9 @@ Certification is the usual three queries, each UNSAT:
     consecution  I(s) and step(s, actor, s') and not I(s')    (one query, all operations)
     safety       I(s) and bad(s)  /  I(s) and step and bad(step)
 
+The queries of every property share one solver, each asserted behind a literal
+of its own and retired once answered, as in ``checker.engines.certify``.
+
 Negated lemmas are existential, so their vCPUs are fresh (Skolem) constants; the
 only quantifiers left are the universal ones of I(s), over unary predicates and
 constants: decidable, and z3's model-based instantiation decides it.
@@ -245,6 +248,10 @@ class AllVcpus:
                 )
                 self.cases.append(_Case(op, before, out, chosen))
         self.step = z3.Or(*(c.chosen for c in self.cases))
+        #: the solver the certifications share, by work budget (rlimit), and the
+        #: queries asserted so far (each gets a literal of its own)
+        self._solvers: dict[int, z3.Solver] = {}
+        self._queries = 0
 
     def _available(self, vocab: _Vocabulary) -> dict[object, list[z3.BoolRef]]:
         """Per lock mode: no vCPU and no host thread keeps a step from taking it."""
@@ -310,13 +317,20 @@ class AllVcpus:
             ),
             "safety": conjunction([now, bad], ctx),
         }
-        answers = {}
-        for name, query in queries.items():
-            solver = z3.Solver(ctx=ctx)
+        solver = self._solvers.get(budget.rlimit)
+        if solver is None:
+            solver = self._solvers[budget.rlimit] = z3.Solver(ctx=ctx)
             solver.set("random_seed", SEED)
             solver.set("rlimit", budget.rlimit)
-            assert_all(solver, query)
-            result = solver.check()
+        answers = {}
+        for name, query in queries.items():
+            # each query behind a literal of its own, retired once answered (as in
+            # checker.engines.certify): the solver is shared by every property
+            self._queries += 1
+            lit = z3.Bool(f"certify_{name}#{self._queries}", ctx=ctx)
+            assert_all(solver, implication(lit, query, ctx))
+            result = solver.check(lit)
+            assert_all(solver, negation(lit, ctx))
             answers[name] = (
                 Answer.UNSAT
                 if result == z3.unsat
@@ -324,6 +338,9 @@ class AllVcpus:
                 if result == z3.sat
                 else Answer.UNKNOWN
             )
+        if Answer.UNKNOWN in answers.values():
+            # a query cut short by the budget may leave the solver mid-way: drop it
+            self._solvers.pop(budget.rlimit, None)
         return AllVcpusCertificate(answers["initiation"], answers["consecution"], answers["safety"])
 
 
