@@ -1,5 +1,6 @@
 """What a warm ``checker check`` of a rule that holds does not load: the C parser
-(its parse is kept, checker.rules.memo) and the trace view (no trace to show)."""
+(its parse is kept, checker.rules.memo), the trace view (no trace to show) and
+multiprocessing (the forked processes are made with os.fork)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def test_a_rule_that_holds_shows_no_trace_and_loads_no_view(tmp_path: Path) -> N
     assert "proofs, for all depths" in stdout
     assert "checker.traces.view" not in modules
     assert "pycparser" not in modules
+    assert "checker.engines.forked" in modules and "multiprocessing" not in modules
 
 
 def test_a_violation_still_shows_its_trace(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ the searches). :func:`run` computes each in a child process of its
 own (``fork``: the child starts with the parent's imports and caches), at most
 ``jobs`` at a time, and yields the answers in the order of the tasks. Answers come
 back pickled through a pipe; each task's answer is what the same call in the
-parent would give (the computations are deterministic).
+parent would give (the computations are deterministic). The processes are made
+with ``os.fork`` and plain pipes: ``multiprocessing`` would do the same, but
+importing it costs a short check more than a tenth of its own work.
 
 Ctrl-C and failures:
 
@@ -28,22 +30,22 @@ the calling process, one after the other.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
+import pickle
+import select
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
-from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
 from checker import errors, interrupt
 from checker.process import EXIT_INTERRUPTED
 
 T = TypeVar("T")
-#: the children running, by task: the process and the end of its pipe
-Running = dict[int, tuple[Any, Connection]]
+#: the children running, by task: the process id and the read end of its pipe
+Running = dict[int, tuple[int, int]]
 
 #: the kinds of errors a child reports by name (a CheckerError's subclass may take
 #: other arguments than its message, so the error itself is not pickled)
@@ -82,13 +84,12 @@ def run(
 ) -> Generator[T, None, None]:
     """``function(*task)`` for each task, yielded in order; ``started(i)`` is
     called as task ``i`` starts."""
-    if jobs <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if jobs <= 1 or len(tasks) <= 1 or not hasattr(os, "fork"):
         for i, task in enumerate(tasks):
             if started is not None:
                 started(i)
             yield function(*task)
         return
-    context = multiprocessing.get_context("fork")
     # a child's lifeline: the parent holds the write end for the whole run, so a
     # child reads end-of-file when the parent is gone (stopped at once by a
     # second Ctrl-C, say) and leaves too
@@ -96,7 +97,7 @@ def run(
     running: Running = {}
     #: the children that have answered, left to exit while this process goes on
     #: (freeing a big process's memory takes a few milliseconds); reaped at the end
-    answered: list[Any] = []
+    answered: list[int] = []
     answers: dict[int, tuple[str, Any]] = {}
     following = 0
     try:
@@ -111,52 +112,77 @@ def run(
                 started(i)
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()  # a child must not write the parent's buffered output
-            receiving, sending = context.Pipe(duplex=False)
-            child = context.Process(
-                target=_child, args=(function, tasks[i], sending, lifeline), daemon=True
-            )
-            child.start()
-            sending.close()
-            running[i] = (child, receiving)
+            running[i] = _start(function, tasks[i], lifeline)
         while following < len(tasks):
             while following not in answers:
                 _collect(running, answers, answered)
             yield _answer(answers.pop(following))
             following += 1
     finally:
-        for child, receiving in running.values():
-            child.kill()
-            child.join()
-            receiving.close()
-        for child in answered:
-            child.join()
+        for pid, receiving in running.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+            os.close(receiving)
+        for pid in answered:
+            _reap(pid)
         for end in lifeline:
             os.close(end)
 
 
-def _collect(
-    running: dict[int, tuple[Any, Connection]],
-    answers: dict[int, tuple[str, Any]],
-    answered: list[Any],
-) -> None:
+def _start(
+    function: Callable[..., Any], task: tuple[Any, ...], lifeline: tuple[int, int]
+) -> tuple[int, int]:
+    """A child computing ``function(*task)``: its process id and the read end of
+    the pipe its answer comes through."""
+    receiving, sending = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        try:
+            os.close(receiving)
+            _child(function, task, sending, lifeline)
+        finally:
+            os._exit(0)
+    os.close(sending)
+    return pid, receiving
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _collect(running: Running, answers: dict[int, tuple[str, Any]], answered: list[int]) -> None:
     """Wait a little for answers, checking for Ctrl-C; the children that answered
     go from ``running`` to ``answered``."""
     interrupt.check()
-    ready = wait([r for _, r in running.values()], timeout=0.05)
-    for i, (child, receiving) in list(running.items()):
+    ready, _, _ = select.select([r for _, r in running.values()], [], [], 0.05)
+    for i, (pid, receiving) in list(running.items()):
         if receiving not in ready:
             continue
+        data = _read_all(receiving)
         try:
-            answers[i] = receiving.recv()
-        except EOFError:
+            answers[i] = pickle.loads(data)
+        except Exception:
             # the child died: of the same Ctrl-C as the parent (whose handler may
             # not have run yet), or of something else
             time.sleep(0.1)
             interrupt.check()
             answers[i] = ("crash", f"the process of task {i} ended without an answer")
-        answered.append(child)
-        receiving.close()
+        answered.append(pid)
+        os.close(receiving)
         del running[i]
+
+
+def _read_all(fd: int) -> bytes:
+    """Everything written to the pipe ``fd`` until its writer closes it (a child
+    writes its whole answer, then leaves)."""
+    chunks: list[bytes] = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def _orphaned(read_end: int) -> None:
@@ -180,7 +206,7 @@ def _answer(answer: tuple[str, Any]) -> Any:
 def _child(
     function: Callable[..., Any],
     task: tuple[Any, ...],
-    sending: Connection,
+    sending: int,
     lifeline: tuple[int, int],
 ) -> None:
     """In the child: compute, send the answer, and leave without running the
@@ -198,10 +224,11 @@ def _child(
     except BaseException:
         answer = ("crash", _traceback())
     try:
-        sending.send(answer)
+        data = pickle.dumps(answer)
     except Exception:
-        sending.send(("crash", _traceback()))
-    sending.close()
+        data = pickle.dumps(("crash", _traceback()))
+    with os.fdopen(sending, "wb") as pipe:
+        pipe.write(data)
 
 
 def _traceback() -> str:

@@ -1,0 +1,47 @@
+"""The forked computations run on ``os.fork`` and plain pipes (no multiprocessing,
+whose import costs a short check more than a tenth of its work): answers of any
+size come back in order, and a child that dies without one is an internal error."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from checker import errors
+from checker.engines import forked
+
+
+def _big(n: int) -> bytes:
+    return bytes([n]) * (1 << 20)  # far more than a pipe holds at once
+
+
+def _dies(n: int) -> int:
+    if n == 1:
+        os._exit(0)
+    return n
+
+
+def _refused(n: int) -> int:
+    raise errors.InputError(f"task {n} refused")
+
+
+def test_answers_larger_than_a_pipe_come_back_whole_and_in_order() -> None:
+    answers = list(forked.run(_big, [(1,), (2,), (3,)], 2))
+    assert answers == [_big(1), _big(2), _big(3)]
+
+
+def test_a_child_that_dies_without_an_answer_is_an_internal_error() -> None:
+    with pytest.raises(errors.InternalError, match="task 1 ended without an answer"):
+        list(forked.run(_dies, [(0,), (1,)], 2))
+
+
+def test_an_input_error_keeps_its_kind_and_message() -> None:
+    with pytest.raises(errors.InputError, match="task 0 refused"):
+        list(forked.run(_refused, [(0,), (1,)], 2))
+
+
+def test_no_child_is_left_behind() -> None:
+    list(forked.run(_big, [(1,), (2,), (3,)], 2))
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
