@@ -1,6 +1,7 @@
 """What a warm ``checker check`` of a rule that holds does not load: the C parser
 (its parse is kept, checker.rules.memo), the trace view (no trace to show) and
-multiprocessing (the forked processes are made with os.fork)."""
+multiprocessing (the forked processes are made with os.fork), and neither Spacer
+nor BMC (every invariant comes from a hint and certifies)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ def test_a_rule_that_holds_shows_no_trace_and_loads_no_view(tmp_path: Path) -> N
     assert "checker.traces.view" not in modules
     assert "pycparser" not in modules
     assert "checker.engines.forked" in modules and "multiprocessing" not in modules
+    assert "checker.engines.certify" in modules
+    assert not {"checker.engines.spacer", "checker.engines.bmc"} & modules
 
 
 def test_a_violation_still_shows_its_trace(tmp_path: Path) -> None:

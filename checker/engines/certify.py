@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import z3
 
 from checker.engines import semantics
-from checker.engines.bmc import SmtTrace
 from checker.engines.encode import Encoding
 from checker.engines.invariant import Invariant
 from checker.engines.smt import (
@@ -47,6 +47,9 @@ from checker.engines.smt import (
 from checker.engines.trace import Trace
 from checker.errors import CheckerError, InternalError
 from checker.model import Kind, Property, System
+
+if TYPE_CHECKING:
+    from checker.engines.bmc import SmtTrace
 
 
 @dataclass(frozen=True)

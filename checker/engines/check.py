@@ -36,11 +36,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import z3
 
-from checker.engines import bmc, explicit, hints, parametric, spacer
-from checker.engines.bmc import SmtTrace
+# Spacer and BMC are imported where they run: a run whose hints all certify
+# needs neither, and a forked check imports what its processes use before forking
+from checker.engines import explicit, hints, parametric
 from checker.engines.certify import Certificate, certify, replay
 from checker.engines.encode import Encoding
 from checker.engines.invariant import Invariant
@@ -51,6 +53,9 @@ from checker.limits import MAX_DEPTH
 from checker.model import PROPERTIES, Kind, Paths, Property, Shape, System
 from checker.rules.specs import Rule
 from checker.verdict import Verdict
+
+if TYPE_CHECKING:
+    from checker.engines import spacer
 
 #: vCPUs with which invariants are searched before being lifted to N
 LIFT_FROM = 2
@@ -288,6 +293,8 @@ def _smt(
     # that has one) goes on past --depth to find it: "inconclusive" would withhold
     # a verdict already decided, and the gate's verdicts must not depend on a bound.
     depth = DEPTH_LIMIT if found.answer is Answer.SAT else options.depth
+    from checker.engines import bmc
+
     result = bmc.shortest_counterexample(session(fewest), prop, depth, budget)
     if result.answer is Answer.SAT and result.trace is not None:
         trace = replay(system, name, prop, result.trace)
@@ -339,6 +346,8 @@ def _hinted(
     elif isinstance(hint, hints.ViolationHint):
         # one vCPU is the fewest there are; BMC stops at the shortest trace, which
         # is the one it finds searching up to DEPTH_LIMIT, as after a Spacer SAT
+        from checker.engines import bmc
+
         found = bmc.shortest_counterexample(session(1), prop, hint.length, budget)
         if found.answer is Answer.SAT and found.trace is not None:
             return _violated(prop, replay(system, name, prop, found.trace), options)
@@ -351,6 +360,8 @@ def _keep(session: Session, prop: Property, options: Options, hint: hints.Hint) 
 
 
 def _spacer(system: System, vcpus: int, prop: Property, budget: Budget) -> spacer.SpacerResult:
+    from checker.engines import spacer
+
     # Spacer's search depends on the order z3 terms were created in, so it gets a
     # context of its own, built the same way every time: the same invariant
     # whatever ran before in this process
@@ -386,6 +397,8 @@ def _explicit(name: str, prop: Property, options: Options, session: Session) -> 
         step = stepper.step(states[-1], action)
         assert step is not None
         states.append(step.after)
+    from checker.engines.bmc import SmtTrace
+
     trace = replay(system, name, prop, SmtTrace(fewest.actions, tuple(states)))
     return PropertyResult(prop, Verdict.VIOLATED, "explicit", trace=trace, exploration=seen)
 
