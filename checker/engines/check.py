@@ -166,9 +166,9 @@ class Session:
         if self._all_vcpus is None:
             # in the context of the encodings (z3's main one): a context of its own
             # costs a process about 10 ms to make, more than most certifications.
-            # Every query here is decided by its logic alone (each in a solver of
-            # its own), so the other terms of the context change no answer;
-            # Spacer, whose search does depend on them, keeps a fresh context
+            # Every query here is decided by its logic alone (on a solver that no
+            # encoding shares), so the other terms of the context change no
+            # answer; Spacer, whose search does depend on them, keeps a fresh one
             self._all_vcpus = parametric.AllVcpus(self.system, z3.main_ctx())
         return self._all_vcpus
 
@@ -364,7 +364,9 @@ def _spacer(system: System, vcpus: int, prop: Property, budget: Budget) -> space
 
     # Spacer's search depends on the order z3 terms were created in, so it gets a
     # context of its own, built the same way every time: the same invariant
-    # whatever ran before in this process
+    # whatever ran before in this process. It depends on how long the Python side
+    # keeps its terms too: keeping the encoding's init(s) for reuse changed the
+    # invariant found for one shipped property, so its encoding is built as is
     return spacer.prove(Encoding(system, vcpus, z3.Context()), prop, budget)
 
 

@@ -22,8 +22,10 @@ from checker import interrupt
 
 SEED = 0
 
-#: rlimit of one solver (z3's abstract work count, summed over its checks). The
-#: full check of the shipped rules at 32 vCPUs stays below 2% of this.
+#: rlimit of one check (z3's abstract work count: each check of a solver may do
+#: this much work, counted from where the context's count stands, so a solver
+#: shared by several queries gives each the whole budget). The full check of the
+#: shipped rules at 32 vCPUs stays below 2% of this.
 DEFAULT_RLIMIT = 2_000_000_000
 
 
