@@ -1,7 +1,8 @@
 """What a warm ``checker check`` of a rule that holds does not load: the C parser
 (its parse is kept, checker.rules.memo), the trace view (no trace to show) and
 multiprocessing (the forked processes are made with os.fork), and neither Spacer
-nor BMC (every invariant comes from a hint and certifies)."""
+nor BMC (every invariant comes from a hint and certifies); and what only the
+report needs is loaded once the forked processes run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from checker.engines import forked
 
 from .conftest import SPECS
 
@@ -47,3 +52,26 @@ def test_a_violation_still_shows_its_trace(tmp_path: Path) -> None:
     stdout, modules = _imported(tmp_path, *args, "--out", str(tmp_path / "out"))
     assert "checker.traces.view" in modules
     assert "shortest trace" in stdout and "step" in stdout
+
+
+@pytest.mark.skipif(forked.default_jobs() < 2, reason="one core: nothing is forked")
+def test_the_report_is_imported_once_the_forked_processes_run(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from checker.engines import forked\n"
+        "real = forked._start\n"
+        "def start(*args):\n"
+        "    print('report loaded:', 'checker.report.document' in sys.modules)\n"
+        "    return real(*args)\n"
+        "forked._start = start\n"
+        "from checker.console import main\n"
+        f"sys.argv = ['checker', 'check', '--rule', 'new', '--specs', {str(SPECS)!r}]\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CHECKER_CACHE"}
+    env["CHECKER_CACHE_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.stdout.count("report loaded: False") == 2, done.stdout + done.stderr
+    assert "1 rule: new [v6.13/shadow], new [v6.13/tdp] hold" in done.stdout

@@ -133,7 +133,6 @@ def check(
     """
     from checker.engines.check import Engine, Options
     from checker.engines.smt import Budget
-    from checker.report import document
 
     progress = progress_for(show_progress, quiet, live_stdout=not as_json)
     hints = hint_store(no_cache)
@@ -176,6 +175,8 @@ def check(
             checked.append(
                 check_rule(rule, options, choice, out, as_json, progress, quiet, hints, decided)
             )
+        from checker.report import document  # imported in check_rule already
+
         if as_json:
             click.echo(document.render(document.check_json(checked)))
         else:
@@ -207,7 +208,6 @@ def check_rule(
     :func:`_decide_all`), else they are decided here."""
     from checker import interrupt
     from checker.model import PROPERTIES
-    from checker.report.document import CheckedProperty, CheckedRule
     from checker.rules import formula
     from checker.text import one_line, printable
 
@@ -240,6 +240,10 @@ def check_rule(
     # traces are written once every property is decided: Ctrl-C before this point
     # leaves --out as it was
     interrupt.check()
+    # imported once the properties are decided (the forked processes, if any,
+    # start without it: they do not need it)
+    from checker.report.document import CheckedProperty, CheckedRule
+
     checked = []
     for result in results:
         trace = _trace_graph(result, rule, choice)
