@@ -73,7 +73,7 @@ def test_old_over_flushes_on_a_refresh_keeping_mw(shipped_rules: dict[str, Rule]
 
 def test_new_stale_w_invariant_reads_like_the_domain(shipped_rules: dict[str, Rule]) -> None:
     result = check_property(shipped_rules["new"], PROPERTY_BY_NAME["stale_w"], Options(vcpus=8))
-    assert result.proof is not None and result.proof.found_with == 2
+    assert result.proof is not None and result.proof.found_with == 1
     assert result.proof.invariant.render() == [
         "writable => mmu_writable",
         "forall v: tlb_writable[v] => mmu_writable && present",
@@ -177,3 +177,31 @@ def test_new_holds_everything_in_v6_13(shipped_rules: dict[str, Rule], mmu: str)
     for prop in PROPERTIES:
         result = check_property(shipped_rules["new"], prop, _profile("v6.13", mmu))
         assert result.verdict is Verdict.HOLDS, prop.name
+
+
+def test_a_search_already_run_is_not_run_again_for_the_fewest_vcpus(
+    shipped_rules: dict[str, Rule], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spacer searches with one vCPU first; when what it proved there does not lift
+    to N and the search with N shows a violation, the fewest vCPUs showing it are
+    looked for without searching with one vCPU again."""
+    from checker.engines import check, spacer
+    from checker.engines.invariant import Invariant
+    from checker.engines.smt import Answer
+
+    searched: list[int] = []
+    real = check._spacer
+
+    def one_vcpu_cannot(system: System, vcpus: int, prop: object, budget: Budget) -> object:
+        searched.append(vcpus)
+        if vcpus == 1:
+            # as if one vCPU could not break it, with an invariant ("true") that is
+            # not safe at N: certification refuses it, so Spacer searches with N
+            return spacer.SpacerResult(Answer.UNSAT, Invariant(()))
+        return real(system, vcpus, prop, budget)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(check, "_spacer", one_vcpu_cannot)
+    result = check_property(shipped_rules["legacy"], PROPERTY_BY_NAME["stale_w"], Options())
+    assert searched == [1, 2]
+    assert result.verdict is Verdict.VIOLATED
+    assert result.trace is not None and result.trace.vcpus == 2

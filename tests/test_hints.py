@@ -153,7 +153,7 @@ def test_a_false_invariant_is_refused_and_spacer_decides(
     path = _overwrite(store, rule, "stale_w", ProofHint(FALSE_INVARIANTS[why], 2))
     searches.clear()
     warm = check_all(rule, store)
-    assert searches == [("stale_w", 2)]
+    assert searches == [("stale_w", 1)]
     same(cold, warm)
     assert warm[0].proof is not None and not warm[0].proof.hinted
     # the search's own invariant is kept in place of the false one
@@ -173,7 +173,7 @@ def test_a_hint_for_a_violated_property_is_refused(
     _overwrite(store, rule, "stale_w", ProofHint(claimed, 2))
     searches.clear()
     warm = check_all(rule, store)
-    assert ("stale_w", 2) in searches
+    assert ("stale_w", 1) in searches
     same(cold, warm)
     assert warm[0].verdict is Verdict.VIOLATED
 
@@ -200,7 +200,7 @@ def test_a_false_violation_hint_is_refused_and_spacer_decides(
     _overwrite(store, rule, prop, ViolationHint(length))
     searches.clear()
     warm = check_all(rule, store)
-    assert (prop, 2) in searches
+    assert (prop, 1) in searches
     same(cold, warm)
 
 
@@ -298,7 +298,7 @@ def test_a_corrupt_hint_file_is_ignored(
     path.write_bytes(corrupt if isinstance(corrupt, bytes) else json.dumps(corrupt).encode())
     assert store.recall(System(rule), STALE_W, 2, Budget()) is None
     warm = check_property(rule, STALE_W, Options(), Session(System(rule), hints=store))
-    assert searches == [("stale_w", 2)]
+    assert searches == [("stale_w", 1)]
     same([cold], [warm])
     # the search's invariant replaces what was there
     assert store.recall(System(rule), STALE_W, 2, Budget()) is not None
@@ -326,7 +326,7 @@ def test_a_hint_that_is_not_a_file_is_ignored_and_not_replaced(
         path.symlink_to(tmp_path / "nowhere" / "x.json")
     searches.clear()
     warm = check_all(rule, store)
-    assert ("stale_w", 2) in searches
+    assert ("stale_w", 1) in searches
     same(cold, warm)
     assert path.is_dir() if what == "a directory" else not path.is_file()
 

@@ -108,16 +108,29 @@ def _least_model(
     initial: SymState,
     actions: list[SymAction],
 ) -> z3.ModelRef:
+    """The model whose choice bits, most significant first, are the least: each bit is
+    0 if it can be, given the bits before it.
+
+    ``witness`` satisfies every choice made so far (the goal's check made the
+    first). A bit it has at 0 can be 0, with no query; only a bit it has at 1 is
+    asked about, and a satisfiable answer is the next witness. So each choice is
+    the one a query per bit would make, with a query only where the answer is not
+    known already."""
     fixed = [goal]
     names = count()
+    witness = solver.model()
     for bit in _choice_bits(enc, initial, actions):
         zero = z3.Bool(f"choose@{next(names)}", ctx=enc.context)
         solver.add(z3.Implies(zero, z3.Not(bit)))
+        if z3.is_false(witness.eval(bit, model_completion=True)):
+            fixed.append(zero)
+            continue
         answer = check(solver, *fixed, zero)
         if answer is Answer.UNKNOWN:
             raise _Unknown
         if answer is Answer.SAT:
             fixed.append(zero)
+            witness = solver.model()
         else:
             one = z3.Bool(f"choose@{next(names)}", ctx=enc.context)
             solver.add(z3.Implies(one, bit))
