@@ -55,3 +55,8 @@ def _escape(c: str) -> str:
     if c in _NAMED_ESCAPES:
         return _NAMED_ESCAPES[c]
     return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+
+def vcpu_count(n: int) -> str:
+    """``n`` vCPUs as a phrase: "1 vCPU", "2 vCPUs"."""
+    return f"{n} vCPU{'s' if n != 1 else ''}"

@@ -588,3 +588,15 @@ def test_bare_checker_prints_a_short_usage_exit_2() -> None:
         "rules, scenario, show, synth",
         "checker: error: no command given; see 'checker --help' or 'checker COMMAND --help'",
     ]
+
+
+def test_one_vcpu_is_singular_in_the_proofs() -> None:
+    """Spacer searches with one vCPU first: the proofs say so in the singular, and
+    a check with one vCPU certifies "at 1 vCPU"."""
+    two = run("check", "--rule", "new", "--mmu", "shadow")
+    assert two.exit_code == 0, two.output
+    assert "certified at 2 vCPUs (" in two.output
+    assert "    stale_w (found with 1 vCPU):\n" in two.output
+    one = run("check", "--rule", "new", "--mmu", "shadow", "--vcpus", "1")
+    assert one.exit_code == 0, one.output
+    assert "certified at 1 vCPU (" in one.output and "found with" not in one.output

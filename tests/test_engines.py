@@ -123,6 +123,6 @@ def test_engine_all_fails_loudly_on_disagreement(
     with pytest.raises(EngineDisagreement) as info:
         check_property(shipped_rules["legacy"], PROPERTIES[0], Options(engine=Engine.ALL))
     message = str(info.value)
-    assert "smt says violated in 4 steps with 1 vCPUs: page_fault" in message
+    assert "smt says violated in 4 steps with 1 vCPU: page_fault" in message
     assert "explicit says holds" in message
     assert info.value.exit_code == 4

@@ -37,6 +37,7 @@ from checker.cli.common import (
 from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import CheckerError
 from checker.schemas import schema_id
+from checker.text import vcpu_count
 from checker.verdict import Verdict
 
 #: the engines --engine accepts, without importing the engines to list them
@@ -222,7 +223,7 @@ def check_rule(
         details.append(f"paths: {choice.label}")
         if choice.scenario is not None:
             details.append(f"scenario {choice.scenario.name}: {choice.shape.describe()}")
-        details.append(f"{options.vcpus} vCPU{'s' if options.vcpus > 1 else ''}")
+        details.append(f"{vcpu_count(options.vcpus)}")
         click.echo("  " + printable("; ".join(details)))
     results = []
     expected = _expected(rule, choice)
@@ -355,7 +356,7 @@ def _verdict_line(result: PropertyResult, expectations: dict[str, Verdict], seco
     text = f"{result.prop.name:15} {shown:12} {result.engine:10} {seconds:6.2f}s"
     if result.trace is not None:
         vcpus = result.trace.vcpus
-        text += f"  {result.trace.depth} steps, {vcpus} vCPU{'s' if vcpus > 1 else ''}"
+        text += f"  {result.trace.depth} steps, {vcpu_count(vcpus)}"
     elif result.proof is not None and result.proof.all_vcpus is not None:
         text += "  (any number of vCPUs)" if result.proof.all_vcpus.ok else ""
     if result.exploration is not None:
@@ -425,7 +426,7 @@ def compiler_lines(results: Sequence[PropertyResult], rule: Rule) -> list[str]:
         steps = ""
         if r.trace is not None:
             vcpus = r.trace.vcpus
-            steps = f" ({r.trace.depth} steps, {vcpus} vCPU{'s' if vcpus > 1 else ''})"
+            steps = f" ({r.trace.depth} steps, {vcpu_count(vcpus)})"
         lines.append(f"{where}: {severity}: {r.prop.name} violated: {r.prop.statement}{steps}")
     return lines
 
@@ -453,13 +454,13 @@ def _print_details(
     proofs = [p.result for p in checked if p.result.proof is not None]
     if proofs:
         click.echo(
-            f"\n  proofs, for all depths: inductive invariants certified at {options.vcpus} "
-            "vCPUs (initiation, consecution and safety queries UNSAT)"
+            f"\n  proofs, for all depths: inductive invariants certified at "
+            f"{vcpu_count(options.vcpus)} (initiation, consecution and safety queries UNSAT)"
         )
         for r in proofs:
             assert r.proof is not None
             found = r.proof.found_with
-            origin = "" if found == options.vcpus else f" (found with {found} vCPUs)"
+            origin = "" if found == options.vcpus else f" (found with {vcpu_count(found)})"
             click.echo(f"    {r.prop.name}{origin}:")
             for line in r.proof.invariant.render():
                 click.echo(f"      {line}")
@@ -496,9 +497,7 @@ def _print_traces(
         assert r.trace is not None and p.trace is not None
         vcpus = r.trace.vcpus
         fewest = (
-            ""
-            if vcpus == options.vcpus
-            else f" ({vcpus} vCPU{'s' if vcpus > 1 else ''}: the fewest that show it)"
+            "" if vcpus == options.vcpus else f" ({vcpu_count(vcpus)}: the fewest that show it)"
         )
         if p.files:
             where = f"written to {', '.join(p.files)}"

@@ -23,6 +23,7 @@ from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
 from checker.report.summary import diff_summary
 from checker.schemas import schema_id
+from checker.text import vcpu_count
 
 if TYPE_CHECKING:
     from checker.engines.diff import Comparison, Side, Witness
@@ -114,7 +115,7 @@ def _compare(
 
     sides = []
     for name, system in (a, b):
-        with progress.step(f"exploring {name} ({vcpus} vCPU{'s' if vcpus > 1 else ''})") as outcome:
+        with progress.step(f"exploring {name} ({vcpu_count(vcpus)})") as outcome:
             side = engine.reachable_updates(name, system, vcpus, max_states)
             outcome.append(f"{side.states} states, {len(side.updates)} updates")
         sides.append(side)

@@ -22,6 +22,7 @@ from checker.cli.common import (
 )
 from checker.cli.progress import progress_for, progress_options
 from checker.errors import InputError
+from checker.text import vcpu_count
 
 
 def _interruptible(chunks: Iterator[str]) -> Iterator[str]:
@@ -110,9 +111,7 @@ def graph(
             f"{MAX_GRAPH_VCPUS} vCPUs; add --symmetric"
         )
     ensure_file_writable(output, "-o")
-    with progress.step(
-        f"exploring {rule.name} ({vcpus} vCPU{'s' if vcpus > 1 else ''})"
-    ) as outcome:
+    with progress.step(f"exploring {rule.name} ({vcpu_count(vcpus)})") as outcome:
         space = statespace.explore(System(rule, choice.paths), vcpus, symmetric, max_states)
         outcome.append(f"{space.number_of_nodes()} states, {space.number_of_edges()} steps")
     if fmt == "dot" and (refusal := statespace.dot_refusal(space)) is not None:

@@ -27,6 +27,7 @@ from checker.cli.progress import Progress, progress_for, progress_options
 from checker.errors import InputError
 from checker.rules.specs import DEFAULT_ERA
 from checker.schemas import schema_id
+from checker.text import vcpu_count
 
 if TYPE_CHECKING:
     from checker.engines.check import PropertyResult
@@ -330,7 +331,7 @@ def _print_one(s: Synthesis, other: Rule | None, vcpus: int) -> None:
         click.echo(
             "  'not needed' is not certified: the rule that skips all those flushes "
             "is not proved safe (each was skipped alone, with "
-            f"{vcpus} vCPU{'s' if vcpus > 1 else ''})"
+            f"{vcpu_count(vcpus)})"
         )
     if other is not None:
         _print_comparison(other, list(judged.values()), c)

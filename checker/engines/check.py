@@ -52,6 +52,7 @@ from checker.errors import InternalError
 from checker.limits import MAX_DEPTH
 from checker.model import PROPERTIES, Kind, Paths, Property, Shape, System
 from checker.rules.specs import Rule
+from checker.text import vcpu_count
 from checker.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -241,7 +242,8 @@ def _disagreement(prop: Property, a: PropertyResult, b: PropertyResult) -> str:
         if r.trace is None:
             return r.verdict.value
         steps = ", ".join(s.action.label + _at(s.action.vcpu) for s in r.trace.steps)
-        return f"{r.verdict.value} in {r.trace.depth} steps with {r.trace.vcpus} vCPUs: {steps}"
+        vcpus = vcpu_count(r.trace.vcpus)
+        return f"{r.verdict.value} in {r.trace.depth} steps with {vcpus}: {steps}"
 
     return f"engines disagree on {prop.name}: smt says {answer(a)}; explicit says {answer(b)}"
 

@@ -18,6 +18,7 @@ from checker.model import SPTE_FIELDS, LockMode, Tlb
 from checker.model.operation import ActorKind, Hold
 from checker.rules.formula import FIELD_ABBREVIATIONS
 from checker.rules.scenarios import SHIPPED, Scenario
+from checker.text import vcpu_count
 from checker.verdict import Verdict
 
 
@@ -247,7 +248,7 @@ def writeup(
         out += _wrap(
             f"Yes. The model shows {question} {where}, with the rule each era "
             f"ships.{alone} The shortest trace in {race.label} (rule {race.rule}; "
-            f"{t.vcpus} vCPU{'s' if t.vcpus > 1 else ''} and a host thread; "
+            f"{vcpu_count(t.vcpus)} and a host thread; "
             f"{_config(t)} A/D bits), replayed through the step function:"
         )
         out += ["", *race_table(t), ""]
