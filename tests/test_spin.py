@@ -114,10 +114,10 @@ def assert_violates(system: System, name: str, initial: semantics.State, steps: 
 
 #: every (rule, era/MMU, vCPUs): 153 SPIN runs (a compile each, about half a
 #: second, beside the explicit engine's exploration, up to 1.3 s); those other
-#: than every rule under the representative eras at 2 vCPUs and under v6.4-v6.12's
-#: shadow MMU at 1 and 3 are marked slow (CI runs them, a plain make test does not);
-#: 1 and 3 vCPUs in every other era are marked referee: 'make referee' runs them
-#: (about 5 minutes on 2 cores, beyond the suite's budget)
+#: than every rule under the representative eras at 2 vCPUs are marked slow (CI
+#: runs them, with every era at 2 vCPUs and the representative ones at 1 and 3; a
+#: plain make test does not); 1 and 3 vCPUs in every other era are marked referee:
+#: 'make referee' runs them (about 5 minutes on 2 cores, beyond the suite's budget)
 MATRIX = [
     pytest.param(
         rule,
@@ -125,7 +125,7 @@ MATRIX = [
         vcpus,
         marks=(
             ()
-            if (vcpus == 2 and era in FAST_ERAS) or era == "v6.4-v6.12/shadow"
+            if vcpus == 2 and era in FAST_ERAS
             else (pytest.mark.slow,)
             if vcpus == 2 or era in FAST_ERAS
             else (pytest.mark.referee,)
@@ -180,7 +180,7 @@ def test_spin_agrees_with_two_gfns_under_one_spte(needs_spin: None) -> None:
     ("era", "mmu", "fix"),
     [
         ("v6.13", "shadow", None),
-        ("v6.13", "tdp", None),
+        pytest.param("v6.13", "tdp", None, marks=pytest.mark.slow),
         pytest.param("v5.14", "tdp", None, marks=pytest.mark.slow),
         pytest.param("v6.13", "shadow", "wp-w-only-unchecked-fast-path", marks=pytest.mark.slow),
     ],
@@ -295,6 +295,7 @@ def test_check_engine_spin_writes_the_committed_traces(needs_spin: None, tmp_pat
         ).read_bytes()
 
 
+@pytest.mark.slow
 def test_pan_compiled_with_O2_finds_the_same(needs_spin: None) -> None:
     system = System(RULES["legacy"])
     fast, slow = spin.run(system, 2, optimize=True), spin.run(system, 2, optimize=False)
