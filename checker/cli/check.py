@@ -223,7 +223,7 @@ def check_rule(
         details.append(f"paths: {choice.label}")
         if choice.scenario is not None:
             details.append(f"scenario {choice.scenario.name}: {choice.shape.describe()}")
-        details.append(f"{vcpu_count(options.vcpus)}")
+        details.append(vcpu_count(options.vcpus))
         click.echo("  " + printable("; ".join(details)))
     results = []
     expected = _expected(rule, choice)
