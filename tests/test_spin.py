@@ -117,7 +117,7 @@ def assert_violates(system: System, name: str, initial: semantics.State, steps: 
 #: than every rule under the representative eras at 2 vCPUs are marked slow (CI
 #: runs them, with every era at 2 vCPUs and the representative ones at 1 and 3; a
 #: plain make test does not); 1 and 3 vCPUs in every other era are marked referee:
-#: 'make referee' runs them (about 5 minutes on 2 cores, beyond the suite's budget)
+#: 'make referee' runs them (about 3.5 minutes on 2 cores, beyond the suite's budget)
 MATRIX = [
     pytest.param(
         rule,
