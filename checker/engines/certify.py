@@ -37,8 +37,8 @@ from checker.engines.invariant import Invariant
 from checker.engines.smt import (
     Answer,
     Budget,
+    SharedSolver,
     assert_all,
-    check,
     conjunction,
     implication,
     negation,
@@ -68,31 +68,23 @@ class Certificate:
         return any(a is Answer.UNKNOWN for a in (self.initiation, self.consecution, self.safety))
 
 
-@dataclass
-class _Shared:
-    """The solver the certifications of one encoding share, with the literal that
-    turns its step relation on."""
-
-    solver: z3.Solver
-    step: z3.BoolRef
-    #: queries asserted so far (each gets a literal of its own)
-    queries: int = 0
+#: each encoding's shared solver by work budget (rlimit), with the literal that
+#: turns its step relation on
+_SHARED: weakref.WeakKeyDictionary[Encoding, dict[int, tuple[SharedSolver, z3.BoolRef]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-#: each encoding's shared solver, by work budget (rlimit)
-_SHARED: weakref.WeakKeyDictionary[Encoding, dict[int, _Shared]] = weakref.WeakKeyDictionary()
-
-
-def _shared(enc: Encoding, budget: Budget) -> _Shared:
+def _shared(enc: Encoding, budget: Budget) -> tuple[SharedSolver, z3.BoolRef]:
     by_budget = _SHARED.setdefault(enc, {})
-    shared = by_budget.get(budget.rlimit)
-    if shared is None:
+    found = by_budget.get(budget.rlimit)
+    if found is None:
         ctx = enc.context
         solver = new_solver(budget, ctx)
         on = z3.Bool("certify_step", ctx=ctx)
         assert_all(solver, implication(on, enc.transition(0).formula, ctx))
-        shared = by_budget[budget.rlimit] = _Shared(solver, on)
-    return shared
+        found = by_budget[budget.rlimit] = (SharedSolver(solver), on)
+    return found
 
 
 def certify(enc: Encoding, prop: Property, invariant: Invariant, budget: Budget) -> Certificate:
@@ -108,18 +100,13 @@ def certify(enc: Encoding, prop: Property, invariant: Invariant, budget: Budget)
         "consecution": (conjunction([now, negation(after, ctx)], ctx), True),
         "safety": (conjunction([now, bad], ctx), stepping),
     }
-    shared = _shared(enc, budget)
-    solver = shared.solver
-    answers: dict[str, Answer] = {}
-    for name, (query, with_step) in queries.items():
-        shared.queries += 1
-        lit = z3.Bool(f"certify_{name}#{shared.queries}", ctx=ctx)
-        assert_all(solver, implication(lit, query, ctx))
-        answers[name] = check(solver, lit, shared.step) if with_step else check(solver, lit)
-        assert_all(solver, negation(lit, ctx))
-    if Answer.UNKNOWN in answers.values():
-        # a query cut short by the budget may leave the solver mid-way: drop it
-        _SHARED[enc].pop(budget.rlimit, None)
+    shared, on = _shared(enc, budget)
+    answers = {
+        name: shared.decide(name, query, *([on] if with_step else []))
+        for name, (query, with_step) in queries.items()
+    }
+    if shared.spoiled:
+        _SHARED[enc].pop(budget.rlimit, None)  # not used again
     return Certificate(enc.vcpus, **answers)
 
 

@@ -39,9 +39,9 @@ from checker.engines.smt import (
     SEED,
     Answer,
     Budget,
+    SharedSolver,
     Symbolic,
     application,
-    assert_all,
     conjunction,
     disjunction,
     implication,
@@ -248,10 +248,8 @@ class AllVcpus:
                 )
                 self.cases.append(_Case(op, before, out, chosen))
         self.step = z3.Or(*(c.chosen for c in self.cases))
-        #: the solver the certifications share, by work budget (rlimit), and the
-        #: queries asserted so far (each gets a literal of its own)
-        self._solvers: dict[int, z3.Solver] = {}
-        self._queries = 0
+        #: the solver the certifications share, by work budget (rlimit)
+        self._solvers: dict[int, SharedSolver] = {}
 
     def _available(self, vocab: _Vocabulary) -> dict[object, list[z3.BoolRef]]:
         """Per lock mode: no vCPU and no host thread keeps a step from taking it."""
@@ -317,30 +315,16 @@ class AllVcpus:
             ),
             "safety": conjunction([now, bad], ctx),
         }
-        solver = self._solvers.get(budget.rlimit)
-        if solver is None:
-            solver = self._solvers[budget.rlimit] = z3.Solver(ctx=ctx)
+        # one solver for every property's queries (with quantifiers: not QF_FD)
+        shared = self._solvers.get(budget.rlimit)
+        if shared is None:
+            solver = z3.Solver(ctx=ctx)
             solver.set("random_seed", SEED)
             solver.set("rlimit", budget.rlimit)
-        answers = {}
-        for name, query in queries.items():
-            # each query behind a literal of its own, retired once answered (as in
-            # checker.engines.certify): the solver is shared by every property
-            self._queries += 1
-            lit = z3.Bool(f"certify_{name}#{self._queries}", ctx=ctx)
-            assert_all(solver, implication(lit, query, ctx))
-            result = solver.check(lit)
-            assert_all(solver, negation(lit, ctx))
-            answers[name] = (
-                Answer.UNSAT
-                if result == z3.unsat
-                else Answer.SAT
-                if result == z3.sat
-                else Answer.UNKNOWN
-            )
-        if Answer.UNKNOWN in answers.values():
-            # a query cut short by the budget may leave the solver mid-way: drop it
-            self._solvers.pop(budget.rlimit, None)
+            shared = self._solvers[budget.rlimit] = SharedSolver(solver)
+        answers = {name: shared.decide(name, query) for name, query in queries.items()}
+        if shared.spoiled:
+            self._solvers.pop(budget.rlimit, None)  # not used again
         return AllVcpusCertificate(answers["initiation"], answers["consecution"], answers["safety"])
 
 

@@ -100,6 +100,32 @@ def assert_all(solver: z3.Solver, *xs: z3.BoolRef) -> None:
         z3.Z3_solver_assert(ref, solver.solver, x.ast)
 
 
+class SharedSolver:
+    """One solver deciding many queries, each as a fresh solver would: a query is
+    asserted behind a literal of its own, checked assuming it (and the literals
+    given), then retired by asserting its literal false. Retired queries constrain
+    nothing, and what the solver learned is implied by what it holds, so no query
+    is decided differently for those before it. A query answered unknown (its
+    budget cut it short) may leave the solver mid-way: ``spoiled`` is then set, and
+    its owner drops it."""
+
+    def __init__(self, solver: z3.Solver) -> None:
+        self.solver = solver
+        #: queries asserted so far, each with a literal of its own
+        self.queries = 0
+        self.spoiled = False
+
+    def decide(self, name: str, query: z3.BoolRef, *assumptions: z3.BoolRef) -> Answer:
+        ctx = self.solver.ctx
+        self.queries += 1
+        lit = z3.Bool(f"certify_{name}#{self.queries}", ctx=ctx)
+        assert_all(self.solver, implication(lit, query, ctx))
+        answer = check(self.solver, lit, *assumptions)
+        assert_all(self.solver, negation(lit, ctx))
+        self.spoiled = self.spoiled or answer is Answer.UNKNOWN
+        return answer
+
+
 def _made(make: object, xs: Sequence[z3.BoolRef], ctx: z3.Context) -> z3.BoolRef:
     # z3's own And/Or check and coerce every argument (a foreign call or two each),
     # about ten times the cost of making the term; certification builds its queries
@@ -131,11 +157,7 @@ class Symbolic:
     # cost of making the term; every argument here is already a Boolean of this
     # context, so the terms are made through the C API directly
     def _nary(self, make: object, xs: list[z3.BoolRef]) -> z3.BoolRef:
-        args = (z3.Ast * len(xs))()
-        for i, x in enumerate(xs):
-            args[i] = x.as_ast()
-        ref = self.context.ref()
-        return z3.BoolRef(make(ref, len(xs), args), self.context)  # type: ignore[operator]
+        return _made(make, xs, self.context)
 
     def const(self, value: bool) -> z3.BoolRef:
         return self.true if value else self.false
@@ -145,7 +167,7 @@ class Symbolic:
             return self.false
         if a is self.false:
             return self.true
-        return z3.BoolRef(z3.Z3_mk_not(self.context.ref(), a.as_ast()), self.context)
+        return negation(a, self.context)
 
     def and_(self, *xs: z3.BoolRef) -> z3.BoolRef:
         kept = []
