@@ -59,7 +59,7 @@ from checker.model import (
     apply,
 )
 from checker.model.operation import blocks, shared_after, takes_lock, vcpu_after
-from checker.model.vocabulary import equal, leaves, rebuild, select
+from checker.model.vocabulary import equal, leaves, leaves_by_name, rebuild, select
 
 
 def _bits(count: int) -> int:
@@ -90,23 +90,16 @@ class SymState:
                 where[x.get_id()] = (name, v)
         return where
 
-    def variable(self, name: str, vcpu: int | None) -> z3.BoolRef:
-        """The variable named ``name`` (of vCPU ``vcpu``)."""
-        if vcpu is None:
-            return _by_name(self.shared_names, leaves(self.shared), name)
-        return _by_name(self.vcpu_names, leaves(self.vcpus[vcpu]), name)
-
     def by_name(self) -> dict[tuple[str, int | None], z3.BoolRef]:
-        """Every state variable by (name, vCPU), as :meth:`variable` finds it; made
+        """Every state variable by (name, vCPU) (the first of a name recurring); made
         once per state (an invariant's instantiation looks up every literal)."""
         found: dict[tuple[str, int | None], z3.BoolRef] | None = self.__dict__.get("_by_name")
         if found is None:
-            found = {}
-            for name, x in zip(self.shared_names, leaves(self.shared), strict=True):
-                found.setdefault((name, None), x)
+            shared = leaves_by_name(self.shared_names, self.shared)
+            found = {(name, None): x for name, x in shared.items()}
             for v, record in enumerate(self.vcpus):
-                for name, x in zip(self.vcpu_names, leaves(record), strict=True):
-                    found.setdefault((name, v), x)
+                named = leaves_by_name(self.vcpu_names, record)
+                found.update(((name, v), x) for name, x in named.items())
             # a frozen dataclass: kept beside its fields, which equality compares
             self.__dict__["_by_name"] = found
         return found
@@ -363,13 +356,6 @@ class Encoding:
         for sel, record in zip(reversed(is_actor[:-1]), reversed(records[:-1]), strict=True):
             result = select(L, sel, record, result)
         return result
-
-
-def _by_name(names: Sequence[str], values: Any, name: str) -> z3.BoolRef:
-    for n, x in zip(names, values, strict=True):
-        if n == name:
-            return x
-    raise KeyError(name)
 
 
 def concrete_variables(state: State) -> list[bool]:

@@ -62,7 +62,7 @@ from checker.model import (
     apply,
 )
 from checker.model.operation import blocks, shared_after, takes_lock, vcpu_after
-from checker.model.vocabulary import equal, leaves, rebuild
+from checker.model.vocabulary import equal, leaves_by_name, rebuild
 
 
 @dataclass(frozen=True)
@@ -132,15 +132,6 @@ def _clause(
     return disjunction(lits, ctx)
 
 
-def _named(names: tuple[str, ...], record: object) -> dict[str, z3.BoolRef]:
-    """Each leaf of ``record`` by its name (the first leaf of a name, as a lookup
-    along the leaves finds it)."""
-    found: dict[str, z3.BoolRef] = {}
-    for name, x in zip(names, leaves(record), strict=True):
-        found.setdefault(name, x)
-    return found
-
-
 def _holds(
     vocab: _Vocabulary,
     invariant: Invariant,
@@ -149,11 +140,11 @@ def _holds(
 ) -> z3.BoolRef:
     """I(s): every lemma, universally quantified over distinct vCPUs."""
     ctx = vocab.ctx
-    named = _named(vocab.shared_names, shared)
+    named = leaves_by_name(vocab.shared_names, shared)
     parts = []
     for n, lemma in enumerate(invariant.lemmas):
         vs = [z3.Const(f"v{n}_{i}", vocab.sort) for i in range(lemma.slots)]
-        records = [_named(vocab.vcpu_names, vocab.record(functions, v)) for v in vs]
+        records = [leaves_by_name(vocab.vcpu_names, vocab.record(functions, v)) for v in vs]
         body = _clause(vocab, lemma, named, records)
         if len(vs) >= 2:
             body = implication(z3.Distinct(*vs), body, ctx)
@@ -170,11 +161,11 @@ def _violated(
 ) -> z3.BoolRef:
     """not I(s'), with the vCPUs of each negated lemma as fresh constants."""
     ctx = vocab.ctx
-    named = _named(vocab.shared_names, shared)
+    named = leaves_by_name(vocab.shared_names, shared)
     parts = []
     for n, lemma in enumerate(invariant.lemmas):
         ws = [vocab.vcpu(f"w{n}_{i}@{tag}") for i in range(lemma.slots)]
-        records = [_named(vocab.vcpu_names, record_of(w)) for w in ws]  # type: ignore[operator]
+        records = [leaves_by_name(vocab.vcpu_names, record_of(w)) for w in ws]  # type: ignore[operator]
         body = negation(_clause(vocab, lemma, named, records), ctx)
         if len(ws) >= 2:
             body = conjunction([z3.Distinct(*ws), body], ctx)

@@ -350,6 +350,15 @@ def leaves(record: Any) -> Iterator[Any]:
     return iter(out)
 
 
+def leaves_by_name(names: tuple[str, ...], record: Any) -> dict[str, Any]:
+    """Each leaf of ``record`` by its name in ``names`` (its leaves' names, in
+    order); where a name recurs, its first leaf, as a search along the leaves finds."""
+    found: dict[str, Any] = {}
+    for name, x in zip(names, leaves(record), strict=True):
+        found.setdefault(name, x)
+    return found
+
+
 def _collect(record: Any, out: list[Any]) -> None:
     if isinstance(record, tuple):
         for item in record:
