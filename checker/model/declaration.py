@@ -41,6 +41,7 @@ from checker.model.vocabulary import (
     TlbEntry,
     actor_names,
     shared_names,
+    without_kept_hash,
 )
 
 B = TypeVar("B")
@@ -96,6 +97,9 @@ class Model:
             found.setdefault(HOLDS_WRITE.name, HOLDS_WRITE)
         object.__setattr__(self, "locals", tuple(found.values()))
         object.__setattr__(self, "_index", {name: i for i, name in enumerate(names)})
+        self._keep_hash()
+
+    def _keep_hash(self) -> None:
         # kept: a model keys the engines' caches, and hashing it walks every operation
         object.__setattr__(self, "_hash", hash((self.operations, self.pml, self.fixed)))
 
@@ -105,11 +109,11 @@ class Model:
     # the kept hash is this process's (it hashes the effects' functions): a copy
     # unpickled elsewhere works its own out
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+        return without_kept_hash(self)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        object.__setattr__(self, "_hash", hash((self.operations, self.pml, self.fixed)))
+        self._keep_hash()
 
     def index(self, name: str) -> int:
         """The operation's place in the canonical order."""
