@@ -120,7 +120,7 @@ def test_the_stepper_memoises_what_the_step_function_says(model: str) -> None:
         system = System(adhoc_rule("!is_writable_pte(new_spte)"), model=LOCKING)
     stepper = explicit.Stepper(system)
     explored, _ = explicit.explore(system, 2, stepper=stepper)
-    assert stepper._outcomes and any(stepper.model.locals)
+    assert stepper._moves and any(stepper.model.locals)
     for state in explored.parent:
         for action in semantics.actions(2, state.shape, system.model):
             want, got = semantics.step(system, state, action), stepper.step(state, action)

@@ -42,7 +42,6 @@ from checker.model import (
     Actor,
     FlushRule,
     Kind,
-    Model,
     Operation,
     Outcome,
     Property,
@@ -53,7 +52,7 @@ from checker.model import (
     apply,
 )
 from checker.model.logic import CONCRETE, Logic
-from checker.model.operation import takes_lock
+from checker.model.operation import shared_after, takes_lock, vcpu_after
 from checker.model.vocabulary import evolve
 
 B = TypeVar("B")
@@ -64,6 +63,8 @@ def canonical(state: State) -> tuple[State, tuple[int, ...]]:
     with ``representative.vcpus[i] == state.vcpus[perm[i]]``."""
     vcpus = state.vcpus
     perm = tuple(sorted(range(len(vcpus)), key=vcpus.__getitem__))
+    if all(v == i for i, v in enumerate(perm)):
+        return state, perm  # already in order (always, with one vCPU)
     return evolve(state, vcpus=tuple(vcpus[v] for v in perm)), perm
 
 
@@ -91,39 +92,115 @@ class _Decisions:
         return found
 
 
-#: what an operation's outcome depends on: (operation, shared state, the actor's
-#: record, gfn, parameters)
-_Seen = tuple[str, Shared[bool], Actor[bool], int | None, tuple[tuple[str, bool], ...]]
+#: what a step's outcome depends on besides the window: the operation, the gfn and
+#: the parameters (not which vCPU acts: the window holds the actor's record)
+_Kind = tuple[str, int | None, tuple[tuple[str, bool], ...]]
+
+
+class _Move:
+    """One action kind's step in one window, worked out once: its outcome, the
+    shared state after it (a host thread's record written back) and the actor's
+    record after it before any flush, as ``semantics.after`` builds them."""
+
+    __slots__ = ("actor", "bad", "outcome", "shared")
+
+    def __init__(self, outcome: Outcome[bool], shared: Shared[bool], actor: Actor[bool]) -> None:
+        self.outcome = outcome
+        self.shared = shared
+        self.actor = actor
+        #: step property -> whether the step violates it, as asked
+        self.bad: dict[str, bool] = {}
+
+
+#: an action as the stepper takes it: the action, its operation, its kind, the
+#: acting vCPU (None for a host thread) and whether other actors' holds of mmu_lock
+#: can keep it from running
+_Plan = tuple[Action, Operation, _Kind, int | None, bool]
 
 
 class Stepper:
-    """The step function with each operation's outcome memoised, and whether a step
-    violates a step property.
+    """The step function with each step worked out once per window, and whether a
+    step violates a step property.
 
-    An operation's outcome depends only on the shared state, the acting actor's
-    record, the gfn and the parameters; with many vCPUs the same few combinations
-    recur in every state. A step property reads only what the step saw (that same
-    window) and its outcome, so its answer is memoised the same way.
+    A step's outcome depends only on the shared state, the acting actor's record
+    and the action's kind (operation, gfn, parameters); with many vCPUs the same
+    few combinations recur in every state. So the outcome, the shared state after
+    it and the actor's record after it are kept per (kind, shared state, actor's
+    record), and a flushed record per record: a successor is then the kept shared
+    state with the kept records put in place. A step property reads only what the
+    step saw (that same window) and its outcome, so its answer is kept the same way.
     """
 
     def __init__(self, system: System) -> None:
         self.system = system
         self.model = system.model
         self.rule = _Decisions(system.rule)
-        self._outcomes: dict[_Seen, Outcome[bool]] = {}
-        self._bad: dict[tuple[str, _Seen], bool] = {}
+        #: (kind, shared, actor's record) -> the move, or None where not enabled
+        self._moves: dict[tuple[_Kind, Shared[bool], Actor[bool]], _Move | None] = {}
+        self._flushed: dict[Actor[bool], Actor[bool]] = {}
+        #: each distinct shared state and record the moves leave, kept once: equal
+        #: successors then hold the same records, which compare by identity
+        self._records: dict[Any, Any] = {}
+        #: id(move.outcome) -> move: a step's outcome is its move's, kept alive by
+        #: ``_moves``, so no other live outcome can have its id
+        self._by_outcome: dict[int, _Move] = {}
         self._free: dict[tuple[Any, ...], bool] = {}
+        self._plans: dict[tuple[int, Shape, tuple[int, ...] | None], tuple[_Plan, ...]] = {}
+        self._plan_of: dict[Action, _Plan] = {}
 
-    @staticmethod
-    def _seen(op: Operation, state: State, action: Action) -> _Seen:
-        return (action.op, state.shared, state.actor(op, action), action.gfn, action.params)
+    def _plan(self, action: Action) -> _Plan:
+        found = self._plan_of.get(action)
+        if found is None:
+            op = self.model.by_name(action.op)
+            vcpu = (action.vcpu or 0) if op.by_vcpu else None
+            gated = takes_lock(op) and bool(self.model.locals)
+            found = (action, op, (action.op, action.gfn, action.params), vcpu, gated)
+            self._plan_of[action] = found
+        return found
+
+    def _plans_for(self, state: State, vcpus: tuple[int, ...] | None) -> tuple[_Plan, ...]:
+        """The plans of every action of ``state``'s size, of the vCPUs ``vcpus``
+        only (None: every vCPU), in canonical order."""
+        key = (len(state.vcpus), state.shape, vcpus)
+        found = self._plans.get(key)
+        if found is None:
+            found = self._plans[key] = tuple(
+                self._plan(a)
+                for a in semantics.actions(len(state.vcpus), state.shape, self.model)
+                if vcpus is None or a.vcpu is None or a.vcpu in vcpus
+            )
+        return found
+
+    def _move(self, plan: _Plan, state: State) -> _Move | None:
+        action, op, kind, vcpu, _ = plan
+        actor = state.shared.hosts[0] if vcpu is None else state.vcpus[vcpu]
+        key = (kind, state.shared, actor)
+        try:
+            return self._moves[key]
+        except KeyError:
+            pass
+        window = state.window(action)
+        out = apply(CONCRETE, self.rule, self.system.paths, op, window, dict(action.params))
+        move = None
+        if out.enabled:
+            records = self._records
+            shared, actor = shared_after(op, out, 0), out.window.actor
+            shared = records.setdefault(shared, shared)
+            actor = records.setdefault(actor, actor)
+            move = _Move(out, shared, actor)
+            self._by_outcome[id(out)] = move
+        self._moves[key] = move
+        return move
 
     def violates(self, prop: Property, s: Step) -> bool:
-        """``semantics.step_is_bad(prop, s)``, for a step of this stepper's system."""
-        key = (prop.name, self._seen(self.model.by_name(s.action.op), s.before, s.action))
-        found = self._bad.get(key)
+        """``semantics.step_is_bad(prop, s)``: it reads the window the step saw and
+        its outcome, so for a step this stepper took it is kept with the move."""
+        move = self._by_outcome.get(id(s.outcome))
+        if move is None:  # a step taken elsewhere
+            return semantics.step_is_bad(prop, s)
+        found = move.bad.get(prop.name)
         if found is None:
-            found = self._bad[key] = semantics.step_is_bad(prop, s)
+            found = move.bad[prop.name] = semantics.step_is_bad(prop, s)
         return found
 
     def _available(self, op: Operation, state: State) -> bool:
@@ -137,50 +214,50 @@ class Stepper:
             found = self._free[key] = semantics.available(self.model, op, state)
         return found
 
-    def outcome(self, op: Operation, state: State, action: Action) -> Outcome[bool]:
-        key = self._seen(op, state, action)
-        found = self._outcomes.get(key)
-        if found is None:
-            window = state.window(action)
-            found = apply(CONCRETE, self.rule, self.system.paths, op, window, dict(action.params))
-            self._outcomes[key] = found
-        return found
+    def _after(self, move: _Move, state: State, vcpu: int | None) -> State:
+        """``semantics.after``: the frame (``vcpu_after``) with the kept records."""
+        vcpus = state.vcpus
+        if move.outcome.flush:
+            flushed = self._flushed
+            records = []
+            for v, record in enumerate(vcpus):
+                if v == vcpu:
+                    record = move.actor
+                done = flushed.get(record)
+                if done is None:
+                    done = vcpu_after(CONCRETE, True, True, record, record)
+                    done = flushed[record] = self._records.setdefault(done, done)
+                records.append(done)
+            vcpus = tuple(records)
+        elif vcpu is not None and move.actor is not vcpus[vcpu] and move.actor != vcpus[vcpu]:
+            vcpus = (*vcpus[:vcpu], move.actor, *vcpus[vcpu + 1 :])
+        return State(move.shared, vcpus, state.shape, state.model)
 
     def step(self, state: State, action: Action) -> Step | None:
-        op = self.model.by_name(action.op)
-        out = self.outcome(op, state, action)
-        if not out.enabled or not self._available(op, state):
+        plan = self._plan(action)
+        return self._step(plan, state)
+
+    def _step(self, plan: _Plan, state: State) -> Step | None:
+        move = self._move(plan, state)
+        if move is None or (plan[4] and not self._available(plan[1], state)):
             return None
-        return Step(action, state, semantics.after(op, state, action, out), out)
+        return Step(plan[0], state, self._after(move, state, plan[3]), move.outcome)
 
     def successors(self, state: State, symmetric: bool) -> Iterator[Step]:
         """Every enabled step; with ``symmetric``, one vCPU per distinct record."""
-        seen: set[Actor[bool]] = set()
-        representatives = []
-        for v, record in enumerate(state.vcpus):
-            if not symmetric or record not in seen:
-                seen.add(record)
-                representatives.append(v)
-        for action in _actions(self.model, len(state.vcpus), state.shape, tuple(representatives)):
-            s = self.step(state, action)
+        vcpus: tuple[int, ...] | None = None
+        if symmetric:
+            seen: set[Actor[bool]] = set()
+            representatives = []
+            for v, record in enumerate(state.vcpus):
+                if record not in seen:
+                    seen.add(record)
+                    representatives.append(v)
+            vcpus = tuple(representatives)
+        for plan in self._plans_for(state, vcpus):
+            s = self._step(plan, state)
             if s is not None:
                 yield s
-
-
-_ACTION_CACHE: dict[tuple[Model, int, Shape, tuple[int, ...]], tuple[Action, ...]] = {}
-
-
-def _actions(
-    model: Model, vcpus: int, shape: Shape, representatives: tuple[int, ...]
-) -> tuple[Action, ...]:
-    key = (model, vcpus, shape, representatives)
-    if key not in _ACTION_CACHE:
-        _ACTION_CACHE[key] = tuple(
-            a
-            for a in semantics.actions(vcpus, shape, model)
-            if a.vcpu is None or a.vcpu in representatives
-        )
-    return _ACTION_CACHE[key]
 
 
 @dataclass
