@@ -162,6 +162,9 @@ class Session:
         #: explorations that ran out of states, so that they are not run again
         self._exceeded: dict[int, explicit.StateBudgetExceeded] = {}
         self._all_vcpus: parametric.AllVcpus | None = None
+        #: one stepper for every exploration: the steps worked out with fewer vCPUs
+        #: recur with more
+        self.stepper = explicit.Stepper(system)
 
     def __call__(self, vcpus: int) -> Encoding:
         if vcpus not in self._encodings:
@@ -188,7 +191,7 @@ class Session:
         if vcpus not in self._explored:
             try:
                 self._explored[vcpus] = explicit.check_all(
-                    self.system, PROPERTIES, vcpus, max_states=self.max_states
+                    self.system, PROPERTIES, vcpus, max_states=self.max_states, stepper=self.stepper
                 )
             except explicit.StateBudgetExceeded as exc:
                 self._exceeded[vcpus] = exc
@@ -406,9 +409,8 @@ def _explicit(name: str, prop: Property, options: Options, session: Session) -> 
             break
     assert fewest.initial is not None
     states = [fewest.initial]
-    stepper = explicit.Stepper(system)
     for action in fewest.actions:
-        step = stepper.step(states[-1], action)
+        step = session.stepper.step(states[-1], action)
         assert step is not None
         states.append(step.after)
     from checker.engines.bmc import SmtTrace

@@ -414,12 +414,14 @@ def check_all(
     vcpus: int,
     symmetric: bool = True,
     max_states: int | None = DEFAULT_MAX_STATES,
+    stepper: Stepper | None = None,
 ) -> dict[str, ExplicitResult]:
     """Explore once and find, for each property, its shortest violation if any.
 
     States are reached in breadth-first order and steps are taken from states in
     that order, so the first bad state (for a state property) or bad step (for a
-    step property) found is a shortest violation.
+    step property) found is a shortest violation. ``stepper`` (of ``system``), if
+    given, steps: one that keeps what it worked out for other explorations.
     """
     first_state: dict[str, State] = {}
     first_step: dict[str, Step] = {}
@@ -433,7 +435,7 @@ def check_all(
             ):
                 first_state[p.name] = state
 
-    stepper = Stepper(system)
+    stepper = stepper or Stepper(system)
     step_props = [p for p in props if p.kind is Kind.STEP]
 
     def visit(ex: Exploration, parent: State, step: Step) -> bool:
