@@ -43,7 +43,7 @@ import z3
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from checker.engines import encode, explicit, parametric, semantics
+from checker.engines import encode, explicit, parametric, semantics, smt
 from checker.engines.encode import Encoding
 from checker.engines.parametric import AllVcpus
 from checker.engines.smt import SEED, Budget, new_solver
@@ -210,11 +210,21 @@ class Harness:
         self.after = [allv.after(v) for v in self.vcpus]
         self.before_leaves = _flat(allv.g0, self.before)
         self.after_leaves = _flat(allv.g1, self.after)
+        # each leaf's literals, and each action's constraints, made once: an
+        # example asks for them about a hundred times
+        self.literals = {
+            id(terms): [(smt.negation(t, ctx), t) for t in terms]
+            for terms in (self.before_leaves, self.after_leaves)
+        }
+        self._actions: dict[semantics.Action, z3.BoolRef] = {}
+        self._enc_actions: dict[semantics.Action, z3.BoolRef] = {}
 
     def _is(self, terms: Sequence[z3.BoolRef], state: semantics.State) -> z3.BoolRef:
         assert len(state.vcpus) == self.n
         values = _flat(state.shared, state.vcpus)
-        return z3.And(*(t if bool(v) else z3.Not(t) for t, v in zip(terms, values, strict=True)))
+        literals = self.literals[id(terms)]
+        chosen = [lit[bool(v)] for lit, v in zip(literals, values, strict=True)]
+        return smt.conjunction(chosen, self.allv.vocab.ctx)
 
     def state_is(self, state: semantics.State) -> z3.BoolRef:
         return self._is(self.before_leaves, state)
@@ -223,7 +233,7 @@ class Harness:
         return self._is(self.after_leaves, state)
 
     def successor(self, model: z3.ModelRef, shape: Shape) -> semantics.State:
-        values = iter([z3.is_true(model.eval(x, model_completion=True)) for x in self.after_leaves])
+        values = iter(smt.truths(model, self.after_leaves))
         shared = rebuild(self.allv.g1, values)
         records = tuple(rebuild(r, values) for r in self.after)
         assert next(values, None) is None
@@ -232,6 +242,9 @@ class Harness:
     def action_is(self, action: semantics.Action) -> z3.BoolRef:
         """The operation's step constraint on the action's gfn, with its actor and
         parameters fixed (the vCPU of a host step and ignored parameters free)."""
+        found = self._actions.get(action)
+        if found is not None:
+            return found
         allv = self.allv
         chosen = [
             c.chosen
@@ -242,7 +255,15 @@ class Harness:
         if action.vcpu is not None:
             lits.append(allv.actor == self.vcpus[action.vcpu])
         lits += [allv.params[p] == value for p, value in action.params]
-        return z3.And(*lits)
+        found = self._actions[action] = z3.And(*lits)
+        return found
+
+    def enc_action_is(self, action: semantics.Action) -> z3.BoolRef:
+        """The z3 relation's action variables fixed to ``action``."""
+        found = self._enc_actions.get(action)
+        if found is None:
+            found = self._enc_actions[action] = self.enc.action_is(self.enc_step.action, action)
+        return found
 
 
 _HARNESSES: dict[tuple[object, Paths, str, str, int], Harness] = {}
@@ -325,7 +346,7 @@ def _encoded(
         solver.add(enc.state_is(step.before, state))
         for action, want in expected.items():
             with Scope(solver):
-                solver.add(enc.action_is(step.action, action))
+                solver.add(h.enc_action_is(action))
                 result = solver.check()
                 assert result != z3.unknown, solver.reason_unknown()
                 if (result == z3.sat) != (want is not None):
@@ -333,8 +354,8 @@ def _encoded(
                     continue
                 if want is None:
                     continue
-                smt = solver.model()
-                got = enc.decode_state(smt, step.after)
+                witness = solver.model()
+                got = enc.decode_state(witness, step.after)
                 if got != want.after:
                     yield f"encode: {action.label} from {state}: {got} != {want.after}"
                     continue
@@ -342,7 +363,7 @@ def _encoded(
                     yield f"encode: {action.label} from {state}: successor not unique"
                 for prop in model.properties:
                     if prop.kind is Kind.STEP:
-                        bad = smt.eval(enc.bad_step(prop, step), model_completion=True)
+                        bad = witness.eval(enc.bad_step(prop, step), model_completion=True)
                         if z3.is_true(bad) != semantics.step_is_bad(prop, want):
                             yield f"encode: {prop.name} on {action.label} from {state}"
         for prop in model.properties:
@@ -380,15 +401,15 @@ def _parametric(
                 if result != z3.sat:
                     yield f"parametric: {action.label} enabled in Python only, from {state}"
                     continue
-                smt = solver.model()
-                got = h.successor(smt, state.shape)
+                witness = solver.model()
+                got = h.successor(witness, state.shape)
                 if got != step.after:
                     yield f"parametric: {action.label} from {state}: {got} != {step.after}"
                     continue
                 for prop in model.properties:
                     if prop.kind is Kind.STEP:
                         bad_step = allv.bad_step(prop, op, action.gfn or 0)
-                        bad = smt.eval(bad_step, model_completion=True)
+                        bad = witness.eval(bad_step, model_completion=True)
                         if z3.is_true(bad) != semantics.step_is_bad(prop, step):
                             yield f"parametric: {prop.name} on {action.label} from {state}"
                 if _sat(solver, z3.Not(h.successor_is(step.after))):

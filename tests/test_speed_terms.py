@@ -13,7 +13,14 @@ import z3
 from checker.engines import parametric
 from checker.engines.encode import Encoding
 from checker.engines.invariant import Invariant, Lemma, Lit, Var
-from checker.engines.smt import application, conjunction, disjunction, implication, negation
+from checker.engines.smt import (
+    application,
+    conjunction,
+    disjunction,
+    implication,
+    negation,
+    truths,
+)
 from checker.model import System, vocabulary
 from checker.model.vocabulary import leaves
 
@@ -37,6 +44,25 @@ def test_the_c_api_terms_are_z3s_own() -> None:
     assert negation(a, ctx).eq(z3.Not(a))
     assert implication(a, b, ctx).eq(z3.Implies(a, b))
     assert conjunction([a, b], ctx).ctx is ctx
+
+
+def test_truths_are_what_z3s_eval_gives() -> None:
+    """Every leaf and compound term, under models with free and fixed values, as
+    ``z3.is_true(model.eval(x, model_completion=True))`` says."""
+    ctx = z3.Context()
+    a, b, c = (z3.Bool(name, ctx=ctx) for name in "abc")
+    terms = [a, b, c, z3.And(a, z3.Not(b)), z3.Or(b, c), z3.Implies(c, a), z3.Xor(a, c)]
+    seen = set()
+    for fixed in itertools.product((True, False, None), repeat=3):
+        solver = z3.Solver(ctx=ctx)
+        given = zip((a, b, c), fixed, strict=True)
+        solver.add(*(x if v else z3.Not(x) for x, v in given if v is not None))
+        assert solver.check() == z3.sat
+        model = solver.model()
+        want = [z3.is_true(model.eval(x, model_completion=True)) for x in terms]
+        assert truths(model, terms) == want, fixed
+        seen.add(tuple(want))
+    assert len(seen) > 4  # the models differ, so a constant answer fails
 
 
 def _by_lookup(state: Any, name: str, vcpu: int | None) -> z3.BoolRef:

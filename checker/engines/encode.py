@@ -43,7 +43,7 @@ from typing import Any
 import z3
 
 from checker.engines.semantics import Action, State
-from checker.engines.smt import Symbolic
+from checker.engines.smt import Symbolic, truths
 from checker.model import (
     PARAMS,
     Actor,
@@ -311,11 +311,8 @@ class Encoding:
 
     # -- decoding
     def decode_state(self, model: z3.ModelRef, s: SymState) -> State:
-        def val(x: z3.BoolRef) -> bool:
-            return bool(z3.is_true(model.eval(x, model_completion=True)))
-
-        shared = rebuild(s.shared, (val(x) for x in leaves(s.shared)))
-        vcpus = tuple(rebuild(v, (val(x) for x in leaves(v))) for v in s.vcpus)
+        shared = rebuild(s.shared, iter(truths(model, leaves(s.shared))))
+        vcpus = tuple(rebuild(v, iter(truths(model, leaves(v)))) for v in s.vcpus)
         return State(shared, vcpus, self.shape, self.model)
 
     def decode_action(self, model: z3.ModelRef, a: SymAction) -> Action:

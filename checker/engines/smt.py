@@ -13,7 +13,7 @@ CI runner, an rlimit stops at the same point everywhere.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import z3
@@ -91,6 +91,21 @@ def application(f: z3.FuncDeclRef, x: z3.ExprRef, ctx: z3.Context) -> z3.BoolRef
     args = (z3.Ast * 1)()
     args[0] = x.ast
     return z3.BoolRef(z3.Z3_mk_app(ctx.ref(), f.ast, 1, args), ctx)
+
+
+def truths(model: z3.ModelRef, xs: Iterable[z3.BoolRef]) -> list[bool]:
+    """``[z3.is_true(model.eval(x, model_completion=True)) for x in xs]``, evaluated
+    through z3's C API: decoding a state or a trace evaluates every leaf, and z3's
+    own ``eval`` wraps each value in a Python term only to read it."""
+    ref, found = model.ctx.ref(), model.model
+    value = (z3.Ast * 1)()
+    out = []
+    for x in xs:
+        if not z3.Z3_model_eval(ref, found, x.ast, True, value):
+            raise z3.Z3Exception(f"the model does not evaluate {x}")
+        # read at once: z3 keeps an API call's result until the next one
+        out.append(z3.Z3_get_bool_value(ref, value[0]) == z3.Z3_L_TRUE)
+    return out
 
 
 def assert_all(solver: z3.Solver, *xs: z3.BoolRef) -> None:
