@@ -113,11 +113,11 @@ def assert_violates(system: System, name: str, initial: semantics.State, steps: 
 
 
 #: every (rule, era/MMU, vCPUs): 153 SPIN runs (a compile each, about half a
-#: second, beside the explicit engine's exploration, up to 1.3 s); those other
+#: second, beside the explicit engine's exploration, up to 0.8 s); those other
 #: than every rule under the representative eras at 2 vCPUs are marked slow (CI
 #: runs them, with every era at 2 vCPUs and the representative ones at 1 and 3; a
 #: plain make test does not); 1 and 3 vCPUs in every other era are marked referee:
-#: 'make referee' runs them (about 3.5 minutes on 2 cores, beyond the suite's budget)
+#: 'make referee' runs them (about 2 minutes on 2 cores, beyond the suite's budget)
 MATRIX = [
     pytest.param(
         rule,
