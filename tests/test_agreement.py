@@ -210,27 +210,26 @@ class Harness:
         self.after = [allv.after(v) for v in self.vcpus]
         self.before_leaves = _flat(allv.g0, self.before)
         self.after_leaves = _flat(allv.g1, self.after)
-        # each leaf's literals, and each action's constraints, made once: an
-        # example asks for them about a hundred times
-        self.literals = {
-            id(terms): [(smt.negation(t, ctx), t) for t in terms]
-            for terms in (self.before_leaves, self.after_leaves)
-        }
+        # each leaf's two literals (false, true), and each action's constraints,
+        # made once: an example asks for them about a hundred times
+        self.before_literals = [(smt.negation(t, ctx), t) for t in self.before_leaves]
+        self.after_literals = [(smt.negation(t, ctx), t) for t in self.after_leaves]
         self._actions: dict[semantics.Action, z3.BoolRef] = {}
         self._enc_actions: dict[semantics.Action, z3.BoolRef] = {}
 
-    def _is(self, terms: Sequence[z3.BoolRef], state: semantics.State) -> z3.BoolRef:
+    def _is(
+        self, literals: Sequence[tuple[z3.BoolRef, z3.BoolRef]], state: semantics.State
+    ) -> z3.BoolRef:
         assert len(state.vcpus) == self.n
         values = _flat(state.shared, state.vcpus)
-        literals = self.literals[id(terms)]
         chosen = [lit[bool(v)] for lit, v in zip(literals, values, strict=True)]
         return smt.conjunction(chosen, self.allv.vocab.ctx)
 
     def state_is(self, state: semantics.State) -> z3.BoolRef:
-        return self._is(self.before_leaves, state)
+        return self._is(self.before_literals, state)
 
     def successor_is(self, state: semantics.State) -> z3.BoolRef:
-        return self._is(self.after_leaves, state)
+        return self._is(self.after_literals, state)
 
     def successor(self, model: z3.ModelRef, shape: Shape) -> semantics.State:
         values = iter(smt.truths(model, self.after_leaves))
