@@ -56,6 +56,7 @@ from checker.model.operation import shared_after, takes_lock, vcpu_after
 from checker.model.vocabulary import evolve
 
 B = TypeVar("B")
+R = TypeVar("R")
 
 
 def canonical(state: State) -> tuple[State, tuple[int, ...]]:
@@ -183,11 +184,8 @@ class Stepper:
         out = apply(CONCRETE, self.rule, self.system.paths, op, window, dict(action.params))
         move = None
         if out.enabled:
-            records = self._records
-            shared, actor = shared_after(op, out, 0), out.window.actor
-            shared = records.setdefault(shared, shared)
-            actor = records.setdefault(actor, actor)
-            move = _Move(out, shared, actor)
+            shared = self.interned(shared_after(op, out, 0))
+            move = _Move(out, shared, self.interned(out.window.actor))
             self._by_outcome[id(out)] = move
         self._moves[key] = move
         return move
@@ -214,6 +212,10 @@ class Stepper:
             found = self._free[key] = semantics.available(self.model, op, state)
         return found
 
+    def interned(self, record: R) -> R:
+        """The one kept record equal to ``record`` (a shared state or an actor's)."""
+        return self._records.setdefault(record, record)  # type: ignore[no-any-return]
+
     def _after(self, move: _Move, state: State, vcpu: int | None) -> State:
         """``semantics.after``: the frame (``vcpu_after``) with the kept records."""
         vcpus = state.vcpus
@@ -226,7 +228,7 @@ class Stepper:
                 done = flushed.get(record)
                 if done is None:
                     done = vcpu_after(CONCRETE, True, True, record, record)
-                    done = flushed[record] = self._records.setdefault(done, done)
+                    done = flushed[record] = self.interned(done)
                 records.append(done)
             vcpus = tuple(records)
         elif vcpu is not None and move.actor is not vcpus[vcpu] and move.actor != vcpus[vcpu]:
@@ -353,15 +355,14 @@ def explore(
     ex = Exploration(system, vcpus, symmetric)
     stepper = stepper or Stepper(system)
     queue: deque[State] = deque()
-    # each distinct shared state and vCPU record is stored once, and every state
-    # refers to that one: the stepper's memo then finds its keys by identity
-    # instead of comparing equal records field by field
-    records: dict[Any, Any] = {}
 
+    # each distinct shared state and vCPU record is stored once (in the stepper's
+    # table, which its moves use too), and every state refers to that one: the
+    # stepper's memo then finds its keys by identity instead of comparing equal
+    # records field by field
     def interned(state: State) -> State:
-        shared = records.setdefault(state.shared, state.shared)
-        vcpus = tuple(records.setdefault(v, v) for v in state.vcpus)
-        return semantics.State(shared, vcpus, state.shape, state.model)
+        vcpus = tuple(stepper.interned(v) for v in state.vcpus)
+        return semantics.State(stepper.interned(state.shared), vcpus, state.shape, state.model)
 
     def store() -> None:
         if max_states is not None and (len(ex.parent) + 1) * vcpus > max_states:
