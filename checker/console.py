@@ -15,13 +15,14 @@ from __future__ import annotations
 # functools) would take a few milliseconds more before Ctrl-C is taken
 import _signal  # type: ignore[import-not-found]
 
-from checker.process import defer_collection, on_sigint, stop
+from checker.process import defer_collection, leave, on_sigint, stop
 
 
 def main() -> int:
     """The console script: take SIGINT, then import and run the CLI (without
     garbage collection until the command starts its work, see
-    :func:`checker.process.defer_collection`)."""
+    :func:`checker.process.defer_collection`), and end without Python's tear-down
+    (:func:`checker.process.leave`)."""
     _signal.signal(_signal.SIGINT, on_sigint)
     defer_collection()
     from checker.cli import main as run
@@ -34,4 +35,5 @@ def main() -> int:
         _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGINT})
         if _signal.SIGINT in _signal.sigpending():
             stop()
+    leave(code)
     return code

@@ -70,6 +70,24 @@ def stop() -> NoReturn:
     os._exit(EXIT_INTERRUPTED)
 
 
+def leave(code: int) -> None:
+    """End the process with ``code`` now, once what was printed is flushed, without
+    Python's tear-down: freeing every module and object, and libz3's own static
+    destructors, take about 10 ms after the work is done (measured: a bare
+    ``import z3`` spends 11-12 ms ending normally, under 2 ms this way), a twentieth
+    of a short check. Nothing is lost: the checker writes files atomically and
+    closes them (:mod:`checker.files`), registers no exit handlers, and its forked
+    processes end the same way. Returns (and Python ends as usual, reporting what
+    it must) only if the output cannot be flushed."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            return
+    os._exit(code)
+
+
 def on_sigint(signum: int, frame: FrameType | None) -> NoReturn:
     """SIGINT outside a run: the process stops at once (:func:`stop`)."""
     stop()

@@ -132,6 +132,11 @@ def check(
     The last line sums up: which rules hold, which violate as their spec expects,
     and anything NOT AS EXPECTED or INCONCLUSIVE.
     """
+    from checker.engines import smt
+
+    # z3 is imported: its context is made on the other core while the engines are
+    # imported and the input is read
+    smt.make_main_context_ahead()
     from checker.engines.check import Engine, Options
     from checker.engines.smt import Budget
 

@@ -42,7 +42,7 @@ import z3
 
 # Spacer and BMC are imported where they run: a run whose hints all certify
 # needs neither, and a forked check imports what its processes use before forking
-from checker.engines import explicit, hints, parametric
+from checker.engines import explicit, hints, parametric, smt
 from checker.engines.certify import Certificate, certify, replay
 from checker.engines.encode import Encoding
 from checker.engines.invariant import Invariant
@@ -180,7 +180,7 @@ class Session:
             # Every query here is decided by its logic alone (on a solver that no
             # encoding shares), so the other terms of the context change no
             # answer; Spacer, whose search does depend on them, keeps a fresh one
-            self._all_vcpus = parametric.AllVcpus(self.system, z3.main_ctx())
+            self._all_vcpus = parametric.AllVcpus(self.system, smt.main_context())
         return self._all_vcpus
 
     def explored(self, vcpus: int) -> dict[str, explicit.ExplicitResult]:

@@ -43,7 +43,7 @@ from typing import Any
 import z3
 
 from checker.engines.semantics import Action, State
-from checker.engines.smt import Symbolic, truths
+from checker.engines.smt import Symbolic, main_context, truths
 from checker.model import (
     PARAMS,
     Actor,
@@ -161,7 +161,7 @@ class Encoding:
         self.vcpus = vcpus
         self.vcpu_bits = _bits(vcpus)
         self.gfn_bits = _bits(self.shape.gfns)
-        self.context = context if context is not None else z3.main_ctx()
+        self.context = context if context is not None else main_context()
         self.logic = Symbolic(self.context)
         self._states: dict[int, SymState] = {}
         self._actions: dict[int, SymAction] = {}

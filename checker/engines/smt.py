@@ -13,6 +13,8 @@ CI runner, an rlimit stops at the same point everywhere.
 from __future__ import annotations
 
 import enum
+import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -43,9 +45,47 @@ class Budget:
     rlimit: int = DEFAULT_RLIMIT
 
 
+#: the thread making z3's main context ahead of its first use, once started
+_making: threading.Thread | None = None
+
+
+def make_main_context_ahead() -> None:
+    """Start making z3's main context in a thread of its own.
+
+    z3 takes 7-10 ms to make a context, in one foreign call that releases the GIL:
+    a check starts this as soon as z3 is imported, and the context is made on the
+    other core while the process imports the engines and reads its input. Its
+    first user waits for it in :func:`main_context`; so does a fork
+    (``os.register_at_fork``), so that no forked process starts with it half made
+    (or with z3's allocator locked by the thread): each starts with it made, and
+    uses its own copy. Until then nothing in the process may use the main context
+    but through :func:`main_context` (the CLI reads its input meanwhile, which
+    takes no z3)."""
+    global _making
+    if _making is not None:
+        return
+    _making = threading.Thread(target=z3.main_ctx, name="z3 main context", daemon=True)
+    _making.start()
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=_main_context_made)
+
+
+def _main_context_made() -> None:
+    if _making is not None:
+        _making.join()
+
+
+def main_context() -> z3.Context:
+    """z3's main context: the one :func:`make_main_context_ahead` made (waited
+    for), else made now, as ``z3.main_ctx()`` does."""
+    _main_context_made()
+    return z3.main_ctx()
+
+
 def new_solver(budget: Budget, context: z3.Context | None = None) -> z3.Solver:
-    """A fresh QF_FD solver with pinned seeds and the run's rlimit."""
-    solver = z3.SolverFor("QF_FD", ctx=context)
+    """A fresh QF_FD solver with pinned seeds and the run's rlimit (in z3's main
+    context unless given)."""
+    solver = z3.SolverFor("QF_FD", ctx=context if context is not None else main_context())
     solver.set("random_seed", SEED)
     solver.set("rlimit", budget.rlimit)
     return solver
@@ -164,7 +204,7 @@ class Symbolic:
     """
 
     def __init__(self, context: z3.Context | None = None) -> None:
-        self.context = context if context is not None else z3.main_ctx()
+        self.context = context if context is not None else main_context()
         self.true = z3.BoolVal(True, ctx=self.context)
         self.false = z3.BoolVal(False, ctx=self.context)
 
