@@ -73,5 +73,6 @@ def test_the_report_is_imported_once_the_forked_processes_run(tmp_path: Path) ->
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
     )
-    assert done.stdout.count("report loaded: False") == 2, done.stdout + done.stderr
+    # one MMU forked (the other is decided here meanwhile), before the report
+    assert done.stdout.count("report loaded: False") == 1, done.stdout + done.stderr
     assert "1 rule: new [v6.13/shadow], new [v6.13/tdp] hold" in done.stdout

@@ -11,6 +11,13 @@ parent would give (the computations are deterministic). The processes are made
 with ``os.fork`` and plain pipes: ``multiprocessing`` would do the same, but
 importing it costs a short check more than a tenth of its own work.
 
+Where there are no more tasks than ``jobs``, the last task is computed in the
+calling process while the others run in children: that process would only wait,
+and its task then needs neither a fork nor a pickled answer (``checker check``
+of one rule's two MMUs: about 8 ms, a twentieth of the run, measured over 30
+alternating runs). Its exception, if any, is raised in its turn, after the
+answers of the tasks before it, as a child's would be.
+
 Ctrl-C and failures:
 
 * a child takes SIGINT as the default action (it dies at once, silently) and
@@ -110,6 +117,9 @@ def run(
                     following += 1
             if started is not None:
                 started(i)
+            if i == len(tasks) - 1 and len(tasks) <= jobs:
+                answers[i] = _here(function, tasks[i])  # the others run meanwhile
+                continue
             for stream in (sys.stdout, sys.stderr):
                 stream.flush()  # a child must not write the parent's buffered output
             running[i] = _start(function, tasks[i], lifeline)
@@ -193,10 +203,22 @@ def _orphaned(read_end: int) -> None:
     os._exit(EXIT_INTERRUPTED)
 
 
+def _here(function: Callable[..., Any], task: tuple[Any, ...]) -> tuple[str, Any]:
+    """``function(*task)`` computed in this process, as an answer: its exception is
+    kept to be raised in its turn (a Ctrl-C, not an ``Exception``, stops the run at
+    once)."""
+    try:
+        return ("ok", function(*task))
+    except Exception as exc:
+        return ("raised", exc)
+
+
 def _answer(answer: tuple[str, Any]) -> Any:
     kind, value = answer
     if kind == "ok":
         return value
+    if kind == "raised":
+        raise value
     if kind == "error":
         name, message = value
         raise _KINDS[name](message)
