@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Certificate:
+    """The three plain queries' answers at ``vcpus`` vCPUs: the invariant is
+    certified when all are UNSAT."""
+
     vcpus: int
     initiation: Answer
     consecution: Answer

@@ -83,6 +83,9 @@ class Engine(enum.Enum):
 
 @dataclass(frozen=True)
 class Options:
+    """How a rule is checked: the size of the model, the paths around the rule and
+    the engine, with their budgets."""
+
     vcpus: int = 2
     #: the paths around the rule (dirty-log flushes, aging, prefetch)
     paths: Paths = field(default_factory=Paths)
@@ -102,6 +105,9 @@ class Options:
 
 @dataclass(frozen=True)
 class Proof:
+    """Why a property holds: the certified inductive invariant, and where it
+    came from."""
+
     invariant: Invariant
     #: vCPUs Spacer searched with; the invariant was lifted from there
     found_with: int
@@ -124,6 +130,9 @@ class Exploration:
 
 @dataclass(frozen=True)
 class PropertyResult:
+    """A property's verdict, by which engine, with the proof or the trace behind
+    it (or, inconclusive, the reason)."""
+
     prop: Property
     verdict: Verdict
     engine: str

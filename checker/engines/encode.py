@@ -69,6 +69,8 @@ def _bits(count: int) -> int:
 
 @dataclass(frozen=True)
 class SymState:
+    """A state as z3 terms: the shared record and one record per vCPU."""
+
     shared: Shared[z3.BoolRef]
     vcpus: tuple[Actor[z3.BoolRef], ...]
     #: the vocabulary's name of each leaf of ``shared`` and of a vCPU's record
@@ -107,6 +109,9 @@ class SymState:
 
 @dataclass(frozen=True)
 class SymAction:
+    """An action as z3 terms: the operation, the actor, the gfn (if the model has
+    more than one) and the parameters."""
+
     op: z3.BitVecRef
     vcpu: z3.BitVecRef
     gfn: z3.BitVecRef | None

@@ -402,6 +402,8 @@ def explore(
 
 @dataclass(frozen=True)
 class ExplicitResult:
+    """One property's answer from one exploration."""
+
     violated: bool
     exploration: Exploration
     #: the shortest violating trace: a concrete initial state and its actions

@@ -55,6 +55,8 @@ class Var:
 
 @dataclass(frozen=True, order=True)
 class Lit:
+    """A state variable, or its negation (``positive`` False)."""
+
     var: Var
     positive: bool = True
 

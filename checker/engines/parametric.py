@@ -67,6 +67,9 @@ from checker.model.vocabulary import equal, leaves_by_name, rebuild
 
 @dataclass(frozen=True)
 class AllVcpusCertificate:
+    """The three queries' answers over the uninterpreted vCPU sort; ``reason``
+    says why none was attempted, if so."""
+
     initiation: Answer
     consecution: Answer
     safety: Answer
@@ -175,6 +178,8 @@ def _violated(
 
 @dataclass(frozen=True)
 class _Case:
+    """One operation's step from a window of vCPU records, as z3 terms."""
+
     op: Operation
     before: Window[z3.BoolRef]
     outcome: Outcome[z3.BoolRef]

@@ -152,6 +152,9 @@ class State:
 
 @dataclass(frozen=True)
 class Step:
+    """One step of the step function: ``action`` taken from ``before`` leads to
+    ``after``, with ``outcome`` (what the operation decided: the flush among it)."""
+
     action: Action
     before: State
     after: State

@@ -34,6 +34,8 @@ class PropertyVerdict:
 
 @dataclass(frozen=True)
 class RuleVerdicts:
+    """A rule's verdict on each property."""
+
     rule: str
     properties: Sequence[PropertyVerdict]
 

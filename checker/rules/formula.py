@@ -27,6 +27,8 @@ Which = Literal["old", "new"]
 
 @dataclass(frozen=True, order=True)
 class Const:
+    """A constant: ``true`` or ``false``."""
+
     value: bool
 
 
@@ -49,16 +51,22 @@ class AdEnabled:
 
 @dataclass(frozen=True)
 class Not:
+    """The negation of ``arg``."""
+
     arg: Formula
 
 
 @dataclass(frozen=True)
 class And:
+    """The conjunction of ``args`` (``true`` when empty)."""
+
     args: tuple[Formula, ...]
 
 
 @dataclass(frozen=True)
 class Or:
+    """The disjunction of ``args`` (``false`` when empty)."""
+
     args: tuple[Formula, ...]
 
 
