@@ -11,22 +11,26 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from pathlib import Path
 
 
 @functools.cache
 def source_sha256() -> str | None:
     """sha256 of every module of the checker (their paths and bytes); None if one
     cannot be read, and then nothing is kept or used."""
-    package = Path(__file__).resolve().parent
+    # plain strings and os calls, not Path objects: every short run hashes about a
+    # hundred files before its work, and pathlib costs it more than the reading
+    package = os.path.dirname(os.path.realpath(__file__))
     digest = hashlib.sha256()
     try:
         for folder, subfolders, files in os.walk(package):
             subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+            relative_folder = os.path.relpath(folder, package).replace(os.sep, "/")
             for name in sorted(f for f in files if f.endswith(".py")):
-                path = Path(folder) / name
-                data = path.read_bytes()
-                relative = path.relative_to(package).as_posix().encode("utf-8")
+                with open(os.path.join(folder, name), "rb") as module:
+                    data = module.read()
+                relative = (
+                    name if relative_folder == "." else f"{relative_folder}/{name}"
+                ).encode()
                 digest.update(b"%d:%s:%d:" % (len(relative), relative, len(data)))
                 digest.update(data)
     except OSError:
