@@ -2,7 +2,7 @@
 
 1. End to end: the median wall time of fresh `python -m checker` processes, so it
    includes interpreter start-up and imports; the floor is a bare
-   `python -c "import z3"` run measured in the same session, nine times, each run
+   `python -c "import z3"` run measured in the same session, fifteen times, each run
    followed by one of the goal's `check --rule new --vcpus 2`, and every figure is
    also given as a ratio to it. Among them: one rule in one era (both MMUs, every
    property, proofs for every vCPU count), the whole history suite, the 2M SPTE
@@ -52,7 +52,7 @@ def end_to_end() -> None:
     # slows down during the batch moves both medians alike, not only the ratio
     floor_argv = [sys.executable, "-c", "import z3"]
     check_argv = [*CHECKER, "check", "--rule", "new", "--vcpus", "2", "--json"]
-    pairs = [(_once(floor_argv), _once(check_argv)) for _ in range(9)]
+    pairs = [(_once(floor_argv), _once(check_argv)) for _ in range(15)]
     floor = statistics.median(f for f, _ in pairs)
     rows = [
         ("python -c 'import z3' (floor)", floor),

@@ -4,7 +4,7 @@
 computation of a few seconds; ``checker check`` and ``checker scenario`` decide
 the properties of several MMUs (a few tenths of a second each when hints spare
 the searches). :func:`run` computes each in a child process of its
-own (``fork``: the child starts with the parent's imports and caches), at most
+own (but see below for the last; ``fork``: the child starts with the parent's imports and caches), at most
 ``jobs`` at a time, and yields the answers in the order of the tasks. Answers come
 back pickled through a pipe; each task's answer is what the same call in the
 parent would give (the computations are deterministic). The processes are made
