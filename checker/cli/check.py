@@ -330,9 +330,9 @@ def _decided_elsewhere(
     """Where there is more than one rule and paths to check and more than one core:
     their properties decided two at a time, in forked processes (the last rule and
     paths in this one, while the others run: :func:`checker.engines.forked.run`),
-    as ``_decide_all``'s answers, in order; else None, and each is decided as it is shown. The
-    answers are the same either way: each computation is deterministic, and each
-    process keeps its own hints."""
+    as ``_decide_all``'s answers, in order; else None, and each is decided as it
+    is shown. The answers are the same either way: each computation is
+    deterministic, and each process keeps its own hints."""
     from checker.engines.check import Engine
 
     if len(units) < 2 or any(options.engine is Engine.SPIN for _, _, options in units):

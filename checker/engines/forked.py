@@ -2,11 +2,11 @@
 
 ``checker synth`` classifies several eras and MMUs, each a self-contained
 computation of a few seconds; ``checker check`` and ``checker scenario`` decide
-the properties of several MMUs (a few tenths of a second each when hints spare
-the searches). :func:`run` computes each in a child process of its
-own (but see below for the last; ``fork``: the child starts with the parent's imports and caches), at most
-``jobs`` at a time, and yields the answers in the order of the tasks. Answers come
-back pickled through a pipe; each task's answer is what the same call in the
+the properties of several MMUs (a few tenths of a second each when hints spare the
+searches). :func:`run` computes each in a child process of its own (``fork``: the
+child starts with the parent's imports and caches; but see below for the last), at
+most ``jobs`` at a time, and yields the answers in the order of the tasks. Answers
+come back pickled through a pipe; each task's answer is what the same call in the
 parent would give (the computations are deterministic). The processes are made
 with ``os.fork`` and plain pipes: ``multiprocessing`` would do the same, but
 importing it costs a short check more than a tenth of its own work.

@@ -58,14 +58,14 @@ class Not:
 
 @dataclass(frozen=True)
 class And:
-    """The conjunction of ``args`` (``true`` when empty)."""
+    """The conjunction of ``args``."""
 
     args: tuple[Formula, ...]
 
 
 @dataclass(frozen=True)
 class Or:
-    """The disjunction of ``args`` (``false`` when empty)."""
+    """The disjunction of ``args``."""
 
     args: tuple[Formula, ...]
 
