@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -105,7 +106,7 @@ def test_a_fork_waits_for_the_context_made_ahead() -> None:
     )
 
 
-def test_a_check_makes_its_context_ahead(tmp_path: os.PathLike[str]) -> None:
+def test_a_check_makes_its_context_ahead(tmp_path: Path) -> None:
     code = f"""
         import os, sys, threading
         os.environ["CHECKER_CACHE_DIR"] = {str(tmp_path)!r}
