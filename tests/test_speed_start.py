@@ -124,3 +124,36 @@ def test_a_check_makes_its_context_ahead(tmp_path: Path) -> None:
     done = _python(code)
     # the main context from the thread; Spacer's own (no hint yet), in the main thread
     assert done.stdout.splitlines()[-1].startswith("0 ['z3 main context'"), done.stdout
+
+
+def test_the_thread_never_outlives_the_command() -> None:
+    # a bad --era fails on the input, before anything uses the context; the context
+    # is made slowly here, so that the thread would still run if nothing waited
+    code = f"""
+        import sys, time, z3
+        real = z3.main_ctx
+        def slow():
+            time.sleep(0.5)
+            return real()
+        z3.main_ctx = slow
+        from checker.cli import main
+        code = main(["check", "--rule", "new", "--era", "v0.1", "--specs", {str(SPECS)!r}])
+        from checker.engines import smt
+        print(code, smt._making is not None, smt._making.is_alive())
+        """
+    done = _python(code)
+    assert done.stdout.splitlines()[-1] == "2 True False", done.stdout + done.stderr
+
+
+def test_an_engine_without_z3_makes_no_context_ahead(tmp_path: Path) -> None:
+    code = f"""
+        import os, sys
+        os.environ["CHECKER_CACHE_DIR"] = {str(tmp_path)!r}
+        from checker.cli import main
+        code = main(["check", "--rule", "new", "--engine", "explicit", "--mmu", "shadow",
+                     "--specs", {str(SPECS)!r}])
+        smt = sys.modules.get("checker.engines.smt")
+        print(code, smt is None or smt._making is None)
+        """
+    done = _python(code)
+    assert done.stdout.splitlines()[-1] == "0 True", done.stdout + done.stderr

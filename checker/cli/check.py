@@ -132,11 +132,14 @@ def check(
     The last line sums up: which rules hold, which violate as their spec expects,
     and anything NOT AS EXPECTED or INCONCLUSIVE.
     """
-    from checker.engines import smt
+    if engine in ("smt", "all"):
+        from checker.engines import smt
 
-    # z3 is imported: its context is made on the other core while the engines are
-    # imported and the input is read
-    smt.make_main_context_ahead()
+        # z3 is imported: its context is made on the other core while the engines
+        # are imported and the input is read. The thread never outlives the
+        # command: one that fails on its input returns before anything used it
+        smt.make_main_context_ahead()
+        click.get_current_context().call_on_close(smt.wait_for_main_context)
     from checker.engines.check import Engine, Options
     from checker.engines.smt import Budget
 

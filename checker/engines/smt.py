@@ -60,17 +60,19 @@ def make_main_context_ahead() -> None:
     (or with z3's allocator locked by the thread): each starts with it made, and
     uses its own copy. Until then nothing in the process may use the main context
     but through :func:`main_context` (the CLI reads its input meanwhile, which
-    takes no z3)."""
+    takes no z3, and waits for the thread when the command ends:
+    :func:`wait_for_main_context`)."""
     global _making
     if _making is not None:
         return
     _making = threading.Thread(target=z3.main_ctx, name="z3 main context", daemon=True)
     _making.start()
     if hasattr(os, "register_at_fork"):
-        os.register_at_fork(before=_main_context_made)
+        os.register_at_fork(before=wait_for_main_context)
 
 
-def _main_context_made() -> None:
+def wait_for_main_context() -> None:
+    """Return once the thread making z3's main context, if any, is done."""
     if _making is not None:
         _making.join()
 
@@ -78,7 +80,7 @@ def _main_context_made() -> None:
 def main_context() -> z3.Context:
     """z3's main context: the one :func:`make_main_context_ahead` made (waited
     for), else made now, as ``z3.main_ctx()`` does."""
-    _main_context_made()
+    wait_for_main_context()
     return z3.main_ctx()
 
 
