@@ -137,7 +137,7 @@ def check(
 
         # z3 is imported: its context is made on the other core while the engines
         # are imported and the input is read. The thread never outlives the
-        # command: one that fails on its input returns before anything used it
+        # command, even one that fails on its input before anything waited for it
         smt.make_main_context_ahead()
         click.get_current_context().call_on_close(smt.wait_for_main_context)
     from checker.engines.check import Engine, Options
