@@ -60,12 +60,7 @@ def stop() -> NoReturn:
     temporary file renamed into place), so stopping anywhere leaves none
     half-written; what was printed is flushed first. No exception is raised, so
     none can surface from a destructor (z3's) as an "Exception ignored" traceback."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except Exception:  # closed, full, or inside a write: nothing more to do
-            pass
+    _flush_output()
     say_interrupted()
     os._exit(EXIT_INTERRUPTED)
 
@@ -79,13 +74,20 @@ def leave(code: int) -> None:
     closes them (:mod:`checker.files`), registers no exit handlers, and its forked
     processes end the same way. Returns (and Python ends as usual, reporting what
     it must) only if the output cannot be flushed."""
+    if _flush_output():
+        os._exit(code)
+
+
+def _flush_output() -> bool:
+    """Flush stdout and stderr, each as far as it goes; whether both were."""
+    flushed = True
     for stream in (sys.stdout, sys.stderr):
         try:
             if stream is not None:
                 stream.flush()
-        except Exception:
-            return
-    os._exit(code)
+        except Exception:  # closed, full, or inside a write: nothing more to do
+            flushed = False
+    return flushed
 
 
 def on_sigint(signum: int, frame: FrameType | None) -> NoReturn:
