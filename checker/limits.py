@@ -20,3 +20,10 @@ MAX_TRACE_BYTES = 32 * 1024 * 1024
 #: the largest lockfile, spec file or kernel source file read (the biggest, mmu.c,
 #: is about 200 KiB)
 MAX_TEXT_BYTES = 8 * 1024 * 1024
+#: an explicit exploration's default budget, in states × vCPUs: a stored state of N
+#: vCPUs costs N, as its memory (its TLBs, its N-fold steps) and the time spent on
+#: it grow with N. The default engines' uses fit (8 vCPUs: 3,345 states up to
+#: symmetry, 26,760; the concrete graph of 5 vCPUs: at most 22,240 states, 111,200)
+#: and a hopeless one (256 vCPUs: 1,562 states) stops within seconds instead of
+#: running out of memory
+DEFAULT_MAX_STATES = 400_000

@@ -1,8 +1,9 @@
 """What a warm ``checker check`` of a rule that holds does not load: the C parser
 (its parse is kept, checker.rules.memo), the trace view (no trace to show) and
-multiprocessing (the forked processes are made with os.fork), and neither Spacer
-nor BMC (every invariant comes from a hint and certifies); and what only the
-report needs is loaded once the forked processes run."""
+multiprocessing (the forked processes are made with os.fork), neither Spacer
+nor BMC (every invariant comes from a hint and certifies), nor the explicit
+engine, the step function and traces (nothing is explored or replayed); and what
+only the report needs is loaded once the forked processes run."""
 
 from __future__ import annotations
 
@@ -45,12 +46,22 @@ def test_a_rule_that_holds_shows_no_trace_and_loads_no_view(tmp_path: Path) -> N
     assert "checker.engines.forked" in modules and "multiprocessing" not in modules
     assert "checker.engines.certify" in modules
     assert not {"checker.engines.spacer", "checker.engines.bmc"} & modules
+    unused = {"checker.engines.explicit", "checker.engines.semantics", "checker.engines.trace"}
+    assert not unused & modules
+
+
+def test_the_explicit_engine_loads_what_it_needs(tmp_path: Path) -> None:
+    args = ("--rule", "new", "--engine", "explicit", "--mmu", "shadow", "--specs", str(SPECS))
+    stdout, modules = _imported(tmp_path, *args)
+    assert "holds        explicit" in stdout
+    assert {"checker.engines.explicit", "checker.engines.semantics"} <= modules
 
 
 def test_a_violation_still_shows_its_trace(tmp_path: Path) -> None:
     args = ("--rule", "old", "--era", "v6.4-v6.12", "--mmu", "shadow", "--specs", str(SPECS))
     stdout, modules = _imported(tmp_path, *args, "--out", str(tmp_path / "out"))
     assert "checker.traces.view" in modules
+    assert {"checker.engines.semantics", "checker.engines.trace"} <= modules  # the replay
     assert "shortest trace" in stdout and "step" in stdout
 
 

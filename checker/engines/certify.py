@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING
 
 import z3
 
-from checker.engines import semantics
 from checker.engines.encode import Encoding
 from checker.engines.invariant import Invariant
 from checker.engines.smt import (
@@ -44,12 +43,12 @@ from checker.engines.smt import (
     negation,
     new_solver,
 )
-from checker.engines.trace import Trace
 from checker.errors import CheckerError, InternalError
 from checker.model import Kind, Property, System
 
 if TYPE_CHECKING:
     from checker.engines.bmc import SmtTrace
+    from checker.engines.trace import Trace
 
 
 @dataclass(frozen=True)
@@ -125,6 +124,10 @@ def replay(
     A mismatch raises ``error``: an internal error for a trace the solver just gave,
     an input error for a trace read from a file.
     """
+
+    # the step function and traces: imported here, for a run with a counterexample
+    from checker.engines import semantics
+    from checker.engines.trace import Trace
 
     def fail(message: str) -> CheckerError:
         return error(f"counterexample for {prop.name} failed to replay: {message}")

@@ -40,23 +40,24 @@ from typing import TYPE_CHECKING
 
 import z3
 
-# Spacer and BMC are imported where they run: a run whose hints all certify
-# needs neither, and a forked check imports what its processes use before forking
-from checker.engines import explicit, hints, parametric, smt
+# Spacer, BMC and the explicit engine (with the step function and the traces it
+# replays) are imported where they run: a run whose hints all certify needs none of
+# them (about 5 ms of a short check's start)
+from checker.engines import hints, parametric, smt
 from checker.engines.certify import Certificate, certify, replay
 from checker.engines.encode import Encoding
 from checker.engines.invariant import Invariant
 from checker.engines.smt import Answer, Budget
-from checker.engines.trace import Trace
 from checker.errors import InternalError
-from checker.limits import MAX_DEPTH
+from checker.limits import DEFAULT_MAX_STATES, MAX_DEPTH
 from checker.model import PROPERTIES, Kind, Paths, Property, Shape, System
 from checker.rules.specs import Rule
 from checker.text import vcpu_count
 from checker.verdict import Verdict
 
 if TYPE_CHECKING:
-    from checker.engines import spacer
+    from checker.engines import explicit, spacer
+    from checker.engines.trace import Trace
 
 #: vCPUs with which invariants are searched before being lifted to N. One: the
 #: model treats vCPUs alike, and what one vCPU's search finds is most often
@@ -97,7 +98,7 @@ class Options:
     engine: Engine = Engine.SMT
     #: the explicit engine's budget, in stored states times vCPUs, before it is
     #: inconclusive
-    max_states: int = explicit.DEFAULT_MAX_STATES
+    max_states: int = DEFAULT_MAX_STATES
     #: configuration fields held at one value, as (field, value) pairs: only the
     #: initial states that have them are checked (e.g. a bug that needs PML)
     configuration: tuple[tuple[str, bool], ...] = ()
@@ -160,7 +161,7 @@ class Session:
     def __init__(
         self,
         system: System,
-        max_states: int = explicit.DEFAULT_MAX_STATES,
+        max_states: int = DEFAULT_MAX_STATES,
         hints: hints.HintStore | None = None,
     ) -> None:
         self.system = system
@@ -171,14 +172,22 @@ class Session:
         #: explorations that ran out of states, so that they are not run again
         self._exceeded: dict[int, explicit.StateBudgetExceeded] = {}
         self._all_vcpus: parametric.AllVcpus | None = None
-        #: one stepper for every exploration: the steps worked out with fewer vCPUs
-        #: recur with more
-        self.stepper = explicit.Stepper(system)
+        self._stepper: explicit.Stepper | None = None
 
     def __call__(self, vcpus: int) -> Encoding:
         if vcpus not in self._encodings:
             self._encodings[vcpus] = Encoding(self.system, vcpus)
         return self._encodings[vcpus]
+
+    @property
+    def stepper(self) -> explicit.Stepper:
+        """One stepper for every exploration (made on first use): the steps worked
+        out with fewer vCPUs recur with more."""
+        if self._stepper is None:
+            from checker.engines import explicit
+
+            self._stepper = explicit.Stepper(self.system)
+        return self._stepper
 
     @property
     def all_vcpus(self) -> parametric.AllVcpus:
@@ -198,6 +207,8 @@ class Session:
         if vcpus in self._exceeded:
             raise self._exceeded[vcpus]
         if vcpus not in self._explored:
+            from checker.engines import explicit
+
             try:
                 self._explored[vcpus] = explicit.check_all(
                     self.system, PROPERTIES, vcpus, max_states=self.max_states, stepper=self.stepper
@@ -404,6 +415,8 @@ def _everywhere(session: Session, prop: Property, proof: Proof, budget: Budget) 
 
 
 def _explicit(name: str, prop: Property, options: Options, session: Session) -> PropertyResult:
+    from checker.engines import explicit
+
     n, system = options.vcpus, session.system
     try:
         result = session.explored(n)[prop.name]

@@ -38,11 +38,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import z3
 
-from checker.engines.semantics import Action, State
 from checker.engines.smt import Symbolic, main_context, truths
 from checker.model import (
     PARAMS,
@@ -60,6 +59,10 @@ from checker.model import (
 )
 from checker.model.operation import blocks, shared_after, takes_lock, vcpu_after
 from checker.model.vocabulary import equal, leaves, leaves_by_name, rebuild, select
+
+if TYPE_CHECKING:
+    # decoding a solver's model into concrete states and actions is for traces only
+    from checker.engines.semantics import Action, State
 
 
 def _bits(count: int) -> int:
@@ -316,11 +319,15 @@ class Encoding:
 
     # -- decoding
     def decode_state(self, model: z3.ModelRef, s: SymState) -> State:
+        from checker.engines.semantics import State
+
         shared = rebuild(s.shared, iter(truths(model, leaves(s.shared))))
         vcpus = tuple(rebuild(v, iter(truths(model, leaves(v)))) for v in s.vcpus)
         return State(shared, vcpus, self.shape, self.model)
 
     def decode_action(self, model: z3.ModelRef, a: SymAction) -> Action:
+        from checker.engines.semantics import Action
+
         def number(x: z3.BitVecRef) -> int:
             return int(model.eval(x, model_completion=True).as_long())
 

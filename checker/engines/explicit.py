@@ -38,6 +38,7 @@ from checker import interrupt
 from checker.engines import semantics
 from checker.engines.semantics import Action, State, Step
 from checker.errors import Inconclusive
+from checker.limits import DEFAULT_MAX_STATES as DEFAULT_MAX_STATES
 from checker.model import (
     Actor,
     FlushRule,
@@ -312,14 +313,6 @@ class Exploration:
             actions.append(real)
             where = [where[perm[i]] for i in range(self.vcpus)] if self.symmetric else where
         return initial, actions, where
-
-
-#: the exploration's budget, in states × vCPUs: a stored state of N vCPUs costs N,
-#: as its memory (its TLBs, its N-fold steps) and the time spent on it grow with N.
-#: The default engines' uses fit (8 vCPUs: 3,345 states up to symmetry, 26,760; the
-#: concrete graph of 5 vCPUs: at most 22,240 states, 111,200) and a hopeless one
-#: (256 vCPUs: 1,562 states) stops within seconds instead of running out of memory
-DEFAULT_MAX_STATES = 400_000
 
 
 class StateBudgetExceeded(Inconclusive):
