@@ -10,7 +10,7 @@
    MMUs, without and with kept hints.
 2. Engines, in one process, rule `new` (every property holds, so every engine does
    its whole job), per vCPU count: the explicit engine's states (concrete and up
-   to vCPU symmetry) and time; the SMT proof of all five properties at that count;
+   to vCPU symmetry) and time; the SMT proof of every property at that count;
    and the certification of the same invariants for every number of vCPUs.
 3. The SPIN referee beside the SMT engine, rule `new`, per vCPU count: SPIN's
    exhaustive search of the exported Promela model (spin -a and cc -O2, then pan),
@@ -217,8 +217,8 @@ def spin_referee(budget: float = SPIN_BUDGET_S) -> None:
     print(
         "(SPIN: compile is spin -a and cc -O2, search is pan's exhaustive depth-first "
         "search, in this process; pan MB is its own memory report (states, hash table, "
-        "stack); check is 'checker check --rule new --vcpus N' end to end, proving all "
-        "five properties for every N, and its peak resident memory; SPIN/check is SPIN's "
+        "stack); check is 'checker check --rule new --vcpus N' end to end, proving every "
+        "property for every N, and its peak resident memory; SPIN/check is SPIN's "
         "compile and search over check's wall time)"
     )
 
