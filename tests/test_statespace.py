@@ -131,6 +131,41 @@ def test_graph_and_diff_beyond_the_state_budget_are_inconclusive(tmp_path: Path)
     assert not output.exists()
 
 
+def test_a_concrete_graph_beyond_the_budget_is_refused_with_its_exact_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule new at 2 vCPUs has 1,382 concrete states (1,004 up to symmetry): a budget
+    of 2,763 states times vCPUs holds the states up to symmetry but not the graph,
+    which is refused with its size without being explored; 2,764 holds it."""
+    output = tmp_path / "g.json"
+    explored: list[bool] = []
+    real = explicit.explore
+
+    def explore(system: System, vcpus: int, symmetric: bool = True, **kwargs: Any) -> Any:
+        explored.append(symmetric)
+        return real(system, vcpus, symmetric, **kwargs)
+
+    monkeypatch.setattr(explicit, "explore", explore)
+
+    def graph(budget: int) -> Any:
+        argv = ["graph", "--rule", "new", "--vcpus", "2", "--max-states", str(budget)]
+        return CliRunner().invoke(cli, [*argv, "-o", str(output), "--specs", str(SPECS)])
+
+    result = graph(2763)
+    assert result.exit_code == 3, result.output
+    assert result.stderr.splitlines() == [
+        "checker: inconclusive: explicit exploration: 1,382 reachable states at 2 vCPUs, "
+        "2,764 states times vCPUs, more than 2,763; raise --max-states (to at least 2764) "
+        "or use fewer vCPUs"
+    ]
+    assert explored == [True] and not output.exists()
+    explored.clear()
+    result = graph(2764)
+    assert result.exit_code == 0, result.output
+    assert explored == [True, False]
+    assert json.loads(output.read_text())["graph"]["states"] == 1382
+
+
 def test_check_with_the_explicit_engine_beyond_the_budget_is_inconclusive(
     tmp_path: Path, systems: dict[str, System]
 ) -> None:

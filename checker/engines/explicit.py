@@ -318,7 +318,20 @@ class Exploration:
 class StateBudgetExceeded(Inconclusive):
     """The reachable states, times their vCPUs, outnumber the exploration's budget."""
 
-    def __init__(self, max_states: int, vcpus: int, symmetric: bool, stored: int) -> None:
+    def __init__(
+        self, max_states: int, vcpus: int, symmetric: bool, stored: int, exact: bool = False
+    ) -> None:
+        """``stored`` states were stored when the budget ran out; ``exact``: they are
+        all the reachable states (counted beforehand, by an exploration up to vCPU
+        symmetry that counts each state's orbit), so the budget they need is known."""
+        if exact:
+            needed = stored * vcpus
+            super().__init__(
+                f"explicit exploration: {stored:,} reachable states at {vcpus} vCPUs, "
+                f"{needed:,} states times vCPUs, more than {max_states:,}; raise "
+                f"--max-states (to at least {needed}) or use fewer vCPUs"
+            )
+            return
         counted = ", counted up to symmetry" if symmetric else ""
         super().__init__(
             f"explicit exploration: more than {max_states:,} states times vCPUs ({stored:,} "
