@@ -14,14 +14,15 @@ check: $(STAMP) bytecode
 	@$(BIN)/checker check --all; status=$$?; test $$status -le 1 || exit $$status
 
 # the suite on every core (pytest-xdist); without CI set, the tests marked slow
-# (exhaustive sweeps, fuzzing, the installed wheel) are left out: CI runs them (the
-# SPIN matrix beyond 2 vCPUs is "make referee")
-PYTEST_ARGS ?= -n auto --dist worksteal $(if $(CI),-m "not referee",-m "not slow and not referee")
+# (exhaustive sweeps, fuzzing, the installed wheel, the SPIN referee's whole matrix)
+# are left out: CI runs them
+PYTEST_ARGS ?= -n auto --dist worksteal $(if $(CI),,-m "not slow")
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# the SPIN referee's whole matrix: every rule, era and MMU at 1-3 vCPUs
+# the SPIN referee alone: every rule, era and MMU at 1-3 vCPUs, and the mutants (CI
+# runs it within make test)
 referee: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist worksteal tests/test_spin.py
 
