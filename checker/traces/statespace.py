@@ -153,9 +153,11 @@ def explore(
     refused at once with its size (at 6 vCPUs under the default budget: in about a
     second, where exploring the budget's worth of it took 20 s and could only say
     "more than"). One within it costs that count more (a second on the 32 s of
-    the 6-vCPU graph)."""
+    the 6-vCPU graph); the two explorations share a stepper, so the steps the
+    count works out are not worked out again."""
+    stepper = explicit.Stepper(system)
     if not symmetric and max_states is not None:
-        counted, _ = explicit.explore(system, vcpus, True, max_states=max_states)
+        counted, _ = explicit.explore(system, vcpus, True, max_states=max_states, stepper=stepper)
         if counted.raw_states * vcpus > max_states:
             raise explicit.StateBudgetExceeded(
                 max_states, vcpus, False, counted.raw_states, exact=True
@@ -225,7 +227,13 @@ def explore(
         pending.append((parent, step, after))
 
     ex, _ = explicit.explore(
-        system, vcpus, symmetric, on_reached=reached, max_states=max_states, on_step=taken
+        system,
+        vcpus,
+        symmetric,
+        on_reached=reached,
+        max_states=max_states,
+        on_step=taken,
+        stepper=stepper,
     )
     add_pending()
     # the BFS tree edges into every violating state (or the source of a violating
